@@ -1,0 +1,44 @@
+// swift-tools-version:6.0
+// SonoQuant: fine-tune, quantize and deploy a fetal-head U-Net in pure Swift.
+// Builds with Swift 6.0 (Debian trixie's swiftlang, how an ARM board gets Swift) and 6.3.
+import PackageDescription
+
+// Release builds for x86-64 can opt into AVX2 with
+//   swift build -c release -Xswiftc -target-cpu -Xswiftc x86-64-v3
+// (see docs/PERFORMANCE.md). We do not bake it in here so that the default build runs on any x86-64.
+let package = Package(
+    name: "SonoQuant",
+    products: [
+        .executable(name: "sonoquant", targets: ["sonoquant"]),
+        .library(name: "QuantEngine", targets: ["QuantEngine"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // libpng + libjpeg, the system image codecs the design card requires.
+        .systemLibrary(name: "CImageCodecs", path: "Sources/CImageCodecs",
+                       providers: [.apt(["libpng-dev", "libjpeg-dev"])]),
+        // Gray 8-bit PNG/JPEG decode and PNG encode on top of the C libraries.
+        .target(name: "ImageCodecs", dependencies: ["CImageCodecs"]),
+        // The deployable engine: safetensors, the model graph, float32 and int8 kernels. No training code.
+        .target(name: "QuantEngine"),
+        // HC18 data: frames, annotation outlines -> masks, resizing, splits, HC measurement, metrics.
+        .target(name: "HC18", dependencies: ["ImageCodecs", "QuantEngine"]),
+        // Float32 trainer: forward/backward per layer, BCE-with-logits, Adam, fine-tuning presets.
+        .target(name: "Train", dependencies: ["QuantEngine", "HC18"]),
+        // Post-training quantization: BN folding, per-channel int8 weights, activation observers.
+        .target(name: "Calibrate", dependencies: ["QuantEngine", "HC18"]),
+        // Accuracy / size / latency / memory reports per strategy and precision.
+        .target(name: "Bench", dependencies: ["QuantEngine", "HC18", "Calibrate"]),
+        .executableTarget(name: "sonoquant", dependencies: [
+            "QuantEngine", "HC18", "Train", "Calibrate", "Bench", "ImageCodecs",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "QuantEngineTests", dependencies: ["QuantEngine"]),
+        .testTarget(name: "HC18Tests", dependencies: ["HC18", "ImageCodecs", "QuantEngine"]),
+        .testTarget(name: "TrainTests", dependencies: ["Train", "QuantEngine", "HC18"]),
+        .testTarget(name: "CalibrateTests", dependencies: ["Calibrate", "QuantEngine", "HC18"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,265 @@
+/// The model as data: a list of operations over numbered values, shared by the float engine, the int8
+/// engine, the calibrator (which observes every value) and the trainer (which walks it backwards).
+/// Parameter names are segmentation_models_pytorch's state-dict names, so checkpoints move to and from PyTorch.
+
+/// Which fine-tuning group a parameter belongs to (the paper's E, D0..D4, H).
+public enum ParameterGroup: Hashable, CustomStringConvertible, Comparable {
+    case encoder
+    case decoderBlock(Int)
+    case head
+
+    public var description: String {
+        switch self {
+        case .encoder: return "E"
+        case .decoderBlock(let i): return "D\(i)"
+        case .head: return "H"
+        }
+    }
+
+    /// Parses "E", "D0".."D4", "H".
+    public init?(_ text: String) {
+        switch text.uppercased() {
+        case "E": self = .encoder
+        case "H": self = .head
+        case let t where t.hasPrefix("D") && t.count == 2:
+            guard let i = Int(t.dropFirst()), (0...4).contains(i) else { return nil }
+            self = .decoderBlock(i)
+        default: return nil
+        }
+    }
+
+    private var order: Int {
+        switch self {
+        case .encoder: return 0
+        case .decoderBlock(let i): return 1 + i
+        case .head: return 10
+        }
+    }
+    public static func < (a: ParameterGroup, b: ParameterGroup) -> Bool { a.order < b.order }
+}
+
+public enum Activation: String, Equatable {
+    case none, relu, relu6
+}
+
+/// A convolution, optionally followed by BatchNorm, then an activation.
+public struct ConvSpec: Equatable {
+    public enum Kind: String, Equatable {
+        /// Dense convolution over all input channels.
+        case standard
+        /// One 3x3 filter per channel (MobileNetV2's depthwise conv, groups == channels).
+        case depthwise
+    }
+    /// Name prefix of the conv weight, e.g. "encoder.features.2.conv.0.0" (weight is `<prefix>.weight`).
+    public let weightPrefix: String
+    /// Name prefix of the BatchNorm that follows, e.g. "encoder.features.2.conv.0.1"; nil if none.
+    public let batchNormPrefix: String?
+    /// Whether the conv has its own bias (only the segmentation head does).
+    public let hasBias: Bool
+    public let kind: Kind
+    public let kernel: Int
+    public let stride: Int
+    public let inChannels: Int
+    public let outChannels: Int
+    public let activation: Activation
+    public let group: ParameterGroup
+
+    /// Padding on every side: 1 for 3x3, 0 for 1x1 (PyTorch's `padding=kernel//2`).
+    public var padding: Int { kernel / 2 }
+
+    public var weightName: String { weightPrefix + ".weight" }
+    public var biasName: String { weightPrefix + ".bias" }
+
+    /// PyTorch weight shape: [out, in/groups, k, k].
+    public var weightShape: [Int] {
+        [outChannels, kind == .depthwise ? 1 : inChannels, kernel, kernel]
+    }
+
+    public var weightCount: Int { weightShape.reduce(1, *) }
+
+    /// Trainable parameters: conv weight, conv bias, BatchNorm gamma and beta (running stats excluded).
+    public var parameterCount: Int {
+        weightCount + (hasBias ? outChannels : 0) + (batchNormPrefix != nil ? 2 * outChannels : 0)
+    }
+
+    /// Output spatial size for an input of size `n` (PyTorch: floor((n + 2p - k) / s) + 1).
+    public func outputSize(_ n: Int) -> Int { (n + 2 * padding - kernel) / stride + 1 }
+}
+
+/// One step of the graph. Values are numbered; value 0 is the network input.
+public enum GraphOp: Equatable {
+    case conv(ConvSpec, input: Int, output: Int)
+    /// Residual add: output = a + b.
+    case add(Int, Int, output: Int)
+    /// Nearest-neighbour 2x upsample.
+    case upsample2x(Int, output: Int)
+    /// Channel concatenation [first, second] in that order.
+    case concat(Int, Int, output: Int)
+
+    public var output: Int {
+        switch self {
+        case .conv(_, _, let o), .add(_, _, let o), .upsample2x(_, let o), .concat(_, _, let o): return o
+        }
+    }
+
+    public var inputs: [Int] {
+        switch self {
+        case .conv(_, let i, _): return [i]
+        case .add(let a, let b, _): return [a, b]
+        case .upsample2x(let i, _): return [i]
+        case .concat(let a, let b, _): return [a, b]
+        }
+    }
+}
+
+/// Shape of a value relative to the input: channels and the downsampling factor of its spatial size.
+public struct ValueInfo: Equatable {
+    public let channels: Int
+    /// The value is (H / downsample) x (W / downsample) for an input of H x W.
+    public let downsample: Int
+}
+
+public struct ModelGraph: Equatable {
+    public let architecture: String
+    public let inputChannels: Int
+    public private(set) var ops: [GraphOp] = []
+    public private(set) var values: [ValueInfo]
+    /// The network output (logits).
+    public private(set) var output: Int = 0
+    /// Input sides must be multiples of this (32 for five stride-2 stages).
+    public let sizeMultiple: Int
+
+    init(architecture: String, inputChannels: Int, sizeMultiple: Int) {
+        self.architecture = architecture
+        self.inputChannels = inputChannels
+        self.sizeMultiple = sizeMultiple
+        self.values = [ValueInfo(channels: inputChannels, downsample: 1)]
+    }
+
+    public var convs: [ConvSpec] {
+        ops.compactMap { if case .conv(let spec, _, _) = $0 { return spec } else { return nil } }
+    }
+
+    @discardableResult
+    mutating func conv(_ spec: ConvSpec, _ input: Int) -> Int {
+        precondition(values[input].channels == spec.inChannels, "\(spec.weightPrefix): input has \(values[input].channels) channels, spec says \(spec.inChannels)")
+        values.append(ValueInfo(channels: spec.outChannels, downsample: values[input].downsample * spec.stride))
+        ops.append(.conv(spec, input: input, output: values.count - 1))
+        return values.count - 1
+    }
+
+    mutating func add(_ a: Int, _ b: Int) -> Int {
+        precondition(values[a] == values[b])
+        values.append(values[a])
+        ops.append(.add(a, b, output: values.count - 1))
+        return values.count - 1
+    }
+
+    mutating func upsample2x(_ a: Int) -> Int {
+        values.append(ValueInfo(channels: values[a].channels, downsample: values[a].downsample / 2))
+        ops.append(.upsample2x(a, output: values.count - 1))
+        return values.count - 1
+    }
+
+    mutating func concat(_ a: Int, _ b: Int) -> Int {
+        precondition(values[a].downsample == values[b].downsample)
+        values.append(ValueInfo(channels: values[a].channels + values[b].channels, downsample: values[a].downsample))
+        ops.append(.concat(a, b, output: values.count - 1))
+        return values.count - 1
+    }
+
+    /// Every learnable tensor and BatchNorm buffer the checkpoint must hold, with its PyTorch shape.
+    /// (`num_batches_tracked` is accepted when present and never required.)
+    public var expectedTensorShapes: [(name: String, shape: [Int])] {
+        var result: [(String, [Int])] = []
+        for spec in convs {
+            var weightShape = spec.weightShape
+            // The first conv of a 1-channel graph still stores PyTorch's 3-channel (RGB) weight.
+            if spec.kind == .standard && spec.inChannels == inputChannels && spec.weightPrefix == firstConvPrefix {
+                weightShape[1] = 3
+            }
+            result.append((spec.weightName, weightShape))
+            if spec.hasBias { result.append((spec.biasName, [spec.outChannels])) }
+            if let bn = spec.batchNormPrefix {
+                for suffix in ["weight", "bias", "running_mean", "running_var"] {
+                    result.append(("\(bn).\(suffix)", [spec.outChannels]))
+                }
+            }
+        }
+        return result
+    }
+
+    /// The first convolution, which sees the image. A gray (1-channel) graph sums its RGB weights.
+    public var firstConvPrefix: String { convs.first?.weightPrefix ?? "" }
+
+    /// Trainable parameter count of the given groups.
+    public func parameterCount(groups: Set<ParameterGroup>) -> Int {
+        convs.filter { groups.contains($0.group) }.reduce(0) { $0 + $1.parameterCount }
+    }
+
+    public var totalParameterCount: Int { convs.reduce(0) { $0 + $1.parameterCount } }
+}
+
+extension ModelGraph {
+    /// `smp.Unet("mobilenet_v2", classes=1, activation=None)` as segmentation_models_pytorch 0.6 builds it.
+    ///
+    /// - Parameter inputChannels: 3 for the PyTorch RGB convention; 1 for a gray frame (the first conv's
+    ///   weights are summed over RGB at load time, which is exact because gray = R = G = B).
+    public static func mobileNetV2UNet(inputChannels: Int = 3) -> ModelGraph {
+        var g = ModelGraph(architecture: "unet-mobilenet_v2", inputChannels: inputChannels, sizeMultiple: 32)
+        func conv(_ weight: String, _ bn: String?, _ kind: ConvSpec.Kind, k: Int, s: Int, _ cin: Int, _ cout: Int,
+                  _ act: Activation, _ group: ParameterGroup, bias: Bool = false) -> ConvSpec {
+            ConvSpec(weightPrefix: weight, batchNormPrefix: bn, hasBias: bias, kind: kind, kernel: k, stride: s,
+                     inChannels: cin, outChannels: cout, activation: act, group: group)
+        }
+        let e = "encoder.features"
+        // features.0: conv 3x3 stride 2, 3 -> 32, BN, ReLU6.
+        var x = g.conv(conv("\(e).0.0", "\(e).0.1", .standard, k: 3, s: 2, inputChannels, 32, .relu6, .encoder), 0)
+        // features.1: inverted residual with expansion 1 (no expand conv): depthwise, then project to 16.
+        x = g.conv(conv("\(e).1.conv.0.0", "\(e).1.conv.0.1", .depthwise, k: 3, s: 1, 32, 32, .relu6, .encoder), x)
+        x = g.conv(conv("\(e).1.conv.1", "\(e).1.conv.2", .standard, k: 1, s: 1, 32, 16, .none, .encoder), x)
+        var skips: [Int] = [x]  // 16 ch, 1/2
+        // torchvision's inverted residual settings (t, c, n, s) after the first block.
+        let settings: [(t: Int, c: Int, n: Int, s: Int)] = [(6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
+        var index = 2
+        var channels = 16
+        for setting in settings {
+            for repeatIndex in 0..<setting.n {
+                let stride = repeatIndex == 0 ? setting.s : 1
+                let hidden = channels * setting.t
+                let p = "\(e).\(index).conv"
+                let blockInput = x
+                var y = g.conv(conv("\(p).0.0", "\(p).0.1", .standard, k: 1, s: 1, channels, hidden, .relu6, .encoder), x)
+                y = g.conv(conv("\(p).1.0", "\(p).1.1", .depthwise, k: 3, s: stride, hidden, hidden, .relu6, .encoder), y)
+                y = g.conv(conv("\(p).2", "\(p).3", .standard, k: 1, s: 1, hidden, setting.c, .none, .encoder), y)
+                x = (stride == 1 && channels == setting.c) ? g.add(blockInput, y) : y
+                channels = setting.c
+                // Skip features: outputs of features[:4] (24 ch), [:7] (32 ch), [:14] (96 ch).
+                if index == 3 || index == 6 || index == 13 { skips.append(x) }
+                index += 1
+            }
+        }
+        // features.18: conv 1x1 320 -> 1280, BN, ReLU6.
+        x = g.conv(conv("\(e).18.0", "\(e).18.1", .standard, k: 1, s: 1, 320, 1280, .relu6, .encoder), x)
+
+        // Decoder: skips used deepest first (96, 32, 24, 16), the last block has none.
+        let decoderChannels = [256, 128, 64, 32, 16]
+        var previous = 1280
+        for block in 0..<5 {
+            var y = g.upsample2x(x)
+            var inChannels = previous
+            if block < 4 {
+                let skip = skips[3 - block]
+                y = g.concat(y, skip)
+                inChannels += g.values[skip].channels
+            }
+            let d = "decoder.blocks.\(block)"
+            y = g.conv(conv("\(d).conv1.0", "\(d).conv1.1", .standard, k: 3, s: 1, inChannels, decoderChannels[block], .relu, .decoderBlock(block)), y)
+            y = g.conv(conv("\(d).conv2.0", "\(d).conv2.1", .standard, k: 3, s: 1, decoderChannels[block], decoderChannels[block], .relu, .decoderBlock(block)), y)
+            x = y
+            previous = decoderChannels[block]
+        }
+        g.output = g.conv(conv("segmentation_head.0", nil, .standard, k: 3, s: 1, 16, 1, .none, .head, bias: true), x)
+        return g
+    }
+}

@@ -1,0 +1,15 @@
+import ArgumentParser
+
+@main
+struct SonoQuant: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sonoquant",
+        abstract: "Fine-tune, quantize and deploy a fetal-head ultrasound U-Net (MobileNetV2 encoder) in pure Swift.",
+        discussion: """
+        The usual path: `train` a fine-tuning strategy on HC18, `calibrate` it to an int8 model file,
+        `bench` accuracy / size / latency per strategy and precision, then `segment` frames on the board.
+        `forward` and `evaluate` check a model against PyTorch and against the test split.
+        """,
+        subcommands: [ForwardCommand.self, EvaluateCommand.self, TrainCommand.self, CalibrateCommand.self]
+    )
+}

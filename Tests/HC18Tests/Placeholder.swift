@@ -1,0 +1,5 @@
+import XCTest
+
+final class PlaceholderHC18Tests: XCTestCase {
+    func testBuilds() {}
+}
