@@ -52,14 +52,17 @@ public final class Int8Depthwise3x3 {
                         let out = output + (oy * outW + ox) * channels
                         var c0 = 0
                         while c0 < channels {
-                            var acc = SIMD16<Int32>(lowHalf: load8(bias.baseAddress! + c0), highHalf: load8(bias.baseAddress! + c0 + 8))
+                            var acc0 = load8(bias.baseAddress! + c0), acc1 = load8(bias.baseAddress! + c0 + 8)
                             for ky in 0..<3 {
                                 for kx in 0..<3 {
-                                    let x = UnsafeRawPointer(origin + (ky * paddedWidth + kx) * cp + c0).loadUnaligned(as: SIMD16<Int16>.self)
-                                    let k = UnsafeRawPointer(w + (ky * 3 + kx) * cp + c0).loadUnaligned(as: SIMD16<Int32>.self)
-                                    acc &+= SIMD16<Int32>(truncatingIfNeeded: x) &* k
+                                    // Two 8-lane halves: SIMD8 conversions inline, SIMD16<Int16> -> SIMD16<Int32> does not.
+                                    let x = origin + (ky * paddedWidth + kx) * cp + c0
+                                    let k = w + (ky * 3 + kx) * cp + c0
+                                    acc0 &+= SIMD8<Int32>(truncatingIfNeeded: UnsafeRawPointer(x).loadUnaligned(as: SIMD8<Int16>.self)) &* load8(k)
+                                    acc1 &+= SIMD8<Int32>(truncatingIfNeeded: UnsafeRawPointer(x + 8).loadUnaligned(as: SIMD8<Int16>.self)) &* load8(k + 8)
                                 }
                             }
+                            let acc = (lowHalf: acc0, highHalf: acc1)
                             let q0 = requantize(acc.lowHalf, multiplier: load8(multiplier.baseAddress! + c0), leftShift: load8(leftShift.baseAddress! + c0),
                                                 rightShift: load8(rightShift.baseAddress! + c0), zeroPoint: zeroPoint, min: lo, max: hi)
                             let q1 = requantize(acc.highHalf, multiplier: load8(multiplier.baseAddress! + c0 + 8), leftShift: load8(leftShift.baseAddress! + c0 + 8),
