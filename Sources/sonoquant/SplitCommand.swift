@@ -34,11 +34,13 @@ struct SplitCommand: ParsableCommand {
     }
 
     func run() throws {
-        let samples = try readPixelSizeCSV(directory: data)
-        let rows = patientGroupedSplit(filenames: samples.map { $0.name + ".png" }, testFraction: testFraction, seed: seed)
-        try writeFileAtomically(path: out, text: splitCSVText(rows))
-        let test = rows.filter { $0.split == "test" }
-        let fetuses = Set(test.map { patientID(ofFrame: $0.filename) }).count
-        print("wrote \(out): \(rows.count - test.count) train frames, \(test.count) test frames (\(fetuses) fetuses)")
+        try reportingErrors {
+            let samples = try readPixelSizeCSV(directory: data)
+            let rows = patientGroupedSplit(filenames: samples.map { $0.name + ".png" }, testFraction: testFraction, seed: seed)
+            try writeFileAtomically(path: out, text: splitCSVText(rows))
+            let test = rows.filter { $0.split == "test" }
+            let fetuses = Set(test.map { patientID(ofFrame: $0.filename) }).count
+            print("wrote \(out): \(rows.count - test.count) train frames, \(test.count) test frames (\(fetuses) fetuses)")
+        }
     }
 }
