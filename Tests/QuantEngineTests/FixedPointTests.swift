@@ -1,17 +1,8 @@
 import XCTest
 import QuantEngine
 
-/// Deterministic random numbers for tests (SplitMix64).
-struct TestRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+/// Integer helpers on the tests' SplitMix64 generator (Fixtures.swift).
+extension TestRandom {
     mutating func int32() -> Int32 { Int32(truncatingIfNeeded: next()) }
     mutating func int8() -> Int8 { Int8(truncatingIfNeeded: next()) }
     mutating func int(_ range: ClosedRange<Int>) -> Int { range.lowerBound + Int(next() % UInt64(range.count)) }
