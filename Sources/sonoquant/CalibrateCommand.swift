@@ -99,13 +99,15 @@ struct CalibrateCommand: ParsableCommand {
             ]
             let int8 = quantize(weights: weights, statistics: statistics, settings: settings, info: info)
             try int8.save(to: out)
-            FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+            if isatty(2) != 0 { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
             let bytes = (try? FileManager.default.attributesOfItem(atPath: out)[.size] as? Int) ?? 0
             print("wrote \(out): int8 model, observer \(observer), \(count) calibration frames at \(width)x\(height), \(bytes) bytes, \(String(format: "%.1f", Date().timeIntervalSince(start))) s")
         }
     }
 
+    /// One self-overwriting status line on a terminal; nothing when stderr is a file or pipe (logs stay short).
     private func progress(_ text: String) {
+        guard isatty(2) != 0 else { return }
         FileHandle.standardError.write(Data("\r\u{1B}[Kcalibrate: \(text)".utf8))
     }
 
