@@ -118,8 +118,6 @@ public struct ValueInfo: Equatable {
     /// The value is (H / downsample) x (W / downsample) for an input of H x W.
     public let downsample: Int
 
-    // Explicit so that other modules (and tests, which use a plain `import`) can build one: Swift 6.0
-    // does not expose the implicit memberwise initializer outside the module.
     public init(channels: Int, downsample: Int) {
         self.channels = channels
         self.downsample = downsample
