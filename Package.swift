@@ -19,8 +19,10 @@ let package = Package(
         // libpng + libjpeg, the system image codecs the design card requires.
         .systemLibrary(name: "CImageCodecs", path: "Sources/CImageCodecs",
                        providers: [.apt(["libpng-dev", "libjpeg-dev"])]),
+        // libjpeg decode wrapped in C only because libjpeg's error handling needs setjmp/longjmp.
+        .target(name: "CJPEGShim", linkerSettings: [.linkedLibrary("jpeg")]),
         // Gray 8-bit PNG/JPEG decode and PNG encode on top of the C libraries.
-        .target(name: "ImageCodecs", dependencies: ["CImageCodecs"]),
+        .target(name: "ImageCodecs", dependencies: ["CImageCodecs", "CJPEGShim", "QuantEngine"]),
         // OpenBLAS sgemm for the trainer's convolutions (im2col + GEMM). Used by Train only.
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
         // The deployable engine: safetensors, the model graph, float32 and int8 kernels. No training code.

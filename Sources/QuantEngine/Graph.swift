@@ -117,6 +117,11 @@ public struct ValueInfo: Equatable {
     public let channels: Int
     /// The value is (H / downsample) x (W / downsample) for an input of H x W.
     public let downsample: Int
+
+    public init(channels: Int, downsample: Int) {
+        self.channels = channels
+        self.downsample = downsample
+    }
 }
 
 public struct ModelGraph: Equatable {

@@ -1,6 +1,81 @@
 import ArgumentParser
+import Foundation
+import QuantEngine
 
 struct ForwardCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "forward", abstract: "(not implemented yet)")
-    func run() throws { throw ValidationError("forward is not implemented yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "forward",
+        abstract: "Run a model on an input tensor and write its logits (the interop check against PyTorch).",
+        discussion: """
+        Reads the float32 tensor `input` [N, C, H, W] from a safetensors file and writes the tensor
+        `logits` [N, 1, H, W] (float32, before the sigmoid) to another, so the result can be compared
+        with PyTorch's on the same weights and input.
+
+        The input is what segmentation_models_pytorch takes: values in [0, 1], C = 3 (RGB; a gray frame
+        is the same value in all three channels) or C = 1 (gray: the first convolution's RGB weights are
+        summed, which gives the same result), H and W multiples of 32.
+
+        Make an input and compare in Python (pip install torch safetensors segmentation-models-pytorch):
+          from safetensors.torch import save_file, load_file
+          save_file({"input": x.contiguous()}, "in.safetensors")      # x: float32 [N, 3, H, W]
+          # sonoquant forward --model model.safetensors --input in.safetensors --output out.safetensors
+          y = load_file("out.safetensors")["logits"]                  # compare with model(x)
+
+        Example:
+          sonoquant forward --model fixtures/pytorch_D-all_192x128.safetensors \\
+            --input in.safetensors --output out.safetensors --threads 2
+        """
+    )
+
+    @Option(help: ArgumentHelp("Model file: a float checkpoint with segmentation_models_pytorch names (F32 or F16 safetensors).",
+                               valueName: "model.safetensors"))
+    var model: String
+
+    @Option(help: ArgumentHelp("Safetensors file holding the float32 tensor `input` [N, C, H, W].", valueName: "in.safetensors"))
+    var input: String
+
+    @Option(help: ArgumentHelp("Where to write the tensor `logits` [N, 1, H, W] (written atomically).", valueName: "out.safetensors"))
+    var output: String
+
+    @Option(help: "Threads to use (results are identical for any thread count).")
+    var threads: Int = availableCores
+
+    func validate() throws {
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let network = try loadSegmentationModel(path: model)
+            let tensor = try readInput()
+            let start = DispatchTime.now().uptimeNanoseconds
+            let logits: Tensor
+            do {
+                logits = try network.logits(for: tensor, threads: threads)
+            } catch let error as SonoQuantError {
+                throw SonoQuantError(input, "tensor `input`: \(error.problem)")
+            }
+            let milliseconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+            var writer = SafeTensorsWriter(metadata: ["sonoquant.model": model, "sonoquant.precision": network.precision])
+            writer.add("logits", logits)
+            try writer.write(to: output)
+            print("wrote logits \(logits.shape) to \(output) (\(network.precision) model, \(threads) thread(s), \(String(format: "%.1f", milliseconds)) ms)")
+        }
+    }
+
+    /// The `input` tensor, checked: float32, four dimensions.
+    private func readInput() throws -> Tensor {
+        let file = try SafeTensorsFile(path: input)
+        guard let entry = file.entries["input"] else {
+            let found = file.names.prefix(5).joined(separator: ", ")
+            throw SonoQuantError(input, "no tensor named `input` (found: \(found.isEmpty ? "no tensors" : found))")
+        }
+        guard entry.dtype == .f32 else {
+            throw SonoQuantError(input, "tensor `input` is \(entry.dtype.rawValue); expected F32")
+        }
+        guard entry.shape.count == 4 else {
+            throw SonoQuantError(input, "tensor `input` has shape \(entry.shape); expected [N, C, H, W]")
+        }
+        return try file.tensor("input")
+    }
 }

@@ -1,0 +1,192 @@
+import Foundation
+
+/// The float32 inference engine: walks `ModelGraph` with the kernels of FloatKernels/.
+///
+/// At load: BatchNorm is folded into each convolution (`ModelWeights.folded`) and weights are packed for
+/// the SIMD kernels. Per input shape: an arena is planned once (which buffer holds which graph value,
+/// reusing a buffer once its value is dead) and kept for later calls of the same shape, so a frame
+/// allocates nothing but its output tensor. Activations are NHWC with a zero border (`FeatureMap`).
+/// Every kernel splits its work with `parallelChunks`, and each output element is computed by the same
+/// code in the same order whatever the split, so results do not depend on the thread count.
+public final class FloatUNet: SegmentationModel {
+    public let precision = "float32"
+    /// The graph of the weights it was built from (1- or 3-channel).
+    public let graph: ModelGraph
+
+    private enum Step {
+        case dense(PackedDenseConv)
+        case depthwise(PackedDepthwiseConv)
+        case add, upsample, concat
+    }
+
+    /// One step per graph op (the graph's ops and the steps share indices).
+    private let steps: [Step]
+    /// The first convolution for each input channel count it accepts (1: RGB weights summed; 3: as PyTorch).
+    private let firstConvs: [Int: PackedDenseConv]
+    private let lock = NSLock()
+    private var arenas: [ArenaKey: Arena] = [:]
+
+    public init(weights: ModelWeights) {
+        graph = weights.graph
+        var steps: [Step] = []
+        for op in graph.ops {
+            switch op {
+            case .conv(let spec, _, _):
+                let folded = weights.folded(spec)
+                steps.append(spec.kind == .depthwise ? .depthwise(PackedDepthwiseConv(folded)) : .dense(PackedDenseConv(folded)))
+            case .add: steps.append(.add)
+            case .upsample2x: steps.append(.upsample)
+            case .concat: steps.append(.concat)
+            }
+        }
+        self.steps = steps
+        // The same weights serve a gray and an RGB input: only the first convolution differs.
+        var firstConvs: [Int: PackedDenseConv] = [:]
+        if case .dense(let first) = steps.first { firstConvs[graph.inputChannels] = first }
+        if graph.architecture == "unet-mobilenet_v2" {
+            for channels in [1, 3] where firstConvs[channels] == nil {
+                let other = ModelGraph.mobileNetV2UNet(inputChannels: channels)
+                firstConvs[channels] = PackedDenseConv(weights.folded(other.convs[0]))
+            }
+        }
+        self.firstConvs = firstConvs
+    }
+
+    public func logits(for input: Tensor, threads: Int) throws -> Tensor {
+        try run(input, threads: threads, observe: nil)
+    }
+
+    /// Runs the network on an NCHW input and returns the logits [N, 1, H, W].
+    ///
+    /// - Parameter observe: if given, called with every graph value (0 = the input) as an NCHW tensor,
+    ///   in graph order, as soon as it is computed (the calibrator's activation observers use this).
+    public func run(_ input: Tensor, threads: Int, observe: ((_ value: Int, _ tensor: Tensor) -> Void)?) throws -> Tensor {
+        let key = try validate(input)
+        lock.lock()
+        defer { lock.unlock() }
+        let arena: Arena
+        if let existing = arenas[key] {
+            arena = existing
+        } else {
+            if arenas.count >= 4 { arenas.removeAll() }  // bound memory when sizes keep changing
+            arena = Arena(graph: graph, key: key)
+            arenas[key] = arena
+        }
+        let threads = max(1, threads)
+        if arena.zeroInputBorder { arena.maps[0].zeroBorder() }
+        arena.maps[0].load(input)
+        observe?(0, arena.maps[0].tensor())
+        for (index, op) in graph.ops.enumerated() {
+            let output = arena.maps[op.output]
+            if arena.zeroBorderBefore[index] { output.zeroBorder() }
+            let inputs = op.inputs.map { arena.maps[$0] }
+            switch steps[index] {
+            case .dense(let conv):
+                denseConv(index == 0 ? firstConvs[key.channels]! : conv, input: inputs[0], output: output, threads: threads)
+            case .depthwise(let conv):
+                depthwiseConv3x3(conv, input: inputs[0], output: output, threads: threads)
+            case .add:
+                addMaps(inputs[0], inputs[1], output: output, threads: threads)
+            case .upsample:
+                upsample2x(inputs[0], output: output, threads: threads)
+            case .concat:
+                concatChannels(inputs[0], inputs[1], output: output, threads: threads)
+            }
+            observe?(op.output, output.tensor())
+        }
+        return arena.maps[graph.output].tensor()
+    }
+
+    /// Checks the input shape and returns the arena key for it.
+    private func validate(_ input: Tensor) throws -> ArenaKey {
+        let subject = "input tensor"
+        guard input.shape.count == 4 else {
+            throw SonoQuantError(subject, "expected 4 dimensions [N, C, H, W], got shape \(input.shape)")
+        }
+        let (n, c, h, w) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
+        guard n >= 1 else { throw SonoQuantError(subject, "batch size is \(n); need at least one image") }
+        guard firstConvs[c] != nil else {
+            let accepted = firstConvs.keys.sorted().map(String.init).joined(separator: " or ")
+            throw SonoQuantError(subject, "has \(c) channels; this model takes \(accepted) (gray or RGB) channels")
+        }
+        let multiple = graph.sizeMultiple
+        guard h >= multiple, w >= multiple, h % multiple == 0, w % multiple == 0 else {
+            throw SonoQuantError(subject, "size \(w)x\(h) (WxH): both sides must be positive multiples of \(multiple) (the network halves the size 5 times)")
+        }
+        return ArenaKey(images: n, channels: c, height: h, width: w)
+    }
+}
+
+private struct ArenaKey: Hashable {
+    let images, channels, height, width: Int
+}
+
+/// Preplanned activation memory for one input shape: a feature map per graph value, several values
+/// sharing a buffer when their lifetimes do not overlap.
+private final class Arena {
+    private(set) var buffers: [UnsafeMutablePointer<Float>] = []
+    /// Feature map of each graph value (views into `buffers`).
+    private(set) var maps: [FeatureMap] = []
+    /// Whether op i's output buffer held a map of another shape before, so its border must be re-zeroed.
+    private(set) var zeroBorderBefore: [Bool] = []
+    /// The same for the input's buffer, before the input is loaded.
+    private(set) var zeroInputBorder = false
+
+    init(graph: ModelGraph, key: ArenaKey) {
+        let values = graph.values
+        var lastUse = [Int](repeating: -1, count: values.count)
+        for (index, op) in graph.ops.enumerated() { for v in op.inputs { lastUse[v] = index } }
+        lastUse[graph.output] = Int.max
+
+        func shape(_ v: Int) -> (h: Int, w: Int, c: Int) {
+            let info = values[v]
+            return (key.height / info.downsample, key.width / info.downsample, v == 0 ? key.channels : info.channels)
+        }
+        var capacities: [Int] = []
+        var lastShape: [(Int, Int, Int)?] = []
+        var firstUse: [(step: Int, shape: (Int, Int, Int))] = []
+        var free: [Int] = []
+        var bufferOf = [Int](repeating: -1, count: values.count)
+        // Step -1 loads the input; step i runs op i. needsZero[step + 1]: its output buffer's border is dirty.
+        var needsZero = [Bool](repeating: false, count: graph.ops.count + 1)
+
+        /// Best fit: the smallest free buffer that is large enough, else a new one.
+        func assign(_ v: Int, step: Int) {
+            let s = shape(v)
+            let need = FeatureMap.storageCount(images: key.images, height: s.h, width: s.w, channels: s.c)
+            var chosen: Int? = nil
+            for b in free where capacities[b] >= need && (chosen == nil || capacities[b] < capacities[chosen!]) { chosen = b }
+            if let b = chosen {
+                free.removeAll { $0 == b }
+                bufferOf[v] = b
+                needsZero[step + 1] = lastShape[b]! != s
+            } else {
+                capacities.append(need)
+                lastShape.append(nil)
+                firstUse.append((step, s))
+                bufferOf[v] = capacities.count - 1
+            }
+            lastShape[bufferOf[v]] = s
+        }
+        assign(0, step: -1)
+        for (index, op) in graph.ops.enumerated() {
+            assign(op.output, step: index)
+            for v in Set(op.inputs) where lastUse[v] == index { free.append(bufferOf[v]) }
+        }
+        // From the second frame on, a buffer's first value follows the previous frame's last one.
+        for (b, first) in firstUse.enumerated() where lastShape[b]! != first.shape { needsZero[first.step + 1] = true }
+        zeroInputBorder = needsZero[0]
+        zeroBorderBefore = Array(needsZero.dropFirst())
+        for capacity in capacities {
+            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: capacity)
+            buffer.initialize(repeating: 0, count: capacity)
+            buffers.append(buffer)
+        }
+        for v in 0..<values.count {
+            let s = shape(v)
+            maps.append(FeatureMap(pointer: buffers[bufferOf[v]], images: key.images, height: s.h, width: s.w, channels: s.c))
+        }
+    }
+
+    deinit { for buffer in buffers { buffer.deallocate() } }
+}
