@@ -2,7 +2,7 @@ import QuantEngine
 
 // Every layer of the U-Net as a forward and a backward pass side by side (in the manner of llm.c): no
 // autograd, the caches each backward needs are returned explicitly by its forward. Feature maps are
-// channel-major [C][N][H][W] (see FeatureMap). Reductions that decide a result (BatchNorm statistics,
+// channel-major [C][N][H][W] (see FeatureBatch). Reductions that decide a result (BatchNorm statistics,
 // parameter gradients of depthwise convs and BatchNorm, the loss) are summed in Double for accuracy.
 
 // MARK: - Dense convolution: im2col + GEMM
@@ -14,7 +14,7 @@ public enum DenseConv {
 
     /// Unfolds `images` of `x` into col[(c*k + ky)*k + kx][(n - images.first)*P + oy*Wo + ox], zero outside
     /// the padded border, so that the convolution is W[Cout][Cin*k*k] x col.
-    static func im2col(_ x: UnsafePointer<Float>, _ shape: FeatureMap, spec: ConvSpec, images: Range<Int>,
+    static func im2col(_ x: UnsafePointer<Float>, _ shape: FeatureBatch, spec: ConvSpec, images: Range<Int>,
                        outHeight: Int, outWidth: Int, into col: UnsafeMutablePointer<Float>, threads: Int) {
         let k = spec.kernel, s = spec.stride, pad = spec.padding
         let (h, w, n) = (shape.height, shape.width, shape.batch)
@@ -46,7 +46,7 @@ public enum DenseConv {
 
     /// The adjoint of im2col: adds each column entry back onto the input pixel it was read from.
     static func col2im(_ col: UnsafePointer<Float>, spec: ConvSpec, images: Range<Int>, outHeight: Int, outWidth: Int,
-                       into dx: UnsafeMutablePointer<Float>, _ shape: FeatureMap, threads: Int) {
+                       into dx: UnsafeMutablePointer<Float>, _ shape: FeatureBatch, threads: Int) {
         let k = spec.kernel, s = spec.stride, pad = spec.padding
         let (h, w, n) = (shape.height, shape.width, shape.batch)
         let p = outHeight * outWidth
@@ -74,15 +74,15 @@ public enum DenseConv {
         }
     }
 
-    static func imagesPerGroup(_ x: FeatureMap, spec: ConvSpec, outPlane: Int) -> Int {
+    static func imagesPerGroup(_ x: FeatureBatch, spec: ConvSpec, outPlane: Int) -> Int {
         let rows = spec.inChannels * spec.kernel * spec.kernel
         return max(1, min(x.batch, columnBufferLimit / max(1, rows * outPlane)))
     }
 
     /// z = conv(x, W) (+ bias). Weight layout [Cout][Cin][k][k] (PyTorch's).
-    public static func forward(_ x: FeatureMap, weight: [Float], bias: [Float]?, spec: ConvSpec, threads: Int) -> FeatureMap {
+    public static func forward(_ x: FeatureBatch, weight: [Float], bias: [Float]?, spec: ConvSpec, threads: Int) -> FeatureBatch {
         let outHeight = spec.outputSize(x.height), outWidth = spec.outputSize(x.width)
-        var out = FeatureMap(zerosChannels: spec.outChannels, batch: x.batch, height: outHeight, width: outWidth)
+        var out = FeatureBatch(zerosChannels: spec.outChannels, batch: x.batch, height: outHeight, width: outWidth)
         let p = out.plane, np = out.perChannel
         let rows = spec.inChannels * spec.kernel * spec.kernel
         x.data.withUnsafeBufferPointer { xb in
@@ -119,12 +119,12 @@ public enum DenseConv {
     }
 
     /// Gradients of z = conv(x, W): dW = dz x col(x)^T, dx = col2im(W^T x dz). Each only when asked.
-    public static func backward(x: FeatureMap, dOut: FeatureMap, weight: [Float], spec: ConvSpec,
-                         wantWeightGradient: Bool, wantInputGradient: Bool, threads: Int) -> (dWeight: [Float]?, dInput: FeatureMap?) {
+    public static func backward(x: FeatureBatch, dOut: FeatureBatch, weight: [Float], spec: ConvSpec,
+                         wantWeightGradient: Bool, wantInputGradient: Bool, threads: Int) -> (dWeight: [Float]?, dInput: FeatureBatch?) {
         let rows = spec.inChannels * spec.kernel * spec.kernel
         let p = dOut.plane, np = dOut.perChannel
         var dWeight: [Float]? = wantWeightGradient ? [Float](repeating: 0, count: spec.outChannels * rows) : nil
-        var dInput: FeatureMap? = wantInputGradient ? FeatureMap(zerosChannels: x.channels, batch: x.batch, height: x.height, width: x.width) : nil
+        var dInput: FeatureBatch? = wantInputGradient ? FeatureBatch(zerosChannels: x.channels, batch: x.batch, height: x.height, width: x.width) : nil
         if !wantWeightGradient && !wantInputGradient { return (nil, nil) }
         var dw = dWeight ?? []
         var dx = dInput?.data ?? []
@@ -175,10 +175,10 @@ public enum DenseConv {
 // MARK: - Depthwise 3x3 convolution (one filter per channel, padding 1, stride 1 or 2)
 
 public enum DepthwiseConv {
-    public static func forward(_ x: FeatureMap, weight: [Float], spec: ConvSpec, threads: Int) -> FeatureMap {
+    public static func forward(_ x: FeatureBatch, weight: [Float], spec: ConvSpec, threads: Int) -> FeatureBatch {
         let k = spec.kernel, s = spec.stride, pad = spec.padding
         let outHeight = spec.outputSize(x.height), outWidth = spec.outputSize(x.width)
-        var out = FeatureMap(zerosChannels: x.channels, batch: x.batch, height: outHeight, width: outWidth)
+        var out = FeatureBatch(zerosChannels: x.channels, batch: x.batch, height: outHeight, width: outWidth)
         let (h, w) = (x.height, x.width)
         x.data.withUnsafeBufferPointer { xb in
         weight.withUnsafeBufferPointer { wb in
@@ -209,8 +209,8 @@ public enum DepthwiseConv {
         return out
     }
 
-    public static func backward(x: FeatureMap, dOut: FeatureMap, weight: [Float], spec: ConvSpec,
-                         wantWeightGradient: Bool, wantInputGradient: Bool, threads: Int) -> (dWeight: [Float]?, dInput: FeatureMap?) {
+    public static func backward(x: FeatureBatch, dOut: FeatureBatch, weight: [Float], spec: ConvSpec,
+                         wantWeightGradient: Bool, wantInputGradient: Bool, threads: Int) -> (dWeight: [Float]?, dInput: FeatureBatch?) {
         let k = spec.kernel, s = spec.stride, pad = spec.padding
         let (h, w, n) = (x.height, x.width, x.batch)
         let (outHeight, outWidth) = (dOut.height, dOut.width)
@@ -252,7 +252,7 @@ public enum DepthwiseConv {
                 }
             }
         }}}}}
-        let dInput = wantInputGradient ? FeatureMap(channels: x.channels, batch: n, height: h, width: w, data: dx) : nil
+        let dInput = wantInputGradient ? FeatureBatch(channels: x.channels, batch: n, height: h, width: w, data: dx) : nil
         return (wantWeightGradient ? dw : nil, dInput)
     }
 }
@@ -273,7 +273,7 @@ public enum BatchNorm {
 
     /// Train mode, in place: y = gamma * (z - mean) / sqrt(var + eps) + beta with the batch's mean and biased
     /// variance over N*H*W. Returns the cache and the batch mean and biased variance (for running stats).
-    public static func trainForward(_ z: inout FeatureMap, gamma: [Float], beta: [Float], threads: Int)
+    public static func trainForward(_ z: inout FeatureBatch, gamma: [Float], beta: [Float], threads: Int)
         -> (cache: BatchNormCache, mean: [Float], variance: [Float]) {
         let m = z.perChannel
         var normalized = [Float](repeating: 0, count: z.data.count)
@@ -323,7 +323,7 @@ public enum BatchNorm {
     }
 
     /// Eval mode, in place: normalises with the running statistics.
-    public static func evalForward(_ z: inout FeatureMap, gamma: [Float], beta: [Float], runningMean: [Float], runningVar: [Float],
+    public static func evalForward(_ z: inout FeatureBatch, gamma: [Float], beta: [Float], runningMean: [Float], runningVar: [Float],
                             keepCache: Bool, threads: Int) -> BatchNormCache? {
         let m = z.perChannel
         var normalized = [Float](repeating: 0, count: keepCache ? z.data.count : 0)
@@ -349,8 +349,8 @@ public enum BatchNorm {
 
     /// Gradients of y = gamma * xhat + beta. Train mode also flows through the batch statistics:
     /// dz = gamma * invStd / M * (M dy - sum(dy) - xhat * sum(dy xhat)); eval mode: dz = gamma * invStd * dy.
-    public static func backward(_ dy: FeatureMap, cache: BatchNormCache, gamma: [Float], wantInputGradient: Bool, threads: Int)
-        -> (dInput: FeatureMap?, dGamma: [Float], dBeta: [Float]) {
+    public static func backward(_ dy: FeatureBatch, cache: BatchNormCache, gamma: [Float], wantInputGradient: Bool, threads: Int)
+        -> (dInput: FeatureBatch?, dGamma: [Float], dBeta: [Float]) {
         let m = dy.perChannel
         var dGamma = [Float](repeating: 0, count: dy.channels)
         var dBeta = [Float](repeating: 0, count: dy.channels)
@@ -384,7 +384,7 @@ public enum BatchNorm {
                 }
             }
         }}}}}
-        let dInput = wantInputGradient ? FeatureMap(channels: dy.channels, batch: dy.batch, height: dy.height, width: dy.width, data: dz) : nil
+        let dInput = wantInputGradient ? FeatureBatch(channels: dy.channels, batch: dy.batch, height: dy.height, width: dy.width, data: dz) : nil
         return (dInput, dGamma, dBeta)
     }
 }
@@ -392,7 +392,7 @@ public enum BatchNorm {
 // MARK: - ReLU / ReLU6
 
 public enum ActivationLayer {
-    public static func forward(_ x: inout FeatureMap, _ activation: Activation) {
+    public static func forward(_ x: inout FeatureBatch, _ activation: Activation) {
         switch activation {
         case .none: return
         case .relu: x.data.withUnsafeMutableBufferPointer { b in for i in 0..<b.count { b[i] = max(b[i], 0) } }
@@ -402,7 +402,7 @@ public enum ActivationLayer {
 
     /// The gradient passes where the activation was not clamped. Decided from the output a = act(y):
     /// ReLU passes where a > 0 (y > 0); ReLU6 where 0 < a < 6 (PyTorch's hardtanh backward: min < y < max).
-    public static func backward(_ dOut: inout FeatureMap, output: FeatureMap, _ activation: Activation) {
+    public static func backward(_ dOut: inout FeatureBatch, output: FeatureBatch, _ activation: Activation) {
         switch activation {
         case .none: return
         case .relu:
@@ -420,9 +420,9 @@ public enum ActivationLayer {
 // MARK: - Nearest 2x upsample, channel concat
 
 public enum Upsample2x {
-    public static func forward(_ x: FeatureMap) -> FeatureMap {
+    public static func forward(_ x: FeatureBatch) -> FeatureBatch {
         let (h, w) = (x.height, x.width)
-        var out = FeatureMap(zerosChannels: x.channels, batch: x.batch, height: 2 * h, width: 2 * w)
+        var out = FeatureBatch(zerosChannels: x.channels, batch: x.batch, height: 2 * h, width: 2 * w)
         x.data.withUnsafeBufferPointer { xb in out.data.withUnsafeMutableBufferPointer { ob in
             for planeIndex in 0..<(x.channels * x.batch) {
                 let source = xb.baseAddress! + planeIndex * h * w, target = ob.baseAddress! + planeIndex * 4 * h * w
@@ -435,9 +435,9 @@ public enum Upsample2x {
     }
 
     /// Each input pixel was copied to a 2x2 block: its gradient is the block's sum.
-    public static func backward(_ dOut: FeatureMap) -> FeatureMap {
+    public static func backward(_ dOut: FeatureBatch) -> FeatureBatch {
         let (h, w) = (dOut.height / 2, dOut.width / 2)
-        var dx = FeatureMap(zerosChannels: dOut.channels, batch: dOut.batch, height: h, width: w)
+        var dx = FeatureBatch(zerosChannels: dOut.channels, batch: dOut.batch, height: h, width: w)
         dOut.data.withUnsafeBufferPointer { gb in dx.data.withUnsafeMutableBufferPointer { xb in
             for planeIndex in 0..<(dOut.channels * dOut.batch) {
                 let source = gb.baseAddress! + planeIndex * 4 * h * w, target = xb.baseAddress! + planeIndex * h * w
@@ -455,16 +455,16 @@ public enum Upsample2x {
 
 public enum Concat {
     /// [a, b] along channels: channel-major storage makes it an append.
-    public static func forward(_ a: FeatureMap, _ b: FeatureMap) -> FeatureMap {
+    public static func forward(_ a: FeatureBatch, _ b: FeatureBatch) -> FeatureBatch {
         precondition(a.batch == b.batch && a.height == b.height && a.width == b.width, "concat: spatial shapes differ")
-        return FeatureMap(channels: a.channels + b.channels, batch: a.batch, height: a.height, width: a.width, data: a.data + b.data)
+        return FeatureBatch(channels: a.channels + b.channels, batch: a.batch, height: a.height, width: a.width, data: a.data + b.data)
     }
 
-    public static func backward(_ dOut: FeatureMap, firstChannels: Int) -> (FeatureMap, FeatureMap) {
+    public static func backward(_ dOut: FeatureBatch, firstChannels: Int) -> (FeatureBatch, FeatureBatch) {
         let split = firstChannels * dOut.perChannel
-        let first = FeatureMap(channels: firstChannels, batch: dOut.batch, height: dOut.height, width: dOut.width,
+        let first = FeatureBatch(channels: firstChannels, batch: dOut.batch, height: dOut.height, width: dOut.width,
                                data: Array(dOut.data[0..<split]))
-        let second = FeatureMap(channels: dOut.channels - firstChannels, batch: dOut.batch, height: dOut.height, width: dOut.width,
+        let second = FeatureBatch(channels: dOut.channels - firstChannels, batch: dOut.batch, height: dOut.height, width: dOut.width,
                                 data: Array(dOut.data[split...]))
         return (first, second)
     }

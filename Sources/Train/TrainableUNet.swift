@@ -148,15 +148,15 @@ public final class TrainableUNet {
 
     /// What the forward pass keeps for backward: every graph value and each BatchNorm's cache.
     struct ForwardCache {
-        var values: [FeatureMap?]
+        var values: [FeatureBatch?]
         var batchNorm: [Int: BatchNormCache]
     }
 
     /// Runs the graph. In training mode BatchNorm uses batch statistics (except frozen-statistics layers)
     /// and updates running statistics; in eval mode everything uses running statistics and nothing is kept.
-    func forward(_ input: FeatureMap, training: Bool, threads: Int) -> (logits: FeatureMap, cache: ForwardCache) {
+    func forward(_ input: FeatureBatch, training: Bool, threads: Int) -> (logits: FeatureBatch, cache: ForwardCache) {
         precondition(input.channels == graph.inputChannels, "input has \(input.channels) channels, the model \(graph.inputChannels)")
-        var values = [FeatureMap?](repeating: nil, count: graph.values.count)
+        var values = [FeatureBatch?](repeating: nil, count: graph.values.count)
         var batchNormCaches: [Int: BatchNormCache] = [:]
         values[0] = input
         // In eval mode a value is dropped after its last use, to keep memory small.
@@ -202,13 +202,13 @@ public final class TrainableUNet {
 
     /// Fills every trainable parameter's `gradient` from the loss gradient at the logits.
     /// Frozen parameters' gradients stay zero; values that need no gradient are never differentiated.
-    func backward(_ dLogits: FeatureMap, cache: ForwardCache, threads: Int) {
+    func backward(_ dLogits: FeatureBatch, cache: ForwardCache, threads: Int) {
         for p in parameters where p.trainable { p.gradient = [Float](repeating: 0, count: p.value.count) }
         guard needsGradient[graph.output] else { return }  // nothing trainable
         var values = cache.values
-        var gradients = [FeatureMap?](repeating: nil, count: graph.values.count)
+        var gradients = [FeatureBatch?](repeating: nil, count: graph.values.count)
         gradients[graph.output] = dLogits
-        func accumulate(_ g: FeatureMap, into v: Int) {
+        func accumulate(_ g: FeatureBatch, into v: Int) {
             guard needsGradient[v] else { return }
             if gradients[v] == nil { gradients[v] = g } else { gradients[v]!.add(g) }
         }
@@ -262,16 +262,16 @@ public final class TrainableUNet {
     /// Forward in train mode, BCE-with-logits against `targets` ([N, 1, H, W] as NCHW), backward.
     /// Leaves the gradients in `parameters` and returns the loss and the logits (NCHW).
     public func lossAndGradients(input: Tensor, targets: Tensor, threads: Int) -> (loss: Double, logits: Tensor) {
-        let (logits, cache) = forward(FeatureMap(nchw: input), training: true, threads: threads)
+        let (logits, cache) = forward(FeatureBatch(nchw: input), training: true, threads: threads)
         // Logits have one channel, so channel-major and NCHW are the same order.
         let (loss, gradient) = BCEWithLogits.lossAndGradient(logits: logits.data, targets: targets.data)
-        let dLogits = FeatureMap(channels: 1, batch: logits.batch, height: logits.height, width: logits.width, data: gradient)
+        let dLogits = FeatureBatch(channels: 1, batch: logits.batch, height: logits.height, width: logits.width, data: gradient)
         backward(dLogits, cache: cache, threads: threads)
         return (loss, logits.nchw())
     }
 
     /// Eval-mode logits [N, 1, H, W] for an NCHW input.
     public func evalLogits(_ input: Tensor, threads: Int) -> Tensor {
-        forward(FeatureMap(nchw: input), training: false, threads: threads).logits.nchw()
+        forward(FeatureBatch(nchw: input), training: false, threads: threads).logits.nchw()
     }
 }

@@ -9,8 +9,8 @@ final class LayerGradientTests: XCTestCase {
     func spec(_ prefix: String) -> ConvSpec { graph.convs.first { $0.weightPrefix == prefix }! }
 
     var rng = SplitMix64(seed: 7)
-    func randomMap(_ c: Int, _ n: Int, _ h: Int, _ w: Int) -> FeatureMap {
-        FeatureMap(channels: c, batch: n, height: h, width: w, data: (0..<(c * n * h * w)).map { _ in rng.uniform(-1, 1) })
+    func randomMap(_ c: Int, _ n: Int, _ h: Int, _ w: Int) -> FeatureBatch {
+        FeatureBatch(channels: c, batch: n, height: h, width: w, data: (0..<(c * n * h * w)).map { _ in rng.uniform(-1, 1) })
     }
     func randomArray(_ count: Int, scale: Float = 0.3) -> [Float] { (0..<count).map { _ in scale * rng.uniform(-1, 1) } }
 
@@ -39,7 +39,7 @@ final class LayerGradientTests: XCTestCase {
         let bias = s.hasBias ? randomArray(s.outChannels) : nil
         let out = DenseConv.forward(x, weight: weight, bias: bias, spec: s, threads: 2)
         let r = randomArray(out.data.count, scale: 1)
-        let dOut = FeatureMap(channels: out.channels, batch: 2, height: out.height, width: out.width, data: r)
+        let dOut = FeatureBatch(channels: out.channels, batch: 2, height: out.height, width: out.width, data: r)
         let (dWeight, dInput) = DenseConv.backward(x: x, dOut: dOut, weight: weight, spec: s,
                                                    wantWeightGradient: true, wantInputGradient: true, threads: 2)
         checkNumerically("\(prefix) weight", values: weight, analytic: dWeight!) { w in
@@ -63,7 +63,7 @@ final class LayerGradientTests: XCTestCase {
         let weight = randomArray(s.weightCount)
         let out = DepthwiseConv.forward(x, weight: weight, spec: s, threads: 2)
         let r = randomArray(out.data.count, scale: 1)
-        let dOut = FeatureMap(channels: out.channels, batch: 2, height: out.height, width: out.width, data: r)
+        let dOut = FeatureBatch(channels: out.channels, batch: 2, height: out.height, width: out.width, data: r)
         let (dWeight, dInput) = DepthwiseConv.backward(x: x, dOut: dOut, weight: weight, spec: s,
                                                        wantWeightGradient: true, wantInputGradient: true, threads: 2)
         checkNumerically("\(prefix) weight", values: weight, analytic: dWeight!) { w in
@@ -85,7 +85,7 @@ final class LayerGradientTests: XCTestCase {
         let runningMean: [Float] = [0.1, -0.2, 0.05], runningVar: [Float] = [0.8, 1.5, 0.3]
         let r = randomArray(z.data.count, scale: 1)
         for train in [true, false] {
-            func run(_ z: FeatureMap, _ g: [Float], _ b: [Float]) -> (FeatureMap, BatchNormCache) {
+            func run(_ z: FeatureBatch, _ g: [Float], _ b: [Float]) -> (FeatureBatch, BatchNormCache) {
                 var y = z
                 if train {
                     let cache = BatchNorm.trainForward(&y, gamma: g, beta: b, threads: 2).cache
@@ -95,7 +95,7 @@ final class LayerGradientTests: XCTestCase {
                 return (y, cache)
             }
             let (_, cache) = run(z, gamma, beta)
-            let dy = FeatureMap(channels: 3, batch: 2, height: 3, width: 4, data: r)
+            let dy = FeatureBatch(channels: 3, batch: 2, height: 3, width: 4, data: r)
             let (dz, dGamma, dBeta) = BatchNorm.backward(dy, cache: cache, gamma: gamma, wantInputGradient: true, threads: 2)
             let mode = train ? "train" : "eval"
             checkNumerically("BN \(mode) input", values: z.data, analytic: dz!.data, samples: 20) { v in
@@ -110,7 +110,7 @@ final class LayerGradientTests: XCTestCase {
 
     func testBatchNormRunningStatisticsUseUnbiasedVariance() {
         // One channel, values 1, 2, 3, 4: mean 2.5, biased var 1.25, unbiased var 5/3.
-        var z = FeatureMap(channels: 1, batch: 1, height: 2, width: 2, data: [1, 2, 3, 4])
+        var z = FeatureBatch(channels: 1, batch: 1, height: 2, width: 2, data: [1, 2, 3, 4])
         let (_, mean, variance) = BatchNorm.trainForward(&z, gamma: [1], beta: [0], threads: 1)
         var runningMean: [Float] = [0], runningVar: [Float] = [1]
         BatchNorm.updateRunningStatistics(runningMean: &runningMean, runningVar: &runningVar, mean: mean, biasedVariance: variance, count: 4)
@@ -121,16 +121,16 @@ final class LayerGradientTests: XCTestCase {
     }
 
     func testActivationsPassGradientOnlyWhereUnclamped() {
-        var y = FeatureMap(channels: 1, batch: 1, height: 1, width: 5, data: [-1, 0.5, 3, 6.5, 7])
+        var y = FeatureBatch(channels: 1, batch: 1, height: 1, width: 5, data: [-1, 0.5, 3, 6.5, 7])
         let original = y
         ActivationLayer.forward(&y, .relu6)
         XCTAssertEqual(y.data, [0, 0.5, 3, 6, 6])
-        var g = FeatureMap(channels: 1, batch: 1, height: 1, width: 5, data: [1, 1, 1, 1, 1])
+        var g = FeatureBatch(channels: 1, batch: 1, height: 1, width: 5, data: [1, 1, 1, 1, 1])
         ActivationLayer.backward(&g, output: y, .relu6)
         XCTAssertEqual(g.data, [0, 1, 1, 0, 0])
         var r = original
         ActivationLayer.forward(&r, .relu)
-        var gr = FeatureMap(channels: 1, batch: 1, height: 1, width: 5, data: [1, 1, 1, 1, 1])
+        var gr = FeatureBatch(channels: 1, batch: 1, height: 1, width: 5, data: [1, 1, 1, 1, 1])
         ActivationLayer.backward(&gr, output: r, .relu)
         XCTAssertEqual(gr.data, [0, 1, 1, 1, 1])
     }

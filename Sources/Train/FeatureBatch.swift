@@ -5,7 +5,7 @@ import QuantEngine
 /// Channel-major (rather than PyTorch's NCHW) makes the two hot operations simple: a 1x1 convolution over
 /// the whole batch is one GEMM (`W[Cout][Cin] x X[Cin][N*H*W]`), and BatchNorm's per-channel statistics
 /// run over one contiguous row of N*H*W values. Concatenating channels is appending rows.
-public struct FeatureMap {
+public struct FeatureBatch {
     public var channels: Int
     public var batch: Int
     public var height: Int
@@ -13,7 +13,7 @@ public struct FeatureMap {
     public var data: [Float]
 
     public init(channels: Int, batch: Int, height: Int, width: Int, data: [Float]) {
-        precondition(data.count == channels * batch * height * width, "FeatureMap: \(data.count) values for \(channels)x\(batch)x\(height)x\(width)")
+        precondition(data.count == channels * batch * height * width, "FeatureBatch: \(data.count) values for \(channels)x\(batch)x\(height)x\(width)")
         self.channels = channels
         self.batch = batch
         self.height = height
@@ -33,7 +33,7 @@ public struct FeatureMap {
 
     /// From a PyTorch-layout tensor [N, C, H, W].
     public init(nchw tensor: Tensor) {
-        precondition(tensor.shape.count == 4, "FeatureMap: expected [N, C, H, W], got \(tensor.shape)")
+        precondition(tensor.shape.count == 4, "FeatureBatch: expected [N, C, H, W], got \(tensor.shape)")
         let (n, c, h, w) = (tensor.shape[0], tensor.shape[1], tensor.shape[2], tensor.shape[3])
         var data = [Float](repeating: 0, count: tensor.count)
         let plane = h * w
@@ -61,7 +61,7 @@ public struct FeatureMap {
     }
 
     /// Adds `other` elementwise (same shape).
-    public mutating func add(_ other: FeatureMap) {
+    public mutating func add(_ other: FeatureBatch) {
         precondition(data.count == other.data.count)
         data.withUnsafeMutableBufferPointer { a in
             other.data.withUnsafeBufferPointer { b in
