@@ -17,6 +17,7 @@ final class GraphTests: XCTestCase {
         let g = ModelGraph.mobileNetV2UNet()
         let conv1Inputs = g.convs.filter { $0.weightPrefix.hasSuffix("conv1.0") }.map(\.inChannels)
         XCTAssertEqual(conv1Inputs, [1376, 288, 152, 80, 32])
-        XCTAssertEqual(g.values[g.output], ValueInfo(channels: 1, downsample: 1))
+        XCTAssertEqual(g.values[g.output].channels, 1)
+        XCTAssertEqual(g.values[g.output].downsample, 1)
     }
 }

@@ -1,0 +1,133 @@
+import Foundation
+import HC18
+import ImageCodecs
+import XCTest
+
+final class HCMeasurementTests: XCTestCase {
+    func testEllipseFitRecoversASyntheticEllipseExactly() throws {
+        let truth = Ellipse(centerX: 412.3, centerY: 250.7, semiMajor: 180.5, semiMinor: 131.25, angle: 0.6)
+        let points = (0..<90).map { k -> (x: Double, y: Double) in
+            let t = Double(k) * 2 * Double.pi / 90
+            let u = truth.semiMajor * cos(t), v = truth.semiMinor * sin(t)
+            return (truth.centerX + u * cos(truth.angle) - v * sin(truth.angle),
+                    truth.centerY + u * sin(truth.angle) + v * cos(truth.angle))
+        }
+        let fit = try XCTUnwrap(fitEllipse(points))
+        XCTAssertEqual(fit.centerX, truth.centerX, accuracy: 1e-7)
+        XCTAssertEqual(fit.centerY, truth.centerY, accuracy: 1e-7)
+        XCTAssertEqual(fit.semiMajor, truth.semiMajor, accuracy: 1e-7)
+        XCTAssertEqual(fit.semiMinor, truth.semiMinor, accuracy: 1e-7)
+        XCTAssertEqual(fit.angle, truth.angle, accuracy: 1e-9)  // angles are reported in [0, pi)
+        // Too few or collinear points: no ellipse.
+        XCTAssertNil(fitEllipse(Array(points.prefix(5))))
+        XCTAssertNil(fitEllipse((0..<20).map { (Double($0), 2 * Double($0) + 1) }))
+    }
+
+    func testRamanujanCircumference() {
+        // A circle: exactly 2 pi r. An ellipse 10 x 5: 48.44224110 (series value of the perimeter).
+        XCTAssertEqual(Ellipse(centerX: 0, centerY: 0, semiMajor: 3, semiMinor: 3, angle: 0).circumference, 6 * .pi, accuracy: 1e-12)
+        XCTAssertEqual(Ellipse(centerX: 0, centerY: 0, semiMajor: 10, semiMinor: 5, angle: 0).circumference, 48.4422411, accuracy: 1e-6)
+    }
+
+    /// HC from each fixture annotation outline vs the CSV (which is rounded to 0.01 mm).
+    func testFixtureOutlinesReproduceTheCSV() throws {
+        let samples = try readPixelSizeCSV(directory: fixtureHC18)
+        XCTAssertEqual(samples.count, 32)
+        var errors: [Double] = []
+        for sample in samples {
+            let outline = try readGrayImage(path: sample.annotationPath)
+            let m = try XCTUnwrap(measureOutlineHC(outline: outline, pixelSizeMM: sample.pixelSizeMM), sample.name)
+            errors.append(abs(m.hcMM - sample.referenceHCmm))
+        }
+        XCTAssertLessThan(errors.max()!, 0.03)
+        XCTAssertLessThan(errors.reduce(0, +) / Double(errors.count), 0.01)
+        // One frame by value: 000_HC, CSV 44.30 mm.
+        let first = try XCTUnwrap(measureOutlineHC(outline: readGrayImage(path: fixtureHC18 + "/000_HC_Annotation.png"),
+                                                   pixelSizeMM: samples[0].pixelSizeMM))
+        XCTAssertEqual(first.hcMM, 44.30, accuracy: 0.01)
+    }
+
+    /// The same on all 999 outlines of the full data set (about 3 s in release); skipped without it.
+    func testAll999OutlinesReproduceTheCSV() throws {
+        let directory = sharedDirectory + "/hc18/training_set"
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: directory), "\(directory) is absent")
+        let samples = try readPixelSizeCSV(directory: directory)
+        XCTAssertEqual(samples.count, 999)
+        var errors = [Double](repeating: .infinity, count: samples.count)
+        let lock = NSLock()
+        DispatchQueue.concurrentPerform(iterations: 2) { part in
+            for i in stride(from: part, to: samples.count, by: 2) {
+                guard let outline = try? readGrayImage(path: samples[i].annotationPath),
+                      let m = measureOutlineHC(outline: outline, pixelSizeMM: samples[i].pixelSizeMM) else { continue }
+                lock.lock(); errors[i] = abs(m.hcMM - samples[i].referenceHCmm); lock.unlock()
+            }
+        }
+        XCTAssertLessThanOrEqual(errors.max()!, 0.2)
+        XCTAssertLessThanOrEqual(errors.reduce(0, +) / Double(errors.count), 0.05)
+    }
+
+    func testFilledMaskOfADrawnOutline() throws {
+        // Draw a 2-px ellipse outline with a gap, fill it, compare the area with pi a b.
+        let truth = Ellipse(centerX: 60.2, centerY: 40.7, semiMajor: 45, semiMinor: 28, angle: 0.3)
+        var outline = GrayImage(width: 128, height: 90, pixels: [UInt8](repeating: 0, count: 128 * 90))
+        for y in 0..<90 {
+            for x in 0..<128 {
+                let r = truth.normalizedRadiusSquared(x: Double(x), y: Double(y)).squareRoot()
+                let nearLine = abs(r - 1) * truth.semiMinor < 1.0
+                let inGap = x > 85  // the right end of the outline is missing
+                if nearLine && !inGap { outline[x, y] = 255 }
+            }
+        }
+        let mask = try XCTUnwrap(filledMask(outline: outline))
+        let area = Double(mask.reduce(0) { $0 + Int($1) })
+        // The mask reaches the line's outer edge, 1 px outside the ellipse: area about pi (a + 1) (b + 1).
+        XCTAssertEqual(area, Double.pi * 46 * 29, accuracy: 0.02 * Double.pi * 46 * 29)
+        XCTAssertEqual(mask[40 * 128 + 60], 1)  // centre
+        XCTAssertEqual(mask[50 * 128 + 95], 1)  // inside, behind the gap
+        XCTAssertEqual(mask[0], 0)
+        XCTAssertNil(filledMask(outline: GrayImage(width: 4, height: 4, pixels: [UInt8](repeating: 0, count: 16))))
+    }
+
+    func testFixtureMaskAreaMatchesItsEllipse() throws {
+        let outline = try readGrayImage(path: fixtureHC18 + "/010_2HC_Annotation.png")
+        let mask = try XCTUnwrap(filledMask(outline: outline))
+        let ellipse = try XCTUnwrap(fitEllipse(outlinePoints(outline)))
+        let area = Double(mask.reduce(0) { $0 + Int($1) })
+        let ellipseArea = Double.pi * ellipse.semiMajor * ellipse.semiMinor
+        // The mask reaches the line's outer edge: about half a line width (1-1.5 px) beyond the ellipse.
+        XCTAssertGreaterThan(area, ellipseArea)
+        XCTAssertLessThan(area, ellipseArea + 1.5 * ellipse.circumference)
+    }
+
+    func testMeasureHCOfASquashedMaskMapsBackToTheOriginalFrame() throws {
+        // An ellipse in an 800x540 frame, rasterised, squashed to 192x128 like a prediction would be;
+        // measured there and mapped back, HC must be close to the true circumference.
+        let truth = Ellipse(centerX: 400, centerY: 270, semiMajor: 220, semiMinor: 160, angle: 0.4)
+        let full = rasterizeEllipse(truth, width: 800, height: 540)
+        let small = resizeMask(full, width: 800, height: 540, toWidth: 192, toHeight: 128)
+        let m = try XCTUnwrap(measureHC(mask: small, width: 192, height: 128, originalWidth: 800, originalHeight: 540, pixelSizeMM: 0.1))
+        XCTAssertEqual(m.hcMM, truth.circumference * 0.1, accuracy: 0.005 * truth.circumference * 0.1)
+        XCTAssertEqual(m.ellipse.centerX, 400, accuracy: 2)
+        XCTAssertEqual(m.ellipse.centerY, 270, accuracy: 2)
+        // A stray blob does not change the measurement: only the largest 8-connected region counts.
+        var noisy = small
+        noisy[2 * 192 + 2] = 1
+        noisy[3 * 192 + 3] = 1
+        XCTAssertEqual(measureHC(mask: noisy, width: 192, height: 128, originalWidth: 800, originalHeight: 540, pixelSizeMM: 0.1), m)
+        // Nothing to measure: nil, never a crash.
+        XCTAssertNil(measureHC(mask: [UInt8](repeating: 0, count: 192 * 128), width: 192, height: 128,
+                               originalWidth: 800, originalHeight: 540, pixelSizeMM: 0.1))
+        XCTAssertNil(measureHC(mask: [UInt8](repeating: 1, count: 192 * 128), width: 192, height: 128,
+                               originalWidth: 800, originalHeight: 540, pixelSizeMM: 0.1))
+    }
+
+    func testLargestRegionIsEightConnected() {
+        // Two diagonal pixels are one region (8-connectivity); the pair beats the single pixel.
+        let mask: [UInt8] = [1, 0, 0, 1,
+                             0, 1, 0, 0,
+                             0, 0, 0, 0]
+        let (region, pixels) = largestRegion(mask: mask, width: 4, height: 3)
+        XCTAssertEqual(pixels, 2)
+        XCTAssertEqual(region, [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0])
+    }
+}

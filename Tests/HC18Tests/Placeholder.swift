@@ -1,5 +1,0 @@
-import XCTest
-
-final class PlaceholderHC18Tests: XCTestCase {
-    func testBuilds() {}
-}
