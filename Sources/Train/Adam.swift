@@ -1,0 +1,53 @@
+/// Adam exactly as PyTorch's `torch.optim.Adam` (no weight decay, no amsgrad):
+///   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
+///   p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+/// Only trainable parameters have moments; frozen ones are never touched.
+public struct Adam {
+    public var learningRate: Float
+    public let beta1: Float = 0.9
+    public let beta2: Float = 0.999
+    public let epsilon: Float = 1e-8
+    /// Steps taken so far (t of the bias correction).
+    public var step: Int = 0
+    /// First and second moments by parameter name.
+    public var firstMoment: [String: [Float]] = [:]
+    public var secondMoment: [String: [Float]] = [:]
+
+    public init(learningRate: Float) { self.learningRate = learningRate }
+
+    public mutating func update(_ parameters: [Parameter]) {
+        step += 1
+        let correction1 = 1 - Double(beta1).power(step)
+        let correction2 = 1 - Double(beta2).power(step)
+        let stepSize = Float(Double(learningRate) / correction1)
+        let correction2Root = Float(correction2.squareRoot())
+        for p in parameters where p.trainable {
+            var m = firstMoment[p.name] ?? [Float](repeating: 0, count: p.value.count)
+            var v = secondMoment[p.name] ?? [Float](repeating: 0, count: p.value.count)
+            let (b1, b2, eps) = (beta1, beta2, epsilon)
+            m.withUnsafeMutableBufferPointer { mb in
+            v.withUnsafeMutableBufferPointer { vb in
+            p.value.withUnsafeMutableBufferPointer { pb in
+            p.gradient.withUnsafeBufferPointer { gb in
+                for i in 0..<pb.count {
+                    let g = gb[i]
+                    mb[i] = b1 * mb[i] + (1 - b1) * g
+                    vb[i] = b2 * vb[i] + (1 - b2) * g * g
+                    let denominator = vb[i].squareRoot() / correction2Root + eps
+                    pb[i] -= stepSize * mb[i] / denominator
+                }
+            }}}}
+            firstMoment[p.name] = m
+            secondMoment[p.name] = v
+        }
+    }
+}
+
+extension Double {
+    /// self^n for a non-negative integer n (bias corrections: 0.9^t, 0.999^t).
+    func power(_ n: Int) -> Double {
+        var result = 1.0
+        for _ in 0..<n { result *= self }
+        return result
+    }
+}

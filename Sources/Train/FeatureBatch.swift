@@ -1,0 +1,72 @@
+import QuantEngine
+
+/// A batch of feature maps as the trainer stores them: channel-major, [C][N][H][W].
+///
+/// Channel-major (rather than PyTorch's NCHW) makes the two hot operations simple: a 1x1 convolution over
+/// the whole batch is one GEMM (`W[Cout][Cin] x X[Cin][N*H*W]`), and BatchNorm's per-channel statistics
+/// run over one contiguous row of N*H*W values. Concatenating channels is appending rows.
+public struct FeatureBatch {
+    public var channels: Int
+    public var batch: Int
+    public var height: Int
+    public var width: Int
+    public var data: [Float]
+
+    public init(channels: Int, batch: Int, height: Int, width: Int, data: [Float]) {
+        precondition(data.count == channels * batch * height * width, "FeatureBatch: \(data.count) values for \(channels)x\(batch)x\(height)x\(width)")
+        self.channels = channels
+        self.batch = batch
+        self.height = height
+        self.width = width
+        self.data = data
+    }
+
+    public init(zerosChannels channels: Int, batch: Int, height: Int, width: Int) {
+        self.init(channels: channels, batch: batch, height: height, width: width,
+                  data: [Float](repeating: 0, count: channels * batch * height * width))
+    }
+
+    /// Pixels of one image plane.
+    public var plane: Int { height * width }
+    /// Values per channel row: every image's plane of that channel.
+    public var perChannel: Int { batch * plane }
+
+    /// From a PyTorch-layout tensor [N, C, H, W].
+    public init(nchw tensor: Tensor) {
+        precondition(tensor.shape.count == 4, "FeatureBatch: expected [N, C, H, W], got \(tensor.shape)")
+        let (n, c, h, w) = (tensor.shape[0], tensor.shape[1], tensor.shape[2], tensor.shape[3])
+        var data = [Float](repeating: 0, count: tensor.count)
+        let plane = h * w
+        for image in 0..<n {
+            for channel in 0..<c {
+                let source = (image * c + channel) * plane
+                let target = (channel * n + image) * plane
+                for i in 0..<plane { data[target + i] = tensor.data[source + i] }
+            }
+        }
+        self.init(channels: c, batch: n, height: h, width: w, data: data)
+    }
+
+    /// Back to PyTorch layout [N, C, H, W].
+    public func nchw() -> Tensor {
+        var out = [Float](repeating: 0, count: data.count)
+        for image in 0..<batch {
+            for channel in 0..<channels {
+                let source = (channel * batch + image) * plane
+                let target = (image * channels + channel) * plane
+                for i in 0..<plane { out[target + i] = data[source + i] }
+            }
+        }
+        return Tensor(shape: [batch, channels, height, width], data: out)
+    }
+
+    /// Adds `other` elementwise (same shape).
+    public mutating func add(_ other: FeatureBatch) {
+        precondition(data.count == other.data.count)
+        data.withUnsafeMutableBufferPointer { a in
+            other.data.withUnsafeBufferPointer { b in
+                for i in 0..<a.count { a[i] += b[i] }
+            }
+        }
+    }
+}

@@ -1,0 +1,497 @@
+import QuantEngine
+
+// Every layer of the U-Net as a forward and a backward pass side by side (in the manner of llm.c): no
+// autograd, the caches each backward needs are returned explicitly by its forward. Feature maps are
+// channel-major [C][N][H][W] (see FeatureBatch). Reductions that decide a result (BatchNorm statistics,
+// parameter gradients of depthwise convs and BatchNorm, the loss) are summed in Double for accuracy.
+
+// MARK: - Dense convolution: im2col + GEMM
+
+public enum DenseConv {
+    /// Largest im2col buffer in floats (32 MB): images are unfolded in groups that fit, so small deep
+    /// layers still get one wide GEMM and large shallow ones do not allocate hundreds of megabytes.
+    static let columnBufferLimit = 1 << 23
+
+    /// Unfolds `images` of `x` into col[(c*k + ky)*k + kx][(n - images.first)*P + oy*Wo + ox], zero outside
+    /// the padded border, so that the convolution is W[Cout][Cin*k*k] x col.
+    static func im2col(_ x: UnsafePointer<Float>, _ shape: FeatureBatch, spec: ConvSpec, images: Range<Int>,
+                       outHeight: Int, outWidth: Int, into col: UnsafeMutablePointer<Float>, threads: Int) {
+        let k = spec.kernel, s = spec.stride, pad = spec.padding
+        let (h, w, n) = (shape.height, shape.width, shape.batch)
+        let p = outHeight * outWidth
+        let rowLength = images.count * p
+        parallelChunks(shape.channels * k * k, threads: threads) { rows in
+            for row in rows {
+                let c = row / (k * k), ky = (row / k) % k, kx = row % k
+                for (j, image) in images.enumerated() {
+                    let source = x + (c * n + image) * h * w
+                    let target = col + row * rowLength + j * p
+                    for oy in 0..<outHeight {
+                        let iy = oy * s - pad + ky
+                        let targetRow = target + oy * outWidth
+                        guard iy >= 0 && iy < h else {
+                            targetRow.update(repeating: 0, count: outWidth)
+                            continue
+                        }
+                        let sourceRow = source + iy * w
+                        for ox in 0..<outWidth {
+                            let ix = ox * s - pad + kx
+                            targetRow[ox] = (ix >= 0 && ix < w) ? sourceRow[ix] : 0
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The adjoint of im2col: adds each column entry back onto the input pixel it was read from.
+    static func col2im(_ col: UnsafePointer<Float>, spec: ConvSpec, images: Range<Int>, outHeight: Int, outWidth: Int,
+                       into dx: UnsafeMutablePointer<Float>, _ shape: FeatureBatch, threads: Int) {
+        let k = spec.kernel, s = spec.stride, pad = spec.padding
+        let (h, w, n) = (shape.height, shape.width, shape.batch)
+        let p = outHeight * outWidth
+        let rowLength = images.count * p
+        // Parallel over input channels: channel c owns rows c*k*k ..< (c+1)*k*k, so writes never collide.
+        parallelChunks(shape.channels, threads: threads) { channels in
+            for c in channels {
+                for (j, image) in images.enumerated() {
+                    let target = dx + (c * n + image) * h * w
+                    for ky in 0..<k {
+                        for kx in 0..<k {
+                            let source = col + ((c * k + ky) * k + kx) * rowLength + j * p
+                            for oy in 0..<outHeight {
+                                let iy = oy * s - pad + ky
+                                guard iy >= 0 && iy < h else { continue }
+                                for ox in 0..<outWidth {
+                                    let ix = ox * s - pad + kx
+                                    if ix >= 0 && ix < w { target[iy * w + ix] += source[oy * outWidth + ox] }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    static func imagesPerGroup(_ x: FeatureBatch, spec: ConvSpec, outPlane: Int) -> Int {
+        let rows = spec.inChannels * spec.kernel * spec.kernel
+        return max(1, min(x.batch, columnBufferLimit / max(1, rows * outPlane)))
+    }
+
+    /// z = conv(x, W) (+ bias). Weight layout [Cout][Cin][k][k] (PyTorch's).
+    public static func forward(_ x: FeatureBatch, weight: [Float], bias: [Float]?, spec: ConvSpec, threads: Int) -> FeatureBatch {
+        let outHeight = spec.outputSize(x.height), outWidth = spec.outputSize(x.width)
+        var out = FeatureBatch(zerosChannels: spec.outChannels, batch: x.batch, height: outHeight, width: outWidth)
+        let p = out.plane, np = out.perChannel
+        let rows = spec.inChannels * spec.kernel * spec.kernel
+        x.data.withUnsafeBufferPointer { xb in
+            weight.withUnsafeBufferPointer { wb in
+                out.data.withUnsafeMutableBufferPointer { ob in
+                    if spec.kernel == 1 && spec.stride == 1 {
+                        // A 1x1 convolution over the whole batch is one GEMM: W[Cout][Cin] x X[Cin][N*H*W].
+                        sgemm(transposeA: false, transposeB: false, m: spec.outChannels, n: np, k: spec.inChannels,
+                              wb.baseAddress!, lda: spec.inChannels, xb.baseAddress!, ldb: np, beta: 0, ob.baseAddress!, ldc: np)
+                        return
+                    }
+                    let group = imagesPerGroup(x, spec: spec, outPlane: p)
+                    var col = [Float](repeating: 0, count: rows * group * p)
+                    col.withUnsafeMutableBufferPointer { cb in
+                        for first in stride(from: 0, to: x.batch, by: group) {
+                            let images = first..<min(x.batch, first + group)
+                            im2col(xb.baseAddress!, x, spec: spec, images: images, outHeight: outHeight, outWidth: outWidth,
+                                   into: cb.baseAddress!, threads: threads)
+                            sgemm(transposeA: false, transposeB: false, m: spec.outChannels, n: images.count * p, k: rows,
+                                  wb.baseAddress!, lda: rows, cb.baseAddress!, ldb: images.count * p, beta: 0,
+                                  ob.baseAddress! + first * p, ldc: np)
+                        }
+                    }
+                }
+            }
+        }
+        if let bias {
+            for o in 0..<spec.outChannels {
+                let b = bias[o]
+                for i in (o * np)..<((o + 1) * np) { out.data[i] += b }
+            }
+        }
+        return out
+    }
+
+    /// Gradients of z = conv(x, W): dW = dz x col(x)^T, dx = col2im(W^T x dz). Each only when asked.
+    public static func backward(x: FeatureBatch, dOut: FeatureBatch, weight: [Float], spec: ConvSpec,
+                         wantWeightGradient: Bool, wantInputGradient: Bool, threads: Int) -> (dWeight: [Float]?, dInput: FeatureBatch?) {
+        let rows = spec.inChannels * spec.kernel * spec.kernel
+        let p = dOut.plane, np = dOut.perChannel
+        var dWeight: [Float]? = wantWeightGradient ? [Float](repeating: 0, count: spec.outChannels * rows) : nil
+        var dInput: FeatureBatch? = wantInputGradient ? FeatureBatch(zerosChannels: x.channels, batch: x.batch, height: x.height, width: x.width) : nil
+        if !wantWeightGradient && !wantInputGradient { return (nil, nil) }
+        var dw = dWeight ?? []
+        var dx = dInput?.data ?? []
+        x.data.withUnsafeBufferPointer { xb in
+        weight.withUnsafeBufferPointer { wb in
+        dOut.data.withUnsafeBufferPointer { db in
+        dw.withUnsafeMutableBufferPointer { dwb in
+        dx.withUnsafeMutableBufferPointer { dxb in
+            if spec.kernel == 1 && spec.stride == 1 {
+                if wantWeightGradient {
+                    sgemm(transposeA: false, transposeB: true, m: spec.outChannels, n: spec.inChannels, k: np,
+                          db.baseAddress!, lda: np, xb.baseAddress!, ldb: np, beta: 0, dwb.baseAddress!, ldc: spec.inChannels)
+                }
+                if wantInputGradient {
+                    sgemm(transposeA: true, transposeB: false, m: spec.inChannels, n: np, k: spec.outChannels,
+                          wb.baseAddress!, lda: spec.inChannels, db.baseAddress!, ldb: np, beta: 0, dxb.baseAddress!, ldc: np)
+                }
+                return
+            }
+            let group = imagesPerGroup(x, spec: spec, outPlane: p)
+            var col = [Float](repeating: 0, count: rows * group * p)
+            col.withUnsafeMutableBufferPointer { cb in
+                for first in stride(from: 0, to: x.batch, by: group) {
+                    let images = first..<min(x.batch, first + group)
+                    let width = images.count * p
+                    if wantWeightGradient {
+                        im2col(xb.baseAddress!, x, spec: spec, images: images, outHeight: dOut.height, outWidth: dOut.width,
+                               into: cb.baseAddress!, threads: threads)
+                        sgemm(transposeA: false, transposeB: true, m: spec.outChannels, n: rows, k: width,
+                              db.baseAddress! + first * p, lda: np, cb.baseAddress!, ldb: width, beta: first == 0 ? 0 : 1,
+                              dwb.baseAddress!, ldc: rows)
+                    }
+                    if wantInputGradient {
+                        sgemm(transposeA: true, transposeB: false, m: rows, n: width, k: spec.outChannels,
+                              wb.baseAddress!, lda: rows, db.baseAddress! + first * p, ldb: np, beta: 0, cb.baseAddress!, ldc: width)
+                        col2im(cb.baseAddress!, spec: spec, images: images, outHeight: dOut.height, outWidth: dOut.width,
+                               into: dxb.baseAddress!, x, threads: threads)
+                    }
+                }
+            }
+        }}}}}
+        if wantWeightGradient { dWeight = dw }
+        if wantInputGradient { dInput!.data = dx }
+        return (dWeight, dInput)
+    }
+}
+
+// MARK: - Depthwise 3x3 convolution (one filter per channel, padding 1, stride 1 or 2)
+
+public enum DepthwiseConv {
+    public static func forward(_ x: FeatureBatch, weight: [Float], spec: ConvSpec, threads: Int) -> FeatureBatch {
+        let k = spec.kernel, s = spec.stride, pad = spec.padding
+        let outHeight = spec.outputSize(x.height), outWidth = spec.outputSize(x.width)
+        var out = FeatureBatch(zerosChannels: x.channels, batch: x.batch, height: outHeight, width: outWidth)
+        let (h, w) = (x.height, x.width)
+        x.data.withUnsafeBufferPointer { xb in
+        weight.withUnsafeBufferPointer { wb in
+        out.data.withUnsafeMutableBufferPointer { ob in
+            let (xp, wp, op) = (xb.baseAddress!, wb.baseAddress!, ob.baseAddress!)
+            parallelChunks(x.channels * x.batch, threads: threads) { planes in
+                for planeIndex in planes {  // planeIndex = c * N + n
+                    let c = planeIndex / x.batch
+                    let source = xp + planeIndex * h * w, target = op + planeIndex * outHeight * outWidth
+                    let filter = wp + c * k * k
+                    for oy in 0..<outHeight {
+                        for ox in 0..<outWidth {
+                            var sum: Float = 0
+                            for ky in 0..<k {
+                                let iy = oy * s - pad + ky
+                                guard iy >= 0 && iy < h else { continue }
+                                for kx in 0..<k {
+                                    let ix = ox * s - pad + kx
+                                    if ix >= 0 && ix < w { sum += filter[ky * k + kx] * source[iy * w + ix] }
+                                }
+                            }
+                            target[oy * outWidth + ox] = sum
+                        }
+                    }
+                }
+            }
+        }}}
+        return out
+    }
+
+    public static func backward(x: FeatureBatch, dOut: FeatureBatch, weight: [Float], spec: ConvSpec,
+                         wantWeightGradient: Bool, wantInputGradient: Bool, threads: Int) -> (dWeight: [Float]?, dInput: FeatureBatch?) {
+        let k = spec.kernel, s = spec.stride, pad = spec.padding
+        let (h, w, n) = (x.height, x.width, x.batch)
+        let (outHeight, outWidth) = (dOut.height, dOut.width)
+        var dw = [Float](repeating: 0, count: x.channels * k * k)
+        var dx = [Float](repeating: 0, count: wantInputGradient ? x.data.count : 0)
+        x.data.withUnsafeBufferPointer { xb in
+        weight.withUnsafeBufferPointer { wb in
+        dOut.data.withUnsafeBufferPointer { db in
+        dw.withUnsafeMutableBufferPointer { dwb in
+        dx.withUnsafeMutableBufferPointer { dxb in
+            let (xp, wp, dp, dwp) = (xb.baseAddress!, wb.baseAddress!, db.baseAddress!, dwb.baseAddress!)
+            let dxp = wantInputGradient ? dxb.baseAddress : nil
+            // Parallel over channels: each channel's filter gradient and input planes belong to one chunk.
+            parallelChunks(x.channels, threads: threads) { channels in
+                for c in channels {
+                    var filterGradient = [Double](repeating: 0, count: k * k)
+                    let filter = wp + c * k * k
+                    for image in 0..<n {
+                        let source = xp + (c * n + image) * h * w
+                        let gradient = dp + (c * n + image) * outHeight * outWidth
+                        let inputGradient = dxp.map { $0 + (c * n + image) * h * w }
+                        for oy in 0..<outHeight {
+                            for ox in 0..<outWidth {
+                                let g = gradient[oy * outWidth + ox]
+                                for ky in 0..<k {
+                                    let iy = oy * s - pad + ky
+                                    guard iy >= 0 && iy < h else { continue }
+                                    for kx in 0..<k {
+                                        let ix = ox * s - pad + kx
+                                        guard ix >= 0 && ix < w else { continue }
+                                        if wantWeightGradient { filterGradient[ky * k + kx] += Double(g * source[iy * w + ix]) }
+                                        if let inputGradient { inputGradient[iy * w + ix] += filter[ky * k + kx] * g }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    for t in 0..<(k * k) { dwp[c * k * k + t] = Float(filterGradient[t]) }
+                }
+            }
+        }}}}}
+        let dInput = wantInputGradient ? FeatureBatch(channels: x.channels, batch: n, height: h, width: w, data: dx) : nil
+        return (wantWeightGradient ? dw : nil, dInput)
+    }
+}
+
+// MARK: - BatchNorm (train mode: batch statistics; eval mode: running statistics)
+
+/// What BatchNorm's backward needs: the normalised input and 1/sqrt(var + eps) per channel.
+public struct BatchNormCache {
+    public var normalized: [Float]
+    public var inverseStd: [Float]
+    public var trainMode: Bool
+}
+
+public enum BatchNorm {
+    static let epsilon: Float = ModelWeights.batchNormEpsilon
+    /// PyTorch's default momentum: running = (1 - 0.1) * running + 0.1 * batch.
+    static let momentum: Float = 0.1
+
+    /// Train mode, in place: y = gamma * (z - mean) / sqrt(var + eps) + beta with the batch's mean and biased
+    /// variance over N*H*W. Returns the cache and the batch mean and biased variance (for running stats).
+    public static func trainForward(_ z: inout FeatureBatch, gamma: [Float], beta: [Float], threads: Int)
+        -> (cache: BatchNormCache, mean: [Float], variance: [Float]) {
+        let m = z.perChannel
+        var normalized = [Float](repeating: 0, count: z.data.count)
+        var mean = [Float](repeating: 0, count: z.channels)
+        var variance = [Float](repeating: 0, count: z.channels)
+        var inverseStd = [Float](repeating: 0, count: z.channels)
+        z.data.withUnsafeMutableBufferPointer { zb in
+        normalized.withUnsafeMutableBufferPointer { nb in
+        mean.withUnsafeMutableBufferPointer { mb in
+        variance.withUnsafeMutableBufferPointer { vb in
+        inverseStd.withUnsafeMutableBufferPointer { ib in
+            let (zp, np, mp, vp, ip) = (zb.baseAddress!, nb.baseAddress!, mb.baseAddress!, vb.baseAddress!, ib.baseAddress!)
+            parallelChunks(z.channels, threads: threads) { channels in
+                for c in channels {
+                    let row = zp + c * m, out = np + c * m
+                    var sum = 0.0
+                    for i in 0..<m { sum += Double(row[i]) }
+                    let mu = sum / Double(m)
+                    var squares = 0.0
+                    for i in 0..<m { let d = Double(row[i]) - mu; squares += d * d }
+                    let biased = squares / Double(m)
+                    let invStd = Float(1 / (biased + Double(epsilon)).squareRoot())
+                    let muF = Float(mu), g = gamma[c], b = beta[c]
+                    for i in 0..<m {
+                        let xhat = (row[i] - muF) * invStd
+                        out[i] = xhat
+                        row[i] = g * xhat + b
+                    }
+                    mp[c] = muF
+                    vp[c] = Float(biased)
+                    ip[c] = invStd
+                }
+            }
+        }}}}}
+        return (BatchNormCache(normalized: normalized, inverseStd: inverseStd, trainMode: true), mean, variance)
+    }
+
+    /// running_mean <- (1 - momentum) running_mean + momentum mean; running_var likewise with the UNBIASED
+    /// batch variance (biased * M / (M - 1)), as PyTorch does.
+    public static func updateRunningStatistics(runningMean: inout [Float], runningVar: inout [Float],
+                                        mean: [Float], biasedVariance: [Float], count m: Int) {
+        let unbias = m > 1 ? Float(m) / Float(m - 1) : 1
+        for c in 0..<runningMean.count {
+            runningMean[c] = (1 - momentum) * runningMean[c] + momentum * mean[c]
+            runningVar[c] = (1 - momentum) * runningVar[c] + momentum * biasedVariance[c] * unbias
+        }
+    }
+
+    /// Eval mode, in place: normalises with the running statistics.
+    public static func evalForward(_ z: inout FeatureBatch, gamma: [Float], beta: [Float], runningMean: [Float], runningVar: [Float],
+                            keepCache: Bool, threads: Int) -> BatchNormCache? {
+        let m = z.perChannel
+        var normalized = [Float](repeating: 0, count: keepCache ? z.data.count : 0)
+        let inverseStd = runningVar.map { 1 / ($0 + epsilon).squareRoot() }
+        z.data.withUnsafeMutableBufferPointer { zb in
+        normalized.withUnsafeMutableBufferPointer { nb in
+            // (An empty array's buffer may still have a base address: decide by keepCache, never by nil.)
+            let (zp, np) = (zb.baseAddress!, keepCache ? nb.baseAddress : nil)
+            parallelChunks(z.channels, threads: threads) { channels in
+                for c in channels {
+                    let row = zp + c * m
+                    let (mu, invStd, g, b) = (runningMean[c], inverseStd[c], gamma[c], beta[c])
+                    for i in 0..<m {
+                        let xhat = (row[i] - mu) * invStd
+                        if let np { np[c * m + i] = xhat }
+                        row[i] = g * xhat + b
+                    }
+                }
+            }
+        }}
+        return keepCache ? BatchNormCache(normalized: normalized, inverseStd: inverseStd, trainMode: false) : nil
+    }
+
+    /// Gradients of y = gamma * xhat + beta. Train mode also flows through the batch statistics:
+    /// dz = gamma * invStd / M * (M dy - sum(dy) - xhat * sum(dy xhat)); eval mode: dz = gamma * invStd * dy.
+    public static func backward(_ dy: FeatureBatch, cache: BatchNormCache, gamma: [Float], wantInputGradient: Bool, threads: Int)
+        -> (dInput: FeatureBatch?, dGamma: [Float], dBeta: [Float]) {
+        let m = dy.perChannel
+        var dGamma = [Float](repeating: 0, count: dy.channels)
+        var dBeta = [Float](repeating: 0, count: dy.channels)
+        var dz = [Float](repeating: 0, count: wantInputGradient ? dy.data.count : 0)
+        dy.data.withUnsafeBufferPointer { db in
+        cache.normalized.withUnsafeBufferPointer { nb in
+        dGamma.withUnsafeMutableBufferPointer { gb in
+        dBeta.withUnsafeMutableBufferPointer { bb in
+        dz.withUnsafeMutableBufferPointer { zb in
+            let (dp, np, gp, bp) = (db.baseAddress!, nb.baseAddress!, gb.baseAddress!, bb.baseAddress!)
+            let zp = wantInputGradient ? zb.baseAddress : nil
+            parallelChunks(dy.channels, threads: threads) { channels in
+                for c in channels {
+                    let g = dp + c * m, xhat = np + c * m
+                    var sumDy = 0.0, sumDyXhat = 0.0
+                    for i in 0..<m {
+                        sumDy += Double(g[i])
+                        sumDyXhat += Double(g[i] * xhat[i])
+                    }
+                    gp[c] = Float(sumDyXhat)
+                    bp[c] = Float(sumDy)
+                    guard let zp else { continue }
+                    let out = zp + c * m
+                    let scale = gamma[c] * cache.inverseStd[c]
+                    if cache.trainMode {
+                        let meanDy = Float(sumDy / Double(m)), meanDyXhat = Float(sumDyXhat / Double(m))
+                        for i in 0..<m { out[i] = scale * (g[i] - meanDy - xhat[i] * meanDyXhat) }
+                    } else {
+                        for i in 0..<m { out[i] = scale * g[i] }
+                    }
+                }
+            }
+        }}}}}
+        let dInput = wantInputGradient ? FeatureBatch(channels: dy.channels, batch: dy.batch, height: dy.height, width: dy.width, data: dz) : nil
+        return (dInput, dGamma, dBeta)
+    }
+}
+
+// MARK: - ReLU / ReLU6
+
+public enum ActivationLayer {
+    public static func forward(_ x: inout FeatureBatch, _ activation: Activation) {
+        switch activation {
+        case .none: return
+        case .relu: x.data.withUnsafeMutableBufferPointer { b in for i in 0..<b.count { b[i] = max(b[i], 0) } }
+        case .relu6: x.data.withUnsafeMutableBufferPointer { b in for i in 0..<b.count { b[i] = min(max(b[i], 0), 6) } }
+        }
+    }
+
+    /// The gradient passes where the activation was not clamped. Decided from the output a = act(y):
+    /// ReLU passes where a > 0 (y > 0); ReLU6 where 0 < a < 6 (PyTorch's hardtanh backward: min < y < max).
+    public static func backward(_ dOut: inout FeatureBatch, output: FeatureBatch, _ activation: Activation) {
+        switch activation {
+        case .none: return
+        case .relu:
+            dOut.data.withUnsafeMutableBufferPointer { g in output.data.withUnsafeBufferPointer { a in
+                for i in 0..<g.count where !(a[i] > 0) { g[i] = 0 }
+            } }
+        case .relu6:
+            dOut.data.withUnsafeMutableBufferPointer { g in output.data.withUnsafeBufferPointer { a in
+                for i in 0..<g.count where !(a[i] > 0 && a[i] < 6) { g[i] = 0 }
+            } }
+        }
+    }
+}
+
+// MARK: - Nearest 2x upsample, channel concat
+
+public enum Upsample2x {
+    public static func forward(_ x: FeatureBatch) -> FeatureBatch {
+        let (h, w) = (x.height, x.width)
+        var out = FeatureBatch(zerosChannels: x.channels, batch: x.batch, height: 2 * h, width: 2 * w)
+        x.data.withUnsafeBufferPointer { xb in out.data.withUnsafeMutableBufferPointer { ob in
+            for planeIndex in 0..<(x.channels * x.batch) {
+                let source = xb.baseAddress! + planeIndex * h * w, target = ob.baseAddress! + planeIndex * 4 * h * w
+                for y in 0..<(2 * h) {
+                    for xx in 0..<(2 * w) { target[y * 2 * w + xx] = source[(y / 2) * w + xx / 2] }
+                }
+            }
+        } }
+        return out
+    }
+
+    /// Each input pixel was copied to a 2x2 block: its gradient is the block's sum.
+    public static func backward(_ dOut: FeatureBatch) -> FeatureBatch {
+        let (h, w) = (dOut.height / 2, dOut.width / 2)
+        var dx = FeatureBatch(zerosChannels: dOut.channels, batch: dOut.batch, height: h, width: w)
+        dOut.data.withUnsafeBufferPointer { gb in dx.data.withUnsafeMutableBufferPointer { xb in
+            for planeIndex in 0..<(dOut.channels * dOut.batch) {
+                let source = gb.baseAddress! + planeIndex * 4 * h * w, target = xb.baseAddress! + planeIndex * h * w
+                for y in 0..<h {
+                    for xx in 0..<w {
+                        let top = source + 2 * y * 2 * w + 2 * xx, bottom = top + 2 * w
+                        target[y * w + xx] = (top[0] + top[1]) + (bottom[0] + bottom[1])
+                    }
+                }
+            }
+        } }
+        return dx
+    }
+}
+
+public enum Concat {
+    /// [a, b] along channels: channel-major storage makes it an append.
+    public static func forward(_ a: FeatureBatch, _ b: FeatureBatch) -> FeatureBatch {
+        precondition(a.batch == b.batch && a.height == b.height && a.width == b.width, "concat: spatial shapes differ")
+        return FeatureBatch(channels: a.channels + b.channels, batch: a.batch, height: a.height, width: a.width, data: a.data + b.data)
+    }
+
+    public static func backward(_ dOut: FeatureBatch, firstChannels: Int) -> (FeatureBatch, FeatureBatch) {
+        let split = firstChannels * dOut.perChannel
+        let first = FeatureBatch(channels: firstChannels, batch: dOut.batch, height: dOut.height, width: dOut.width,
+                               data: Array(dOut.data[0..<split]))
+        let second = FeatureBatch(channels: dOut.channels - firstChannels, batch: dOut.batch, height: dOut.height, width: dOut.width,
+                                data: Array(dOut.data[split...]))
+        return (first, second)
+    }
+}
+
+// MARK: - Loss: binary cross-entropy with logits, mean over every pixel
+
+public enum BCEWithLogits {
+    /// loss = mean(max(x, 0) - x t + log(1 + exp(-|x|))), the numerically stable form (no overflow for large |x|).
+    /// Gradient: (sigmoid(x) - t) / count.
+    public static func lossAndGradient(logits: [Float], targets: [Float]) -> (loss: Double, gradient: [Float]) {
+        precondition(logits.count == targets.count, "BCE: \(logits.count) logits, \(targets.count) targets")
+        var total = 0.0
+        var gradient = [Float](repeating: 0, count: logits.count)
+        let scale = 1 / Double(logits.count)
+        for i in 0..<logits.count {
+            let x = Double(logits[i]), t = Double(targets[i])
+            total += max(x, 0) - x * t + log1p(exp(-abs(x)))
+            let sigmoid = x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x))
+            gradient[i] = Float((sigmoid - t) * scale)
+        }
+        return (total * scale, gradient)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif

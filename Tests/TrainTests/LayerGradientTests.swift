@@ -1,0 +1,162 @@
+import QuantEngine
+import Train
+import XCTest
+
+/// Each layer's backward against central finite differences of its forward, on tiny maps. The scalar
+/// probed is L = sum(output * R) for a fixed random R, so dL/doutput = R.
+final class LayerGradientTests: XCTestCase {
+    let graph = ModelGraph.mobileNetV2UNet(inputChannels: 3)
+    func spec(_ prefix: String) -> ConvSpec { graph.convs.first { $0.weightPrefix == prefix }! }
+
+    var rng = SplitMix64(seed: 7)
+    func randomMap(_ c: Int, _ n: Int, _ h: Int, _ w: Int) -> FeatureBatch {
+        FeatureBatch(channels: c, batch: n, height: h, width: w, data: (0..<(c * n * h * w)).map { _ in rng.uniform(-1, 1) })
+    }
+    func randomArray(_ count: Int, scale: Float = 0.3) -> [Float] { (0..<count).map { _ in scale * rng.uniform(-1, 1) } }
+
+    func dot(_ a: [Float], _ b: [Float]) -> Double { zip(a, b).reduce(0.0) { $0 + Double($1.0) * Double($1.1) } }
+
+    /// Compares analytic gradient entries with (L(v + h) - L(v - h)) / 2h at a few indices.
+    func checkNumerically(_ name: String, values: [Float], analytic: [Float], samples: Int = 12,
+                          loss: ([Float]) -> Double, file: StaticString = #filePath, line: UInt = #line) {
+        let h: Float = 1e-2
+        var sampler = SplitMix64(seed: UInt64(values.count))
+        for _ in 0..<samples {
+            let i = Int(sampler.next() % UInt64(values.count))
+            var plus = values, minus = values
+            plus[i] += h
+            minus[i] -= h
+            let numeric = (loss(plus) - loss(minus)) / Double(2 * h)
+            XCTAssertEqual(Double(analytic[i]), numeric, accuracy: 2e-3 * max(1, abs(numeric)),
+                           "\(name)[\(i)]", file: file, line: line)
+        }
+    }
+
+    func checkDenseConv(_ prefix: String, height: Int, width: Int) {
+        let s = spec(prefix)
+        let x = randomMap(s.inChannels, 2, height, width)
+        let weight = randomArray(s.weightCount)
+        let bias = s.hasBias ? randomArray(s.outChannels) : nil
+        let out = DenseConv.forward(x, weight: weight, bias: bias, spec: s, threads: 2)
+        let r = randomArray(out.data.count, scale: 1)
+        let dOut = FeatureBatch(channels: out.channels, batch: 2, height: out.height, width: out.width, data: r)
+        let (dWeight, dInput) = DenseConv.backward(x: x, dOut: dOut, weight: weight, spec: s,
+                                                   wantWeightGradient: true, wantInputGradient: true, threads: 2)
+        checkNumerically("\(prefix) weight", values: weight, analytic: dWeight!) { w in
+            dot(DenseConv.forward(x, weight: w, bias: bias, spec: s, threads: 2).data, r)
+        }
+        checkNumerically("\(prefix) input", values: x.data, analytic: dInput!.data) { v in
+            var moved = x
+            moved.data = v
+            return dot(DenseConv.forward(moved, weight: weight, bias: bias, spec: s, threads: 2).data, r)
+        }
+    }
+
+    func testDenseConv3x3Stride2() { checkDenseConv("encoder.features.0.0", height: 7, width: 6) }
+    func testDenseConv3x3Stride1() { checkDenseConv("decoder.blocks.4.conv2.0", height: 5, width: 4) }
+    func testDenseConv1x1() { checkDenseConv("encoder.features.1.conv.1", height: 3, width: 5) }
+    func testHeadConvWithBias() { checkDenseConv("segmentation_head.0", height: 4, width: 5) }
+
+    func checkDepthwise(_ prefix: String, height: Int, width: Int) {
+        let s = spec(prefix)
+        let x = randomMap(s.inChannels, 2, height, width)
+        let weight = randomArray(s.weightCount)
+        let out = DepthwiseConv.forward(x, weight: weight, spec: s, threads: 2)
+        let r = randomArray(out.data.count, scale: 1)
+        let dOut = FeatureBatch(channels: out.channels, batch: 2, height: out.height, width: out.width, data: r)
+        let (dWeight, dInput) = DepthwiseConv.backward(x: x, dOut: dOut, weight: weight, spec: s,
+                                                       wantWeightGradient: true, wantInputGradient: true, threads: 2)
+        checkNumerically("\(prefix) weight", values: weight, analytic: dWeight!) { w in
+            dot(DepthwiseConv.forward(x, weight: w, spec: s, threads: 2).data, r)
+        }
+        checkNumerically("\(prefix) input", values: x.data, analytic: dInput!.data) { v in
+            var moved = x
+            moved.data = v
+            return dot(DepthwiseConv.forward(moved, weight: weight, spec: s, threads: 2).data, r)
+        }
+    }
+
+    func testDepthwiseStride1() { checkDepthwise("encoder.features.1.conv.0.0", height: 5, width: 4) }
+    func testDepthwiseStride2() { checkDepthwise("encoder.features.2.conv.1.0", height: 7, width: 6) }
+
+    func testBatchNormTrainAndEvalMode() {
+        let z = randomMap(3, 2, 3, 4)
+        let gamma: [Float] = [1.3, -0.7, 0.5], beta: [Float] = [0.1, 0.2, -0.3]
+        let runningMean: [Float] = [0.1, -0.2, 0.05], runningVar: [Float] = [0.8, 1.5, 0.3]
+        let r = randomArray(z.data.count, scale: 1)
+        for train in [true, false] {
+            func run(_ z: FeatureBatch, _ g: [Float], _ b: [Float]) -> (FeatureBatch, BatchNormCache) {
+                var y = z
+                if train {
+                    let cache = BatchNorm.trainForward(&y, gamma: g, beta: b, threads: 2).cache
+                    return (y, cache)
+                }
+                let cache = BatchNorm.evalForward(&y, gamma: g, beta: b, runningMean: runningMean, runningVar: runningVar, keepCache: true, threads: 2)!
+                return (y, cache)
+            }
+            let (_, cache) = run(z, gamma, beta)
+            let dy = FeatureBatch(channels: 3, batch: 2, height: 3, width: 4, data: r)
+            let (dz, dGamma, dBeta) = BatchNorm.backward(dy, cache: cache, gamma: gamma, wantInputGradient: true, threads: 2)
+            let mode = train ? "train" : "eval"
+            checkNumerically("BN \(mode) input", values: z.data, analytic: dz!.data, samples: 20) { v in
+                var moved = z
+                moved.data = v
+                return dot(run(moved, gamma, beta).0.data, r)
+            }
+            checkNumerically("BN \(mode) gamma", values: gamma, analytic: dGamma, samples: 3) { g in dot(run(z, g, beta).0.data, r) }
+            checkNumerically("BN \(mode) beta", values: beta, analytic: dBeta, samples: 3) { b in dot(run(z, gamma, b).0.data, r) }
+        }
+    }
+
+    func testBatchNormRunningStatisticsUseUnbiasedVariance() {
+        // One channel, values 1, 2, 3, 4: mean 2.5, biased var 1.25, unbiased var 5/3.
+        var z = FeatureBatch(channels: 1, batch: 1, height: 2, width: 2, data: [1, 2, 3, 4])
+        let (_, mean, variance) = BatchNorm.trainForward(&z, gamma: [1], beta: [0], threads: 1)
+        var runningMean: [Float] = [0], runningVar: [Float] = [1]
+        BatchNorm.updateRunningStatistics(runningMean: &runningMean, runningVar: &runningVar, mean: mean, biasedVariance: variance, count: 4)
+        XCTAssertEqual(runningMean[0], 0.25, accuracy: 1e-6)
+        XCTAssertEqual(runningVar[0], 0.9 + 0.1 * 5 / 3, accuracy: 1e-6)
+        // Normalised with the biased variance and eps 1e-5.
+        XCTAssertEqual(z.data[0], (1 - 2.5) / (1.25 + 1e-5).squareRoot(), accuracy: 1e-5)
+    }
+
+    func testActivationsPassGradientOnlyWhereUnclamped() {
+        var y = FeatureBatch(channels: 1, batch: 1, height: 1, width: 5, data: [-1, 0.5, 3, 6.5, 7])
+        let original = y
+        ActivationLayer.forward(&y, .relu6)
+        XCTAssertEqual(y.data, [0, 0.5, 3, 6, 6])
+        var g = FeatureBatch(channels: 1, batch: 1, height: 1, width: 5, data: [1, 1, 1, 1, 1])
+        ActivationLayer.backward(&g, output: y, .relu6)
+        XCTAssertEqual(g.data, [0, 1, 1, 0, 0])
+        var r = original
+        ActivationLayer.forward(&r, .relu)
+        var gr = FeatureBatch(channels: 1, batch: 1, height: 1, width: 5, data: [1, 1, 1, 1, 1])
+        ActivationLayer.backward(&gr, output: r, .relu)
+        XCTAssertEqual(gr.data, [0, 1, 1, 1, 1])
+    }
+
+    /// Upsample and concat are linear: their backward must be the adjoint, <A x, y> = <x, A^T y>.
+    func testUpsampleAndConcatBackwardAreAdjoints() {
+        let x = randomMap(3, 2, 3, 4)
+        let y = randomMap(3, 2, 6, 8)
+        XCTAssertEqual(dot(Upsample2x.forward(x).data, y.data), dot(x.data, Upsample2x.backward(y).data), accuracy: 1e-4)
+        let a = randomMap(2, 2, 3, 4), b = randomMap(3, 2, 3, 4)
+        let joined = Concat.forward(a, b)
+        let g = randomMap(5, 2, 3, 4)
+        let (ga, gb) = Concat.backward(g, firstChannels: 2)
+        XCTAssertEqual(dot(joined.data, g.data), dot(a.data, ga.data) + dot(b.data, gb.data), accuracy: 1e-4)
+    }
+
+    func testBCEWithLogitsIsStableAndMatchesItsGradient() {
+        let (loss, gradient) = BCEWithLogits.lossAndGradient(logits: [200, -200, 0, 1.5], targets: [0, 1, 1, 0])
+        // Large logits of the wrong sign cost |x| each; no overflow.
+        XCTAssertEqual(loss, (200 + 200 + log(2) + (1.5 + log1p(exp(-1.5)))) / 4, accuracy: 1e-9)
+        XCTAssertEqual(gradient[0], 0.25, accuracy: 1e-7)
+        XCTAssertEqual(gradient[1], -0.25, accuracy: 1e-7)
+        XCTAssertEqual(gradient[2], -0.125, accuracy: 1e-7)
+        let logits: [Float] = [0.3, -1.2, 2.0], targets: [Float] = [1, 0, 0.5]
+        let (_, g) = BCEWithLogits.lossAndGradient(logits: logits, targets: targets)
+        checkNumerically("BCE", values: logits, analytic: g, samples: 3) { l in BCEWithLogits.lossAndGradient(logits: l, targets: targets).loss }
+    }
+}
+

@@ -1,5 +1,0 @@
-import XCTest
-
-final class PlaceholderTrainTests: XCTestCase {
-    func testBuilds() {}
-}
