@@ -41,7 +41,7 @@ struct CalibrateCommand: ParsableCommand {
     var split: String
 
     @Option(help: ArgumentHelp("Network input size WxH, the size the model was trained at (multiples of 32).", valueName: "WxH"))
-    var size: String = "192x128"
+    var size: FrameSize = FrameSize(argument: "192x128")!
 
     @Option(help: "Number of calibration frames from the train split.")
     var images: Int = 64
@@ -68,12 +68,14 @@ struct CalibrateCommand: ParsableCommand {
         guard images >= 1 else { throw ValidationError("--images must be at least 1") }
         guard percentile > 50, percentile <= 100 else { throw ValidationError("--percentile must be in (50, 100]") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
-        _ = try parseSize(size)
+        guard size.width % 32 == 0, size.height % 32 == 0 else {
+            throw ValidationError("--size \(size): width and height must be multiples of 32")
+        }
     }
 
     func run() throws {
         try reportingErrors {
-            let (width, height) = try parseSize(size)
+            let (width, height) = (size.width, size.height)
             let checkpoint = try SafeTensorsFile(path: model)
             let weights = try ModelWeights(file: checkpoint, graph: .mobileNetV2UNet(inputChannels: 3))
             let dataset = try HC18Dataset(directory: data, splitCSV: split)
@@ -114,13 +116,4 @@ struct CalibrateCommand: ParsableCommand {
     private func escape(_ s: String) -> String {
         s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
     }
-}
-
-/// "192x128" -> (width 192, height 128).
-func parseSize(_ text: String) throws -> (width: Int, height: Int) {
-    let parts = text.lowercased().split(separator: "x")
-    guard parts.count == 2, let w = Int(parts[0]), let h = Int(parts[1]), w > 0, h > 0, w % 32 == 0, h % 32 == 0 else {
-        throw ValidationError("--size must be WxH with positive multiples of 32 (e.g. 192x128), got \(text)")
-    }
-    return (w, h)
 }
