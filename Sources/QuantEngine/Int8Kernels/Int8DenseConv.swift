@@ -82,6 +82,7 @@ public final class Int8DenseConv {
         let staged = UnsafePointer(scratch)
         let chunks = (outChannels + Self.chunkOutputs - 1) / Self.chunkOutputs
         let (stride, outChannels, kernel, groupedOutputs) = (self.stride, self.outChannels, self.kernel, self.groupedOutputs)
+        let requant = self.requant  // a local copy: the hot loop reads it without touching `self`
         weights.withUnsafeBufferPointer { weightBuffer in
         requant.bias.withUnsafeBufferPointer { bias in
         requant.multiplier.withUnsafeBufferPointer { multiplier in
@@ -119,15 +120,14 @@ public final class Int8DenseConv {
                         // Epilogue: bias, requantize, clamp, store the valid channels.
                         let valid = min(Self.chunkOutputs, outChannels - c0)
                         let b0 = load8(bias.baseAddress! + c0), b1 = load8(bias.baseAddress! + c0 + 8)
-                        let m0 = load8(multiplier.baseAddress! + c0), m1 = load8(multiplier.baseAddress! + c0 + 8)
-                        let l0 = load8(leftShift.baseAddress! + c0), l1 = load8(leftShift.baseAddress! + c0 + 8)
-                        let r0 = load8(rightShift.baseAddress! + c0), r1 = load8(rightShift.baseAddress! + c0 + 8)
                         let out = output + oy * outW * outChannels + c0
                         for x in 0..<outW {
-                            let q0 = requantize(load8(sums + x * 16) &+ b0, multiplier: m0, leftShift: l0, rightShift: r0, zeroPoint: zeroPoint, min: lo, max: hi)
+                            let q0 = requant.apply(load8(sums + x * 16) &+ b0, channel: c0, multiplier: multiplier.baseAddress!, leftShift: leftShift.baseAddress!,
+                                                   rightShift: rightShift.baseAddress!, zeroPoint: zeroPoint, lo: lo, hi: hi)
                             store(q0, to: out + x * outChannels, count: valid)
                             if valid > 8 {
-                                let q1 = requantize(load8(sums + x * 16 + 8) &+ b1, multiplier: m1, leftShift: l1, rightShift: r1, zeroPoint: zeroPoint, min: lo, max: hi)
+                                let q1 = requant.apply(load8(sums + x * 16 + 8) &+ b1, channel: c0 + 8, multiplier: multiplier.baseAddress!, leftShift: leftShift.baseAddress!,
+                                                       rightShift: rightShift.baseAddress!, zeroPoint: zeroPoint, lo: lo, hi: hi)
                                 store(q1, to: out + x * outChannels + 8, count: valid - 8)
                             }
                         }
