@@ -235,6 +235,71 @@ public struct SegmentSummary: Codable, Equatable {
     }
 }
 
+/// Segments `frames` and writes, per frame, NAME_mask.png, NAME_overlay.png and NAME.json into
+/// `outDirectory` (NAME: the file name without extension), then summary.json. A frame that cannot be
+/// read or decoded is recorded in the summary's `failures` and the run goes on; `log` gets one line per
+/// frame (results and failures). Throws for problems that concern the whole run (output not writable,
+/// two frames with the same NAME).
+public func segmentFrames(_ frames: [String], with segmenter: Segmenter, scale: (String) -> (FrameScale?, note: String?),
+                          outDirectory: String, log: (String) -> Void) throws -> SegmentSummary {
+    var stems = Set<String>()
+    for frame in frames {
+        let stem = ((frame as NSString).lastPathComponent as NSString).deletingPathExtension
+        guard stems.insert(stem).inserted else {
+            throw SonoQuantError(frame, "another input frame has the same name (\(stem)); their outputs would overwrite each other")
+        }
+    }
+    do {
+        try FileManager.default.createDirectory(atPath: outDirectory, withIntermediateDirectories: true)
+    } catch {
+        throw SonoQuantError(outDirectory, "cannot create the output directory")
+    }
+    var results: [SegmentationResult] = []
+    var failures: [SegmentFailure] = []
+    for frame in frames {
+        let file = (frame as NSString).lastPathComponent
+        let (frameScale, note) = scale(file)
+        let segmented: FrameSegmentation
+        do {
+            segmented = try segmenter.segment(path: frame, scale: frameScale)
+        } catch let error as SonoQuantError {
+            failures.append(SegmentFailure(frame: frame, error: error.description))
+            log("error: \(error.subject): \(error.problem)")
+            continue
+        }
+        var result = segmented.result
+        if let note { result.notes.append(note) }
+        let base = (outDirectory as NSString).appendingPathComponent((file as NSString).deletingPathExtension)
+        try writePNG(segmented.mask, to: base + "_mask.png")
+        try writePNG(segmented.overlay, to: base + "_overlay.png")
+        try writeFileAtomically(path: base + ".json", text: prettyJSON(result))
+        results.append(result)
+        log(describe(result, file: file))
+    }
+    let summary = SegmentSummary(model: segmenter.modelName, precision: segmenter.model.precision,
+                                 networkWidth: segmenter.width, networkHeight: segmenter.height,
+                                 results: results, failures: failures)
+    try writeFileAtomically(path: (outDirectory as NSString).appendingPathComponent("summary.json"), text: prettyJSON(summary))
+    return summary
+}
+
+/// One line for a segmented frame: HC (mm or pixels), reference and error when known, ellipse, time.
+public func describe(_ r: SegmentationResult, file: String) -> String {
+    guard r.headFound, let hcPixels = r.hcPixels, let e = r.ellipse else {
+        var text = "\(file): no head found"
+        if let error = r.hcErrorMM { text += String(format: " (counts as HC error %.2f mm)", error) }
+        return text
+    }
+    var text = file + ": HC "
+    if let hc = r.hcMM { text += String(format: "%.2f mm", hc) } else { text += String(format: "%.1f px", hcPixels) }
+    if let reference = r.referenceHCmm, let error = r.hcErrorMM {
+        text += String(format: " (reference %.2f, error %.2f)", reference, error)
+    }
+    text += String(format: ", ellipse centre (%.1f, %.1f) semi-axes %.1f x %.1f px at %.1f deg, %.1f ms",
+                   e.centerX, e.centerY, e.semiMajorAxis, e.semiMinorAxis, e.angleDegrees, r.timeMS.totalMS)
+    return text
+}
+
 /// Pretty, key-sorted JSON text of any result.
 public func prettyJSON<T: Encodable>(_ value: T) throws -> String {
     let encoder = JSONEncoder()

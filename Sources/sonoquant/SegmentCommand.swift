@@ -26,8 +26,8 @@ struct SegmentCommand: ParsableCommand {
         `filename,pixel size(mm)[,head circumference (mm)]`. A frame without a pixel size gets its HC in
         pixels only (hcMM absent, a note in its JSON). A frame where no head is found gets headFound
         false, an empty mask and an overlay without ellipse; that is a result, not an error.
-        A frame that cannot be read is listed under `failures` in summary.json, the other frames are
-        still processed, and the exit status is 1.
+        A frame that cannot be read (corrupt, truncated, not an image) is reported on stderr and listed
+        under `failures` in summary.json; the other frames are still processed; the exit status is then 1.
 
         Examples:
           sonoquant segment scan.png --model dall.int8.safetensors --pixel-size 0.12 --out seg/
@@ -82,72 +82,29 @@ struct SegmentCommand: ParsableCommand {
             let table = try pixelCSV.map { try readPixelSizeTable(path: $0) }
             let network = try loadSegmentationModel(path: model)
             let segmenter = try Segmenter(model: network, modelName: model, width: width, height: height, threads: threads)
-            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
             if pixelSize == nil && pixelCSV == nil {
                 FileHandle.standardError.write(Data("note: no --pixel-size or --pixel-csv: HC is reported in pixels only\n".utf8))
             }
-
-            // Output names come from the frame's file name without extension; two inputs must not collide.
-            var stems = Set<String>()
-            for frame in frames {
-                let stem = ((frame as NSString).lastPathComponent as NSString).deletingPathExtension
-                guard stems.insert(stem).inserted else {
-                    throw SonoQuantError(frame, "another frame in the input has the same name (\(stem)); their outputs would overwrite each other")
+            let summary = try segmentFrames(frames, with: segmenter, scale: { file in
+                if let pixelSize { return (FrameScale(pixelSizeMM: pixelSize), nil) }
+                guard let table, let pixelCSV else { return (nil, nil) }
+                return table[file].map { ($0, nil) } ?? (nil, "\(file) is not listed in \(pixelCSV)")
+            }, outDirectory: out, log: { line in
+                if line.hasPrefix("error: ") {
+                    FileHandle.standardError.write(Data((line + "\n").utf8))
+                } else {
+                    print(line)
                 }
-            }
-
-            var results: [SegmentationResult] = []
-            var failures: [SegmentFailure] = []
-            for frame in frames {
-                let file = (frame as NSString).lastPathComponent
-                let stem = (file as NSString).deletingPathExtension
-                var scale = pixelSize.map { FrameScale(pixelSizeMM: $0) }
-                if let table { scale = table[file] }
-                do {
-                    var segmented = try segmenter.segment(path: frame, scale: scale)
-                    if table != nil && scale == nil {
-                        segmented.result.notes.append("\(file) is not listed in \(pixelCSV ?? "")")
-                    }
-                    let base = (out as NSString).appendingPathComponent(stem)
-                    try writePNG(segmented.mask, to: base + "_mask.png")
-                    try writePNG(segmented.overlay, to: base + "_overlay.png")
-                    try writeFileAtomically(path: base + ".json", text: prettyJSON(segmented.result))
-                    results.append(segmented.result)
-                    print(describe(segmented.result, file: file))
-                } catch let error as SonoQuantError where frames.count > 1 {
-                    // One unreadable frame does not stop a directory run; it is listed and fails the exit status.
-                    failures.append(SegmentFailure(frame: frame, error: error.description))
-                    FileHandle.standardError.write(Data("error: \(error.subject): \(error.problem)\n".utf8))
-                }
-            }
-            let summary = SegmentSummary(model: model, precision: network.precision, networkWidth: width, networkHeight: height,
-                                         results: results, failures: failures)
-            try writeFileAtomically(path: (out as NSString).appendingPathComponent("summary.json"), text: prettyJSON(summary))
+            })
             var line = "\(summary.frames) frames, head found in \(summary.headsFound)"
-            if !failures.isEmpty { line += ", \(failures.count) failed" }
+            if !summary.failures.isEmpty { line += ", \(summary.failures.count) failed" }
             if let mean = summary.meanHCErrorMM {
                 line += String(format: "; mean |HC error| %.3f mm over %d frames with a reference HC", mean, summary.framesWithReference)
             }
             if let median = summary.medianTotalMS { line += String(format: "; median %.1f ms per frame", median) }
-            print(line + " -> \(out)/summary.json")
-            anyFailed = !failures.isEmpty
+            print(line + " -> \((out as NSString).appendingPathComponent("summary.json"))")
+            anyFailed = !summary.failures.isEmpty
         }
         if anyFailed { throw ExitCode.failure }
-    }
-
-    private func describe(_ r: SegmentationResult, file: String) -> String {
-        guard r.headFound, let hcPixels = r.hcPixels, let e = r.ellipse else {
-            var text = "\(file): no head found"
-            if let error = r.hcErrorMM { text += String(format: " (counts as HC error %.2f mm)", error) }
-            return text
-        }
-        var text = file + ": HC "
-        if let hc = r.hcMM { text += String(format: "%.2f mm", hc) } else { text += String(format: "%.1f px", hcPixels) }
-        if let reference = r.referenceHCmm, let error = r.hcErrorMM {
-            text += String(format: " (reference %.2f, error %.2f)", reference, error)
-        }
-        text += String(format: ", ellipse centre (%.1f, %.1f) semi-axes %.1f x %.1f px at %.1f deg, %.1f ms",
-                       e.centerX, e.centerY, e.semiMajorAxis, e.semiMinorAxis, e.angleDegrees, r.timeMS.totalMS)
-        return text
     }
 }
