@@ -76,25 +76,60 @@ public final class FloatUNet: SegmentationModel {
         if arena.zeroInputBorder { arena.maps[0].zeroBorder() }
         arena.maps[0].load(input)
         observe?(0, arena.maps[0].tensor())
-        for (index, op) in graph.ops.enumerated() {
-            let output = arena.maps[op.output]
-            if arena.zeroBorderBefore[index] { output.zeroBorder() }
-            let inputs = op.inputs.map { arena.maps[$0] }
-            switch steps[index] {
-            case .dense(let conv):
-                denseConv(index == 0 ? firstConvs[key.channels]! : conv, input: inputs[0], output: output, threads: threads)
-            case .depthwise(let conv):
-                depthwiseConv3x3(conv, input: inputs[0], output: output, threads: threads)
-            case .add:
-                addMaps(inputs[0], inputs[1], output: output, threads: threads)
-            case .upsample:
-                upsample2x(inputs[0], output: output, threads: threads)
-            case .concat:
-                concatChannels(inputs[0], inputs[1], output: output, threads: threads)
-            }
-            observe?(op.output, output.tensor())
+        for index in graph.ops.indices {
+            runStep(index, arena: arena, inputChannels: key.channels, threads: threads)
+            if let observe { observe(graph.ops[index].output, arena.maps[graph.ops[index].output].tensor()) }
         }
         return arena.maps[graph.output].tensor()
+    }
+
+    private func runStep(_ index: Int, arena: Arena, inputChannels: Int, threads: Int) {
+        let op = graph.ops[index]
+        let output = arena.maps[op.output]
+        if arena.zeroBorderBefore[index] { output.zeroBorder() }
+        let inputs = op.inputs.map { arena.maps[$0] }
+        switch steps[index] {
+        case .dense(let conv):
+            denseConv(index == 0 ? firstConvs[inputChannels]! : conv, input: inputs[0], output: output, threads: threads)
+        case .depthwise(let conv):
+            depthwiseConv3x3(conv, input: inputs[0], output: output, threads: threads)
+        case .add:
+            addMaps(inputs[0], inputs[1], output: output, threads: threads)
+        case .upsample:
+            upsample2x(inputs[0], output: output, threads: threads)
+        case .concat:
+            concatChannels(inputs[0], inputs[1], output: output, threads: threads)
+        }
+    }
+
+    /// Time per graph op, in milliseconds: the median of `repeats` runs of each op (after one full run
+    /// to plan the arena). Shows where a frame's time goes (`sonoquant latency --profile`).
+    public func profile(_ input: Tensor, threads: Int, repeats: Int = 5) throws -> [(op: String, milliseconds: Double)] {
+        _ = try run(input, threads: threads, observe: nil)
+        let key = try validate(input)
+        lock.lock()
+        defer { lock.unlock() }
+        guard let arena = arenas[key] else { return [] }
+        var result: [(String, Double)] = []
+        for (index, op) in graph.ops.enumerated() {
+            var times: [Double] = []
+            for _ in 0..<max(1, repeats) {
+                let start = DispatchTime.now().uptimeNanoseconds
+                runStep(index, arena: arena, inputChannels: key.channels, threads: max(1, threads))
+                times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+            }
+            let info = graph.values[op.output]
+            let size = "\(key.width / info.downsample)x\(key.height / info.downsample)x\(info.channels)"
+            let name: String
+            switch op {
+            case .conv(let spec, _, _): name = "\(spec.weightPrefix) \(spec.kind == .depthwise ? "dw" : "conv")\(spec.kernel)x\(spec.kernel)/\(spec.stride) \(spec.inChannels)->\(spec.outChannels) out \(size)"
+            case .add: name = "add out \(size)"
+            case .upsample2x: name = "upsample2x out \(size)"
+            case .concat: name = "concat out \(size)"
+            }
+            result.append((name, times.sorted()[times.count / 2]))
+        }
+        return result
     }
 
     /// Checks the input shape and returns the arena key for it.

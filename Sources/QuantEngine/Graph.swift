@@ -64,6 +64,20 @@ public struct ConvSpec: Equatable {
     public let activation: Activation
     public let group: ParameterGroup
 
+    public init(weightPrefix: String, batchNormPrefix: String?, hasBias: Bool, kind: Kind, kernel: Int, stride: Int,
+                inChannels: Int, outChannels: Int, activation: Activation, group: ParameterGroup) {
+        self.weightPrefix = weightPrefix
+        self.batchNormPrefix = batchNormPrefix
+        self.hasBias = hasBias
+        self.kind = kind
+        self.kernel = kernel
+        self.stride = stride
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.activation = activation
+        self.group = group
+    }
+
     /// Padding on every side: 1 for 3x3, 0 for 1x1 (PyTorch's `padding=kernel//2`).
     public var padding: Int { kernel / 2 }
 

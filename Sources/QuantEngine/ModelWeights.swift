@@ -107,6 +107,13 @@ public struct FoldedConv {
     /// [out][in/groups][k][k], float32.
     public let weight: [Float]
     public let bias: [Float]
+
+    public init(spec: ConvSpec, weight: [Float], bias: [Float]) {
+        precondition(weight.count == spec.weightCount && bias.count == spec.outChannels, "FoldedConv: \(spec.weightPrefix) weight/bias sizes do not match the spec")
+        self.spec = spec
+        self.weight = weight
+        self.bias = bias
+    }
 }
 
 /// What `forward`, `evaluate`, `bench` and `segment` run: a float or int8 model behind one interface.

@@ -10,7 +10,7 @@ struct SonoQuant: ParsableCommand {
         `bench` accuracy / size / latency per strategy and precision, then `segment` frames on the board.
         `forward` and `evaluate` check a model against PyTorch and against the test split.
         """,
-        subcommands: [ForwardCommand.self, EvaluateCommand.self, TrainCommand.self, CalibrateCommand.self,
+        subcommands: [ForwardCommand.self, LatencyCommand.self, EvaluateCommand.self, TrainCommand.self, CalibrateCommand.self,
                       SplitCommand.self, HCAnnotationsCommand.self]
     )
 }

@@ -1,0 +1,65 @@
+import Dispatch
+import QuantEngine
+
+/// Latency of one model call, in milliseconds, over repeated runs after warm-up.
+public struct LatencyStats: Codable, Equatable {
+    public let threads: Int
+    public let runs: Int
+    public let medianMS: Double
+    public let p10MS: Double
+    public let p90MS: Double
+    public let minMS: Double
+    /// Every timed run, in order.
+    public let samplesMS: [Double]
+
+    public init(threads: Int, samplesMS: [Double]) {
+        precondition(!samplesMS.isEmpty, "LatencyStats: no samples")
+        self.threads = threads
+        self.runs = samplesMS.count
+        self.samplesMS = samplesMS
+        let sorted = samplesMS.sorted()
+        medianMS = Self.percentile(sorted, 0.5)
+        p10MS = Self.percentile(sorted, 0.1)
+        p90MS = Self.percentile(sorted, 0.9)
+        minMS = sorted[0]
+    }
+
+    /// Linear interpolation between closest ranks (numpy's default), on sorted values.
+    static func percentile(_ sorted: [Double], _ q: Double) -> Double {
+        let position = q * Double(sorted.count - 1)
+        let lower = Int(position.rounded(.down)), upper = min(lower + 1, sorted.count - 1)
+        return sorted[lower] + (sorted[upper] - sorted[lower]) * (position - Double(lower))
+    }
+}
+
+/// Times `model.logits` on one synthetic frame of `width` x `height` (a smooth gray pattern in [0, 1],
+/// replicated over `channels`): `warmup` untimed calls (the first plans the arena), then `runs` timed ones.
+/// Float and int8 models are timed the same way, on the same input.
+public func measureLatency(model: SegmentationModel, width: Int, height: Int, channels: Int = 1, threads: Int,
+                           warmup: Int = 5, runs: Int = 50) throws -> LatencyStats {
+    precondition(runs >= 1 && warmup >= 0 && threads >= 1)
+    let input = syntheticFrame(width: width, height: height, channels: channels)
+    for _ in 0..<warmup { _ = try model.logits(for: input, threads: threads) }
+    var samples: [Double] = []
+    samples.reserveCapacity(runs)
+    for _ in 0..<runs {
+        let start = DispatchTime.now().uptimeNanoseconds
+        _ = try model.logits(for: input, threads: threads)
+        samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+    }
+    return LatencyStats(threads: threads, samplesMS: samples)
+}
+
+/// A deterministic frame [1, channels, height, width] with values in [0, 1] (a bright ellipse on a ramp),
+/// so timings do not depend on a data set being present.
+public func syntheticFrame(width: Int, height: Int, channels: Int) -> Tensor {
+    var plane = [Float](repeating: 0, count: width * height)
+    for y in 0..<height {
+        for x in 0..<width {
+            let u = (Float(x) / Float(width) - 0.5) / 0.35, v = (Float(y) / Float(height) - 0.5) / 0.3
+            let ramp = 0.2 * Float(y) / Float(height)
+            plane[y * width + x] = min(1, ramp + (abs(u * u + v * v - 1) < 0.1 ? 0.7 : 0.1))
+        }
+    }
+    return Tensor(shape: [1, channels, height, width], data: Array([[Float]](repeating: plane, count: channels).joined()))
+}

@@ -1,0 +1,100 @@
+import ArgumentParser
+import Bench
+import Foundation
+import QuantEngine
+
+struct LatencyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "latency",
+        abstract: "Time one frame through a model: median, 10th and 90th percentile over many runs.",
+        discussion: """
+        Loads the model (a float checkpoint, or an int8 model file), runs a synthetic frame of the given
+        size a few times to warm up (the first call plans the activation arena), then times `--runs`
+        calls per thread count. Prints one line per thread count; `--json` also writes every sample.
+
+        Timings on a shared machine are noisy: compare engines in the same run, interleaved, as
+        scripts/bench-float.sh does, and quote medians.
+
+        Example:
+          sonoquant latency --model fixtures/pytorch_D-all_192x128.safetensors --size 192x128 --threads 1,2 --runs 50
+        """
+    )
+
+    @Option(help: ArgumentHelp("Model file (float checkpoint or int8 model).", valueName: "model.safetensors"))
+    var model: String
+
+    @Option(help: ArgumentHelp("Frame size WxH; both sides multiples of 32.", valueName: "WxH"))
+    var size: String = "192x128"
+
+    @Option(help: ArgumentHelp("Comma-separated thread counts to time.", valueName: "n,n,..."))
+    var threads: String = "1,2"
+
+    @Option(help: "Timed runs per thread count.")
+    var runs: Int = 50
+
+    @Option(help: "Untimed runs before timing.")
+    var warmup: Int = 5
+
+    @Option(help: "Input channels: 1 (gray, how frames are segmented) or 3 (RGB, as PyTorch and ONNX peers take it).")
+    var channels: Int = 1
+
+    @Flag(help: "Float models: also print the time of every graph op (median of 5), slowest first.")
+    var profile = false
+
+    @Option(help: ArgumentHelp("Also write the statistics and every sample as JSON here.", valueName: "file.json"))
+    var json: String?
+
+    func parsedSize() throws -> (width: Int, height: Int) {
+        let parts = size.lowercased().split(separator: "x").compactMap { Int($0) }
+        guard parts.count == 2, parts[0] > 0, parts[1] > 0 else {
+            throw ValidationError("--size must look like 192x128 (width x height), got \(size)")
+        }
+        return (parts[0], parts[1])
+    }
+
+    func parsedThreads() throws -> [Int] {
+        let values = threads.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) >= 1 }) else {
+            throw ValidationError("--threads must be a comma-separated list of positive counts, got \(threads)")
+        }
+        return values.map { $0! }
+    }
+
+    func validate() throws {
+        _ = try parsedSize()
+        _ = try parsedThreads()
+        guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
+        guard warmup >= 0 else { throw ValidationError("--warmup cannot be negative") }
+        guard channels == 1 || channels == 3 else { throw ValidationError("--channels must be 1 or 3") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let (width, height) = try parsedSize()
+            let network = try loadSegmentationModel(path: model)
+            var results: [LatencyStats] = []
+            for count in try parsedThreads() {
+                let stats = try measureLatency(model: network, width: width, height: height, channels: channels,
+                                               threads: count, warmup: warmup, runs: runs)
+                results.append(stats)
+                print(String(format: "%@ %dx%d C=%d threads=%d: median %.2f ms (p10 %.2f, p90 %.2f, min %.2f) over %d runs",
+                             network.precision, width, height, channels, count, stats.medianMS, stats.p10MS, stats.p90MS, stats.minMS, stats.runs))
+            }
+            if profile, let float = network as? FloatUNet {
+                for count in try parsedThreads() {
+                    let ops = try float.profile(syntheticFrame(width: width, height: height, channels: channels), threads: count)
+                    let total = ops.reduce(0) { $0 + $1.milliseconds }
+                    print(String(format: "profile, threads=%d: sum of ops %.2f ms", count, total))
+                    for op in ops.sorted(by: { $0.milliseconds > $1.milliseconds }) {
+                        print(String(format: "  %7.3f ms %5.1f%%  %@", op.milliseconds, 100 * op.milliseconds / total, op.op))
+                    }
+                }
+            }
+            if let json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                try writeFileAtomically(path: json, bytes: Array(try encoder.encode(results)))
+            }
+        }
+    }
+}

@@ -1,0 +1,110 @@
+import XCTest
+import QuantEngine
+
+/// Every SIMD float kernel against its plain-Swift reference on awkward shapes: channel counts that are
+/// not multiples of 8 or 16, odd spatial sizes, stride 2, batches of 2. Agreement to float tolerance
+/// (the kernels sum in another order, and may use fused multiply-add).
+final class FloatKernelTests: XCTestCase {
+    var random = TestRandom(seed: 42)
+
+    func randomMap(images: Int, height: Int, width: Int, channels: Int) -> FeatureMapBuffer {
+        FeatureMapBuffer(Tensor(shape: [images, channels, height, width], data: random.floats(images * channels * height * width)))
+    }
+
+    func randomConv(_ kind: ConvSpec.Kind, kernel: Int, stride: Int, in cin: Int, out cout: Int, _ activation: Activation) -> FoldedConv {
+        let spec = ConvSpec(weightPrefix: "test", batchNormPrefix: nil, hasBias: true, kind: kind, kernel: kernel, stride: stride,
+                            inChannels: cin, outChannels: cout, activation: activation, group: .head)
+        return FoldedConv(spec: spec, weight: random.floats(spec.weightCount), bias: random.floats(cout))
+    }
+
+    /// Same interior to tolerance, and the kernel left the zero border alone.
+    func assertClose(_ actual: FeatureMap, _ expected: FeatureMap, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+        let a = actual.tensor(), e = expected.tensor()
+        let tolerance = 1e-5 * (1 + e.maxAbs) * 10
+        XCTAssertLessThanOrEqual(a.maxAbsDifference(e), tolerance, what, file: file, line: line)
+        var borderSum: Float = 0
+        for n in 0..<actual.images {
+            for y in -1...actual.height {
+                for x in -1...actual.width where y < 0 || y == actual.height || x < 0 || x == actual.width {
+                    for c in 0..<actual.channels { borderSum += abs(actual[n, y, x, c]) }
+                }
+            }
+        }
+        XCTAssertEqual(borderSum, 0, "\(what): the border was written", file: file, line: line)
+    }
+
+    func checkDense(kernel: Int, stride: Int, in cin: Int, out cout: Int, height: Int, width: Int, images: Int = 1,
+                    _ activation: Activation, threads: Int = 2, file: StaticString = #filePath, line: UInt = #line) {
+        let conv = randomConv(.standard, kernel: kernel, stride: stride, in: cin, out: cout, activation)
+        let packed = PackedDenseConv(conv)
+        let input = randomMap(images: images, height: height, width: width, channels: cin)
+        let (oh, ow) = (packed.outputSize(height), packed.outputSize(width))
+        let simd = FeatureMapBuffer(images: images, height: oh, width: ow, channels: cout)
+        let reference = FeatureMapBuffer(images: images, height: oh, width: ow, channels: cout)
+        denseConv(packed, input: input.map, output: simd.map, threads: threads)
+        denseConvReference(conv, input: input.map, output: reference.map)
+        assertClose(simd.map, reference.map, "dense \(kernel)x\(kernel)/\(stride) \(cin)->\(cout) at \(width)x\(height)", file: file, line: line)
+    }
+
+    func testDense3x3Stride1() {
+        checkDense(kernel: 3, stride: 1, in: 5, out: 19, height: 7, width: 5, images: 2, .relu6)   // panels of 16 + 3
+        checkDense(kernel: 3, stride: 1, in: 17, out: 32, height: 3, width: 11, .relu)
+        checkDense(kernel: 3, stride: 1, in: 16, out: 1, height: 9, width: 6, .none, threads: 3)  // the head's shape
+        checkDense(kernel: 3, stride: 1, in: 2, out: 9, height: 1, width: 1, .none)               // one pixel: all border
+    }
+
+    func testDense3x3Stride2() {
+        checkDense(kernel: 3, stride: 2, in: 3, out: 24, height: 9, width: 7, .relu6)            // odd sides
+        checkDense(kernel: 3, stride: 2, in: 1, out: 32, height: 8, width: 10, images: 2, .relu6) // gray first conv
+    }
+
+    func testPointwise() {
+        checkDense(kernel: 1, stride: 1, in: 13, out: 40, height: 5, width: 7, .relu6)           // panels 16, 16, 8
+        checkDense(kernel: 1, stride: 1, in: 24, out: 7, height: 3, width: 3, images: 2, .none)
+        checkDense(kernel: 1, stride: 1, in: 1, out: 16, height: 2, width: 13, .relu)
+    }
+
+    func checkDepthwise(channels: Int, stride: Int, height: Int, width: Int, images: Int = 1, file: StaticString = #filePath, line: UInt = #line) {
+        let conv = randomConv(.depthwise, kernel: 3, stride: stride, in: channels, out: channels, .relu6)
+        let packed = PackedDepthwiseConv(conv)
+        let input = randomMap(images: images, height: height, width: width, channels: channels)
+        let (oh, ow) = (packed.outputSize(height), packed.outputSize(width))
+        let simd = FeatureMapBuffer(images: images, height: oh, width: ow, channels: channels)
+        let reference = FeatureMapBuffer(images: images, height: oh, width: ow, channels: channels)
+        depthwiseConv3x3(packed, input: input.map, output: simd.map, threads: 2)
+        depthwiseConv3x3Reference(conv, input: input.map, output: reference.map)
+        assertClose(simd.map, reference.map, "depthwise \(channels) stride \(stride) at \(width)x\(height)", file: file, line: line)
+    }
+
+    func testDepthwise() {
+        checkDepthwise(channels: 21, stride: 1, height: 5, width: 7, images: 2)  // 2 vectors + 5 scalar channels
+        checkDepthwise(channels: 21, stride: 2, height: 7, width: 9)
+        checkDepthwise(channels: 32, stride: 2, height: 8, width: 6)
+        checkDepthwise(channels: 3, stride: 1, height: 1, width: 4)             // scalar only
+    }
+
+    func testElementwise() {
+        let a = randomMap(images: 2, height: 3, width: 5, channels: 11), b = randomMap(images: 2, height: 3, width: 5, channels: 11)
+        let sum = FeatureMapBuffer(images: 2, height: 3, width: 5, channels: 11), sumRef = FeatureMapBuffer(images: 2, height: 3, width: 5, channels: 11)
+        addMaps(a.map, b.map, output: sum.map, threads: 2)
+        addMapsReference(a.map, b.map, output: sumRef.map)
+        assertClose(sum.map, sumRef.map, "add")
+
+        let up = FeatureMapBuffer(images: 2, height: 6, width: 10, channels: 11), upRef = FeatureMapBuffer(images: 2, height: 6, width: 10, channels: 11)
+        upsample2x(a.map, output: up.map, threads: 2)
+        upsample2xReference(a.map, output: upRef.map)
+        assertClose(up.map, upRef.map, "upsample")
+
+        let c = randomMap(images: 2, height: 3, width: 5, channels: 3)
+        let cat = FeatureMapBuffer(images: 2, height: 3, width: 5, channels: 14), catRef = FeatureMapBuffer(images: 2, height: 3, width: 5, channels: 14)
+        concatChannels(a.map, c.map, output: cat.map, threads: 2)
+        concatChannelsReference(a.map, c.map, output: catRef.map)
+        assertClose(cat.map, catRef.map, "concat")
+        XCTAssertEqual(cat.map[1, 2, 4, 11], c.map[1, 2, 4, 0])
+    }
+
+    func testFeatureMapRoundTripsNCHW() {
+        let t = Tensor(shape: [2, 3, 4, 5], data: random.floats(120))
+        XCTAssertEqual(FeatureMapBuffer(t).map.tensor(), t)
+    }
+}

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Float32 latency of one frame: our engine vs ONNX Runtime fp32 vs PyTorch CPU, same D-all weights,
+# 1 and 2 threads, interleaved in one run (engine by engine within each round) so that load from other
+# processes hits all of them alike. Prints each measurement and a summary (median of the round medians).
+#
+#   scripts/bench-float.sh                  # ROUNDS=5 RUNS=30 SIZE=192x128 by default
+#   ROUNDS=3 RUNS=20 scripts/bench-float.sh
+#
+# Needs the peer Python environment (PEER_PYTHON, default /work/peer/venv/bin/python):
+#   python3 -m venv /work/peer/venv && /work/peer/venv/bin/pip install torch segmentation-models-pytorch onnx onnxruntime
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PEER_PYTHON:-/work/peer/venv/bin/python}
+ROUNDS=${ROUNDS:-5}
+RUNS=${RUNS:-30}
+SIZE=${SIZE:-192x128}
+WIDTH=${SIZE%x*}
+HEIGHT=${SIZE#*x}
+CHECKPOINT=fixtures/pytorch_D-all_192x128.safetensors
+ONNX=.build/peers/dall_fp32_${SIZE}.onnx
+
+# Release build with AVX2 + FMA on x86-64 (x86-64-v3; Swift toolchains whose clang does not know that
+# name get haswell, the same instruction set level). SONOQUANT_FMA makes the kernels use fused
+# multiply-add (see Sources/QuantEngine/FloatKernels/SIMDMath.swift). Separate scratch path so the
+# portable default build in .build is left alone.
+FLAGS=()
+SCRATCH=.build
+if [ "$(uname -m)" = x86_64 ]; then
+    CPU=x86-64-v3
+    probe=$(mktemp -d)
+    echo 'let x = 1' > "$probe/probe.swift"
+    swiftc -target-cpu x86-64-v3 -typecheck "$probe/probe.swift" 2>/dev/null || CPU=haswell
+    rm -rf "$probe"
+    FLAGS=(-Xswiftc -target-cpu -Xswiftc "$CPU" -Xswiftc -DSONOQUANT_FMA)
+    SCRATCH=.build/avx2
+fi
+echo "== building: swift build -c release --scratch-path $SCRATCH ${FLAGS[*]}"
+swift build -c release --scratch-path "$SCRATCH" "${FLAGS[@]}" 2>&1 | tail -1
+OURS="$SCRATCH/release/sonoquant"
+if [ "$(uname -m)" = x86_64 ]; then
+    fmas=$(objdump -d --no-show-raw-insn "$OURS" | awk '/<\$s11QuantEngine9denseConv.*>:$/{on=1} /^$/{on=0} on' | grep -c 'vfmadd...ps.*%ymm' || true)
+    echo "== dense conv microkernels: $fmas vfmadd*ps ymm instructions in denseConv (0 would mean no AVX2/FMA)"
+fi
+
+[ -f "$ONNX" ] || "$PY" scripts/peers/export_onnx.py --checkpoint "$CHECKPOINT" --out "$ONNX" --width "$WIDTH" --height "$HEIGHT"
+
+echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg)"
+LOG=$(mktemp)
+for round in $(seq 1 "$ROUNDS"); do
+    for threads in 1 2; do
+        echo "-- round $round, $threads thread(s)"
+        "$OURS" latency --model "$CHECKPOINT" --size "$SIZE" --threads "$threads" --runs "$RUNS" --channels 3 | sed 's/^/sonoquant /' | tee -a "$LOG"
+        "$OURS" latency --model "$CHECKPOINT" --size "$SIZE" --threads "$threads" --runs "$RUNS" --channels 1 | sed 's/^/sonoquant-gray /' | tee -a "$LOG"
+        (cd scripts/peers && "$PY" bench_float.py --engine ort --onnx "../../$ONNX" --threads "$threads" --runs "$RUNS" --width "$WIDTH" --height "$HEIGHT") | tee -a "$LOG"
+        (cd scripts/peers && "$PY" bench_float.py --engine torch --checkpoint "../../$CHECKPOINT" --threads "$threads" --runs "$RUNS" --width "$WIDTH" --height "$HEIGHT") | tee -a "$LOG"
+    done
+done
+echo "== load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== summary: median over $ROUNDS rounds of each round's median of $RUNS runs, ms ($SIZE, batch 1)"
+python3 - "$LOG" <<'PY'
+import re, sys, statistics
+rows = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"(\S+) .*threads=(\d+): median ([\d.]+) ms", line)
+    if m:
+        engine = {"sonoquant": "sonoquant float32 (RGB input)", "sonoquant-gray": "sonoquant float32 (gray input)",
+                  "onnxruntime": "ONNX Runtime fp32", "pytorch": "PyTorch CPU"}[m.group(1)]
+        rows.setdefault(engine, {}).setdefault(int(m.group(2)), []).append(float(m.group(3)))
+print(f"| engine | 1 thread | 2 threads |\n|---|---|---|")
+for engine, by_threads in rows.items():
+    cells = [f"{statistics.median(by_threads[t]):.1f}" if t in by_threads else "" for t in (1, 2)]
+    print(f"| {engine} | {cells[0]} | {cells[1]} |")
+PY
+rm -f "$LOG"
