@@ -141,7 +141,8 @@ public func evaluate(model: SegmentationModel, prepared: [PreparedSample], threa
     return EvaluationReport(rows: rows, precision: model.precision, width: first.width, height: first.height)
 }
 
-/// Loads `samples` of `dataset` at width x height and evaluates `model` on them.
+/// Loads `samples` at width x height and evaluates `model` on them. (`dataset` is the agreed
+/// signature; the samples carry their own paths, so only they are read.)
 public func evaluate(model: SegmentationModel, dataset: HC18Dataset, samples: [HC18Sample],
                      width: Int, height: Int, threads: Int) throws -> EvaluationReport {
     let prepared = try loadSamples(samples, width: width, height: height, threads: threads)
