@@ -136,15 +136,23 @@ struct TrainCommand: ParsableCommand {
         let target = Tensor(shape: [batch, 1, h, w], data: (0..<(batch * h * w)).map { _ in rng.uniform() < 0.3 ? 1 : 0 })
         var adam = Adam(learningRate: lr)
         var seconds: [Double] = []
+        var cpuStart = 0.0
         for step in 0...steps {  // step 0 warms up
+            if step == 1 { cpuStart = Self.processCPUSeconds() }
             let start = Date()
             _ = model.lossAndGradients(input: input, targets: target, threads: threads)
             adam.update(model.trainableParameters)
             if step > 0 { seconds.append(Date().timeIntervalSince(start)) }
         }
+        let cpuPerStep = (Self.processCPUSeconds() - cpuStart) / Double(steps)
         let sorted = seconds.sorted()
         let median = sorted[sorted.count / 2]
-        print(String(format: "sonoquant train %@ %dx%d batch %d threads %d: median step %.3f s = %.2f images/s (%d steps after 1 warm-up; min %.3f s)",
-                     strategy.name, w, h, batch, threads, median, Double(batch) / median, steps, sorted[0]))
+        print(String(format: "sonoquant train %@ %dx%d batch %d threads %d: median step %.3f s = %.2f images/s (%d steps after 1 warm-up; min %.3f s; CPU %.3f s/step all threads)",
+                     strategy.name, w, h, batch, threads, median, Double(batch) / median, steps, sorted[0], cpuPerStep))
+    }
+
+    /// User + system CPU time of this process, all threads (load from other processes does not inflate it).
+    static func processCPUSeconds() -> Double {
+        Double(clock()) / Double(CLOCKS_PER_SEC)  // Linux: the whole process, every thread
     }
 }

@@ -5,7 +5,7 @@
 Model: smp.Unet("mobilenet_v2", classes=1), train mode; full-ft trains every parameter, D-all freezes the
 encoder (requires_grad False, so autograd does not backpropagate into it). Adam lr 1e-4, BCE-with-logits,
 synthetic frames (uniform [0,1], RGB) and a random binary target, as `sonoquant train --measure-speed`.
-One warm-up step, then the median step time. Prints one line: `pytorch <strategy> ... median step S s = R images/s`.
+One warm-up step, then the median step time and the process CPU time per step (all threads). Prints one line: `pytorch <strategy> ... median step S s = R images/s`.
 """
 import argparse, time, statistics
 import torch
@@ -30,6 +30,8 @@ x = torch.rand(a.batch, 3, h, w)
 t = (torch.rand(a.batch, 1, h, w) < 0.3).float()
 times = []
 for step in range(a.steps + 1):
+    if step == 1:
+        cpu_start = time.process_time()
     start = time.perf_counter()
     opt.zero_grad(set_to_none=True)
     loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x), t)
@@ -37,6 +39,7 @@ for step in range(a.steps + 1):
     opt.step()
     if step > 0:
         times.append(time.perf_counter() - start)
+cpu = (time.process_time() - cpu_start) / a.steps
 m = statistics.median(times)
 print(f"pytorch {a.strategy} {w}x{h} batch {a.batch} threads {a.threads}: median step {m:.3f} s = {a.batch / m:.2f} images/s "
-      f"({a.steps} steps after 1 warm-up; min {min(times):.3f} s; torch {torch.__version__})")
+      f"({a.steps} steps after 1 warm-up; min {min(times):.3f} s; CPU {cpu:.3f} s/step all threads; torch {torch.__version__})")
