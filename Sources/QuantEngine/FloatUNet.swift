@@ -102,8 +102,8 @@ public final class FloatUNet: SegmentationModel {
         }
     }
 
-    /// Time per graph op, in milliseconds: the median of `repeats` runs of each op (after one full run
-    /// to plan the arena). Shows where a frame's time goes (`sonoquant latency --profile`).
+    /// Time per graph op, in milliseconds: the fastest of `repeats` runs of each op (after one full run
+    /// to plan the arena; the fastest, as the least disturbed by other processes). Shows where a frame's time goes (`sonoquant latency --profile`).
     public func profile(_ input: Tensor, threads: Int, repeats: Int = 5) throws -> [(op: String, milliseconds: Double)] {
         _ = try run(input, threads: threads, observe: nil)
         let key = try validate(input)
@@ -127,7 +127,7 @@ public final class FloatUNet: SegmentationModel {
             case .upsample2x: name = "upsample2x out \(size)"
             case .concat: name = "concat out \(size)"
             }
-            result.append((name, times.sorted()[times.count / 2]))
+            result.append((name, times.min()!))
         }
         return result
     }

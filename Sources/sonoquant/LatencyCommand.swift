@@ -38,7 +38,7 @@ struct LatencyCommand: ParsableCommand {
     @Option(help: "Input channels: 1 (gray, how frames are segmented) or 3 (RGB, as PyTorch and ONNX peers take it).")
     var channels: Int = 1
 
-    @Flag(help: "Float models: also print the time of every graph op (median of 5), slowest first.")
+    @Flag(help: "Float models: also print the time of every graph op (fastest of 5 runs), slowest first.")
     var profile = false
 
     @Option(help: ArgumentHelp("Also write the statistics and every sample as JSON here.", valueName: "file.json"))

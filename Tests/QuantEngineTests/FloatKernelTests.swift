@@ -51,6 +51,15 @@ final class FloatKernelTests: XCTestCase {
         checkDense(kernel: 3, stride: 1, in: 17, out: 32, height: 3, width: 11, .relu)
         checkDense(kernel: 3, stride: 1, in: 16, out: 1, height: 9, width: 6, .none, threads: 3)  // the head's shape
         checkDense(kernel: 3, stride: 1, in: 2, out: 9, height: 1, width: 1, .none)               // one pixel: all border
+        checkDense(kernel: 3, stride: 1, in: 5, out: 1, height: 4, width: 7, .relu)               // 1 output, not a dot product
+        checkDense(kernel: 3, stride: 2, in: 24, out: 1, height: 7, width: 11, .relu6)            // 1 output, dot product, stride 2
+        checkDense(kernel: 3, stride: 1, in: 16, out: 1, height: 3, width: 10, images: 2, .none)
+    }
+
+    /// Wide inputs split into chunks of input channels (K blocking): partial sums go through the output.
+    func testDense3x3WithInputChannelChunks() {
+        checkDense(kernel: 3, stride: 1, in: 700, out: 20, height: 5, width: 4, images: 2, .relu)
+        checkDense(kernel: 3, stride: 1, in: 1376, out: 8, height: 2, width: 3, .relu6)
     }
 
     func testDense3x3Stride2() {
