@@ -187,6 +187,23 @@ public func denseConv(_ conv: PackedDenseConv, input: FeatureMap, output: Featur
     }
 }
 
+/// One whole-K tile of 6 pixels on panel `panel` (either width), starting from the bias, activation applied.
+@inline(__always)
+func denseTile(_ conv: PackedDenseConv, panel: Int, taps: UnsafePointer<Int>,
+               _ p0: UnsafePointer<Float>, _ p1: UnsafePointer<Float>, _ p2: UnsafePointer<Float>,
+               _ p3: UnsafePointer<Float>, _ p4: UnsafePointer<Float>, _ p5: UnsafePointer<Float>,
+               _ o0: UnsafeMutablePointer<Float>, _ o1: UnsafeMutablePointer<Float>, _ o2: UnsafeMutablePointer<Float>,
+               _ o3: UnsafeMutablePointer<Float>, _ o4: UnsafeMutablePointer<Float>, _ o5: UnsafeMutablePointer<Float>,
+               valid: Int) {
+    if conv.panelBlocks(panel) == 2 {
+        denseTile6x16(conv, panel: panel, taps: taps, channels: 0..<conv.inChannels, accumulate: false, finish: true,
+                      p0, p1, p2, p3, p4, p5, o0, o1, o2, o3, o4, o5, valid: valid)
+    } else {
+        denseTile6x8(conv, panel: panel, taps: taps, channels: 0..<conv.inChannels, accumulate: false, finish: true,
+                     p0, p1, p2, p3, p4, p5, o0, o1, o2, o3, o4, o5, valid: valid)
+    }
+}
+
 /// Stores the first `count` lanes (all 8 when count >= 8) of v at p.
 @inline(__always)
 func storeLanes(_ v: FloatVector, _ p: UnsafeMutablePointer<Float>, count: Int) {
