@@ -59,17 +59,23 @@ public final class FloatUNet: SegmentationModel {
         self.firstConvs = firstConvs
     }
 
-    /// Input channels from which Winograd F(2x2, 3x3) beats the direct kernel (its transforms cost
-    /// per channel what the saved multiply-adds gain per channel pair; measured with `latency --profile`).
-    static let winogradMinimumInputChannels = 32
+    /// When Winograd F(2x2, 3x3) beats the direct kernel (measured per layer with `latency --profile`
+    /// at 192x128, docs/PERFORMANCE.md): its input and output transforms cost per channel what the saved
+    /// multiply-adds gain per channel pair, so both channel counts must be large enough; and each of its
+    /// 16 GEMMs reads a transformed weight matrix of in x out floats, used by only one row per 2x2 output
+    /// block, so that matrix must stay in L2 (decoder block 0's conv1, 1376 x 256, does not and is
+    /// memory-bound with Winograd).
+    static let winogradMinimumChannels = 64
+    static let winogradMaximumWeightBytesPerPosition = 512 << 10
 
     /// Winograd for 3x3 stride-1 convolutions whose output sides are even for every accepted input size
     /// (sides are multiples of `sizeMultiple`, so the output is sizeMultiple / downsample times an integer).
     static func useWinograd(_ spec: ConvSpec, graph: ModelGraph, output: Int) -> Bool {
         let downsample = graph.values[output].downsample
         let evenSides = graph.sizeMultiple % downsample == 0 && (graph.sizeMultiple / downsample) % 2 == 0
-        return evenSides && spec.inChannels >= winogradMinimumInputChannels
-            && PackedWinogradConv.supports(spec, outputHeight: 2, outputWidth: 2)
+        return evenSides && PackedWinogradConv.supports(spec, outputHeight: 2, outputWidth: 2)
+            && spec.inChannels >= winogradMinimumChannels && spec.outChannels >= winogradMinimumChannels
+            && spec.inChannels * spec.outChannels * MemoryLayout<Float>.size <= winogradMaximumWeightBytesPerPosition
     }
 
     public func logits(for input: Tensor, threads: Int) throws -> Tensor {
