@@ -17,6 +17,7 @@ public struct PreparedSample {
 /// Reads a frame and its annotation, fills the outline into a head mask at the original size, and
 /// squashes both to width x height. Errors name the file that is wrong.
 public func loadSample(_ s: HC18Sample, width: Int, height: Int) throws -> PreparedSample {
+    guard width > 0, height > 0 else { throw SonoQuantError(s.name, "cannot squash a frame to \(width)x\(height)") }
     let frame = try readGrayImage(path: s.imagePath)
     let outline = try readGrayImage(path: s.annotationPath)
     guard outline.width == frame.width, outline.height == frame.height else {

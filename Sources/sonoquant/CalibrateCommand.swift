@@ -1,6 +1,126 @@
 import ArgumentParser
+import Calibrate
+import Foundation
+import HC18
+import QuantEngine
 
 struct CalibrateCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "calibrate", abstract: "(not implemented yet)")
-    func run() throws { throw ValidationError("calibrate is not implemented yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "calibrate",
+        abstract: "Quantize a float checkpoint to an int8 model file (post-training, static, per-channel).",
+        discussion: """
+        BatchNorm is folded into each convolution; weights become int8 symmetric per output channel;
+        every activation becomes int8 asymmetric per tensor with a range chosen by the observer from the
+        float model's activations on N frames of the TRAIN split (never the test split). Biases are int32
+        with scale s_in * s_w; requantization is fixed point (TFLite/gemmlowp); ReLU/ReLU6 are clamps.
+        The model takes the uint8 gray frame directly (real = byte / 255) and returns float logits.
+        See docs/QUANTIZATION.md.
+
+        Observers:
+          minmax      [min, max] of everything seen
+          percentile  the (100-p)th and p-th percentiles (--percentile, default 99.99)
+          entropy     TensorRT-style: clip range minimising KL(observed || quantized) histograms
+          mse         clip range minimising the squared quantization error over the histogram
+
+        The calibration frames are N frames spread evenly over the train split (in split-file order).
+        The result runs with `sonoquant forward` / `evaluate` like a float model.
+
+        Example:
+          sonoquant calibrate --model fixtures/pytorch_D-all_192x128.safetensors \\
+            --data ../shared/hc18/training_set --split fixtures/hc18/paper_split.csv \\
+            --size 192x128 --images 64 --observer percentile --out D-all.int8.safetensors
+        """)
+
+    @Option(help: ArgumentHelp("Float checkpoint (segmentation_models_pytorch names, F32 or F16).", valueName: "ckpt.safetensors"))
+    var model: String
+
+    @Option(help: "HC18 directory: frames, *_Annotation.png and training_set_pixel_size_and_HC.csv.")
+    var data: String
+
+    @Option(help: "Split CSV (filename,split); calibration frames come from its train side.")
+    var split: String
+
+    @Option(help: ArgumentHelp("Network input size WxH, the size the model was trained at (multiples of 32).", valueName: "WxH"))
+    var size: String = "192x128"
+
+    @Option(help: "Number of calibration frames from the train split.")
+    var images: Int = 64
+
+    @Option(help: "How activation ranges are chosen: minmax, percentile, entropy or mse.")
+    var observer: String = "percentile"
+
+    @Option(help: "Percentile for --observer percentile (the range is [100-p, p]).")
+    var percentile: Double = 99.99
+
+    @Option(help: "Fine-tuning strategy recorded in the model's metadata (default: the checkpoint's own `sonoquant.strategy`, else unknown).")
+    var strategy: String?
+
+    @Option(help: "Threads for the float model during calibration.")
+    var threads: Int = availableCores
+
+    @Option(help: ArgumentHelp("Where to write the int8 model (atomically).", valueName: "model.int8.safetensors"))
+    var out: String
+
+    func validate() throws {
+        guard Observer(rawValue: observer) != nil else {
+            throw ValidationError("--observer must be one of \(Observer.allCases.map(\.rawValue).joined(separator: ", ")), got \(observer)")
+        }
+        guard images >= 1 else { throw ValidationError("--images must be at least 1") }
+        guard percentile > 50, percentile <= 100 else { throw ValidationError("--percentile must be in (50, 100]") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        _ = try parseSize(size)
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let (width, height) = try parseSize(size)
+            let checkpoint = try SafeTensorsFile(path: model)
+            let weights = try ModelWeights(file: checkpoint, graph: .mobileNetV2UNet(inputChannels: 3))
+            let dataset = try HC18Dataset(directory: data, splitCSV: split)
+            guard !dataset.train.isEmpty else { throw SonoQuantError(split, "the split has no train frames to calibrate on") }
+            let count = min(images, dataset.train.count)
+            let chosen = (0..<count).map { dataset.train[$0 * dataset.train.count / count] }
+            let start = Date()
+            var frames: [[Float]] = []
+            for (i, sample) in chosen.enumerated() {
+                frames.append(try loadSample(sample, width: width, height: height).image)
+                progress("loading frames \(i + 1)/\(count)")
+            }
+            let float = FloatUNet(weights: weights)
+            let statistics = try collectStatistics(model: float, frames: frames, width: width, height: height, threads: threads) { pass, frame in
+                progress("pass \(pass)/2 (\(pass == 1 ? "min/max" : "histograms")): frame \(frame)/\(count)")
+            }
+            let settings = CalibrationSettings(observer: Observer(rawValue: observer)!, percentile: percentile, width: width, height: height)
+            let calibration = "{\"images\":\(count),\"split\":\"\(escape(split))\",\"data\":\"\(escape(data))\",\"selection\":\"evenly spaced over the train split\",\"histogram_bins\":\(settings.bins)}"
+            let info: [String: String] = [
+                "source_checkpoint": model,
+                "strategy": strategy ?? checkpoint.metadata["sonoquant.strategy"] ?? "unknown",
+                "calibration": calibration,
+            ]
+            let int8 = quantize(weights: weights, statistics: statistics, settings: settings, info: info)
+            try int8.save(to: out)
+            if isatty(2) != 0 { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+            let bytes = (try? FileManager.default.attributesOfItem(atPath: out)[.size] as? Int) ?? 0
+            print("wrote \(out): int8 model, observer \(observer), \(count) calibration frames at \(width)x\(height), \(bytes) bytes, \(String(format: "%.1f", Date().timeIntervalSince(start))) s")
+        }
+    }
+
+    /// One self-overwriting status line on a terminal; nothing when stderr is a file or pipe (logs stay short).
+    private func progress(_ text: String) {
+        guard isatty(2) != 0 else { return }
+        FileHandle.standardError.write(Data("\r\u{1B}[Kcalibrate: \(text)".utf8))
+    }
+
+    private func escape(_ s: String) -> String {
+        s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+    }
+}
+
+/// "192x128" -> (width 192, height 128).
+func parseSize(_ text: String) throws -> (width: Int, height: Int) {
+    let parts = text.lowercased().split(separator: "x")
+    guard parts.count == 2, let w = Int(parts[0]), let h = Int(parts[1]), w > 0, h > 0, w % 32 == 0, h % 32 == 0 else {
+        throw ValidationError("--size must be WxH with positive multiples of 32 (e.g. 192x128), got \(text)")
+    }
+    return (w, h)
 }

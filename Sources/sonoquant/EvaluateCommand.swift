@@ -1,6 +1,81 @@
 import ArgumentParser
+import Foundation
+import HC18
+import QuantEngine
 
 struct EvaluateCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "evaluate", abstract: "(not implemented yet)")
-    func run() throws { throw ValidationError("evaluate is not implemented yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "evaluate",
+        abstract: "Score a model on the test frames of a split: Dice, IoU, pixel accuracy and HC error.",
+        discussion: """
+        Each test frame is squashed to WxH (PIL-style bilinear, antialiased when shrinking), run through \
+        the model as one gray channel, and the prediction (logit > 0) is compared at WxH with the \
+        annotation's filled head mask squashed the same way. Dice, IoU and pixel accuracy are per image, \
+        then averaged. HC is measured on the largest predicted region (ellipse fitted in original-frame \
+        coordinates) and compared with the CSV. A frame with no head found is listed, counted, and \
+        its HC error is its whole reference HC (as if the head measured 0 mm). See docs/DATA.md.
+
+        Prints the means and the five worst frames; --out writes every frame's row as JSON.
+
+        Example (the PyTorch-trained D-all model on the paper's 200 test frames):
+          sonoquant evaluate --model ../shared/reference/pytorch_D-all_192x128.safetensors \\
+            --data ../shared/hc18/training_set --split ../shared/hc18/splits/paper_split.csv \\
+            --size 192x128 --out report.json
+        """
+    )
+
+    @Option(help: ArgumentHelp("Model file: a float checkpoint (segmentation_models_pytorch names) or an int8 model.",
+                               valueName: "model.safetensors"))
+    var model: String
+
+    @Option(help: ArgumentHelp("HC18 directory: frames, *_Annotation.png and training_set_pixel_size_and_HC.csv.",
+                               valueName: "dir"))
+    var data: String
+
+    @Option(help: ArgumentHelp("Split file `filename,split`; its `test` frames are evaluated.", valueName: "split.csv"))
+    var split: String
+
+    @Option(help: ArgumentHelp("Network input size WxH, both multiples of 32.", valueName: "WxH"))
+    var size: FrameSize
+
+    @Option(help: "Threads for decoding and inference.")
+    var threads: Int = availableCores
+
+    @Option(help: ArgumentHelp("Write the full report (every frame) as JSON, atomically.", valueName: "report.json"))
+    var out: String?
+
+    func validate() throws {
+        guard size.width % 32 == 0, size.height % 32 == 0 else {
+            throw ValidationError("--size \(size): width and height must be multiples of 32")
+        }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let network = try loadSegmentationModel(path: model)
+            let dataset = try HC18Dataset(directory: data, splitCSV: split)
+            guard !dataset.test.isEmpty else { throw SonoQuantError(split, "no frame is marked `test`") }
+            let start = Date()
+            var report = try evaluate(model: network, dataset: dataset, samples: dataset.test,
+                                      width: size.width, height: size.height, threads: threads)
+            report.model = model
+            let seconds = Date().timeIntervalSince(start)
+            print("model \(model) (\(report.precision)), \(report.images) test frames at \(size), \(String(format: "%.1f", seconds)) s")
+            print("  Dice              \(String(format: "%.4f ± %.4f", report.meanDice, report.diceStd))")
+            print("  IoU               \(String(format: "%.4f", report.meanIoU))")
+            print("  pixel accuracy    \(String(format: "%.4f", report.meanPixelAccuracy))")
+            print("  HC error (MAE)    \(String(format: "%.2f mm", report.meanHCErrorMM))")
+            print("  no head found     \(report.noHeadFound)")
+            print("worst frames by Dice:")
+            for row in report.rows.sorted(by: { $0.dice < $1.dice }).prefix(5) {
+                let hc = row.hcMM.map { String(format: "%.1f mm", $0) } ?? "no head"
+                print(String(format: "  %-10@ Dice %.4f  IoU %.4f  HC %@ (CSV %.1f mm)", row.name, row.dice, row.iou, hc, row.referenceHCmm))
+            }
+            if let out {
+                try report.write(to: out)
+                print("wrote \(out)")
+            }
+        }
+    }
 }

@@ -27,7 +27,7 @@ struct ForwardCommand: ParsableCommand {
         """
     )
 
-    @Option(help: ArgumentHelp("Model file: a float checkpoint with segmentation_models_pytorch names (F32 or F16 safetensors).",
+    @Option(help: ArgumentHelp("Model file: a float checkpoint with segmentation_models_pytorch names (F32 or F16 safetensors), or an int8 model from `sonoquant calibrate`.",
                                valueName: "model.safetensors"))
     var model: String
 

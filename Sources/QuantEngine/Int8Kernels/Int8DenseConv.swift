@@ -1,0 +1,205 @@
+/// int8 dense convolution: conv 3x3 (stride 1 and 2) and pointwise 1x1, one microkernel for both.
+///
+/// Method (direct convolution, no im2col): the input is staged once as int16 (x - zero point) with a
+/// zero border and channels padded to a multiple of 16 (`stageInt16`), so every tap of every output
+/// pixel is a pointer offset and padding costs nothing. The reduction dimension K = taps x channels is
+/// walked 16 values at a time: one vector of 16 int16 inputs (one pixel) against one vector of 16 int16
+/// weights (one output channel), accumulated in 8 int32 lanes, reduced horizontally once at the end.
+///
+/// Microkernel tile: 3 output pixels (of one row) x 4 output channels = 12 accumulators, which with the
+/// 3 input vectors and 1 weight vector fills the 16 AVX2 registers. Weights are packed
+/// [group of 4 outputs][tap][16-channel chunk][4 outputs][16], so a tile streams them linearly.
+/// Work items are (16-output chunk, output row), chunk-major, so consecutive items reuse one chunk's
+/// weights from cache; each item writes int32 sums for its row x 16 outputs to a small stack buffer
+/// and requantizes them with the shared SIMD epilogue.
+///
+/// The multiply-accumulate step is written per architecture (`multiplyAccumulate`); both give the same
+/// exact int32 sums, so both agree bit for bit with `referenceQuantizedConv`:
+///   - x86-64 (AVX2): pairs of int16 products summed into int32 = one `vpmaddwd`.
+///   - arm64 (NEON): widening multiply-accumulate of the low and high halves = `smlal` + `smlal2`.
+public final class Int8DenseConv {
+    public let kernel: Int
+    public let stride: Int
+    public let inChannels: Int
+    public let outChannels: Int
+    /// Input channels rounded up to a multiple of 16.
+    let stagedChannels: Int
+    /// Output channels rounded up to a multiple of 4 (the tile width).
+    let groupedOutputs: Int
+    let taps: Int
+    let weights: [Int16]
+    let requant: PackedRequantization
+
+    static let tilePixels = 3
+    static let tileOutputs = 4
+    static let chunkOutputs = 16
+
+    public init(_ p: QuantizedConvParameters) {
+        precondition(p.kind == .dense, "Int8DenseConv: depthwise parameters")
+        kernel = p.kernel; stride = p.stride; inChannels = p.inChannels; outChannels = p.outChannels
+        stagedChannels = (p.inChannels + 15) & ~15
+        groupedOutputs = (p.outChannels + 3) & ~3
+        taps = p.kernel * p.kernel
+        requant = PackedRequantization(p, paddedCount: (p.outChannels + 15) & ~15)
+        let cp = stagedChannels, k2 = taps
+        var packed = [Int16](repeating: 0, count: groupedOutputs * taps * cp)
+        for oc in 0..<p.outChannels {
+            let group = oc / 4, lane = oc % 4
+            for t in 0..<k2 {
+                for ic in 0..<p.inChannels {
+                    let chunk = ic / 16
+                    let index = (((group * k2 + t) * (cp / 16) + chunk) * 4 + lane) * 16 + ic % 16
+                    packed[index] = Int16(p.weights[(oc * p.inChannels + ic) * k2 + t])
+                }
+            }
+        }
+        weights = packed
+    }
+
+    public var padding: Int { kernel / 2 }
+    public func outputSize(_ n: Int) -> Int { (n + 2 * padding - kernel) / stride + 1 }
+
+    /// Int16 scratch elements `run` needs for an input of this size.
+    public func scratchCount(height: Int, width: Int) -> Int {
+        (height + 2 * padding) * (width + 2 * padding) * stagedChannels
+    }
+
+    /// input: [height][width][inChannels] int8; output: [outH][outW][outChannels] int8.
+    public func run(input: UnsafePointer<Int8>, height: Int, width: Int, output: UnsafeMutablePointer<Int8>,
+                    scratch: UnsafeMutablePointer<Int16>, threads: Int, inputZeroPoint: Int32) {
+        let pad = padding, cp = stagedChannels
+        stageInt16(input, height: height, width: width, channels: inChannels, zeroPoint: inputZeroPoint,
+                   pad: pad, paddedChannels: cp, into: scratch, threads: threads)
+        let outH = outputSize(height), outW = outputSize(width)
+        let paddedWidth = width + 2 * pad
+        var tapOffsets = [Int](repeating: 0, count: taps)
+        for ky in 0..<kernel { for kx in 0..<kernel { tapOffsets[ky * kernel + kx] = (ky * paddedWidth + kx) * cp } }
+        let groupElements = taps * cp * 4
+        let staged = UnsafePointer(scratch)
+        let chunks = (outChannels + Self.chunkOutputs - 1) / Self.chunkOutputs
+        let (stride, outChannels, taps, groupedOutputs) = (self.stride, self.outChannels, self.taps, self.groupedOutputs)
+        weights.withUnsafeBufferPointer { weightBuffer in
+        requant.bias.withUnsafeBufferPointer { bias in
+        requant.multiplier.withUnsafeBufferPointer { multiplier in
+        requant.leftShift.withUnsafeBufferPointer { leftShift in
+        requant.rightShift.withUnsafeBufferPointer { rightShift in
+        tapOffsets.withUnsafeBufferPointer { offsets in
+            let zeroPoint = SIMD8<Int32>(repeating: requant.zeroPoint)
+            let lo = SIMD8<Int32>(repeating: requant.lo), hi = SIMD8<Int32>(repeating: requant.hi)
+            parallelChunks(chunks * outH, threads: threads) { items in
+                // int32 sums of one row x 16 outputs, requantized when the row chunk is done.
+                withUnsafeTemporaryAllocation(of: Int32.self, capacity: outW * Self.chunkOutputs) { sums in
+                    let sums = sums.baseAddress!
+                    for item in items {
+                        let chunk = item / outH, oy = item % outH
+                        let c0 = chunk * Self.chunkOutputs
+                        let rowBase = staged + oy * stride * paddedWidth * cp
+                        var group = c0 / 4
+                        while group * 4 < min(c0 + Self.chunkOutputs, groupedOutputs) {
+                            let groupWeights = weightBuffer.baseAddress! + group * groupElements
+                            let lane = group * 4 - c0
+                            var x0 = 0
+                            while x0 < outW {
+                                // The last tile of a row repeats its final pixel instead of reading past the row.
+                                let p0 = rowBase + min(x0, outW - 1) * stride * cp
+                                let p1 = rowBase + min(x0 + 1, outW - 1) * stride * cp
+                                let p2 = rowBase + min(x0 + 2, outW - 1) * stride * cp
+                                let s = dotTile3x4(p0, p1, p2, weights: groupWeights, tapOffsets: offsets.baseAddress!, taps: taps, chunks: cp / 16)
+                                UnsafeMutableRawPointer(sums + x0 * 16 + lane).storeBytes(of: s.0, as: SIMD4<Int32>.self)
+                                if x0 + 1 < outW { UnsafeMutableRawPointer(sums + (x0 + 1) * 16 + lane).storeBytes(of: s.1, as: SIMD4<Int32>.self) }
+                                if x0 + 2 < outW { UnsafeMutableRawPointer(sums + (x0 + 2) * 16 + lane).storeBytes(of: s.2, as: SIMD4<Int32>.self) }
+                                x0 += Self.tilePixels
+                            }
+                            group += 1
+                        }
+                        // Epilogue: bias, requantize, clamp, store the valid channels.
+                        let valid = min(Self.chunkOutputs, outChannels - c0)
+                        let b0 = load8(bias.baseAddress! + c0), b1 = load8(bias.baseAddress! + c0 + 8)
+                        let m0 = load8(multiplier.baseAddress! + c0), m1 = load8(multiplier.baseAddress! + c0 + 8)
+                        let l0 = load8(leftShift.baseAddress! + c0), l1 = load8(leftShift.baseAddress! + c0 + 8)
+                        let r0 = load8(rightShift.baseAddress! + c0), r1 = load8(rightShift.baseAddress! + c0 + 8)
+                        let out = output + oy * outW * outChannels + c0
+                        for x in 0..<outW {
+                            let q0 = requantize(load8(sums + x * 16) &+ b0, multiplier: m0, leftShift: l0, rightShift: r0, zeroPoint: zeroPoint, min: lo, max: hi)
+                            store(q0, to: out + x * outChannels, count: valid)
+                            if valid > 8 {
+                                let q1 = requantize(load8(sums + x * 16 + 8) &+ b1, multiplier: m1, leftShift: l1, rightShift: r1, zeroPoint: zeroPoint, min: lo, max: hi)
+                                store(q1, to: out + x * outChannels + 8, count: valid - 8)
+                            }
+                        }
+                    }
+                }
+            }
+        }}}}}}
+    }
+}
+
+#if arch(arm64)
+/// acc + the 16 products a[i] * w[i], folded into 8 lanes: NEON `smlal` (low halves) + `smlal2` (high halves).
+@inline(__always)
+func multiplyAccumulate(_ acc: SIMD8<Int32>, _ a: SIMD16<Int16>, _ w: SIMD16<Int16>) -> SIMD8<Int32> {
+    acc &+ SIMD8<Int32>(truncatingIfNeeded: a.lowHalf) &* SIMD8<Int32>(truncatingIfNeeded: w.lowHalf)
+        &+ SIMD8<Int32>(truncatingIfNeeded: a.highHalf) &* SIMD8<Int32>(truncatingIfNeeded: w.highHalf)
+}
+#else
+/// acc + the 16 products a[i] * w[i], folded into 8 lanes as adjacent pairs: AVX2 `vpmaddwd` + `vpaddd`.
+///
+/// The shape matters (checked in the assembly, docs/QUANTIZATION.md): LLVM matches `vpmaddwd` when it
+/// sees "multiply two sign-extended 16 x int16 vectors, add the even and odd lanes of the product".
+/// Splitting the inputs into even/odd halves first (the textbook form) stops matching as soon as one
+/// input vector feeds several multiplies (a register-blocked tile), and
+/// `SIMD16<Int32>(truncatingIfNeeded:)` from SIMD16<Int16> is not inlined; `widen` below is both.
+@inline(__always)
+func multiplyAccumulate(_ acc: SIMD8<Int32>, _ a: SIMD16<Int16>, _ w: SIMD16<Int16>) -> SIMD8<Int32> {
+    let products = widen(a) &* widen(w)
+    return acc &+ (products.evenHalf &+ products.oddHalf)
+}
+
+/// Sign-extends 16 int16 lanes to int32, lane by lane (LLVM turns this into one `vpmovsxwd` per half,
+/// or folds it into `vpmaddwd`).
+@inline(__always)
+func widen(_ a: SIMD16<Int16>) -> SIMD16<Int32> {
+    SIMD16<Int32>(Int32(a[0]), Int32(a[1]), Int32(a[2]), Int32(a[3]), Int32(a[4]), Int32(a[5]), Int32(a[6]), Int32(a[7]),
+                  Int32(a[8]), Int32(a[9]), Int32(a[10]), Int32(a[11]), Int32(a[12]), Int32(a[13]), Int32(a[14]), Int32(a[15]))
+}
+#endif
+
+/// [sum of a's lanes, sum of b's, sum of c's, sum of d's].
+@inline(__always)
+func horizontalSums(_ a: SIMD8<Int32>, _ b: SIMD8<Int32>, _ c: SIMD8<Int32>, _ d: SIMD8<Int32>) -> SIMD4<Int32> {
+    let ab = SIMD8<Int32>(lowHalf: a.lowHalf &+ a.highHalf, highHalf: b.lowHalf &+ b.highHalf)
+    let cd = SIMD8<Int32>(lowHalf: c.lowHalf &+ c.highHalf, highHalf: d.lowHalf &+ d.highHalf)
+    let pairs = SIMD8<Int32>(lowHalf: ab.evenHalf &+ ab.oddHalf, highHalf: cd.evenHalf &+ cd.oddHalf)
+    return pairs.evenHalf &+ pairs.oddHalf
+}
+
+@inline(__always)
+func load16(_ p: UnsafePointer<Int16>) -> SIMD16<Int16> { UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Int16>.self) }
+
+/// The microkernel: int32 dot products of 3 pixels x 4 output channels over all taps and channel chunks.
+@inline(__always)
+func dotTile3x4(_ p0: UnsafePointer<Int16>, _ p1: UnsafePointer<Int16>, _ p2: UnsafePointer<Int16>, weights: UnsafePointer<Int16>,
+                tapOffsets: UnsafePointer<Int>, taps: Int, chunks: Int) -> (SIMD4<Int32>, SIMD4<Int32>, SIMD4<Int32>) {
+    var a00 = SIMD8<Int32>(), a01 = SIMD8<Int32>(), a02 = SIMD8<Int32>(), a03 = SIMD8<Int32>()
+    var a10 = SIMD8<Int32>(), a11 = SIMD8<Int32>(), a12 = SIMD8<Int32>(), a13 = SIMD8<Int32>()
+    var a20 = SIMD8<Int32>(), a21 = SIMD8<Int32>(), a22 = SIMD8<Int32>(), a23 = SIMD8<Int32>()
+    var w = weights
+    for t in 0..<taps {
+        let o = tapOffsets[t]
+        var q0 = p0 + o, q1 = p1 + o, q2 = p2 + o
+        for _ in 0..<chunks {
+            let x0 = load16(q0), x1 = load16(q1), x2 = load16(q2)
+            q0 += 16; q1 += 16; q2 += 16
+            let w0 = load16(w)
+            a00 = multiplyAccumulate(a00, x0, w0); a10 = multiplyAccumulate(a10, x1, w0); a20 = multiplyAccumulate(a20, x2, w0)
+            let w1 = load16(w + 16)
+            a01 = multiplyAccumulate(a01, x0, w1); a11 = multiplyAccumulate(a11, x1, w1); a21 = multiplyAccumulate(a21, x2, w1)
+            let w2 = load16(w + 32)
+            a02 = multiplyAccumulate(a02, x0, w2); a12 = multiplyAccumulate(a12, x1, w2); a22 = multiplyAccumulate(a22, x2, w2)
+            let w3 = load16(w + 48)
+            a03 = multiplyAccumulate(a03, x0, w3); a13 = multiplyAccumulate(a13, x1, w3); a23 = multiplyAccumulate(a23, x2, w3)
+            w += 64
+        }
+    }
+    return (horizontalSums(a00, a01, a02, a03), horizontalSums(a10, a11, a12, a13), horizontalSums(a20, a21, a22, a23))
+}

@@ -1,0 +1,80 @@
+/// int8 depthwise 3x3 convolution, stride 1 or 2 (MobileNetV2's per-channel filters).
+///
+/// The input is staged as int16 (x - zero point) with a one-pixel zero border and channels padded to a
+/// multiple of 16, so a 16-channel slice of any tap is one vector load. Per output pixel and 16 channels:
+/// nine widening multiply-adds into int32 (`vpmulld` on AVX2, `smlal` on NEON), then the shared
+/// requantization epilogue. Rows are split across threads. Checked bit for bit against
+/// `referenceQuantizedConv`.
+public final class Int8Depthwise3x3 {
+    public let stride: Int
+    public let channels: Int
+    /// Channels rounded up to a multiple of 16.
+    let stagedChannels: Int
+    /// [tap][stagedChannels], int32 (already widened: the loop is load-bound on the input).
+    let weights: [Int32]
+    let requant: PackedRequantization
+
+    public init(_ p: QuantizedConvParameters) {
+        precondition(p.kind == .depthwise && p.kernel == 3, "Int8Depthwise3x3: needs a depthwise 3x3 conv")
+        stride = p.stride; channels = p.outChannels
+        stagedChannels = (p.outChannels + 15) & ~15
+        var packed = [Int32](repeating: 0, count: 9 * stagedChannels)
+        for c in 0..<p.outChannels { for t in 0..<9 { packed[t * stagedChannels + c] = Int32(p.weights[c * 9 + t]) } }
+        weights = packed
+        requant = PackedRequantization(p, paddedCount: stagedChannels)
+    }
+
+    public func outputSize(_ n: Int) -> Int { (n + 2 - 3) / stride + 1 }
+
+    public func scratchCount(height: Int, width: Int) -> Int { (height + 2) * (width + 2) * stagedChannels }
+
+    public func run(input: UnsafePointer<Int8>, height: Int, width: Int, output: UnsafeMutablePointer<Int8>,
+                    scratch: UnsafeMutablePointer<Int16>, threads: Int, inputZeroPoint: Int32) {
+        let cp = stagedChannels
+        stageInt16(input, height: height, width: width, channels: channels, zeroPoint: inputZeroPoint,
+                   pad: 1, paddedChannels: cp, into: scratch, threads: threads)
+        let outH = outputSize(height), outW = outputSize(width)
+        let paddedWidth = width + 2
+        let staged = UnsafePointer(scratch)
+        let (stride, channels) = (self.stride, self.channels)
+        weights.withUnsafeBufferPointer { w in
+        requant.bias.withUnsafeBufferPointer { bias in
+        requant.multiplier.withUnsafeBufferPointer { multiplier in
+        requant.leftShift.withUnsafeBufferPointer { leftShift in
+        requant.rightShift.withUnsafeBufferPointer { rightShift in
+            let zeroPoint = SIMD8<Int32>(repeating: requant.zeroPoint)
+            let lo = SIMD8<Int32>(repeating: requant.lo), hi = SIMD8<Int32>(repeating: requant.hi)
+            let w = w.baseAddress!
+            parallelChunks(outH, threads: threads) { rows in
+                for oy in rows {
+                    for ox in 0..<outW {
+                        let origin = staged + (oy * stride * paddedWidth + ox * stride) * cp
+                        let out = output + (oy * outW + ox) * channels
+                        var c0 = 0
+                        while c0 < channels {
+                            var acc0 = load8(bias.baseAddress! + c0), acc1 = load8(bias.baseAddress! + c0 + 8)
+                            for ky in 0..<3 {
+                                for kx in 0..<3 {
+                                    // Two 8-lane halves: SIMD8 conversions inline, SIMD16<Int16> -> SIMD16<Int32> does not.
+                                    let x = origin + (ky * paddedWidth + kx) * cp + c0
+                                    let k = w + (ky * 3 + kx) * cp + c0
+                                    acc0 &+= SIMD8<Int32>(truncatingIfNeeded: UnsafeRawPointer(x).loadUnaligned(as: SIMD8<Int16>.self)) &* load8(k)
+                                    acc1 &+= SIMD8<Int32>(truncatingIfNeeded: UnsafeRawPointer(x + 8).loadUnaligned(as: SIMD8<Int16>.self)) &* load8(k + 8)
+                                }
+                            }
+                            let acc = (lowHalf: acc0, highHalf: acc1)
+                            let q0 = requantize(acc.lowHalf, multiplier: load8(multiplier.baseAddress! + c0), leftShift: load8(leftShift.baseAddress! + c0),
+                                                rightShift: load8(rightShift.baseAddress! + c0), zeroPoint: zeroPoint, min: lo, max: hi)
+                            let q1 = requantize(acc.highHalf, multiplier: load8(multiplier.baseAddress! + c0 + 8), leftShift: load8(leftShift.baseAddress! + c0 + 8),
+                                                rightShift: load8(rightShift.baseAddress! + c0 + 8), zeroPoint: zeroPoint, min: lo, max: hi)
+                            let valid = min(16, channels - c0)
+                            store(q0, to: out + c0, count: valid)
+                            if valid > 8 { store(q1, to: out + c0 + 8, count: valid - 8) }
+                            c0 += 16
+                        }
+                    }
+                }
+            }
+        }}}}}
+    }
+}

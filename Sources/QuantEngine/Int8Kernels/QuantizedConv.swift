@@ -1,0 +1,158 @@
+/// Parameters of one quantized convolution as the model file stores them (PyTorch weight layout),
+/// shared by every int8 conv kernel and its scalar reference.
+///
+/// Activations are NHWC int8 (channels innermost), real = scale * (q - zeroPoint).
+/// Accumulator for output channel c: bias[c] + sum (x - inputZeroPoint) * w[c], in int32, with scale
+/// s_in * s_w[c]; then `requantize` with multipliers[c] = s_in * s_w[c] / s_out, + outputZeroPoint,
+/// clamped to [outputMin, outputMax] (the fused ReLU / ReLU6, or [-128, 127] for none).
+/// Padding pixels hold real 0, i.e. the input zero point: they contribute nothing to the sum.
+public struct QuantizedConvParameters: Equatable {
+    public enum Kind: String, Equatable { case dense, depthwise }
+    public let kind: Kind
+    public let kernel: Int
+    public let stride: Int
+    public let inChannels: Int
+    public let outChannels: Int
+    /// [out][in][k][k] (dense) or [out][1][k][k] (depthwise), symmetric per output channel (zero point 0).
+    public let weights: [Int8]
+    /// [out], in units of s_in * s_w[c].
+    public let bias: [Int32]
+    /// [out]
+    public let multipliers: [QuantizedMultiplier]
+    public let inputZeroPoint: Int32
+    public let outputZeroPoint: Int32
+    public let outputMin: Int32
+    public let outputMax: Int32
+
+    public init(kind: Kind, kernel: Int, stride: Int, inChannels: Int, outChannels: Int, weights: [Int8], bias: [Int32],
+                multipliers: [QuantizedMultiplier], inputZeroPoint: Int32, outputZeroPoint: Int32, outputMin: Int32 = -128, outputMax: Int32 = 127) {
+        precondition(kind == .dense || inChannels == outChannels, "depthwise conv needs inChannels == outChannels")
+        precondition(weights.count == outChannels * (kind == .dense ? inChannels : 1) * kernel * kernel, "weights count")
+        precondition(bias.count == outChannels && multipliers.count == outChannels, "bias / multipliers count")
+        precondition(kernel % 2 == 1 && stride >= 1)
+        precondition(-128...127 ~= inputZeroPoint && -128...127 ~= outputZeroPoint && -128 <= outputMin && outputMin <= outputMax && outputMax <= 127)
+        self.kind = kind; self.kernel = kernel; self.stride = stride
+        self.inChannels = inChannels; self.outChannels = outChannels
+        self.weights = weights; self.bias = bias; self.multipliers = multipliers
+        self.inputZeroPoint = inputZeroPoint; self.outputZeroPoint = outputZeroPoint
+        self.outputMin = outputMin; self.outputMax = outputMax
+    }
+
+    /// PyTorch's padding = kernel / 2 on every side.
+    public var padding: Int { kernel / 2 }
+    public func outputSize(_ n: Int) -> Int { (n + 2 * padding - kernel) / stride + 1 }
+}
+
+/// The scalar reference for every int8 convolution (dense and depthwise, any kernel and stride):
+/// the plain loops the SIMD kernels are checked against, bit for bit.
+public func referenceQuantizedConv(_ p: QuantizedConvParameters, input: [Int8], height: Int, width: Int) -> [Int8] {
+    precondition(input.count == height * width * p.inChannels)
+    let outH = p.outputSize(height), outW = p.outputSize(width)
+    let k = p.kernel, pad = p.padding
+    var output = [Int8](repeating: 0, count: outH * outW * p.outChannels)
+    for oy in 0..<outH {
+        for ox in 0..<outW {
+            for oc in 0..<p.outChannels {
+                var acc = p.bias[oc]
+                for ky in 0..<k {
+                    let iy = oy * p.stride - pad + ky
+                    if iy < 0 || iy >= height { continue }
+                    for kx in 0..<k {
+                        let ix = ox * p.stride - pad + kx
+                        if ix < 0 || ix >= width { continue }
+                        let pixel = (iy * width + ix) * p.inChannels
+                        switch p.kind {
+                        case .dense:
+                            for ic in 0..<p.inChannels {
+                                let w = Int32(p.weights[((oc * p.inChannels + ic) * k + ky) * k + kx])
+                                acc += (Int32(input[pixel + ic]) - p.inputZeroPoint) * w
+                            }
+                        case .depthwise:
+                            let w = Int32(p.weights[(oc * k + ky) * k + kx])
+                            acc += (Int32(input[pixel + oc]) - p.inputZeroPoint) * w
+                        }
+                    }
+                }
+                let m = p.multipliers[oc]
+                output[(oy * outW + ox) * p.outChannels + oc] = requantize(acc, multiplier: m.multiplier, shift: m.shift, zeroPoint: p.outputZeroPoint, min: p.outputMin, max: p.outputMax)
+            }
+        }
+    }
+    return output
+}
+
+/// Per-channel requantization constants padded to a multiple of `lanes`, in the form the SIMD epilogue loads.
+struct PackedRequantization {
+    var bias: [Int32]
+    var multiplier: [Int32]
+    var leftShift: [Int32]
+    var rightShift: [Int32]
+    let zeroPoint: Int32
+    let lo: Int32
+    let hi: Int32
+
+    init(_ p: QuantizedConvParameters, paddedCount: Int) {
+        let pad = paddedCount - p.outChannels
+        bias = p.bias + [Int32](repeating: 0, count: pad)
+        multiplier = p.multipliers.map(\.multiplier) + [Int32](repeating: 0, count: pad)
+        leftShift = p.multipliers.map { max($0.shift, 0) } + [Int32](repeating: 0, count: pad)
+        rightShift = p.multipliers.map { max(-$0.shift, 0) } + [Int32](repeating: 0, count: pad)
+        zeroPoint = p.outputZeroPoint; lo = p.outputMin; hi = p.outputMax
+    }
+}
+
+/// Loads eight Int32 from a (possibly unaligned) pointer.
+@inline(__always)
+func load8(_ p: UnsafePointer<Int32>) -> SIMD8<Int32> { UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Int32>.self) }
+
+/// Stores the first `count` lanes of `v` (all eight with one store when count == 8).
+@inline(__always)
+func store(_ v: SIMD8<Int8>, to p: UnsafeMutablePointer<Int8>, count: Int) {
+    if count >= 8 {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Int8>.self)
+    } else {
+        for i in 0..<count { p[i] = v[i] }
+    }
+}
+
+/// Copies an NHWC int8 image into a zero-bordered int16 buffer holding x - zeroPoint, with `pad` pixels
+/// on every side and channels padded (with 0) to `paddedChannels`. Padding then means real 0, and the
+/// microkernels multiply int16 x int16 without a zero-point correction term.
+func stageInt16(_ input: UnsafePointer<Int8>, height: Int, width: Int, channels: Int, zeroPoint: Int32,
+                pad: Int, paddedChannels: Int, into staged: UnsafeMutablePointer<Int16>, threads: Int) {
+    let paddedWidth = width + 2 * pad
+    let rowElements = paddedWidth * paddedChannels
+    let zp = Int16(zeroPoint)
+    // Top and bottom border rows.
+    for y in 0..<pad {
+        (staged + y * rowElements).initialize(repeating: 0, count: rowElements)
+        (staged + (pad + height + y) * rowElements).initialize(repeating: 0, count: rowElements)
+    }
+    parallelChunks(height, threads: threads) { rows in
+        for y in rows {
+            let row = staged + (y + pad) * rowElements
+            row.initialize(repeating: 0, count: pad * paddedChannels)
+            (row + (pad + width) * paddedChannels).initialize(repeating: 0, count: pad * paddedChannels)
+            let src = input + y * width * channels
+            if channels == paddedChannels {
+                // One long run: widen sixteen at a time.
+                let dst = row + pad * paddedChannels
+                let count = width * channels
+                var i = 0
+                let zpv = SIMD16<Int16>(repeating: zp)
+                while i + 16 <= count {
+                    let v = SIMD16<Int16>(truncatingIfNeeded: UnsafeRawPointer(src + i).loadUnaligned(as: SIMD16<Int8>.self))
+                    UnsafeMutableRawPointer(dst + i).storeBytes(of: v &- zpv, as: SIMD16<Int16>.self)
+                    i += 16
+                }
+                while i < count { dst[i] = Int16(src[i]) - zp; i += 1 }
+            } else {
+                for x in 0..<width {
+                    let dst = row + (pad + x) * paddedChannels
+                    for c in 0..<channels { dst[c] = Int16(src[x * channels + c]) - zp }
+                    for c in channels..<paddedChannels { dst[c] = 0 }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,230 @@
+import Foundation
+
+/// The int8 inference engine: walks the gray `ModelGraph` with the kernels of Int8Kernels/.
+///
+/// Input: the uint8 gray frame (its bytes are the quantized input: real = byte / 255). Activations are
+/// NHWC int8 in one preplanned arena per input size: each value gets a byte range, and a range is reused
+/// once every reader of its value has run (greedy first fit in graph order), so a frame allocates
+/// nothing but its output. The int16 staging buffer the convolutions use is planned once too.
+/// Output: the int8 logits, dequantized to float.
+///
+/// Results are bit-identical for every thread count and across architectures: all arithmetic is integer,
+/// and each output element is computed by the same integer operations whatever the split.
+public final class Int8UNet: SegmentationModel {
+    public let precision = "int8"
+    public let graph: ModelGraph
+    public let model: Int8Model
+
+    private enum Step {
+        case dense(Int8DenseConv, inputZeroPoint: Int32)
+        case depthwise(Int8Depthwise3x3, inputZeroPoint: Int32)
+        case add(Int8AddParameters)
+        case upsample
+        case concat(Int8Rescale, Int8Rescale)
+    }
+    private let steps: [Step]
+    private let lock = NSLock()
+    private var plans: [Int: Plan] = [:]
+
+    public init(model: Int8Model) {
+        self.model = model
+        graph = model.graph
+        steps = graph.ops.map { op in
+            switch op {
+            case .conv(let spec, let input, let output):
+                let p = model.convParameters(spec, input: input, output: output)
+                return spec.kind == .depthwise ? .depthwise(Int8Depthwise3x3(p), inputZeroPoint: p.inputZeroPoint)
+                                               : .dense(Int8DenseConv(p), inputZeroPoint: p.inputZeroPoint)
+            case .add(let a, let b, let output): return .add(model.addParameters(a: a, b: b, output: output))
+            case .upsample2x: return .upsample
+            case .concat(let a, let b, let output): return .concat(model.rescale(from: a, to: output), model.rescale(from: b, to: output))
+            }
+        }
+    }
+
+    public convenience init(loading path: String) throws {
+        self.init(model: try Int8Model(loading: path))
+    }
+
+    /// Logits [N, 1, H, W] for an input [N, 1 or 3, H, W] in [0, 1]: each frame is turned into the uint8
+    /// gray frame first (3 channels averaged; byte = round(255 x), clamped), exactly what a camera frame is.
+    public func logits(for input: Tensor, threads: Int) throws -> Tensor {
+        guard input.shape.count == 4, input.shape[1] == 1 || input.shape[1] == 3 else {
+            throw SonoQuantError("input", "expected a tensor [N, 1 or 3, H, W], got shape \(input.shape)")
+        }
+        let (n, c, h, w) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
+        try checkSize(width: w, height: h)
+        var result = [Float](); result.reserveCapacity(n * h * w)
+        for image in 0..<n {
+            var frame = [UInt8](repeating: 0, count: h * w)
+            for i in 0..<(h * w) {
+                var sum: Float = 0
+                for channel in 0..<c { sum += input.data[(image * c + channel) * h * w + i] }
+                let value = sum / Float(c)
+                frame[i] = UInt8(max(0, min(255, (value * 255).rounded())))
+            }
+            result += try logits(frame: frame, width: w, height: h, threads: threads)
+        }
+        return Tensor(shape: [n, 1, h, w], data: result)
+    }
+
+    /// Logits (height * width floats) for one uint8 gray frame (row-major bytes).
+    public func logits(frame: [UInt8], width: Int, height: Int, threads: Int) throws -> [Float] {
+        let q = model.activations[graph.output]
+        return try quantizedLogits(frame: frame, width: width, height: height, threads: threads).map { q.dequantize($0) }
+    }
+
+    /// The raw int8 logits (real = scale * (q - zeroPoint) of the output value): what the bit-exactness
+    /// checks (threads, architectures, the scalar reference) compare.
+    public func quantizedLogits(frame: [UInt8], width: Int, height: Int, threads: Int) throws -> [Int8] {
+        try checkSize(width: width, height: height)
+        guard frame.count == width * height else {
+            throw SonoQuantError("input", "frame has \(frame.count) bytes, expected \(width) x \(height) = \(width * height)")
+        }
+        lock.lock()
+        defer { lock.unlock() }
+        let plan = self.plan(width: width, height: height)
+        let input = plan.pointer(0)
+        frame.withUnsafeBufferPointer { bytes in
+            for i in 0..<bytes.count { input[i] = Int8(bitPattern: bytes[i] &- 128) }
+        }
+        for index in steps.indices { run(index, plan: plan, threads: max(1, threads)) }
+        return Array(UnsafeBufferPointer(start: plan.pointer(graph.output), count: width * height))
+    }
+
+    private func checkSize(width: Int, height: Int) throws {
+        let m = graph.sizeMultiple
+        guard width > 0, height > 0, width % m == 0, height % m == 0 else {
+            throw SonoQuantError("input", "frame size \(width)x\(height): width and height must be positive multiples of \(m)")
+        }
+        guard width * height <= 4096 * 4096 else {
+            throw SonoQuantError("input", "frame size \(width)x\(height) is too large (at most 4096 x 4096 pixels)")
+        }
+    }
+
+    private func run(_ index: Int, plan: Plan, threads: Int) {
+        let op = graph.ops[index]
+        let out = plan.pointer(op.output)
+        let info = graph.values[op.inputs[0]]
+        let h = plan.height / info.downsample, w = plan.width / info.downsample
+        switch steps[index] {
+        case .dense(let conv, let zp):
+            conv.run(input: plan.pointer(op.inputs[0]), height: h, width: w, output: out, scratch: plan.scratch, threads: threads, inputZeroPoint: zp)
+        case .depthwise(let conv, let zp):
+            conv.run(input: plan.pointer(op.inputs[0]), height: h, width: w, output: out, scratch: plan.scratch, threads: threads, inputZeroPoint: zp)
+        case .add(let p):
+            int8Add(plan.pointer(op.inputs[0]), plan.pointer(op.inputs[1]), count: h * w * info.channels, output: out, p, threads: threads)
+        case .upsample:
+            int8Upsample2x(plan.pointer(op.inputs[0]), height: h, width: w, channels: info.channels, output: out, threads: threads)
+        case .concat(let ra, let rb):
+            int8Concat(plan.pointer(op.inputs[0]), channelsA: info.channels, plan.pointer(op.inputs[1]), channelsB: graph.values[op.inputs[1]].channels,
+                       pixels: h * w, output: out, rescaleA: ra, rescaleB: rb, threads: threads)
+        }
+    }
+
+    /// Bytes of the activation arena for a frame of this size (what one inference keeps live at most).
+    public func arenaBytes(width: Int, height: Int) -> Int {
+        lock.lock(); defer { lock.unlock() }
+        return plan(width: width, height: height).arenaBytes
+    }
+
+    private func plan(width: Int, height: Int) -> Plan {
+        let key = height << 32 | width
+        if let plan = plans[key] { return plan }
+        if plans.count >= 4 { plans.removeAll() }  // bound memory when sizes keep changing
+        var scratch = 0
+        for (index, op) in graph.ops.enumerated() {
+            let info = graph.values[op.inputs[0]]
+            let h = height / info.downsample, w = width / info.downsample
+            switch steps[index] {
+            case .dense(let conv, _): scratch = max(scratch, conv.scratchCount(height: h, width: w))
+            case .depthwise(let conv, _): scratch = max(scratch, conv.scratchCount(height: h, width: w))
+            default: break
+            }
+        }
+        let plan = Plan(graph: graph, width: width, height: height, scratchCount: scratch)
+        plans[key] = plan
+        return plan
+    }
+
+    /// Where each graph value lives for one input size.
+    private final class Plan {
+        let width: Int, height: Int
+        let offsets: [Int]
+        let arenaBytes: Int
+        let arena: UnsafeMutablePointer<Int8>
+        let scratch: UnsafeMutablePointer<Int16>
+        let scratchCount: Int
+
+        init(graph: ModelGraph, width: Int, height: Int, scratchCount: Int) {
+            self.width = width; self.height = height
+            let sizes = graph.values.map { v -> Int in
+                let bytes = (height / v.downsample) * (width / v.downsample) * v.channels
+                return (bytes + 63) & ~63  // cache-line aligned ranges
+            }
+            // Last op that reads each value (the output is never freed).
+            var lastUse = [Int](repeating: -1, count: sizes.count)
+            for (index, op) in graph.ops.enumerated() { for v in op.inputs { lastUse[v] = index } }
+            lastUse[graph.output] = Int.max
+            var offsets = [Int](repeating: 0, count: sizes.count)
+            var live: [(value: Int, range: Range<Int>)] = []
+            var total = 0
+            func allocate(_ v: Int) {
+                // First fit: the lowest gap between live ranges that holds the value.
+                var start = 0
+                for item in live.sorted(by: { $0.range.lowerBound < $1.range.lowerBound }) {
+                    if item.range.lowerBound - start >= sizes[v] { break }
+                    start = max(start, item.range.upperBound)
+                }
+                offsets[v] = start
+                live.append((v, start..<(start + sizes[v])))
+                total = max(total, start + sizes[v])
+            }
+            allocate(0)
+            for (index, op) in graph.ops.enumerated() {
+                allocate(op.output)  // before freeing the inputs: an op never writes over what it reads
+                live.removeAll { lastUse[$0.value] == index }
+            }
+            self.offsets = offsets
+            arenaBytes = total
+            arena = .allocate(capacity: max(total, 64))
+            arena.initialize(repeating: 0, count: max(total, 64))
+            self.scratchCount = max(scratchCount, 1)
+            scratch = .allocate(capacity: self.scratchCount)
+            scratch.initialize(repeating: 0, count: self.scratchCount)
+        }
+
+        func pointer(_ value: Int) -> UnsafeMutablePointer<Int8> { arena + offsets[value] }
+
+        deinit {
+            arena.deallocate()
+            scratch.deallocate()
+        }
+    }
+}
+
+extension Int8UNet {
+    /// The same network computed with the scalar reference kernels only (slow; for tests on small frames):
+    /// the SIMD engine must match it bit for bit.
+    public func referenceQuantizedLogits(frame: [UInt8], width: Int, height: Int) throws -> [Int8] {
+        try checkSize(width: width, height: height)
+        var values = [[Int8]](repeating: [], count: graph.values.count)
+        values[0] = frame.map { Int8(bitPattern: $0 &- 128) }
+        for op in graph.ops {
+            let info = graph.values[op.inputs[0]]
+            let h = height / info.downsample, w = width / info.downsample
+            switch op {
+            case .conv(let spec, let i, let o):
+                values[o] = referenceQuantizedConv(model.convParameters(spec, input: i, output: o), input: values[i], height: h, width: w)
+            case .add(let a, let b, let o):
+                values[o] = referenceAdd(values[a], values[b], model.addParameters(a: a, b: b, output: o))
+            case .upsample2x(let i, let o):
+                values[o] = referenceUpsample2x(values[i], height: h, width: w, channels: info.channels)
+            case .concat(let a, let b, let o):
+                values[o] = referenceConcat(values[a], channelsA: info.channels, values[b], channelsB: graph.values[b].channels,
+                                            rescaleA: model.rescale(from: a, to: o), rescaleB: model.rescale(from: b, to: o))
+            }
+        }
+        return values[graph.output]
+    }
+}

@@ -1,0 +1,51 @@
+import Foundation
+import XCTest
+import Calibrate
+import HC18
+import QuantEngine
+
+enum CalibrationFixtures {
+    static let packageRoot: String = {
+        var url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        while url.path != "/" {
+            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url.path }
+            url.deleteLastPathComponent()
+        }
+        fatalError("Package.swift not found above \(#filePath)")
+    }()
+    static func path(_ relative: String) -> String { packageRoot + "/fixtures/" + relative }
+
+    static let weights: ModelWeights = try! ModelWeights(loading: path("pytorch_D-all_192x128.safetensors"), graph: .mobileNetV2UNet())
+
+    /// Activation statistics of the D-all model on 8 train frames of the fixture split at 192x128, once for all tests.
+    static let statistics: [ActivationStatistics] = {
+        let dataset = try! HC18Dataset(directory: path("hc18/training_set"), splitCSV: path("hc18/split.csv"))
+        let frames = dataset.train.prefix(8).map { try! loadSample($0, width: 192, height: 128).image }
+        return try! collectStatistics(model: FloatUNet(weights: weights), frames: Array(frames), width: 192, height: 128, threads: 2)
+    }()
+
+    static func model(_ observer: Observer) -> Int8Model {
+        quantize(weights: weights, statistics: statistics, settings: CalibrationSettings(observer: observer, width: 192, height: 128),
+                 info: ["source_checkpoint": "fixtures/pytorch_D-all_192x128.safetensors", "strategy": "D-all"])
+    }
+}
+
+final class CalibrationTests: XCTestCase {
+    func testInt8LogitsTrackFloatOnAFixtureFrame() throws {
+        let fixture = try SafeTensorsFile(path: CalibrationFixtures.path("forward_dall.safetensors"))
+        let input = try fixture.tensor("input_192x128"), reference = try fixture.tensor("logits_192x128")
+        for observer in Observer.allCases {
+            let net = Int8UNet(model: CalibrationFixtures.model(observer))
+            let logits = try net.logits(for: input, threads: 2)
+            var signAgreement = 0, absError: Float = 0
+            for i in 0..<logits.count {
+                if (logits.data[i] > 0) == (reference.data[i] > 0) { signAgreement += 1 }
+                absError += abs(logits.data[i] - reference.data[i])
+            }
+            let agreement = Double(signAgreement) / Double(logits.count)
+            let meanError = absError / Float(logits.count)
+            print("observer \(observer): mask agreement \(agreement), mean |logit error| \(meanError), max |ref| \(reference.maxAbs)")
+            XCTAssertGreaterThan(agreement, 0.99, "\(observer)")
+        }
+    }
+}

@@ -1,5 +1,0 @@
-import XCTest
-
-final class PlaceholderCalibrateTests: XCTestCase {
-    func testBuilds() {}
-}

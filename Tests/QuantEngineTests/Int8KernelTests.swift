@@ -1,0 +1,142 @@
+import XCTest
+import QuantEngine
+
+/// Every SIMD int8 kernel against its plain-Swift reference, bit for bit, on odd shapes.
+final class Int8KernelTests: XCTestCase {
+    private func randomConv(_ rng: inout TestRandom, kind: QuantizedConvParameters.Kind, kernel: Int, stride: Int,
+                            inChannels: Int, outChannels: Int, fused: Bool) -> QuantizedConvParameters {
+        let perOutput = (kind == .dense ? inChannels : 1) * kernel * kernel
+        let weights = (0..<(outChannels * perOutput)).map { _ in Int8(rng.int(-127...127)) }
+        let bias = (0..<outChannels).map { _ in Int32(rng.int(-5_000...5_000)) }
+        // Multipliers scaled to the sum's spread so outputs cover the whole int8 range (and clamp sometimes);
+        // a few > 1 exercise the left shift.
+        let spread = 127.0 * 127.0 * Double(perOutput).squareRoot() / 2
+        let multipliers = (0..<outChannels).map { c in
+            QuantizedMultiplier(c % 7 == 3 ? 1.5 + rng.unit() : (25 / spread) * (0.5 + rng.unit()))
+        }
+        let outZero = Int32(rng.int(-128...127))
+        return QuantizedConvParameters(kind: kind, kernel: kernel, stride: stride, inChannels: inChannels, outChannels: outChannels,
+                                       weights: weights, bias: bias, multipliers: multipliers,
+                                       inputZeroPoint: Int32(rng.int(-128...127)), outputZeroPoint: outZero,
+                                       outputMin: fused ? outZero : -128, outputMax: fused ? min(127, outZero + 100) : 127)
+    }
+
+    private func runKernel(_ p: QuantizedConvParameters, input: [Int8], height: Int, width: Int, threads: Int) -> [Int8] {
+        let outH = p.outputSize(height), outW = p.outputSize(width)
+        var output = [Int8](repeating: 0x55, count: outH * outW * p.outChannels)
+        switch p.kind {
+        case .dense:
+            let conv = Int8DenseConv(p)
+            var scratch = [Int16](repeating: 0x7777, count: conv.scratchCount(height: height, width: width))
+            input.withUnsafeBufferPointer { i in output.withUnsafeMutableBufferPointer { o in scratch.withUnsafeMutableBufferPointer { s in
+                conv.run(input: i.baseAddress!, height: height, width: width, output: o.baseAddress!, scratch: s.baseAddress!, threads: threads, inputZeroPoint: p.inputZeroPoint)
+            }}}
+        case .depthwise:
+            let conv = Int8Depthwise3x3(p)
+            var scratch = [Int16](repeating: 0x7777, count: conv.scratchCount(height: height, width: width))
+            input.withUnsafeBufferPointer { i in output.withUnsafeMutableBufferPointer { o in scratch.withUnsafeMutableBufferPointer { s in
+                conv.run(input: i.baseAddress!, height: height, width: width, output: o.baseAddress!, scratch: s.baseAddress!, threads: threads, inputZeroPoint: p.inputZeroPoint)
+            }}}
+        }
+        return output
+    }
+
+    private func checkConv(kind: QuantizedConvParameters.Kind, kernel: Int, strides: [Int], channels: [(Int, Int)], sizes: [(Int, Int)], seed: UInt64) {
+        var rng = TestRandom(seed: seed)
+        var seen = Set<Int8>()
+        var outputs = 0, clamped = 0
+        defer {
+            // The outputs must cover the int8 range and mostly not sit at the clamps, or equality proves little.
+            XCTAssertGreaterThan(seen.count, 200, "\(kind): outputs barely vary")
+            XCTAssertLessThan(Double(clamped), 0.4 * Double(outputs), "\(kind): too many outputs clamped")
+        }
+        for stride in strides {
+            for (cin, cout) in channels {
+                for (h, w) in sizes {
+                    let p = randomConv(&rng, kind: kind, kernel: kernel, stride: stride, inChannels: cin, outChannels: cout, fused: (cin + h) % 2 == 0)
+                    let input = (0..<(h * w * cin)).map { _ in rng.int8() }
+                    let expected = referenceQuantizedConv(p, input: input, height: h, width: w)
+                    for threads in [1, 2] {
+                        let got = runKernel(p, input: input, height: h, width: w, threads: threads)
+                        XCTAssertEqual(got, expected, "\(kind) k\(kernel) s\(stride) \(cin)->\(cout) \(h)x\(w) threads \(threads)")
+                    }
+                    seen.formUnion(expected)
+                    outputs += expected.count
+                    clamped += expected.filter { $0 == -128 || $0 == 127 || Int32($0) == p.outputMin || Int32($0) == p.outputMax }.count
+                }
+            }
+        }
+    }
+
+    func testConv3x3MatchesReference() {
+        checkConv(kind: .dense, kernel: 3, strides: [1, 2], channels: [(1, 17), (3, 33), (17, 16), (33, 3), (2, 1)],
+                  sizes: [(7, 9), (5, 3), (1, 1), (8, 13)], seed: 11)
+    }
+
+    func testPointwiseMatchesReference() {
+        checkConv(kind: .dense, kernel: 1, strides: [1], channels: [(17, 33), (33, 17), (3, 1), (96, 24), (24, 144)],
+                  sizes: [(7, 9), (1, 5), (6, 6)], seed: 12)
+    }
+
+    func testDepthwise3x3MatchesReference() {
+        checkConv(kind: .depthwise, kernel: 3, strides: [1, 2], channels: [(3, 3), (17, 17), (33, 33), (144, 144)],
+                  sizes: [(7, 9), (5, 3), (1, 1), (8, 12)], seed: 13)
+    }
+
+    func testAddMatchesReference() {
+        var rng = TestRandom(seed: 14)
+        for count in [1, 7, 8, 33, 1001] {
+            let p = Int8AddParameters(aScale: Float(0.01 + rng.unit() * 0.1), aZeroPoint: Int32(rng.int(-128...127)),
+                                      bScale: Float(0.01 + rng.unit() * 0.1), bZeroPoint: Int32(rng.int(-128...127)),
+                                      outputScale: Float(0.02 + rng.unit() * 0.1), outputZeroPoint: Int32(rng.int(-128...127)))
+            let a = (0..<count).map { _ in rng.int8() }, b = (0..<count).map { _ in rng.int8() }
+            let expected = referenceAdd(a, b, p)
+            for threads in [1, 2] {
+                var out = [Int8](repeating: 0, count: count)
+                a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in out.withUnsafeMutableBufferPointer { o in
+                    int8Add(ap.baseAddress!, bp.baseAddress!, count: count, output: o.baseAddress!, p, threads: threads)
+                }}}
+                XCTAssertEqual(out, expected, "count \(count)")
+            }
+        }
+        // Semantics on a known case: 0.5 + 0.25 at scale 0.05 = 0.75 / 0.05 = 15.
+        let p = Int8AddParameters(aScale: 0.05, aZeroPoint: 0, bScale: 0.025, bZeroPoint: 10, outputScale: 0.05, outputZeroPoint: -3)
+        XCTAssertEqual(p.add(10, 20), 12)
+    }
+
+    func testConcatMatchesReference() {
+        var rng = TestRandom(seed: 15)
+        for (ca, cb, pixels) in [(3, 17, 5), (33, 9, 7), (16, 16, 1), (1, 2, 9)] {
+            let ra = Int8Rescale(inputScale: Float(0.01 + rng.unit()), inputZeroPoint: Int32(rng.int(-128...127)), outputScale: 0.5, outputZeroPoint: 7)
+            let rb = ca == 16 ? Int8Rescale(inputScale: 0.5, inputZeroPoint: 7, outputScale: 0.5, outputZeroPoint: 7)
+                              : Int8Rescale(inputScale: Float(0.01 + rng.unit()), inputZeroPoint: Int32(rng.int(-128...127)), outputScale: 0.5, outputZeroPoint: 7)
+            let a = (0..<(ca * pixels)).map { _ in rng.int8() }, b = (0..<(cb * pixels)).map { _ in rng.int8() }
+            let expected = referenceConcat(a, channelsA: ca, b, channelsB: cb, rescaleA: ra, rescaleB: rb)
+            for threads in [1, 2] {
+                var out = [Int8](repeating: 0, count: expected.count)
+                a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in out.withUnsafeMutableBufferPointer { o in
+                    int8Concat(ap.baseAddress!, channelsA: ca, bp.baseAddress!, channelsB: cb, pixels: pixels, output: o.baseAddress!,
+                               rescaleA: ra, rescaleB: rb, threads: threads)
+                }}}
+                XCTAssertEqual(out, expected, "\(ca)+\(cb) x \(pixels)")
+            }
+        }
+        // Rescale semantics: 10 at (0.1, 0) is 1.0 -> at (0.25, 2) 4 + 2 = 6.
+        XCTAssertEqual(Int8Rescale(inputScale: 0.1, inputZeroPoint: 0, outputScale: 0.25, outputZeroPoint: 2).apply(10), 6)
+    }
+
+    func testUpsampleMatchesReference() {
+        var rng = TestRandom(seed: 16)
+        for (h, w, c) in [(3, 5, 17), (1, 1, 3), (4, 7, 33)] {
+            let input = (0..<(h * w * c)).map { _ in rng.int8() }
+            let expected = referenceUpsample2x(input, height: h, width: w, channels: c)
+            for threads in [1, 2] {
+                var out = [Int8](repeating: 0, count: expected.count)
+                input.withUnsafeBufferPointer { i in out.withUnsafeMutableBufferPointer { o in
+                    int8Upsample2x(i.baseAddress!, height: h, width: w, channels: c, output: o.baseAddress!, threads: threads)
+                }}
+                XCTAssertEqual(out, expected)
+            }
+        }
+    }
+}
