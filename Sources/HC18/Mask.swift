@@ -7,7 +7,7 @@
 // its outer half is not head.
 // - Unlike a flood fill this is indifferent to gaps of any size and to ellipses cut by the frame
 //   border (5 of the 999 outlines run off the frame; a flood from the border leaks into those).
-// - It is also the convention the PyTorch reference was trained and scored with: the reference D-all
+// - It appears to be the convention the PyTorch reference was scored with: the reference D-all
 //   model scores Dice 0.9625 against these masks on the paper's 200 test frames (PyTorch reported
 //   0.9626); masks that also include the whole line give 0.9612 (measured once, see docs/DATA.md).
 import Foundation

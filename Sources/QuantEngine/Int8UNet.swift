@@ -122,8 +122,9 @@ public final class Int8UNet: SegmentationModel {
         }
     }
 
-    /// Time per graph op, in milliseconds: the median of `repeats` runs of each op (after one full run to
-    /// plan the arena), named like FloatUNet.profile's ops so the two can be compared line by line.
+    /// Time per graph op, in milliseconds: the fastest of `repeats` runs of each op (after one full run to
+    /// plan the arena; the fastest is the least disturbed by other processes), named like FloatUNet.profile's
+    /// ops so the two can be compared line by line.
     public func profile(frame: [UInt8], width: Int, height: Int, threads: Int, repeats: Int = 5) throws -> [(op: String, milliseconds: Double)] {
         _ = try quantizedLogits(frame: frame, width: width, height: height, threads: threads)
         lock.lock()
@@ -146,7 +147,7 @@ public final class Int8UNet: SegmentationModel {
             case .upsample2x: name = "upsample2x out \(size)"
             case .concat: name = "concat out \(size)"
             }
-            result.append((name, times.sorted()[times.count / 2]))
+            result.append((name, times.min()!))
         }
         return result
     }

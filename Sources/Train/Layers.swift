@@ -12,6 +12,15 @@ public enum DenseConv {
     /// layers still get one wide GEMM and large shallow ones do not allocate hundreds of megabytes.
     static let columnBufferLimit = 1 << 23
 
+    /// Output columns ox whose input column ox*s - pad + kx lies inside 0..<width (the rest read padding).
+    @inline(__always)
+    static func validOutputRange(kx: Int, stride s: Int, pad: Int, inputWidth: Int, outputWidth: Int) -> Range<Int> {
+        let first = pad - kx > 0 ? (pad - kx + s - 1) / s : 0
+        let last = inputWidth - 1 + pad - kx
+        let end = last < 0 ? 0 : min(outputWidth, last / s + 1)
+        return first < end ? first..<end : 0..<0
+    }
+
     /// Unfolds `images` of `x` into col[(c*k + ky)*k + kx][(n - images.first)*P + oy*Wo + ox], zero outside
     /// the padded border, so that the convolution is W[Cout][Cin*k*k] x col.
     static func im2col(_ x: UnsafePointer<Float>, _ shape: FeatureBatch, spec: ConvSpec, images: Range<Int>,
@@ -23,20 +32,24 @@ public enum DenseConv {
         parallelChunks(shape.channels * k * k, threads: threads) { rows in
             for row in rows {
                 let c = row / (k * k), ky = (row / k) % k, kx = row % k
+                let valid = validOutputRange(kx: kx, stride: s, pad: pad, inputWidth: w, outputWidth: outWidth)
                 for (j, image) in images.enumerated() {
                     let source = x + (c * n + image) * h * w
                     let target = col + row * rowLength + j * p
                     for oy in 0..<outHeight {
                         let iy = oy * s - pad + ky
                         let targetRow = target + oy * outWidth
-                        guard iy >= 0 && iy < h else {
+                        guard iy >= 0 && iy < h, !valid.isEmpty else {
                             targetRow.update(repeating: 0, count: outWidth)
                             continue
                         }
-                        let sourceRow = source + iy * w
-                        for ox in 0..<outWidth {
-                            let ix = ox * s - pad + kx
-                            targetRow[ox] = (ix >= 0 && ix < w) ? sourceRow[ix] : 0
+                        let sourceRow = source + iy * w - pad + kx  // sourceRow[ox * s] is input column ox*s - pad + kx
+                        if valid.lowerBound > 0 { targetRow.update(repeating: 0, count: valid.lowerBound) }
+                        if valid.upperBound < outWidth { (targetRow + valid.upperBound).update(repeating: 0, count: outWidth - valid.upperBound) }
+                        if s == 1 {
+                            (targetRow + valid.lowerBound).update(from: sourceRow + valid.lowerBound, count: valid.count)
+                        } else {
+                            for ox in valid { targetRow[ox] = sourceRow[ox * s] }
                         }
                     }
                 }
@@ -58,13 +71,17 @@ public enum DenseConv {
                     let target = dx + (c * n + image) * h * w
                     for ky in 0..<k {
                         for kx in 0..<k {
+                            let valid = validOutputRange(kx: kx, stride: s, pad: pad, inputWidth: w, outputWidth: outWidth)
+                            if valid.isEmpty { continue }
                             let source = col + ((c * k + ky) * k + kx) * rowLength + j * p
                             for oy in 0..<outHeight {
                                 let iy = oy * s - pad + ky
                                 guard iy >= 0 && iy < h else { continue }
-                                for ox in 0..<outWidth {
-                                    let ix = ox * s - pad + kx
-                                    if ix >= 0 && ix < w { target[iy * w + ix] += source[oy * outWidth + ox] }
+                                let targetRow = target + iy * w - pad + kx, sourceRow = source + oy * outWidth
+                                if s == 1 {
+                                    for ox in valid { targetRow[ox] += sourceRow[ox] }
+                                } else {
+                                    for ox in valid { targetRow[ox * s] += sourceRow[ox] }
                                 }
                             }
                         }
@@ -180,6 +197,7 @@ public enum DepthwiseConv {
         let outHeight = spec.outputSize(x.height), outWidth = spec.outputSize(x.width)
         var out = FeatureBatch(zerosChannels: x.channels, batch: x.batch, height: outHeight, width: outWidth)
         let (h, w) = (x.height, x.width)
+        let valid = (0..<k).map { DenseConv.validOutputRange(kx: $0, stride: s, pad: pad, inputWidth: w, outputWidth: outWidth) }
         x.data.withUnsafeBufferPointer { xb in
         weight.withUnsafeBufferPointer { wb in
         out.data.withUnsafeMutableBufferPointer { ob in
@@ -190,17 +208,19 @@ public enum DepthwiseConv {
                     let source = xp + planeIndex * h * w, target = op + planeIndex * outHeight * outWidth
                     let filter = wp + c * k * k
                     for oy in 0..<outHeight {
-                        for ox in 0..<outWidth {
-                            var sum: Float = 0
-                            for ky in 0..<k {
-                                let iy = oy * s - pad + ky
-                                guard iy >= 0 && iy < h else { continue }
-                                for kx in 0..<k {
-                                    let ix = ox * s - pad + kx
-                                    if ix >= 0 && ix < w { sum += filter[ky * k + kx] * source[iy * w + ix] }
+                        let targetRow = target + oy * outWidth  // starts at zero
+                        for ky in 0..<k {
+                            let iy = oy * s - pad + ky
+                            guard iy >= 0 && iy < h else { continue }
+                            for kx in 0..<k {
+                                let tap = filter[ky * k + kx]
+                                let sourceRow = source + iy * w - pad + kx
+                                if s == 1 {
+                                    for ox in valid[kx] { targetRow[ox] += tap * sourceRow[ox] }
+                                } else {
+                                    for ox in valid[kx] { targetRow[ox] += tap * sourceRow[ox * s] }
                                 }
                             }
-                            target[oy * outWidth + ox] = sum
                         }
                     }
                 }
@@ -210,10 +230,11 @@ public enum DepthwiseConv {
     }
 
     public static func backward(x: FeatureBatch, dOut: FeatureBatch, weight: [Float], spec: ConvSpec,
-                         wantWeightGradient: Bool, wantInputGradient: Bool, threads: Int) -> (dWeight: [Float]?, dInput: FeatureBatch?) {
+                                wantWeightGradient: Bool, wantInputGradient: Bool, threads: Int) -> (dWeight: [Float]?, dInput: FeatureBatch?) {
         let k = spec.kernel, s = spec.stride, pad = spec.padding
         let (h, w, n) = (x.height, x.width, x.batch)
         let (outHeight, outWidth) = (dOut.height, dOut.width)
+        let valid = (0..<k).map { DenseConv.validOutputRange(kx: $0, stride: s, pad: pad, inputWidth: w, outputWidth: outWidth) }
         var dw = [Float](repeating: 0, count: x.channels * k * k)
         var dx = [Float](repeating: 0, count: wantInputGradient ? x.data.count : 0)
         x.data.withUnsafeBufferPointer { xb in
@@ -233,16 +254,25 @@ public enum DepthwiseConv {
                         let gradient = dp + (c * n + image) * outHeight * outWidth
                         let inputGradient = dxp.map { $0 + (c * n + image) * h * w }
                         for oy in 0..<outHeight {
-                            for ox in 0..<outWidth {
-                                let g = gradient[oy * outWidth + ox]
-                                for ky in 0..<k {
-                                    let iy = oy * s - pad + ky
-                                    guard iy >= 0 && iy < h else { continue }
-                                    for kx in 0..<k {
-                                        let ix = ox * s - pad + kx
-                                        guard ix >= 0 && ix < w else { continue }
-                                        if wantWeightGradient { filterGradient[ky * k + kx] += Double(g * source[iy * w + ix]) }
-                                        if let inputGradient { inputGradient[iy * w + ix] += filter[ky * k + kx] * g }
+                            let gradientRow = gradient + oy * outWidth
+                            for ky in 0..<k {
+                                let iy = oy * s - pad + ky
+                                guard iy >= 0 && iy < h else { continue }
+                                for kx in 0..<k {
+                                    let offset = iy * w - pad + kx
+                                    if wantWeightGradient {
+                                        let sourceRow = source + offset
+                                        var sum: Float = 0
+                                        for ox in valid[kx] { sum += gradientRow[ox] * sourceRow[ox * s] }
+                                        filterGradient[ky * k + kx] += Double(sum)
+                                    }
+                                    if let inputGradient {
+                                        let tap = filter[ky * k + kx], inputRow = inputGradient + offset
+                                        if s == 1 {
+                                            for ox in valid[kx] { inputRow[ox] += tap * gradientRow[ox] }
+                                        } else {
+                                            for ox in valid[kx] { inputRow[ox * s] += tap * gradientRow[ox] }
+                                        }
                                     }
                                 }
                             }

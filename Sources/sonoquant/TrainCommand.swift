@@ -1,6 +1,158 @@
 import ArgumentParser
+import Foundation
+import HC18
+import QuantEngine
+import Train
 
 struct TrainCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "train", abstract: "(not implemented yet)")
-    func run() throws { throw ValidationError("train is not implemented yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Fine-tune the MobileNetV2 U-Net on HC18 with one of the paper's strategies (float32, CPU).",
+        discussion: """
+        Trains the parameter groups a strategy names and freezes the rest. Groups: E = encoder, \
+        D0..D4 = decoder blocks, H = segmentation head. Presets (trainable parameters):
+          full-ft        E,D0-D4,H   6,628,945
+          D-all          D0-D4,H     4,405,073   (the paper's best)
+          D-all-frozenbn D0-D4,H     4,405,073   frozen encoder's BatchNorm in eval mode
+          E              E           2,223,872
+          D0 / D01 / D012 / D234 / D4 / D4+H     3,761,152 / 4,240,896 / 4,365,568 / 164,032 / 6,976 / 7,121
+          full-scratch   E,D0-D4,H   random encoder (torchvision init)
+          rand-frozen-E  D0-D4,H     random encoder, frozen
+          rand-frozen-D  E           random encoder trained, decoder and head frozen
+        --trainable E,D3,H trains any set instead. Frozen layers get no gradient and no update; their \
+        BatchNorm still normalises with batch statistics and updates its running statistics (as in the \
+        paper's code) unless --freeze-bn-stats.
+
+        Each epoch: frames (squashed to WxH, preloaded once) in a seeded shuffled order, each augmented \
+        (rotation uniform in +-25 degrees with reflected border, horizontal flip p=0.5, vertical flip \
+        p=0.1; the mask follows the same geometry), BCE-with-logits, Adam (beta 0.9/0.999, eps 1e-8). \
+        After each epoch the test split is evaluated (Dice, IoU, pixel accuracy, HC error). The run \
+        directory gets metrics.csv, epoch-NN.safetensors (float16), model.safetensors (float32, latest), \
+        evaluation.json and resume.safetensors (weights + Adam state, written atomically last), so an \
+        interrupted run continues with --resume to the same result. Same seed and --threads give the \
+        same weights bit for bit.
+
+        Example (the paper's best strategy on its split):
+          sonoquant train --data ../shared/hc18/training_set --split ../shared/hc18/splits/paper_split.csv \\
+            --strategy D-all --size 192x128 --epochs 20 --batch 10 --lr 1e-4 --seed 0 \\
+            --init ../shared/weights/mobilenet_v2_imagenet.safetensors --out runs/D-all-seed0
+        """
+    )
+
+    @Option(help: ArgumentHelp("HC18 directory: frames, *_Annotation.png and training_set_pixel_size_and_HC.csv.", valueName: "dir"))
+    var data: String?
+
+    @Option(help: ArgumentHelp("Split file `filename,split`: trains on `train`, evaluates on `test`.", valueName: "split.csv"))
+    var split: String?
+
+    @Option(help: ArgumentHelp("Preset: \(Strategy.presetNames.joined(separator: ", ")).", valueName: "name"))
+    var strategy: String = "D-all"
+
+    @Option(help: ArgumentHelp("Train exactly these groups instead of the preset's, e.g. E,D3,H or D0-D4,H.", valueName: "groups"))
+    var trainable: String?
+
+    @Flag(help: "Keep frozen groups' BatchNorm in eval mode (running statistics used and not updated).")
+    var freezeBnStats = false
+
+    @Option(help: ArgumentHelp("Network input size WxH, both multiples of 32.", valueName: "WxH"))
+    var size: FrameSize = FrameSize(argument: "192x128")!
+
+    @Option(help: "Epochs.")
+    var epochs: Int = 20
+
+    @Option(help: "Frames per batch.")
+    var batch: Int = 10
+
+    @Option(help: "Adam learning rate.")
+    var lr: Float = 1e-4
+
+    @Option(help: "Seed for initialisation, shuffling and augmentation.")
+    var seed: UInt64 = 0
+
+    @Option(name: .customLong("init"), help: ArgumentHelp("Starting weights: an encoder-only file (torchvision names, e.g. ../shared/weights/mobilenet_v2_imagenet.safetensors; decoder and head start as PyTorch initialises them) or a full checkpoint.", valueName: "weights.safetensors"))
+    var initWeights: String?
+
+    @Option(help: ArgumentHelp("Run directory (created).", valueName: "dir"))
+    var out: String?
+
+    @Flag(help: "Continue the run in --out from its last completed epoch.")
+    var resume = false
+
+    @Option(help: "Threads (OpenBLAS and the trainer's own loops). Results are reproducible for a fixed count.")
+    var threads: Int = availableCores
+
+    @Option(help: ArgumentHelp("Train on only the first K training frames of the split (smoke tests).", valueName: "K"))
+    var limitTrain: Int?
+
+    @Option(help: ArgumentHelp("Evaluate on only the first K test frames.", valueName: "K"))
+    var limitTest: Int?
+
+    @Option(help: ArgumentHelp("Instead of training: time N training steps on synthetic frames (no data needed) and print images/s.", valueName: "N"))
+    var measureSpeed: Int?
+
+    func resolvedStrategy() throws -> Strategy {
+        let preset = try Strategy.preset(strategy)
+        let groups = try trainable.map { try Strategy.groups($0) } ?? preset.trainable
+        let name = trainable == nil ? preset.name : "\(preset.randomEncoder ? "rand-" : "")custom-\(Strategy.describe(groups))"
+        return Strategy(name: freezeBnStats && !preset.freezeFrozenBatchNormStatistics ? name + "-frozenbn" : name,
+                        trainable: groups, randomEncoder: preset.randomEncoder,
+                        freezeFrozenBatchNormStatistics: preset.freezeFrozenBatchNormStatistics || freezeBnStats)
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let strategy = try resolvedStrategy()
+            if let steps = measureSpeed {
+                try measure(strategy: strategy, steps: steps)
+                return
+            }
+            guard let data, let split, let out else {
+                throw ValidationError("--data, --split and --out are required to train")
+            }
+            let configuration = TrainingConfiguration(
+                dataDirectory: data, splitCSV: split, strategy: strategy, width: size.width, height: size.height,
+                epochs: epochs, batchSize: batch, learningRate: lr, seed: seed, initPath: initWeights,
+                runDirectory: out, resume: resume, threads: threads, limitTrain: limitTrain, limitTest: limitTest)
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            let commandLine = CommandLine.arguments.map { $0.contains(" ") ? "'\($0)'" : $0 }.joined(separator: " ")
+            let previous = (try? String(contentsOfFile: out + "/command.txt", encoding: .utf8)) ?? ""
+            try writeFileAtomically(path: out + "/command.txt", text: previous + commandLine + "\n")
+            try TrainingRun(configuration: configuration) { line in
+                print(line)
+                fflush(stdout)
+            }.run()
+        }
+    }
+
+    func measure(strategy: Strategy, steps: Int) throws {
+        guard steps >= 1 else { throw ValidationError("--measure-speed needs at least 1 step") }
+        setGemmThreads(threads)
+        let weights = try Initialization.initialWeights(initPath: nil, randomEncoder: true, seed: seed)
+        let model = TrainableUNet(weights: weights, trainable: strategy.trainable,
+                                  freezeFrozenBatchNormStatistics: strategy.freezeFrozenBatchNormStatistics)
+        var rng = Train.SplitMix64(seed: seed)
+        let (w, h) = (size.width, size.height)
+        let input = Tensor(shape: [batch, 3, h, w], data: (0..<(batch * 3 * h * w)).map { _ in rng.uniform() })
+        let target = Tensor(shape: [batch, 1, h, w], data: (0..<(batch * h * w)).map { _ in rng.uniform() < 0.3 ? 1 : 0 })
+        var adam = Adam(learningRate: lr)
+        var seconds: [Double] = []
+        var cpuStart = 0.0
+        for step in 0...steps {  // step 0 warms up
+            if step == 1 { cpuStart = Self.processCPUSeconds() }
+            let start = Date()
+            _ = model.lossAndGradients(input: input, targets: target, threads: threads)
+            adam.update(model.trainableParameters)
+            if step > 0 { seconds.append(Date().timeIntervalSince(start)) }
+        }
+        let cpuPerStep = (Self.processCPUSeconds() - cpuStart) / Double(steps)
+        let sorted = seconds.sorted()
+        let median = sorted[sorted.count / 2]
+        print(String(format: "sonoquant train %@ %dx%d batch %d threads %d: median step %.3f s = %.2f images/s (%d steps after 1 warm-up; min %.3f s; CPU %.3f s/step all threads)",
+                     strategy.name, w, h, batch, threads, median, Double(batch) / median, steps, sorted[0], cpuPerStep))
+    }
+
+    /// User + system CPU time of this process, all threads (load from other processes does not inflate it).
+    static func processCPUSeconds() -> Double {
+        Double(clock()) / Double(CLOCKS_PER_SEC)  // Linux: the whole process, every thread
+    }
 }

@@ -1,0 +1,304 @@
+import Foundation
+import HC18
+import QuantEngine
+
+/// Everything a training run is defined by. Two runs with the same configuration and thread count give
+/// the same weights bit for bit (resumed or not).
+public struct TrainingConfiguration {
+    public var dataDirectory: String
+    public var splitCSV: String
+    public var strategy: Strategy
+    public var width: Int
+    public var height: Int
+    public var epochs: Int
+    public var batchSize: Int
+    public var learningRate: Float
+    public var seed: UInt64
+    /// Encoder-only ImageNet file or a full checkpoint; nil = everything random (only for random-encoder strategies).
+    public var initPath: String?
+    public var runDirectory: String
+    public var resume: Bool
+    public var threads: Int
+    /// Use only the first K training frames (smoke tests); nil = all.
+    public var limitTrain: Int?
+    /// Evaluate on only the first K test frames; nil = all.
+    public var limitTest: Int?
+
+    public init(dataDirectory: String, splitCSV: String, strategy: Strategy, width: Int, height: Int, epochs: Int,
+                batchSize: Int, learningRate: Float, seed: UInt64, initPath: String?, runDirectory: String,
+                resume: Bool, threads: Int, limitTrain: Int? = nil, limitTest: Int? = nil) {
+        self.dataDirectory = dataDirectory
+        self.splitCSV = splitCSV
+        self.strategy = strategy
+        self.width = width
+        self.height = height
+        self.epochs = epochs
+        self.batchSize = batchSize
+        self.learningRate = learningRate
+        self.seed = seed
+        self.initPath = initPath
+        self.runDirectory = runDirectory
+        self.resume = resume
+        self.threads = threads
+        self.limitTrain = limitTrain
+        self.limitTest = limitTest
+    }
+
+    /// What must agree for `--resume` to continue a run (paths and threads may change... threads change bits).
+    var identity: String {
+        "strategy=\(strategy.name) trainable=\(Strategy.describe(strategy.trainable)) randomEncoder=\(strategy.randomEncoder) "
+            + "frozenStatistics=\(strategy.freezeFrozenBatchNormStatistics) size=\(width)x\(height) batch=\(batchSize) "
+            + "lr=\(learningRate) seed=\(seed) limitTrain=\(limitTrain.map(String.init) ?? "all")"
+    }
+}
+
+/// One row of metrics.csv.
+public struct EpochMetrics: Equatable {
+    public var epoch: Int
+    public var trainLoss: Double
+    public var dice: Double
+    public var diceStd: Double
+    public var iou: Double
+    public var pixelAccuracy: Double
+    public var hcErrorMM: Double
+    public var noHeadFound: Int
+    public var imagesPerSecond: Double
+    public var epochSeconds: Double
+
+    static let csvHeader = "epoch,train_loss,test_dice,test_dice_std,test_iou,test_pixel_accuracy,test_hc_error_mm,test_no_head_found,train_images_per_s,epoch_seconds"
+
+    var csvRow: String {
+        String(format: "%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.4f,%d,%.3f,%.1f", epoch, trainLoss, dice, diceStd, iou, pixelAccuracy,
+               hcErrorMM, noHeadFound, imagesPerSecond, epochSeconds)
+    }
+
+    init(epoch: Int, trainLoss: Double, dice: Double, diceStd: Double, iou: Double, pixelAccuracy: Double, hcErrorMM: Double,
+         noHeadFound: Int, imagesPerSecond: Double, epochSeconds: Double) {
+        self.epoch = epoch; self.trainLoss = trainLoss; self.dice = dice; self.diceStd = diceStd; self.iou = iou
+        self.pixelAccuracy = pixelAccuracy; self.hcErrorMM = hcErrorMM; self.noHeadFound = noHeadFound
+        self.imagesPerSecond = imagesPerSecond; self.epochSeconds = epochSeconds
+    }
+
+    init?(csvRow: String) {
+        let f = csvRow.split(separator: ",").map(String.init)
+        guard f.count == 10, let e = Int(f[0]), let l = Double(f[1]), let d = Double(f[2]), let ds = Double(f[3]),
+              let i = Double(f[4]), let p = Double(f[5]), let h = Double(f[6]), let n = Int(f[7]), let s = Double(f[8]),
+              let t = Double(f[9]) else { return nil }
+        self.init(epoch: e, trainLoss: l, dice: d, diceStd: ds, iou: i, pixelAccuracy: p, hcErrorMM: h, noHeadFound: n,
+                  imagesPerSecond: s, epochSeconds: t)
+    }
+}
+
+/// A training run: data preloaded once, epochs of shuffled augmented batches, Adam, evaluation on the test
+/// split after each epoch, atomic checkpoints and a resume file. Files in the run directory:
+/// - `resume.safetensors`: weights, running statistics, Adam moments and step, epochs done, metrics so far
+///   (written last each epoch, atomically: whatever happens, it describes a completed epoch);
+/// - `epoch-NN.safetensors`: the checkpoint after epoch NN (float16, smp names; loads in PyTorch);
+/// - `model.safetensors`: the latest checkpoint in float32;
+/// - `metrics.csv`, `evaluation.json` (the latest per-image test report), `command.txt`.
+public final class TrainingRun {
+    public let configuration: TrainingConfiguration
+    let log: (String) -> Void
+
+    public init(configuration: TrainingConfiguration, log: @escaping (String) -> Void) {
+        self.configuration = configuration
+        self.log = log
+    }
+
+    var resumePath: String { configuration.runDirectory + "/resume.safetensors" }
+
+    /// Trains (or continues) and returns the metrics of every epoch.
+    @discardableResult
+    public func run() throws -> [EpochMetrics] {
+        let c = configuration
+        guard c.epochs >= 1, c.batchSize >= 1, c.learningRate > 0, c.threads >= 1 else {
+            throw SonoQuantError("train", "epochs, batch, lr and threads must be positive")
+        }
+        guard c.width % 32 == 0, c.height % 32 == 0, c.width > 0, c.height > 0 else {
+            throw SonoQuantError("--size \(c.width)x\(c.height)", "width and height must be positive multiples of 32")
+        }
+        try FileManager.default.createDirectory(atPath: c.runDirectory, withIntermediateDirectories: true)
+        setGemmThreads(c.threads)
+
+        // Start or resume.
+        var adam = Adam(learningRate: c.learningRate)
+        var history: [EpochMetrics] = []
+        var weights: ModelWeights
+        if FileManager.default.fileExists(atPath: resumePath) {
+            guard c.resume else {
+                throw SonoQuantError(c.runDirectory, "already holds a run (resume.safetensors); pass --resume to continue it or choose another --out")
+            }
+            let state = try ResumeState.load(path: resumePath, configuration: c)
+            weights = state.weights
+            adam = state.adam
+            history = state.history
+            log("resuming \(c.runDirectory) after epoch \(history.count) (Adam step \(adam.step))")
+        } else {
+            if c.initPath == nil && !c.strategy.randomEncoder {
+                throw SonoQuantError("--init", "strategy \(c.strategy.name) fine-tunes a pretrained encoder: give --init ENCODER.safetensors (e.g. ../shared/weights/mobilenet_v2_imagenet.safetensors) or a full checkpoint")
+            }
+            weights = try Initialization.initialWeights(initPath: c.initPath, randomEncoder: c.strategy.randomEncoder, seed: c.seed)
+        }
+        if history.count >= c.epochs {
+            log("all \(c.epochs) epochs already done in \(c.runDirectory)")
+            return history
+        }
+        let model = TrainableUNet(weights: weights, trainable: c.strategy.trainable,
+                                  freezeFrozenBatchNormStatistics: c.strategy.freezeFrozenBatchNormStatistics)
+
+        // Data, preloaded once at the training size.
+        let dataset = try HC18Dataset(directory: c.dataDirectory, splitCSV: c.splitCSV)
+        let trainSamples = Array(dataset.train.prefix(c.limitTrain ?? dataset.train.count))
+        let testSamples = Array(dataset.test.prefix(c.limitTest ?? dataset.test.count))
+        guard !trainSamples.isEmpty else { throw SonoQuantError(c.splitCSV, "no training frames in the split") }
+        guard !testSamples.isEmpty else { throw SonoQuantError(c.splitCSV, "no test frames in the split") }
+        let loadStart = Date()
+        let train = try Self.load(trainSamples, width: c.width, height: c.height, threads: c.threads)
+        let test = try Self.load(testSamples, width: c.width, height: c.height, threads: c.threads)
+        log(String(format: "%@: %d trainable parameters (%@); %d train / %d test frames at %dx%d loaded in %.1f s",
+                   c.strategy.name, model.trainableParameterCount, Strategy.describe(c.strategy.trainable),
+                   train.count, test.count, c.width, c.height, Date().timeIntervalSince(loadStart)))
+
+        let stepsPerEpoch = (train.count + c.batchSize - 1) / c.batchSize
+        let runStart = Date()
+        var imagesThisRun = 0
+        for epoch in history.count..<c.epochs {
+            let epochStart = Date()
+            var order = Array(0..<train.count)
+            var shuffleRandom = SplitMix64.stream(seed: c.seed, epoch: epoch, purpose: 2)
+            for i in stride(from: order.count - 1, to: 0, by: -1) {  // Fisher-Yates
+                order.swapAt(i, Int(shuffleRandom.next() % UInt64(i + 1)))
+            }
+            var augmentRandom = SplitMix64.stream(seed: c.seed, epoch: epoch, purpose: 3)
+            var lossSum = 0.0
+            var lastReport = Date()
+            for step in 0..<stepsPerEpoch {
+                let batch = Array(order[(step * c.batchSize)..<min(order.count, (step + 1) * c.batchSize)])
+                let (input, target) = Self.makeBatch(batch.map { train[$0] }, width: c.width, height: c.height, rng: &augmentRandom)
+                let (loss, _) = model.lossAndGradients(input: input, targets: target, threads: c.threads)
+                guard loss.isFinite else {
+                    throw SonoQuantError(c.runDirectory, "loss became \(loss) at epoch \(epoch + 1), step \(step + 1) of \(stepsPerEpoch); stopped (the last good state is in resume.safetensors, after epoch \(epoch))")
+                }
+                adam.update(model.trainableParameters)
+                lossSum += loss * Double(batch.count)
+                imagesThisRun += batch.count
+                if Date().timeIntervalSince(lastReport) >= 10 || step == stepsPerEpoch - 1 {
+                    lastReport = Date()
+                    let rate = Double(imagesThisRun) / Date().timeIntervalSince(runStart)
+                    let remaining = Double((c.epochs - epoch) * train.count - (step + 1) * c.batchSize) / rate
+                    log(String(format: "epoch %d/%d  step %d/%d  loss %.4f  %.2f images/s  ETA %@",
+                               epoch + 1, c.epochs, step + 1, stepsPerEpoch, loss, rate, Self.duration(max(0, remaining))))
+                }
+            }
+            let trainSeconds = Date().timeIntervalSince(epochStart)
+
+            // Evaluate on the test split with the inference engine (eval-mode BatchNorm, folded).
+            let checkpoint = model.weights()
+            let report = try evaluate(model: FloatUNet(weights: checkpoint), prepared: test, threads: c.threads)
+            let metrics = EpochMetrics(epoch: epoch + 1, trainLoss: lossSum / Double(train.count), dice: report.meanDice,
+                                       diceStd: report.diceStd, iou: report.meanIoU, pixelAccuracy: report.meanPixelAccuracy,
+                                       hcErrorMM: report.meanHCErrorMM, noHeadFound: report.noHeadFound,
+                                       imagesPerSecond: Double(train.count) / trainSeconds,
+                                       epochSeconds: Date().timeIntervalSince(epochStart))
+            history.append(metrics)
+            log(String(format: "epoch %d/%d done: train loss %.4f  test Dice %.4f  IoU %.4f  pixel acc %.4f  HC error %.2f mm  (%.0f s)",
+                       epoch + 1, c.epochs, metrics.trainLoss, metrics.dice, metrics.iou, metrics.pixelAccuracy,
+                       metrics.hcErrorMM, metrics.epochSeconds))
+
+            // Checkpoints first, the resume file last: it only ever names a fully written epoch.
+            let metadata = ["sonoquant.strategy": c.strategy.name, "sonoquant.epoch": String(epoch + 1),
+                            "sonoquant.size": "\(c.width)x\(c.height)", "sonoquant.trainable": Strategy.describe(c.strategy.trainable)]
+            try checkpoint.save(to: c.runDirectory + String(format: "/epoch-%02d.safetensors", epoch + 1), halfPrecision: true, metadata: metadata)
+            try checkpoint.save(to: c.runDirectory + "/model.safetensors", metadata: metadata)
+            try report.write(to: c.runDirectory + "/evaluation.json")
+            try writeFileAtomically(path: c.runDirectory + "/metrics.csv",
+                                    text: ([EpochMetrics.csvHeader] + history.map(\.csvRow)).joined(separator: "\n") + "\n")
+            try ResumeState.save(path: resumePath, configuration: c, weights: checkpoint, adam: adam, history: history)
+        }
+        return history
+    }
+
+    static func load(_ samples: [HC18Sample], width: Int, height: Int, threads: Int) throws -> [PreparedSample] {
+        var results = [Result<PreparedSample, Error>?](repeating: nil, count: samples.count)
+        let lock = NSLock()
+        parallelChunks(samples.count, threads: threads) { range in
+            for i in range {
+                let r = Result { try loadSample(samples[i], width: width, height: height) }
+                lock.lock(); results[i] = r; lock.unlock()
+            }
+        }
+        return try results.map { try $0!.get() }
+    }
+
+    /// Augments each frame (identical geometry for its mask) and stacks the batch: input [B, 3, H, W] (gray
+    /// replicated to RGB, as the PyTorch reference feeds it), target [B, 1, H, W].
+    static func makeBatch(_ samples: [PreparedSample], width: Int, height: Int, rng: inout SplitMix64) -> (Tensor, Tensor) {
+        let plane = width * height
+        var input = [Float](repeating: 0, count: samples.count * 3 * plane)
+        var target = [Float](repeating: 0, count: samples.count * plane)
+        for (b, sample) in samples.enumerated() {
+            let augmentation = Augmentation.random(&rng)
+            let (image, mask) = augmentation.apply(image: sample.image, mask: sample.mask, width: width, height: height)
+            for channel in 0..<3 { input.replaceSubrange(((b * 3 + channel) * plane)..<((b * 3 + channel + 1) * plane), with: image) }
+            target.replaceSubrange((b * plane)..<((b + 1) * plane), with: mask)
+        }
+        return (Tensor(shape: [samples.count, 3, height, width], data: input), Tensor(shape: [samples.count, 1, height, width], data: target))
+    }
+
+    static func duration(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        return s >= 3600 ? "\(s / 3600)h\(String(format: "%02d", (s % 3600) / 60))m" : "\(s / 60)m\(String(format: "%02d", s % 60))s"
+    }
+}
+
+/// The resume file: one safetensors file holding the weights (smp names), Adam's moments
+/// (`adam.m.<name>`, `adam.v.<name>`) and, in its metadata, the Adam step, the run's identity and the
+/// metrics of the epochs done. Randomness needs no saved state: each epoch's shuffling and augmentation
+/// streams are derived from (seed, epoch), so continuing at an epoch boundary replays them exactly.
+enum ResumeState {
+    static func save(path: String, configuration: TrainingConfiguration, weights: ModelWeights, adam: Adam, history: [EpochMetrics]) throws {
+        var writer = SafeTensorsWriter(metadata: [
+            "sonoquant.format": "train-resume",
+            "sonoquant.run": configuration.identity,
+            "sonoquant.epochs_done": String(history.count),
+            "sonoquant.adam_step": String(adam.step),
+            "sonoquant.metrics": history.map(\.csvRow).joined(separator: "\n"),
+        ])
+        for (name, tensor) in weights.tensors.sorted(by: { $0.key < $1.key }) { writer.add(name, tensor) }
+        for (name, m) in adam.firstMoment.sorted(by: { $0.key < $1.key }) {
+            writer.add("adam.m." + name, floats: m, shape: [m.count])
+            writer.add("adam.v." + name, floats: adam.secondMoment[name]!, shape: [m.count])
+        }
+        try writer.write(to: path)
+    }
+
+    static func load(path: String, configuration: TrainingConfiguration) throws
+        -> (weights: ModelWeights, adam: Adam, history: [EpochMetrics]) {
+        let file = try SafeTensorsFile(path: path)
+        guard file.metadata["sonoquant.format"] == "train-resume" else {
+            throw SonoQuantError(path, "not a SonoQuant resume file")
+        }
+        let saved = file.metadata["sonoquant.run"] ?? "?"
+        guard saved == configuration.identity else {
+            throw SonoQuantError(path, "this run was started with different settings:\n  saved: \(saved)\n  now:   \(configuration.identity)")
+        }
+        let graph = ModelGraph.mobileNetV2UNet(inputChannels: 3)
+        var tensors: [String: Tensor] = [:]
+        for (name, shape) in graph.expectedTensorShapes { tensors[name] = try file.tensor(name, shape: shape) }
+        var adam = Adam(learningRate: configuration.learningRate)
+        guard let step = Int(file.metadata["sonoquant.adam_step"] ?? "") else { throw SonoQuantError(path, "missing Adam step") }
+        adam.step = step
+        for name in file.entries.keys where name.hasPrefix("adam.m.") {
+            let parameter = String(name.dropFirst("adam.m.".count))
+            adam.firstMoment[parameter] = try file.tensor(name).data
+            adam.secondMoment[parameter] = try file.tensor("adam.v." + parameter).data
+        }
+        let rows = (file.metadata["sonoquant.metrics"] ?? "").split(separator: "\n").map(String.init)
+        let history = try rows.map { row -> EpochMetrics in
+            guard let m = EpochMetrics(csvRow: row) else { throw SonoQuantError(path, "bad metrics row '\(row)'") }
+            return m
+        }
+        guard String(history.count) == file.metadata["sonoquant.epochs_done"] else { throw SonoQuantError(path, "epoch count and metrics disagree") }
+        return (ModelWeights(graph: graph, tensors: tensors), adam, history)
+    }
+}

@@ -1,0 +1,79 @@
+import Foundation
+import QuantEngine
+import Train
+import XCTest
+
+final class AugmentationTests: XCTestCase {
+    /// An off-centre ellipse drawn identically as frame and mask must stay identical (frame thresholded at
+    /// 0.5 == mask) under any augmentation: the geometry is the same for both.
+    func testAugmentationKeepsImageAndMaskAligned() {
+        let (w, h) = (48, 32)
+        var shape = [Float](repeating: 0, count: w * h)
+        for y in 0..<h { for x in 0..<w {
+            let dx = (Float(x) - 30) / 12, dy = (Float(y) - 12) / 7
+            shape[y * w + x] = dx * dx + dy * dy <= 1 ? 1 : 0
+        } }
+        var rng = SplitMix64(seed: 11)
+        var sawFlip = (h: false, v: false)
+        for _ in 0..<40 {
+            let a = Augmentation.random(&rng)
+            XCTAssertLessThanOrEqual(abs(a.rotationDegrees), 25)
+            sawFlip.h = sawFlip.h || a.flipHorizontally
+            sawFlip.v = sawFlip.v || a.flipVertically
+            let (image, mask) = a.apply(image: shape, mask: shape, width: w, height: h)
+            XCTAssertEqual(image.map { $0 >= 0.5 ? Float(1) : 0 }, mask, "\(a)")
+            XCTAssertGreaterThan(mask.reduce(0, +), 100)  // the head is still there
+        }
+        XCTAssertTrue(sawFlip.h && sawFlip.v)
+    }
+
+    func testIdentityFlipsAndReflectedBorder() {
+        let (w, h) = (4, 3)
+        let image: [Float] = (0..<(w * h)).map(Float.init)
+        let mask = [Float](repeating: 0, count: w * h)
+        XCTAssertEqual(Augmentation(rotationDegrees: 0, flipHorizontally: false, flipVertically: false)
+            .apply(image: image, mask: mask, width: w, height: h).image, image)
+        XCTAssertEqual(Augmentation(rotationDegrees: 0, flipHorizontally: true, flipVertically: false)
+            .apply(image: image, mask: mask, width: w, height: h).image, [3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8])
+        XCTAssertEqual(Augmentation(rotationDegrees: 0, flipHorizontally: false, flipVertically: true)
+            .apply(image: image, mask: mask, width: w, height: h).image, [8, 9, 10, 11, 4, 5, 6, 7, 0, 1, 2, 3])
+        // 180 degrees about the centre is both flips (up to float rounding of cos/sin).
+        let turned = Augmentation(rotationDegrees: 180, flipHorizontally: false, flipVertically: false)
+            .apply(image: image, mask: mask, width: w, height: h).image
+        for (a, b) in zip(turned, [Float](image.reversed())) { XCTAssertEqual(a, b, accuracy: 1e-4) }
+    }
+}
+
+final class TrainingRunTests: XCTestCase {
+    func configuration(_ directory: String, epochs: Int, resume: Bool) -> TrainingConfiguration {
+        TrainingConfiguration(dataDirectory: fixturePath("hc18/training_set"), splitCSV: fixturePath("hc18/split.csv"),
+                              strategy: try! Strategy.preset("D-all"), width: 64, height: 64, epochs: epochs, batchSize: 2,
+                              learningRate: 1e-3, seed: 5, initPath: fixturePath("pytorch_D-all_192x128.safetensors"),
+                              runDirectory: directory, resume: resume, threads: 2, limitTrain: 4, limitTest: 2)
+    }
+
+    /// Two epochs in one go, and one epoch then a resumed second: the same weights, bit for bit.
+    func testResumeGivesIdenticalWeights() throws {
+        let root = NSTemporaryDirectory() + "sonoquant-resume-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let straight = root + "/straight", split = root + "/split"
+        let metrics = try TrainingRun(configuration: configuration(straight, epochs: 2, resume: false)) { _ in }.run()
+        XCTAssertEqual(metrics.count, 2)
+        try TrainingRun(configuration: configuration(split, epochs: 1, resume: false)) { _ in }.run()
+        // Without --resume an existing run is not overwritten.
+        XCTAssertThrowsError(try TrainingRun(configuration: configuration(split, epochs: 2, resume: false)) { _ in }.run())
+        let resumed = try TrainingRun(configuration: configuration(split, epochs: 2, resume: true)) { _ in }.run()
+        // (Earlier epochs' metrics come back from the resume file, rounded as in metrics.csv.)
+        for (r, m) in zip(resumed, metrics) { XCTAssertEqual(r.trainLoss, m.trainLoss, accuracy: 1e-6) }
+        let a = try SafeTensorsFile(path: straight + "/model.safetensors"), b = try SafeTensorsFile(path: split + "/model.safetensors")
+        XCTAssertEqual(a.names, b.names)
+        for name in a.names { XCTAssertEqual(try a.tensor(name), try b.tensor(name), name) }
+        // The checkpoint changed from the initial weights and loads as a model.
+        let initial = try SafeTensorsFile(path: fixturePath("pytorch_D-all_192x128.safetensors"))
+        XCTAssertNotEqual(try a.tensor("segmentation_head.0.weight"), try initial.tensor("segmentation_head.0.weight"))
+        XCTAssertEqual(try a.tensor("encoder.features.0.0.weight"), try initial.tensor("encoder.features.0.0.weight"))  // frozen
+        let csv = try String(contentsOfFile: straight + "/metrics.csv", encoding: .utf8)
+        XCTAssertEqual(csv.split(separator: "\n").count, 3)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: straight + "/epoch-02.safetensors"))
+    }
+}
