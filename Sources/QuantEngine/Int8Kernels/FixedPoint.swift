@@ -170,6 +170,15 @@ public func requantize(_ accumulator: SIMD8<Int32>, multiplier: SIMD8<Int32>, ri
                        zeroPoint: SIMD8<Int32>, min lo: SIMD8<Int32>, max hi: SIMD8<Int32>) -> SIMD8<Int8> {
     let scaled = roundingDivideByPOT(saturatingRoundingDoublingHighMul(accumulator, multiplier), rightShift)
     // As in the scalar version: keep 256 away from the int32 limits so adding the zero point cannot wrap.
-    let guarded = scaled.clamped(lowerBound: SIMD8<Int32>(repeating: Int32.min + 256), upperBound: SIMD8<Int32>(repeating: Int32.max - 256))
-    return SIMD8<Int8>(truncatingIfNeeded: (guarded &+ zeroPoint).clamped(lowerBound: lo, upperBound: hi))
+    let guarded = clampLanes(scaled, SIMD8<Int32>(repeating: Int32.min + 256), SIMD8<Int32>(repeating: Int32.max - 256))
+    return narrowToInt8(clampLanes(guarded &+ zeroPoint, lo, hi))
+}
+
+/// min(max(x, lo), hi) per lane. Written with compares and blends: the standard library's
+/// `clamped(lowerBound:upperBound:)` reached the hot loop as an out-of-line call to a generic
+/// `pointwiseMax`/`pointwiseMin` specialisation (seen in the assembly).
+@inline(__always)
+func clampLanes(_ x: SIMD8<Int32>, _ lo: SIMD8<Int32>, _ hi: SIMD8<Int32>) -> SIMD8<Int32> {
+    let low = x.replacing(with: lo, where: x .< lo)
+    return low.replacing(with: hi, where: low .> hi)
 }

@@ -56,11 +56,11 @@ public final class Int8Depthwise3x3 {
                             var acc0 = load8(bias.baseAddress! + c0), acc1 = load8(bias.baseAddress! + c0 + 8)
                             for ky in 0..<3 {
                                 for kx in 0..<3 {
-                                    // Two 8-lane halves: SIMD8 conversions inline, SIMD16<Int16> -> SIMD16<Int32> does not.
+                                    // Two 8-lane halves, widened lane by lane (SIMDConversions.swift).
                                     let x = origin + (ky * paddedWidth + kx) * cp + c0
                                     let k = w + (ky * 3 + kx) * cp + c0
-                                    acc0 &+= SIMD8<Int32>(truncatingIfNeeded: UnsafeRawPointer(x).loadUnaligned(as: SIMD8<Int16>.self)) &* load8(k)
-                                    acc1 &+= SIMD8<Int32>(truncatingIfNeeded: UnsafeRawPointer(x + 8).loadUnaligned(as: SIMD8<Int16>.self)) &* load8(k + 8)
+                                    acc0 &+= widenToInt32(UnsafeRawPointer(x).loadUnaligned(as: SIMD8<Int16>.self)) &* load8(k)
+                                    acc1 &+= widenToInt32(UnsafeRawPointer(x + 8).loadUnaligned(as: SIMD8<Int16>.self)) &* load8(k + 8)
                                 }
                             }
                             let acc = (lowHalf: acc0, highHalf: acc1)

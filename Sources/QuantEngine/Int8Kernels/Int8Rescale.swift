@@ -39,7 +39,7 @@ func rescaleInt8(_ src: UnsafePointer<Int8>, _ dst: UnsafeMutablePointer<Int8>, 
     let lo = SIMD8<Int32>(repeating: -128), hi = SIMD8<Int32>(repeating: 127)
     var i = 0
     while i + 8 <= count {
-        let x = SIMD8<Int32>(truncatingIfNeeded: UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<Int8>.self))
+        let x = widenToInt32(UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<Int8>.self))
         let q = requantize((x &- zpIn) &<< Int8Rescale.leftShift, multiplier: m, leftShift: left, rightShift: right, zeroPoint: zpOut, min: lo, max: hi)
         UnsafeMutableRawPointer(dst + i).storeBytes(of: q, as: SIMD8<Int8>.self)
         i += 8

@@ -152,7 +152,7 @@ func stageInt16(_ input: UnsafePointer<Int8>, height: Int, width: Int, channels:
                 var i = 0
                 let zpv = SIMD16<Int16>(repeating: zp)
                 while i + 16 <= count {
-                    let v = SIMD16<Int16>(truncatingIfNeeded: UnsafeRawPointer(src + i).loadUnaligned(as: SIMD16<Int8>.self))
+                    let v = widenToInt16(UnsafeRawPointer(src + i).loadUnaligned(as: SIMD16<Int8>.self))
                     UnsafeMutableRawPointer(dst + i).storeBytes(of: v &- zpv, as: SIMD16<Int16>.self)
                     i += 16
                 }
