@@ -120,23 +120,36 @@ public final class Int8DenseConv {
                             group += 1
                         }
                         // Epilogue: bias, requantize, clamp, store the valid channels.
-                        let valid = min(Self.chunkOutputs, outChannels - c0)
-                        let b0 = load8(bias.baseAddress! + c0), b1 = load8(bias.baseAddress! + c0 + 8)
-                        let out = output + oy * outW * outChannels + c0
-                        for x in 0..<outW {
-                            let q0 = requant.apply(load8(sums + x * 16) &+ b0, channel: c0, multiplier: multiplier.baseAddress!, leftShift: leftShift.baseAddress!,
-                                                   rightShift: rightShift.baseAddress!, zeroPoint: zeroPoint, lo: lo, hi: hi)
-                            store(q0, to: out + x * outChannels, count: valid)
-                            if valid > 8 {
-                                let q1 = requant.apply(load8(sums + x * 16 + 8) &+ b1, channel: c0 + 8, multiplier: multiplier.baseAddress!, leftShift: leftShift.baseAddress!,
-                                                       rightShift: rightShift.baseAddress!, zeroPoint: zeroPoint, lo: lo, hi: hi)
-                                store(q1, to: out + x * outChannels + 8, count: valid - 8)
-                            }
-                        }
+                        requantizeRow(sums, pixels: outW, channel: c0, valid: min(Self.chunkOutputs, outChannels - c0),
+                                      output: output + oy * outW * outChannels + c0, pixelStride: outChannels,
+                                      bias: bias.baseAddress!, multiplier: multiplier.baseAddress!, leftShift: leftShift.baseAddress!,
+                                      rightShift: rightShift.baseAddress!, needsLeftShift: requant.needsLeftShift, zeroPoint: zeroPoint, lo: lo, hi: hi)
                     }
                 }
             }
         }}}}}}
+    }
+}
+
+/// Requantizes one row x 16 outputs of int32 sums (`sums[x * 16 + lane]`) into int8 NHWC.
+///
+/// Deliberately not inlined into the conv: the conv's closure is already so large after the microkernel is
+/// inlined that the optimizer stops inlining into it, and `requantize` would stay an out-of-line call per
+/// 8 outputs with its constants rebuilt each time. Here it inlines and its constants stay in registers.
+@inline(never)
+func requantizeRow(_ sums: UnsafePointer<Int32>, pixels: Int, channel c0: Int, valid: Int, output: UnsafeMutablePointer<Int8>, pixelStride: Int,
+                   bias: UnsafePointer<Int32>, multiplier: UnsafePointer<Int32>, leftShift: UnsafePointer<Int32>, rightShift: UnsafePointer<Int32>,
+                   needsLeftShift: Bool, zeroPoint: SIMD8<Int32>, lo: SIMD8<Int32>, hi: SIMD8<Int32>) {
+    let b0 = load8(bias + c0), b1 = load8(bias + c0 + 8)
+    let m0 = load8(multiplier + c0), m1 = load8(multiplier + c0 + 8)
+    let r0 = load8(rightShift + c0), r1 = load8(rightShift + c0 + 8)
+    let l0 = load8(leftShift + c0), l1 = load8(leftShift + c0 + 8)
+    for x in 0..<pixels {
+        var a0 = load8(sums + x * 16) &+ b0, a1 = load8(sums + x * 16 + 8) &+ b1
+        if needsLeftShift { a0 = saturatingLeftShift(a0, l0); a1 = saturatingLeftShift(a1, l1) }
+        let out = output + x * pixelStride
+        store(requantize(a0, multiplier: m0, rightShift: r0, zeroPoint: zeroPoint, min: lo, max: hi), to: out, count: valid)
+        if valid > 8 { store(requantize(a1, multiplier: m1, rightShift: r1, zeroPoint: zeroPoint, min: lo, max: hi), to: out + 8, count: valid - 8) }
     }
 }
 

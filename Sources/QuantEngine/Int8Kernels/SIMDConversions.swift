@@ -25,7 +25,7 @@ func widenToInt16(_ v: SIMD16<Int8>) -> SIMD16<Int16> {
 }
 
 /// Keeps the low 8 bits of each int32 lane (callers have already clamped to the int8 range).
-@inline(__always)
+@inline(__always) @usableFromInline
 func narrowToInt8(_ v: SIMD8<Int32>) -> SIMD8<Int8> {
     SIMD8<Int8>(Int8(truncatingIfNeeded: v[0]), Int8(truncatingIfNeeded: v[1]), Int8(truncatingIfNeeded: v[2]), Int8(truncatingIfNeeded: v[3]),
                 Int8(truncatingIfNeeded: v[4]), Int8(truncatingIfNeeded: v[5]), Int8(truncatingIfNeeded: v[6]), Int8(truncatingIfNeeded: v[7]))
