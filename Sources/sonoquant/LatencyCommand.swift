@@ -40,7 +40,7 @@ struct LatencyCommand: ParsableCommand {
     @Option(help: "Input channels: 1 (gray, how frames are segmented) or 3 (RGB, as PyTorch and ONNX peers take it).")
     var channels: Int = 1
 
-    @Flag(help: "Float models: also print the time of every graph op (fastest of 5 runs), slowest first.")
+    @Flag(help: "Also print the time of every graph op (fastest of 5 runs), slowest first.")
     var profile = false
 
     @Option(help: ArgumentHelp("Also write the statistics and every sample as JSON here.", valueName: "file.json"))
@@ -83,9 +83,18 @@ struct LatencyCommand: ParsableCommand {
                              network.precision, width, height, channels, count, stats.medianMS, stats.p10MS, stats.p90MS, stats.minMS, stats.runs,
                              stats.cpuMSPerRun))
             }
-            if profile, let float = network as? FloatUNet {
+            if profile {
                 for count in try parsedThreads() {
-                    let ops = try float.profile(syntheticFrame(width: width, height: height, channels: channels), threads: count)
+                    let frame = syntheticFrame(width: width, height: height, channels: channels)
+                    let ops: [(op: String, milliseconds: Double)]
+                    if let float = network as? FloatUNet {
+                        ops = try float.profile(frame, threads: count)
+                    } else if let int8 = network as? Int8UNet {
+                        let bytes = frame.data[0..<(width * height)].map { UInt8(max(0, min(255, ($0 * 255).rounded()))) }
+                        ops = try int8.profile(frame: bytes, width: width, height: height, threads: count)
+                    } else {
+                        continue
+                    }
                     let total = ops.reduce(0) { $0 + $1.milliseconds }
                     print(String(format: "profile, threads=%d: sum of ops %.2f ms", count, total))
                     for op in ops.sorted(by: { $0.milliseconds > $1.milliseconds }) {
