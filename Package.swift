@@ -35,13 +35,16 @@ let package = Package(
         .target(name: "Calibrate", dependencies: ["QuantEngine", "HC18"]),
         // Accuracy / size / latency / memory reports per strategy and precision.
         .target(name: "Bench", dependencies: ["QuantEngine", "HC18", "Calibrate"]),
+        // `segment` on the board: frame -> mask, overlay, HC (float or int8 model).
+        .target(name: "Deploy", dependencies: ["QuantEngine", "HC18", "ImageCodecs"]),
         .executableTarget(name: "sonoquant", dependencies: [
-            "QuantEngine", "HC18", "Train", "Calibrate", "Bench", "ImageCodecs",
+            "QuantEngine", "HC18", "Train", "Calibrate", "Bench", "ImageCodecs", "Deploy",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "QuantEngineTests", dependencies: ["QuantEngine"]),
         .testTarget(name: "HC18Tests", dependencies: ["HC18", "ImageCodecs", "QuantEngine"]),
         .testTarget(name: "TrainTests", dependencies: ["Train", "QuantEngine", "HC18"]),
+        .testTarget(name: "DeployTests", dependencies: ["Deploy", "Bench", "HC18", "ImageCodecs", "QuantEngine"]),
         .testTarget(name: "CalibrateTests", dependencies: ["Calibrate", "QuantEngine", "HC18"]),
     ],
     swiftLanguageModes: [.v5]

@@ -13,6 +13,8 @@ cd "$(dirname "$0")/.."
 PY=${PEER_PYTHON:-/work/peer/venv/bin/python}
 ROUNDS=${ROUNDS:-5}
 RUNS=${RUNS:-30}
+# PyTorch with 2 threads takes up to seconds per run when the cores are shared (its OpenMP threads spin).
+TORCH_RUNS=${TORCH_RUNS:-10}
 SIZE=${SIZE:-192x128}
 WIDTH=${SIZE%x*}
 HEIGHT=${SIZE#*x}
@@ -52,23 +54,29 @@ for round in $(seq 1 "$ROUNDS"); do
         "$OURS" latency --model "$CHECKPOINT" --size "$SIZE" --threads "$threads" --runs "$RUNS" --channels 3 | sed 's/^/sonoquant /' | tee -a "$LOG"
         "$OURS" latency --model "$CHECKPOINT" --size "$SIZE" --threads "$threads" --runs "$RUNS" --channels 1 | sed 's/^/sonoquant-gray /' | tee -a "$LOG"
         (cd scripts/peers && "$PY" bench_float.py --engine ort --onnx "../../$ONNX" --threads "$threads" --runs "$RUNS" --width "$WIDTH" --height "$HEIGHT") | tee -a "$LOG"
-        (cd scripts/peers && "$PY" bench_float.py --engine torch --checkpoint "../../$CHECKPOINT" --threads "$threads" --runs "$RUNS" --width "$WIDTH" --height "$HEIGHT") | tee -a "$LOG"
+        (cd scripts/peers && "$PY" bench_float.py --engine torch --checkpoint "../../$CHECKPOINT" --threads "$threads" --runs "$TORCH_RUNS" --width "$WIDTH" --height "$HEIGHT") | tee -a "$LOG"
     done
 done
 echo "== load after: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "== summary: median over $ROUNDS rounds of each round's median of $RUNS runs, ms ($SIZE, batch 1)"
+echo "== summary ($SIZE, batch 1, ms): median = median over $ROUNDS rounds of each round's median of $RUNS runs;"
+echo "   best = fastest single run seen (the least disturbed by other processes);"
+echo "   cpu = median over rounds of process CPU time per run, all threads (spinning threads count too)"
 python3 - "$LOG" <<'PY'
 import re, sys, statistics
 rows = {}
 for line in open(sys.argv[1]):
-    m = re.match(r"(\S+) .*threads=(\d+): median ([\d.]+) ms", line)
+    m = re.match(r"(\S+) .*threads=(\d+): median ([\d.]+) ms .*min ([\d.]+)\).*cpu ([\d.]+) ms/run", line)
     if m:
         engine = {"sonoquant": "sonoquant float32 (RGB input)", "sonoquant-gray": "sonoquant float32 (gray input)",
                   "onnxruntime": "ONNX Runtime fp32", "pytorch": "PyTorch CPU"}[m.group(1)]
-        rows.setdefault(engine, {}).setdefault(int(m.group(2)), []).append(float(m.group(3)))
-print(f"| engine | 1 thread | 2 threads |\n|---|---|---|")
+        rows.setdefault(engine, {}).setdefault(int(m.group(2)), []).append((float(m.group(3)), float(m.group(4)), float(m.group(5))))
+print("| engine | 1 thread: median | best | cpu | 2 threads: median | best | cpu |\n|---|---|---|---|---|---|---|")
 for engine, by_threads in rows.items():
-    cells = [f"{statistics.median(by_threads[t]):.1f}" if t in by_threads else "" for t in (1, 2)]
-    print(f"| {engine} | {cells[0]} | {cells[1]} |")
+    cells = []
+    for t in (1, 2):
+        runs = by_threads.get(t, [])
+        cells += [f"{statistics.median(r[0] for r in runs):.1f}", f"{min(r[1] for r in runs):.1f}",
+                  f"{statistics.median(r[2] for r in runs):.1f}"] if runs else ["", "", ""]
+    print(f"| {engine} | " + " | ".join(cells) + " |")
 PY
 rm -f "$LOG"

@@ -25,17 +25,28 @@ binary="$out/fuzz-$target"
 flags=(-O -sanitize=fuzzer,address -parse-as-library -g)
 case "$target" in
     safetensors)
-        sources=(Sources/QuantEngine/*.swift fuzz/SafeTensorsFuzz.swift fuzz/ModelLoadersFuzz.swift)
-        dict=fuzz/safetensors.dict; maxlen=8192 ;;
+        sources=($(find Sources/QuantEngine -name "*.swift" | sort) fuzz/SafeTensorsFuzz.swift fuzz/ModelLoadersFuzz.swift)
+        dict=fuzz/safetensors.dict; maxlen=8192
+        echo "building $binary"
+        swiftc "${flags[@]}" -module-name "Fuzz_$target" "${sources[@]}" -o "$binary" ;;
     images)
-        sources=(Sources/ImageCodecs/*.swift Sources/QuantEngine/Errors.swift fuzz/ImageFuzz.swift)
-        flags+=(-I Sources/CImageCodecs -lpng16 -ljpeg)
+        # ImageCodecs imports QuantEngine (for SonoQuantError and atomic writes) and the two C modules:
+        # build QuantEngine as its own module first, the JPEG shim with clang, then the harness module.
+        mkdir -p "$out/modules"
+        printf 'module CJPEGShim {\n  header "%s/Sources/CJPEGShim/include/cjpegshim.h"\n  export *\n}\n' "$PWD" \
+            > "$out/modules/module.modulemap"
+        echo "building $out/QuantEngine.o"
+        swiftc "${flags[@]}" -wmo -module-name QuantEngine -emit-module -emit-module-path "$out/modules/QuantEngine.swiftmodule" \
+            -c $(find Sources/QuantEngine -name "*.swift" | sort) -o "$out/QuantEngine.o"
+        clang -O1 -g -fsanitize=fuzzer-no-link,address -I Sources/CJPEGShim/include -c Sources/CJPEGShim/cjpegshim.c \
+            -o "$out/cjpegshim.o"
+        echo "building $binary"
+        swiftc "${flags[@]}" -module-name "Fuzz_$target" -I "$out/modules" -I Sources/CImageCodecs \
+            $(find Sources/ImageCodecs -name "*.swift" | sort) fuzz/ImageFuzz.swift \
+            "$out/QuantEngine.o" "$out/cjpegshim.o" -lpng16 -ljpeg -o "$binary"
         dict=fuzz/images.dict; maxlen=65536 ;;
     *) echo "unknown target $target (safetensors|images)" >&2; exit 2 ;;
 esac
-
-echo "building $binary"
-swiftc "${flags[@]}" -module-name "Fuzz_$target" "${sources[@]}" -o "$binary"
 
 echo "fuzzing $target for $runs runs (seeds: fuzz/corpus/$target)"
 nice -n 19 "$binary" -runs="$runs" -max_len="$maxlen" -dict="$dict" -print_final_stats=1 \

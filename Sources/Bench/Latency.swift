@@ -1,5 +1,10 @@
 import Dispatch
 import QuantEngine
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Latency of one model call, in milliseconds, over repeated runs after warm-up.
 public struct LatencyStats: Codable, Equatable {
@@ -11,8 +16,12 @@ public struct LatencyStats: Codable, Equatable {
     public let minMS: Double
     /// Every timed run, in order.
     public let samplesMS: [Double]
+    /// Process CPU time (user + system, all threads) per timed run. Unlike wall time it hardly grows when
+    /// other processes share the cores, so it shows the work done; with several threads it includes
+    /// time spent waiting actively.
+    public let cpuMSPerRun: Double
 
-    public init(threads: Int, samplesMS: [Double]) {
+    public init(threads: Int, samplesMS: [Double], cpuMSPerRun: Double) {
         precondition(!samplesMS.isEmpty, "LatencyStats: no samples")
         self.threads = threads
         self.runs = samplesMS.count
@@ -22,6 +31,7 @@ public struct LatencyStats: Codable, Equatable {
         p10MS = Self.percentile(sorted, 0.1)
         p90MS = Self.percentile(sorted, 0.9)
         minMS = sorted[0]
+        self.cpuMSPerRun = cpuMSPerRun
     }
 
     /// Linear interpolation between closest ranks (numpy's default), on sorted values.
@@ -42,12 +52,26 @@ public func measureLatency(model: SegmentationModel, width: Int, height: Int, ch
     for _ in 0..<warmup { _ = try model.logits(for: input, threads: threads) }
     var samples: [Double] = []
     samples.reserveCapacity(runs)
+    let cpuStart = processCPUSeconds()
     for _ in 0..<runs {
         let start = DispatchTime.now().uptimeNanoseconds
         _ = try model.logits(for: input, threads: threads)
         samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
     }
-    return LatencyStats(threads: threads, samplesMS: samples)
+    let cpuMS = (processCPUSeconds() - cpuStart) * 1000 / Double(runs)
+    return LatencyStats(threads: threads, samplesMS: samples, cpuMSPerRun: cpuMS)
+}
+
+/// User + system CPU time of this process so far, all threads, in seconds.
+public func processCPUSeconds() -> Double {
+    var usage = rusage()
+    #if os(Linux)
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+    #else
+    getrusage(RUSAGE_SELF, &usage)
+    #endif
+    func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
 /// A deterministic frame [1, channels, height, width] with values in [0, 1] (a bright ellipse on a ramp),

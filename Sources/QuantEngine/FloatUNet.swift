@@ -15,6 +15,7 @@ public final class FloatUNet: SegmentationModel {
 
     private enum Step {
         case dense(PackedDenseConv)
+        case winograd(PackedWinogradConv)
         case depthwise(PackedDepthwiseConv)
         case add, upsample, concat
     }
@@ -33,7 +34,13 @@ public final class FloatUNet: SegmentationModel {
             switch op {
             case .conv(let spec, _, _):
                 let folded = weights.folded(spec)
-                steps.append(spec.kind == .depthwise ? .depthwise(PackedDepthwiseConv(folded)) : .dense(PackedDenseConv(folded)))
+                if spec.kind == .depthwise {
+                    steps.append(.depthwise(PackedDepthwiseConv(folded)))
+                } else if Self.useWinograd(spec, graph: graph, output: op.output) {
+                    steps.append(.winograd(PackedWinogradConv(folded)))
+                } else {
+                    steps.append(.dense(PackedDenseConv(folded)))
+                }
             case .add: steps.append(.add)
             case .upsample2x: steps.append(.upsample)
             case .concat: steps.append(.concat)
@@ -50,6 +57,25 @@ public final class FloatUNet: SegmentationModel {
             }
         }
         self.firstConvs = firstConvs
+    }
+
+    /// When Winograd F(2x2, 3x3) beats the direct kernel (measured per layer with `latency --profile`
+    /// at 192x128, docs/PERFORMANCE.md): its input and output transforms cost per channel what the saved
+    /// multiply-adds gain per channel pair, so both channel counts must be large enough; and each of its
+    /// 16 GEMMs reads a transformed weight matrix of in x out floats, used by only one row per 2x2 output
+    /// block, so that matrix must stay in L2 (decoder block 0's conv1, 1376 x 256, does not and is
+    /// memory-bound with Winograd).
+    static let winogradMinimumChannels = 64
+    static let winogradMaximumWeightBytesPerPosition = 512 << 10
+
+    /// Winograd for 3x3 stride-1 convolutions whose output sides are even for every accepted input size
+    /// (sides are multiples of `sizeMultiple`, so the output is sizeMultiple / downsample times an integer).
+    static func useWinograd(_ spec: ConvSpec, graph: ModelGraph, output: Int) -> Bool {
+        let downsample = graph.values[output].downsample
+        let evenSides = graph.sizeMultiple % downsample == 0 && (graph.sizeMultiple / downsample) % 2 == 0
+        return evenSides && PackedWinogradConv.supports(spec, outputHeight: 2, outputWidth: 2)
+            && spec.inChannels >= winogradMinimumChannels && spec.outChannels >= winogradMinimumChannels
+            && spec.inChannels * spec.outChannels * MemoryLayout<Float>.size <= winogradMaximumWeightBytesPerPosition
     }
 
     public func logits(for input: Tensor, threads: Int) throws -> Tensor {
@@ -69,7 +95,7 @@ public final class FloatUNet: SegmentationModel {
             arena = existing
         } else {
             if arenas.count >= 4 { arenas.removeAll() }  // bound memory when sizes keep changing
-            arena = Arena(graph: graph, key: key)
+            arena = Arena(graph: graph, key: key, scratch: scratchCount(key))
             arenas[key] = arena
         }
         let threads = max(1, threads)
@@ -91,6 +117,9 @@ public final class FloatUNet: SegmentationModel {
         switch steps[index] {
         case .dense(let conv):
             denseConv(index == 0 ? firstConvs[inputChannels]! : conv, input: inputs[0], output: output, threads: threads)
+        case .winograd(let conv):
+            winogradConv3x3(conv, input: inputs[0], output: output, transformed: arena.scratchTransformed,
+                            products: arena.scratchProducts, threads: threads)
         case .depthwise(let conv):
             depthwiseConv3x3(conv, input: inputs[0], output: output, threads: threads)
         case .add:
@@ -102,8 +131,8 @@ public final class FloatUNet: SegmentationModel {
         }
     }
 
-    /// Time per graph op, in milliseconds: the median of `repeats` runs of each op (after one full run
-    /// to plan the arena). Shows where a frame's time goes (`sonoquant latency --profile`).
+    /// Time per graph op, in milliseconds: the fastest of `repeats` runs of each op (after one full run
+    /// to plan the arena; the fastest, as the least disturbed by other processes). Shows where a frame's time goes (`sonoquant latency --profile`).
     public func profile(_ input: Tensor, threads: Int, repeats: Int = 5) throws -> [(op: String, milliseconds: Double)] {
         _ = try run(input, threads: threads, observe: nil)
         let key = try validate(input)
@@ -122,12 +151,27 @@ public final class FloatUNet: SegmentationModel {
             let size = "\(key.width / info.downsample)x\(key.height / info.downsample)x\(info.channels)"
             let name: String
             switch op {
-            case .conv(let spec, _, _): name = "\(spec.weightPrefix) \(spec.kind == .depthwise ? "dw" : "conv")\(spec.kernel)x\(spec.kernel)/\(spec.stride) \(spec.inChannels)->\(spec.outChannels) out \(size)"
+            case .conv(let spec, _, _):
+                var kind = spec.kind == .depthwise ? "dw" : "conv"
+                if case .winograd = steps[index] { kind = "winograd" }
+                name = "\(spec.weightPrefix) \(kind)\(spec.kernel)x\(spec.kernel)/\(spec.stride) \(spec.inChannels)->\(spec.outChannels) out \(size)"
             case .add: name = "add out \(size)"
             case .upsample2x: name = "upsample2x out \(size)"
             case .concat: name = "concat out \(size)"
             }
-            result.append((name, times.sorted()[times.count / 2]))
+            result.append((name, times.min()!))
+        }
+        return result
+    }
+
+    /// Scratch floats the Winograd steps need for this input shape (transformed input, products).
+    private func scratchCount(_ key: ArenaKey) -> (transformed: Int, products: Int) {
+        var result = (transformed: 0, products: 0)
+        for (index, op) in graph.ops.enumerated() {
+            guard case .winograd(let conv) = steps[index] else { continue }
+            let downsample = graph.values[op.output].downsample
+            let need = conv.scratchCount(images: key.images, outputHeight: key.height / downsample, outputWidth: key.width / downsample)
+            result = (max(result.transformed, need.transformed), max(result.products, need.products))
         }
         return result
     }
@@ -167,7 +211,13 @@ private final class Arena {
     /// The same for the input's buffer, before the input is loaded.
     private(set) var zeroInputBorder = false
 
-    init(graph: ModelGraph, key: ArenaKey) {
+    /// Scratch memory of the Winograd convolutions (shared by all of them: they run one at a time).
+    let scratchTransformed: UnsafeMutablePointer<Float>
+    let scratchProducts: UnsafeMutablePointer<Float>
+
+    init(graph: ModelGraph, key: ArenaKey, scratch: (transformed: Int, products: Int)) {
+        scratchTransformed = .allocate(capacity: max(1, scratch.transformed))
+        scratchProducts = .allocate(capacity: max(1, scratch.products))
         let values = graph.values
         var lastUse = [Int](repeating: -1, count: values.count)
         for (index, op) in graph.ops.enumerated() { for v in op.inputs { lastUse[v] = index } }
@@ -223,5 +273,9 @@ private final class Arena {
         }
     }
 
-    deinit { for buffer in buffers { buffer.deallocate() } }
+    deinit {
+        for buffer in buffers { buffer.deallocate() }
+        scratchTransformed.deallocate()
+        scratchProducts.deallocate()
+    }
 }

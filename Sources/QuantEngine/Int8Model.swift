@@ -266,5 +266,23 @@ extension Int8Model {
                 guard m.isFinite, m < 65536 else { throw fail("\(spec.weightPrefix): requantization multiplier \(m) out of range (inconsistent scales)") }
             }
         }
+        // The same for the rescales of residual adds and concats (Int8AddParameters, Int8Rescale), whose
+        // fixed-point multipliers must stay below 2^31 too: each scale alone can be valid while their ratio
+        // is not (it used to trap when the engine was built; see DeployTests.HardeningTests).
+        let rescaleBound = 65536 * pow2(Int(Int8Rescale.leftShift))
+        for op in graph.ops {
+            switch op {
+            case .add(let a, let b, let o):
+                let m = 2 * Double(max(activations[a].scale, activations[b].scale)) / Double(activations[o].scale)
+                guard m.isFinite, m < rescaleBound else { throw fail("value \(o) (residual add): requantization multiplier \(m) out of range (inconsistent scales)") }
+            case .concat(let a, let b, let o):
+                for v in [a, b] {
+                    let m = Double(activations[v].scale) / Double(activations[o].scale)
+                    guard m.isFinite, m < rescaleBound else { throw fail("value \(o) (concat of value \(v)): requantization multiplier \(m) out of range (inconsistent scales)") }
+                }
+            default:
+                break
+            }
+        }
     }
 }

@@ -122,6 +122,36 @@ public final class Int8UNet: SegmentationModel {
         }
     }
 
+    /// Time per graph op, in milliseconds: the fastest of `repeats` runs of each op (after one full run to
+    /// plan the arena; the fastest is the least disturbed by other processes), named like FloatUNet.profile's
+    /// ops so the two can be compared line by line.
+    public func profile(frame: [UInt8], width: Int, height: Int, threads: Int, repeats: Int = 5) throws -> [(op: String, milliseconds: Double)] {
+        _ = try quantizedLogits(frame: frame, width: width, height: height, threads: threads)
+        lock.lock()
+        defer { lock.unlock() }
+        let plan = self.plan(width: width, height: height)
+        var result: [(String, Double)] = []
+        for (index, op) in graph.ops.enumerated() {
+            var times: [Double] = []
+            for _ in 0..<max(1, repeats) {
+                let start = DispatchTime.now().uptimeNanoseconds
+                run(index, plan: plan, threads: max(1, threads))
+                times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+            }
+            let info = graph.values[op.output]
+            let size = "\(width / info.downsample)x\(height / info.downsample)x\(info.channels)"
+            let name: String
+            switch op {
+            case .conv(let spec, _, _): name = "\(spec.weightPrefix) \(spec.kind == .depthwise ? "dw" : "conv")\(spec.kernel)x\(spec.kernel)/\(spec.stride) \(spec.inChannels)->\(spec.outChannels) out \(size)"
+            case .add: name = "add out \(size)"
+            case .upsample2x: name = "upsample2x out \(size)"
+            case .concat: name = "concat out \(size)"
+            }
+            result.append((name, times.min()!))
+        }
+        return result
+    }
+
     /// Bytes of the activation arena for a frame of this size (what one inference keeps live at most).
     public func arenaBytes(width: Int, height: Int) -> Int {
         lock.lock(); defer { lock.unlock() }

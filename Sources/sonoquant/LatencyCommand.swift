@@ -10,7 +10,9 @@ struct LatencyCommand: ParsableCommand {
         discussion: """
         Loads the model (a float checkpoint, or an int8 model file), runs a synthetic frame of the given
         size a few times to warm up (the first call plans the activation arena), then times `--runs`
-        calls per thread count. Prints one line per thread count; `--json` also writes every sample.
+        calls per thread count. Prints one line per thread count: wall-clock median, 10th and 90th
+        percentile and fastest run, and the process CPU time per run (all threads; it grows much less
+        than wall time when other processes share the cores). `--json` also writes every sample.
 
         Timings on a shared machine are noisy: compare engines in the same run, interleaved, as
         scripts/bench-float.sh does, and quote medians.
@@ -38,7 +40,7 @@ struct LatencyCommand: ParsableCommand {
     @Option(help: "Input channels: 1 (gray, how frames are segmented) or 3 (RGB, as PyTorch and ONNX peers take it).")
     var channels: Int = 1
 
-    @Flag(help: "Float models: also print the time of every graph op (median of 5), slowest first.")
+    @Flag(help: "Also print the time of every graph op (fastest of 5 runs), slowest first.")
     var profile = false
 
     @Option(help: ArgumentHelp("Also write the statistics and every sample as JSON here.", valueName: "file.json"))
@@ -77,12 +79,22 @@ struct LatencyCommand: ParsableCommand {
                 let stats = try measureLatency(model: network, width: width, height: height, channels: channels,
                                                threads: count, warmup: warmup, runs: runs)
                 results.append(stats)
-                print(String(format: "%@ %dx%d C=%d threads=%d: median %.2f ms (p10 %.2f, p90 %.2f, min %.2f) over %d runs",
-                             network.precision, width, height, channels, count, stats.medianMS, stats.p10MS, stats.p90MS, stats.minMS, stats.runs))
+                print(String(format: "%@ %dx%d C=%d threads=%d: median %.2f ms (p10 %.2f, p90 %.2f, min %.2f) over %d runs; cpu %.2f ms/run",
+                             network.precision, width, height, channels, count, stats.medianMS, stats.p10MS, stats.p90MS, stats.minMS, stats.runs,
+                             stats.cpuMSPerRun))
             }
-            if profile, let float = network as? FloatUNet {
+            if profile {
                 for count in try parsedThreads() {
-                    let ops = try float.profile(syntheticFrame(width: width, height: height, channels: channels), threads: count)
+                    let frame = syntheticFrame(width: width, height: height, channels: channels)
+                    let ops: [(op: String, milliseconds: Double)]
+                    if let float = network as? FloatUNet {
+                        ops = try float.profile(frame, threads: count)
+                    } else if let int8 = network as? Int8UNet {
+                        let bytes = frame.data[0..<(width * height)].map { UInt8(max(0, min(255, ($0 * 255).rounded()))) }
+                        ops = try int8.profile(frame: bytes, width: width, height: height, threads: count)
+                    } else {
+                        continue
+                    }
                     let total = ops.reduce(0) { $0 + $1.milliseconds }
                     print(String(format: "profile, threads=%d: sum of ops %.2f ms", count, total))
                     for op in ops.sorted(by: { $0.milliseconds > $1.milliseconds }) {

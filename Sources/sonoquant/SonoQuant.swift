@@ -11,6 +11,7 @@ struct SonoQuant: ParsableCommand {
         `forward` and `evaluate` check a model against PyTorch and against the test split.
         """,
         subcommands: [ForwardCommand.self, LatencyCommand.self, EvaluateCommand.self, TrainCommand.self, CalibrateCommand.self,
-                      SplitCommand.self, HCAnnotationsCommand.self]
+                      SplitCommand.self, HCAnnotationsCommand.self,
+                      SegmentCommand.self]
     )
 }

@@ -112,6 +112,10 @@ final class FixedPointTests: XCTestCase {
             let shifted = saturatingLeftShift(x, left)
             let lo = SIMD8<Int32>(repeating: -128), hi = SIMD8<Int32>(repeating: 127)
             let q = requantize(x, multiplier: m, leftShift: left, rightShift: right, zeroPoint: zp, min: lo, max: hi)
+            // The no-left-shift form must equal the general one whenever every shift is <= 0.
+            let rightOnly = requantize(x, multiplier: m, rightShift: right, zeroPoint: zp, min: lo, max: hi)
+            let general = requantize(x, multiplier: m, leftShift: SIMD8<Int32>(repeating: 0), rightShift: right, zeroPoint: zp, min: lo, max: hi)
+            XCTAssertEqual(rightOnly, general)
             for lane in 0..<8 {
                 XCTAssertEqual(high[lane], saturatingRoundingDoublingHighMul(x[lane], m[lane]))
                 XCTAssertEqual(divided[lane], roundingDivideByPOT(x[lane], right[lane]))

@@ -51,6 +51,15 @@ final class FloatKernelTests: XCTestCase {
         checkDense(kernel: 3, stride: 1, in: 17, out: 32, height: 3, width: 11, .relu)
         checkDense(kernel: 3, stride: 1, in: 16, out: 1, height: 9, width: 6, .none, threads: 3)  // the head's shape
         checkDense(kernel: 3, stride: 1, in: 2, out: 9, height: 1, width: 1, .none)               // one pixel: all border
+        checkDense(kernel: 3, stride: 1, in: 5, out: 1, height: 4, width: 7, .relu)               // 1 output, not a dot product
+        checkDense(kernel: 3, stride: 2, in: 24, out: 1, height: 7, width: 11, .relu6)            // 1 output, dot product, stride 2
+        checkDense(kernel: 3, stride: 1, in: 16, out: 1, height: 3, width: 10, images: 2, .none)
+    }
+
+    /// Wide inputs split into chunks of input channels (K blocking): partial sums go through the output.
+    func testDense3x3WithInputChannelChunks() {
+        checkDense(kernel: 3, stride: 1, in: 700, out: 20, height: 5, width: 4, images: 2, .relu)
+        checkDense(kernel: 3, stride: 1, in: 1376, out: 8, height: 2, width: 3, .relu6)
     }
 
     func testDense3x3Stride2() {
@@ -106,5 +115,53 @@ final class FloatKernelTests: XCTestCase {
     func testFeatureMapRoundTripsNCHW() {
         let t = Tensor(shape: [2, 3, 4, 5], data: random.floats(120))
         XCTAssertEqual(FeatureMapBuffer(t).map.tensor(), t)
+    }
+}
+
+/// Winograd F(2x2, 3x3) against the direct-convolution reference.
+final class WinogradTests: XCTestCase {
+    func check(in cin: Int, out cout: Int, height: Int, width: Int, images: Int = 1, _ activation: Activation, threads: Int = 2,
+               file: StaticString = #filePath, line: UInt = #line) {
+        var random = TestRandom(seed: UInt64(cin * 1000 + cout))
+        let spec = ConvSpec(weightPrefix: "test", batchNormPrefix: nil, hasBias: true, kind: .standard, kernel: 3, stride: 1,
+                            inChannels: cin, outChannels: cout, activation: activation, group: .head)
+        let conv = FoldedConv(spec: spec, weight: random.floats(spec.weightCount), bias: random.floats(cout))
+        let packed = PackedWinogradConv(conv)
+        let input = FeatureMapBuffer(Tensor(shape: [images, cin, height, width], data: random.floats(images * cin * height * width)))
+        let fast = FeatureMapBuffer(images: images, height: height, width: width, channels: cout)
+        let reference = FeatureMapBuffer(images: images, height: height, width: width, channels: cout)
+        let scratch = packed.scratchCount(images: images, outputHeight: height, outputWidth: width)
+        var transformed = [Float](repeating: 0, count: scratch.transformed), products = [Float](repeating: 0, count: scratch.products)
+        transformed.withUnsafeMutableBufferPointer { t in
+            products.withUnsafeMutableBufferPointer { p in
+                winogradConv3x3(packed, input: input.map, output: fast.map, transformed: t.baseAddress!, products: p.baseAddress!, threads: threads)
+            }
+        }
+        denseConvReference(conv, input: input.map, output: reference.map)
+        let a = fast.map.tensor(), e = reference.map.tensor()
+        XCTAssertLessThanOrEqual(a.maxAbsDifference(e), 1e-4 * (1 + e.maxAbs), "winograd \(cin)->\(cout) at \(width)x\(height)", file: file, line: line)
+        XCTAssertGreaterThan(e.maxAbs, 0.1)
+        XCTAssertEqual(fast.map[0, -1, 0, 0], 0, "the border was written", file: file, line: line)
+        XCTAssertEqual(fast.map[images - 1, height, width, cout - 1], 0, "the border was written", file: file, line: line)
+    }
+
+    func testAgreesWithDirectConvolution() {
+        check(in: 8, out: 8, height: 2, width: 2, .none)
+        check(in: 24, out: 40, height: 6, width: 10, images: 2, .relu)   // 2.5 panels of 16, 15 GEMM rows
+        check(in: 16, out: 24, height: 4, width: 14, .relu6, threads: 3)
+        check(in: 264, out: 16, height: 4, width: 6, .relu)
+    }
+
+    func testSupportsOnlyWhatItComputes() {
+        func spec(_ k: Int, _ s: Int, _ cin: Int, _ cout: Int) -> ConvSpec {
+            ConvSpec(weightPrefix: "t", batchNormPrefix: nil, hasBias: false, kind: .standard, kernel: k, stride: s,
+                     inChannels: cin, outChannels: cout, activation: .relu, group: .head)
+        }
+        XCTAssertTrue(PackedWinogradConv.supports(spec(3, 1, 32, 16), outputHeight: 8, outputWidth: 4))
+        XCTAssertFalse(PackedWinogradConv.supports(spec(3, 1, 32, 16), outputHeight: 7, outputWidth: 4))
+        XCTAssertFalse(PackedWinogradConv.supports(spec(3, 2, 32, 16), outputHeight: 8, outputWidth: 4))
+        XCTAssertFalse(PackedWinogradConv.supports(spec(1, 1, 32, 16), outputHeight: 8, outputWidth: 4))
+        XCTAssertFalse(PackedWinogradConv.supports(spec(3, 1, 30, 16), outputHeight: 8, outputWidth: 4))
+        XCTAssertFalse(PackedWinogradConv.supports(spec(3, 1, 32, 1), outputHeight: 8, outputWidth: 4))
     }
 }

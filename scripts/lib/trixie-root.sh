@@ -8,7 +8,8 @@ set -euo pipefail
 
 # Debian's archive, as configured on the host (any Debian mirror works).
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-ROOT_PACKAGES="swiftlang libpng-dev libjpeg-dev git ca-certificates"
+# libopenblas-dev: the trainer (Train target) links OpenBLAS, so a whole-package build needs it.
+ROOT_PACKAGES="swiftlang libpng-dev libjpeg-dev libopenblas-dev git ca-certificates"
 
 log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 
@@ -48,12 +49,13 @@ ensure_root() {
         touch "$root/.debootstrap-done"
     fi
     mount_root "$root"
-    if [ ! -e "$root/.packages-done" ]; then
+    # The marker holds the package list installed, so adding a package to ROOT_PACKAGES installs it.
+    if [ "$(cat "$root/.packages-done" 2>/dev/null)" != "$ROOT_PACKAGES" ]; then
         log "apt-get install $ROOT_PACKAGES (in the $arch root; minutes, ~2 GB)"
         chroot "$root" /usr/bin/env DEBIAN_FRONTEND=noninteractive apt-get update -q
         chroot "$root" /usr/bin/env DEBIAN_FRONTEND=noninteractive \
             apt-get install -y -q --no-install-recommends $ROOT_PACKAGES
-        touch "$root/.packages-done"
+        echo "$ROOT_PACKAGES" > "$root/.packages-done"
     fi
     # github.com -> the bind-mounted local package copies, as on the host.
     cat > "$root/etc/gitconfig" <<'GITCONFIG'

@@ -4,7 +4,8 @@
     /work/peer/venv/bin/python scripts/peers/bench_float.py --engine torch --checkpoint fixtures/pytorch_D-all_192x128.safetensors --threads 2
 
 Same protocol as `sonoquant latency`: a fixed 1x3xHxW input in [0, 1], `--warmup` untimed runs, then
-`--runs` timed runs of one forward pass each; prints the median, 10th and 90th percentile in ms.
+`--runs` timed runs of one forward pass each; prints the median, 10th and 90th percentile and the fastest
+run in ms, and the process CPU time per run (all threads).
 ONNX Runtime: intra-op threads = --threads, inter-op 1, sequential execution, all graph optimizations.
 PyTorch: torch.set_num_threads(--threads), inference mode, eval.
 """
@@ -49,13 +50,16 @@ def main():
     for _ in range(args.warmup):
         run()
     samples = []
+    cpu_start = time.process_time()
     for _ in range(args.runs):
         start = time.perf_counter()
         run()
         samples.append((time.perf_counter() - start) * 1e3)
+    cpu_ms = (time.process_time() - cpu_start) * 1e3 / args.runs
     s = np.array(samples)
     print(f"{label} {args.width}x{args.height} C=3 threads={args.threads}: median {np.median(s):.2f} ms "
-          f"(p10 {np.percentile(s, 10):.2f}, p90 {np.percentile(s, 90):.2f}, min {s.min():.2f}) over {len(s)} runs")
+          f"(p10 {np.percentile(s, 10):.2f}, p90 {np.percentile(s, 90):.2f}, min {s.min():.2f}) over {len(s)} runs; "
+          f"cpu {cpu_ms:.2f} ms/run")
 
 
 if __name__ == "__main__":

@@ -92,13 +92,54 @@ public final class PackedDenseConv {
 /// Pixels per microkernel tile.
 let denseTilePixels = 6
 
+/// Weight bytes of one panel that a pass over the output tiles may stream; beyond this the input
+/// channels are split into chunks (K blocking) so that a chunk's weights and the input rows it reads
+/// stay in the core's L2 cache while every tile of the panel uses them. Only the widest layer
+/// (decoder block 0's conv1: 1376 input channels x 9 taps, 792 KB per panel) needs it.
+let densePanelCacheBytes = 192 << 10
+
+/// Walks output pixels in order (image, row, column), giving each pixel's input and output offsets;
+/// a tile's missing pixels past the end repeat the last one (computed, never stored).
+struct PixelCursor {
+    let input: FeatureMap, output: FeatureMap, stride: Int
+    var n: Int, oy: Int, ox: Int
+    var remaining: Int
+
+    init(first: Int, count: Int, input: FeatureMap, output: FeatureMap, stride: Int) {
+        self.input = input; self.output = output; self.stride = stride
+        let pixelsPerImage = output.height * output.width
+        n = first / pixelsPerImage
+        let r = first % pixelsPerImage
+        oy = r / output.width
+        ox = r % output.width
+        remaining = count
+    }
+
+    @inline(__always)
+    mutating func next() -> (input: Int, output: Int) {
+        let offsets = (input.offset(n, oy * stride, ox * stride), output.offset(n, oy, ox))
+        remaining -= 1
+        if remaining > 0 {
+            ox += 1
+            if ox == output.width {
+                ox = 0; oy += 1
+                if oy == output.height { oy = 0; n += 1 }
+            }
+        }
+        return offsets
+    }
+}
+
 /// output = activation(conv(input) + bias), writing the interior of `output` only.
 public func denseConv(_ conv: PackedDenseConv, input: FeatureMap, output: FeatureMap, threads: Int) {
     precondition(input.channels == conv.inChannels && output.channels == conv.outChannels && input.images == output.images
                  && output.height == conv.outputSize(input.height) && output.width == conv.outputSize(input.width),
                  "denseConv: shapes do not fit the convolution")
-    let pixelsPerImage = output.height * output.width
-    let pixelCount = output.images * pixelsPerImage
+    if conv.outChannels == 1 && conv.inChannels % 8 == 0 {
+        denseConvSingleOutput(conv, input: input, output: output, threads: threads)
+        return
+    }
+    let pixelCount = output.images * output.height * output.width
     let tiles = (pixelCount + denseTilePixels - 1) / denseTilePixels
     // Tap offsets relative to the input position of the output pixel (the window's centre for 3x3).
     var tapOffsets = [Int]()
@@ -107,45 +148,59 @@ public func denseConv(_ conv: PackedDenseConv, input: FeatureMap, output: Featur
             tapOffsets.append((ky - conv.padding) * input.rowStride + (kx - conv.padding) * input.channels)
         }
     }
-    let outWidth = output.width, stride = conv.stride
+    let panelBytes = conv.taps * conv.inChannels * 2 * MemoryLayout<FloatVector>.stride
+    let chunkCount = min(conv.inChannels, (panelBytes + densePanelCacheBytes - 1) / densePanelCacheBytes)
+    let chunkChannels = (conv.inChannels + chunkCount - 1) / chunkCount
+    let stride = conv.stride
     tapOffsets.withUnsafeBufferPointer { taps in
         let taps = taps.baseAddress!
-        // Work items: panel-major, so a thread keeps its panels' weights in its own cache.
+        // Work items: (panel, tile), panel-major, so a thread keeps its panels' weights in its own cache.
         parallelChunks(conv.panels * tiles, threads: threads) { items in
-            for item in items {
+            var item = items.lowerBound
+            while item < items.upperBound {
                 let panel = item / tiles
-                let first = (item % tiles) * denseTilePixels
-                let valid = min(denseTilePixels, pixelCount - first)
-                // Input and output position of each pixel of the tile; a short last tile repeats its last pixel.
-                var inputs = (0, 0, 0, 0, 0, 0)
-                var outputs = (0, 0, 0, 0, 0, 0)
-                withUnsafeMutableBytes(of: &inputs) { inRaw in
-                    withUnsafeMutableBytes(of: &outputs) { outRaw in
-                        let inOffsets = inRaw.bindMemory(to: Int.self), outOffsets = outRaw.bindMemory(to: Int.self)
-                        for p in 0..<denseTilePixels {
-                            let pixel = first + min(p, valid - 1)
-                            let n = pixel / pixelsPerImage, r = pixel % pixelsPerImage
-                            let oy = r / outWidth, ox = r % outWidth
-                            inOffsets[p] = input.offset(n, oy * stride, ox * stride)
-                            outOffsets[p] = output.offset(n, oy, ox)
+                let tileRange = (item - panel * tiles)..<(min(items.upperBound, (panel + 1) * tiles) - panel * tiles)
+                for chunkStart in Swift.stride(from: 0, to: conv.inChannels, by: chunkChannels) {
+                    let channels = chunkStart..<min(conv.inChannels, chunkStart + chunkChannels)
+                    let isFirst = chunkStart == 0, isLast = channels.upperBound == conv.inChannels
+                    for tile in tileRange {
+                        let first = tile * denseTilePixels
+                        let valid = min(denseTilePixels, pixelCount - first)
+                        var cursor = PixelCursor(first: first, count: valid, input: input, output: output, stride: stride)
+                        let (i0, o0) = cursor.next(), (i1, o1) = cursor.next(), (i2, o2) = cursor.next()
+                        let (i3, o3) = cursor.next(), (i4, o4) = cursor.next(), (i5, o5) = cursor.next()
+                        let ip = UnsafePointer(input.pointer), op = output.pointer
+                        if conv.panelBlocks(panel) == 2 {
+                            denseTile6x16(conv, panel: panel, taps: taps, channels: channels, accumulate: !isFirst, finish: isLast,
+                                          ip + i0, ip + i1, ip + i2, ip + i3, ip + i4, ip + i5,
+                                          op + o0, op + o1, op + o2, op + o3, op + o4, op + o5, valid: valid)
+                        } else {
+                            denseTile6x8(conv, panel: panel, taps: taps, channels: channels, accumulate: !isFirst, finish: isLast,
+                                         ip + i0, ip + i1, ip + i2, ip + i3, ip + i4, ip + i5,
+                                         op + o0, op + o1, op + o2, op + o3, op + o4, op + o5, valid: valid)
                         }
                     }
                 }
-                let ip = UnsafePointer(input.pointer)
-                let op = output.pointer
-                if conv.panelBlocks(panel) == 2 {
-                    denseTile6x16(conv, panel: panel, taps: taps,
-                                  ip + inputs.0, ip + inputs.1, ip + inputs.2, ip + inputs.3, ip + inputs.4, ip + inputs.5,
-                                  op + outputs.0, op + outputs.1, op + outputs.2, op + outputs.3, op + outputs.4, op + outputs.5,
-                                  valid: valid)
-                } else {
-                    denseTile6x8(conv, panel: panel, taps: taps,
-                                 ip + inputs.0, ip + inputs.1, ip + inputs.2, ip + inputs.3, ip + inputs.4, ip + inputs.5,
-                                 op + outputs.0, op + outputs.1, op + outputs.2, op + outputs.3, op + outputs.4, op + outputs.5,
-                                 valid: valid)
-                }
+                item = panel * tiles + tileRange.upperBound
             }
         }
+    }
+}
+
+/// One whole-K tile of 6 pixels on panel `panel` (either width), starting from the bias, activation applied.
+@inline(__always)
+func denseTile(_ conv: PackedDenseConv, panel: Int, taps: UnsafePointer<Int>,
+               _ p0: UnsafePointer<Float>, _ p1: UnsafePointer<Float>, _ p2: UnsafePointer<Float>,
+               _ p3: UnsafePointer<Float>, _ p4: UnsafePointer<Float>, _ p5: UnsafePointer<Float>,
+               _ o0: UnsafeMutablePointer<Float>, _ o1: UnsafeMutablePointer<Float>, _ o2: UnsafeMutablePointer<Float>,
+               _ o3: UnsafeMutablePointer<Float>, _ o4: UnsafeMutablePointer<Float>, _ o5: UnsafeMutablePointer<Float>,
+               valid: Int) {
+    if conv.panelBlocks(panel) == 2 {
+        denseTile6x16(conv, panel: panel, taps: taps, channels: 0..<conv.inChannels, accumulate: false, finish: true,
+                      p0, p1, p2, p3, p4, p5, o0, o1, o2, o3, o4, o5, valid: valid)
+    } else {
+        denseTile6x8(conv, panel: panel, taps: taps, channels: 0..<conv.inChannels, accumulate: false, finish: true,
+                     p0, p1, p2, p3, p4, p5, o0, o1, o2, o3, o4, o5, valid: valid)
     }
 }
 
@@ -159,23 +214,48 @@ func storeLanes(_ v: FloatVector, _ p: UnsafeMutablePointer<Float>, count: Int) 
     }
 }
 
-/// 6 pixels x 16 output channels of panel `panel`. Pixels at index >= valid are computed but not stored.
+/// Loads the first `count` lanes (all 8 when count >= 8) from p; the other lanes are zero.
 @inline(__always)
-func denseTile6x16(_ conv: PackedDenseConv, panel: Int, taps: UnsafePointer<Int>,
+func loadLanes(_ p: UnsafePointer<Float>, count: Int) -> FloatVector {
+    if count >= 8 { return loadVector(p) }
+    var v = FloatVector()
+    for lane in 0..<max(count, 0) { v[lane] = p[lane] }
+    return v
+}
+
+/// 6 pixels x 16 output channels of panel `panel`, over the input channels `channels` of every tap.
+/// Starts from the bias, or (`accumulate`) from the partial sums already in the output; applies the
+/// activation only when `finish` (the last chunk of input channels). Pixels at index >= valid are
+/// computed but not stored.
+@inline(__always)
+func denseTile6x16(_ conv: PackedDenseConv, panel: Int, taps: UnsafePointer<Int>, channels: Range<Int>, accumulate: Bool, finish: Bool,
                    _ p0: UnsafePointer<Float>, _ p1: UnsafePointer<Float>, _ p2: UnsafePointer<Float>,
                    _ p3: UnsafePointer<Float>, _ p4: UnsafePointer<Float>, _ p5: UnsafePointer<Float>,
                    _ o0: UnsafeMutablePointer<Float>, _ o1: UnsafeMutablePointer<Float>, _ o2: UnsafeMutablePointer<Float>,
                    _ o3: UnsafeMutablePointer<Float>, _ o4: UnsafeMutablePointer<Float>, _ o5: UnsafeMutablePointer<Float>,
                    valid: Int) {
-    let bias0 = conv.bias[2 * panel], bias1 = conv.bias[2 * panel + 1]
-    var a00 = bias0, a01 = bias1, a10 = bias0, a11 = bias1, a20 = bias0, a21 = bias1
-    var a30 = bias0, a31 = bias1, a40 = bias0, a41 = bias1, a50 = bias0, a51 = bias1
-    var w = UnsafePointer(conv.panelStart(panel))
+    let channel = panel * 16
+    let rest = conv.outChannels - channel - 8  // lanes of the second block that exist
+    var a00, a01, a10, a11, a20, a21, a30, a31, a40, a41, a50, a51: FloatVector
+    if accumulate {
+        a00 = loadVector(o0 + channel); a01 = loadLanes(o0 + channel + 8, count: rest)
+        a10 = loadVector(o1 + channel); a11 = loadLanes(o1 + channel + 8, count: rest)
+        a20 = loadVector(o2 + channel); a21 = loadLanes(o2 + channel + 8, count: rest)
+        a30 = loadVector(o3 + channel); a31 = loadLanes(o3 + channel + 8, count: rest)
+        a40 = loadVector(o4 + channel); a41 = loadLanes(o4 + channel + 8, count: rest)
+        a50 = loadVector(o5 + channel); a51 = loadLanes(o5 + channel + 8, count: rest)
+    } else {
+        let bias0 = conv.bias[2 * panel], bias1 = conv.bias[2 * panel + 1]
+        a00 = bias0; a01 = bias1; a10 = bias0; a11 = bias1; a20 = bias0; a21 = bias1
+        a30 = bias0; a31 = bias1; a40 = bias0; a41 = bias1; a50 = bias0; a51 = bias1
+    }
+    let panelWeights = UnsafePointer(conv.panelStart(panel))
     let inChannels = conv.inChannels
     for t in 0..<conv.taps {
         let offset = taps[t]
         let q0 = p0 + offset, q1 = p1 + offset, q2 = p2 + offset, q3 = p3 + offset, q4 = p4 + offset, q5 = p5 + offset
-        for c in 0..<inChannels {
+        var w = panelWeights + (t * inChannels + channels.lowerBound) * 2
+        for c in channels {
             let w0 = w[0], w1 = w[1]
             w += 2
             let x0 = FloatVector(repeating: q0[c]); a00 = multiplyAdd(a00, x0, w0); a01 = multiplyAdd(a01, x0, w1)
@@ -186,33 +266,47 @@ func denseTile6x16(_ conv: PackedDenseConv, panel: Int, taps: UnsafePointer<Int>
             let x5 = FloatVector(repeating: q5[c]); a50 = multiplyAdd(a50, x5, w0); a51 = multiplyAdd(a51, x5, w1)
         }
     }
-    let clamp = conv.clamp
-    let channel = panel * 16
-    let rest = conv.outChannels - channel - 8  // lanes of the second block that exist
-    storeVector(clamp.apply(a00), o0 + channel); storeLanes(clamp.apply(a01), o0 + channel + 8, count: rest)
-    if valid > 1 { storeVector(clamp.apply(a10), o1 + channel); storeLanes(clamp.apply(a11), o1 + channel + 8, count: rest) }
-    if valid > 2 { storeVector(clamp.apply(a20), o2 + channel); storeLanes(clamp.apply(a21), o2 + channel + 8, count: rest) }
-    if valid > 3 { storeVector(clamp.apply(a30), o3 + channel); storeLanes(clamp.apply(a31), o3 + channel + 8, count: rest) }
-    if valid > 4 { storeVector(clamp.apply(a40), o4 + channel); storeLanes(clamp.apply(a41), o4 + channel + 8, count: rest) }
-    if valid > 5 { storeVector(clamp.apply(a50), o5 + channel); storeLanes(clamp.apply(a51), o5 + channel + 8, count: rest) }
+    if finish {
+        let clamp = conv.clamp
+        a00 = clamp.apply(a00); a01 = clamp.apply(a01); a10 = clamp.apply(a10); a11 = clamp.apply(a11)
+        a20 = clamp.apply(a20); a21 = clamp.apply(a21); a30 = clamp.apply(a30); a31 = clamp.apply(a31)
+        a40 = clamp.apply(a40); a41 = clamp.apply(a41); a50 = clamp.apply(a50); a51 = clamp.apply(a51)
+    }
+    storeVector(a00, o0 + channel); storeLanes(a01, o0 + channel + 8, count: rest)
+    if valid > 1 { storeVector(a10, o1 + channel); storeLanes(a11, o1 + channel + 8, count: rest) }
+    if valid > 2 { storeVector(a20, o2 + channel); storeLanes(a21, o2 + channel + 8, count: rest) }
+    if valid > 3 { storeVector(a30, o3 + channel); storeLanes(a31, o3 + channel + 8, count: rest) }
+    if valid > 4 { storeVector(a40, o4 + channel); storeLanes(a41, o4 + channel + 8, count: rest) }
+    if valid > 5 { storeVector(a50, o5 + channel); storeLanes(a51, o5 + channel + 8, count: rest) }
 }
 
-/// 6 pixels x 8 output channels: the last panel when it has a single block (e.g. 24 channels, or the head's 1).
+/// 6 pixels x 8 output channels: the last panel when it has a single block (e.g. 24 channels).
+/// Same contract as `denseTile6x16`.
 @inline(__always)
-func denseTile6x8(_ conv: PackedDenseConv, panel: Int, taps: UnsafePointer<Int>,
+func denseTile6x8(_ conv: PackedDenseConv, panel: Int, taps: UnsafePointer<Int>, channels: Range<Int>, accumulate: Bool, finish: Bool,
                   _ p0: UnsafePointer<Float>, _ p1: UnsafePointer<Float>, _ p2: UnsafePointer<Float>,
                   _ p3: UnsafePointer<Float>, _ p4: UnsafePointer<Float>, _ p5: UnsafePointer<Float>,
                   _ o0: UnsafeMutablePointer<Float>, _ o1: UnsafeMutablePointer<Float>, _ o2: UnsafeMutablePointer<Float>,
                   _ o3: UnsafeMutablePointer<Float>, _ o4: UnsafeMutablePointer<Float>, _ o5: UnsafeMutablePointer<Float>,
                   valid: Int) {
-    let bias0 = conv.bias[2 * panel]
-    var a0 = bias0, a1 = bias0, a2 = bias0, a3 = bias0, a4 = bias0, a5 = bias0
-    var w = UnsafePointer(conv.panelStart(panel))
+    let channel = panel * 16
+    let count = conv.outChannels - channel
+    var a0, a1, a2, a3, a4, a5: FloatVector
+    if accumulate {
+        a0 = loadLanes(o0 + channel, count: count); a1 = loadLanes(o1 + channel, count: count)
+        a2 = loadLanes(o2 + channel, count: count); a3 = loadLanes(o3 + channel, count: count)
+        a4 = loadLanes(o4 + channel, count: count); a5 = loadLanes(o5 + channel, count: count)
+    } else {
+        let bias0 = conv.bias[2 * panel]
+        a0 = bias0; a1 = bias0; a2 = bias0; a3 = bias0; a4 = bias0; a5 = bias0
+    }
+    let panelWeights = UnsafePointer(conv.panelStart(panel))
     let inChannels = conv.inChannels
     for t in 0..<conv.taps {
         let offset = taps[t]
         let q0 = p0 + offset, q1 = p1 + offset, q2 = p2 + offset, q3 = p3 + offset, q4 = p4 + offset, q5 = p5 + offset
-        for c in 0..<inChannels {
+        var w = panelWeights + t * inChannels + channels.lowerBound
+        for c in channels {
             let w0 = w[0]
             w += 1
             a0 = multiplyAdd(a0, FloatVector(repeating: q0[c]), w0)
@@ -223,15 +317,81 @@ func denseTile6x8(_ conv: PackedDenseConv, panel: Int, taps: UnsafePointer<Int>,
             a5 = multiplyAdd(a5, FloatVector(repeating: q5[c]), w0)
         }
     }
-    let clamp = conv.clamp
-    let channel = panel * 16
-    let count = conv.outChannels - channel
-    storeLanes(clamp.apply(a0), o0 + channel, count: count)
-    if valid > 1 { storeLanes(clamp.apply(a1), o1 + channel, count: count) }
-    if valid > 2 { storeLanes(clamp.apply(a2), o2 + channel, count: count) }
-    if valid > 3 { storeLanes(clamp.apply(a3), o3 + channel, count: count) }
-    if valid > 4 { storeLanes(clamp.apply(a4), o4 + channel, count: count) }
-    if valid > 5 { storeLanes(clamp.apply(a5), o5 + channel, count: count) }
+    if finish {
+        let clamp = conv.clamp
+        a0 = clamp.apply(a0); a1 = clamp.apply(a1); a2 = clamp.apply(a2)
+        a3 = clamp.apply(a3); a4 = clamp.apply(a4); a5 = clamp.apply(a5)
+    }
+    storeLanes(a0, o0 + channel, count: count)
+    if valid > 1 { storeLanes(a1, o1 + channel, count: count) }
+    if valid > 2 { storeLanes(a2, o2 + channel, count: count) }
+    if valid > 3 { storeLanes(a3, o3 + channel, count: count) }
+    if valid > 4 { storeLanes(a4, o4 + channel, count: count) }
+    if valid > 5 { storeLanes(a5, o5 + channel, count: count) }
+}
+
+/// A convolution with one output channel (the segmentation head, 16 -> 1): the 16x-wasteful
+/// 8-channel tile is replaced by vectors over input channels, one dot product per pixel:
+/// per tap, inChannels / 8 multiply-adds, then one horizontal sum.
+func denseConvSingleOutput(_ conv: PackedDenseConv, input: FeatureMap, output: FeatureMap, threads: Int) {
+    let vectors = conv.inChannels / 8
+    let taps = conv.taps
+    // Weights as [tap][input channel], from the packed lane 0 of the single block.
+    var weights = [FloatVector](repeating: FloatVector(), count: taps * vectors)
+    for t in 0..<taps {
+        for c in 0..<conv.inChannels { weights[t * vectors + c / 8][c % 8] = conv.weights[t * conv.inChannels + c][0] }
+    }
+    let bias = conv.bias[0][0]
+    var tapOffsets = [Int]()
+    for ky in 0..<conv.kernel {
+        for kx in 0..<conv.kernel {
+            tapOffsets.append((ky - conv.padding) * input.rowStride + (kx - conv.padding) * input.channels)
+        }
+    }
+    let clamp = conv.clamp, stride = conv.stride
+    weights.withUnsafeBufferPointer { weights in
+        tapOffsets.withUnsafeBufferPointer { taps in
+            parallelChunks(output.images * output.height, threads: threads) { rows in
+                for row in rows {
+                    let n = row / output.height, oy = row % output.height
+                    let inRow = UnsafePointer(input.pointer + input.offset(n, oy * stride, 0))
+                    let outRow = output.pointer + output.offset(n, oy, 0)
+                    let pixelStep = stride * input.channels
+                    var ox = 0
+                    // Four pixels at a time: four independent accumulator chains hide the FMA latency.
+                    while ox + 4 <= output.width {
+                        let x = inRow + ox * pixelStep
+                        var acc0 = FloatVector(), acc1 = FloatVector(), acc2 = FloatVector(), acc3 = FloatVector()
+                        for t in 0..<taps.count {
+                            let tap = x + taps[t]
+                            for v in 0..<vectors {
+                                let w = weights[t * vectors + v]
+                                acc0 = multiplyAdd(acc0, loadVector(tap + 8 * v), w)
+                                acc1 = multiplyAdd(acc1, loadVector(tap + pixelStep + 8 * v), w)
+                                acc2 = multiplyAdd(acc2, loadVector(tap + 2 * pixelStep + 8 * v), w)
+                                acc3 = multiplyAdd(acc3, loadVector(tap + 3 * pixelStep + 8 * v), w)
+                            }
+                        }
+                        outRow[ox] = clamp.apply(bias + acc0.sum())
+                        outRow[ox + 1] = clamp.apply(bias + acc1.sum())
+                        outRow[ox + 2] = clamp.apply(bias + acc2.sum())
+                        outRow[ox + 3] = clamp.apply(bias + acc3.sum())
+                        ox += 4
+                    }
+                    while ox < output.width {
+                        let x = inRow + ox * pixelStep
+                        var acc = FloatVector()
+                        for t in 0..<taps.count {
+                            let tap = x + taps[t]
+                            for v in 0..<vectors { acc = multiplyAdd(acc, loadVector(tap + 8 * v), weights[t * vectors + v]) }
+                        }
+                        outRow[ox] = clamp.apply(bias + acc.sum())
+                        ox += 1
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Plain-Swift reference: the definition of a dense convolution with zero padding, straight from the

@@ -120,9 +120,13 @@ public func requantize(_ accumulator: Int32, multiplier: Int32, shift: Int32, ze
 
 @inline(__always)
 public func saturatingRoundingDoublingHighMul(_ a: SIMD8<Int32>, _ b: SIMD8<Int32>) -> SIMD8<Int32> {
-    // The equivalent floor form (see the file comment): one add and one arithmetic shift per lane.
-    let product = SIMD8<Int64>(truncatingIfNeeded: a) &* SIMD8<Int64>(truncatingIfNeeded: b)
-    var result = SIMD8<Int32>(truncatingIfNeeded: (product &+ SIMD8<Int64>(repeating: 1 << 30)) &>> 31)
+    // The equivalent floor form (see the file comment): one add and one shift per lane. Even and odd
+    // lanes are multiplied separately as 4 x int64 so that AVX2 uses `vpmuldq` (32 x 32 -> 64 on even
+    // lanes) without widening whole vectors; only bits 31...62 are kept, so a logical shift suffices.
+    let nudge = SIMD4<Int64>(repeating: 1 << 30)
+    let even = SIMD4<Int32>(truncatingIfNeeded: (SIMD4<Int64>(truncatingIfNeeded: a.evenHalf) &* SIMD4<Int64>(truncatingIfNeeded: b.evenHalf) &+ nudge) &>> 31)
+    let odd = SIMD4<Int32>(truncatingIfNeeded: (SIMD4<Int64>(truncatingIfNeeded: a.oddHalf) &* SIMD4<Int64>(truncatingIfNeeded: b.oddHalf) &+ nudge) &>> 31)
+    var result = SIMD8<Int32>(even[0], odd[0], even[1], odd[1], even[2], odd[2], even[3], odd[3])
     let overflow = (a .== SIMD8<Int32>(repeating: .min)) .& (b .== SIMD8<Int32>(repeating: .min))
     result.replace(with: .max, where: overflow)
     return result
@@ -156,7 +160,15 @@ public func multiplyByQuantizedMultiplier(_ x: SIMD8<Int32>, multiplier: SIMD8<I
 @inline(__always)
 public func requantize(_ accumulator: SIMD8<Int32>, multiplier: SIMD8<Int32>, leftShift: SIMD8<Int32>, rightShift: SIMD8<Int32>,
                        zeroPoint: SIMD8<Int32>, min lo: SIMD8<Int32>, max hi: SIMD8<Int32>) -> SIMD8<Int8> {
-    let scaled = multiplyByQuantizedMultiplier(accumulator, multiplier: multiplier, leftShift: leftShift, rightShift: rightShift)
+    requantize(saturatingLeftShift(accumulator, leftShift), multiplier: multiplier, rightShift: rightShift, zeroPoint: zeroPoint, min: lo, max: hi)
+}
+
+/// The same for multipliers with no left shift (every shift <= 0, i.e. real multipliers < 1, the usual
+/// case): skipping a shift by 0 changes nothing, so kernels whose channels all qualify use this one.
+@inline(__always)
+public func requantize(_ accumulator: SIMD8<Int32>, multiplier: SIMD8<Int32>, rightShift: SIMD8<Int32>,
+                       zeroPoint: SIMD8<Int32>, min lo: SIMD8<Int32>, max hi: SIMD8<Int32>) -> SIMD8<Int8> {
+    let scaled = roundingDivideByPOT(saturatingRoundingDoublingHighMul(accumulator, multiplier), rightShift)
     // As in the scalar version: keep 256 away from the int32 limits so adding the zero point cannot wrap.
     let guarded = scaled.clamped(lowerBound: SIMD8<Int32>(repeating: Int32.min + 256), upperBound: SIMD8<Int32>(repeating: Int32.max - 256))
     return SIMD8<Int8>(truncatingIfNeeded: (guarded &+ zeroPoint).clamped(lowerBound: lo, upperBound: hi))

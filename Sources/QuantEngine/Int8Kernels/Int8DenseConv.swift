@@ -2,8 +2,9 @@
 ///
 /// Method (direct convolution, no im2col): the input is staged once as int16 (x - zero point) with a
 /// zero border and channels padded to a multiple of 16 (`stageInt16`), so every tap of every output
-/// pixel is a pointer offset and padding costs nothing. The reduction dimension K = taps x channels is
-/// walked 16 values at a time: one vector of 16 int16 inputs (one pixel) against one vector of 16 int16
+/// pixel is a pointer offset and padding costs nothing; the taps of one kernel row are even adjacent in
+/// memory, so the reduction dimension K = taps x channels is k runs of k x channels values, walked 16
+/// at a time: one vector of 16 int16 inputs (one pixel) against one vector of 16 int16
 /// weights (one output channel), accumulated in 8 int32 lanes, reduced horizontally once at the end.
 ///
 /// Microkernel tile: 3 output pixels (of one row) x 4 output channels = 12 accumulators, which with the
@@ -72,18 +73,22 @@ public final class Int8DenseConv {
                    pad: pad, paddedChannels: cp, into: scratch, threads: threads)
         let outH = outputSize(height), outW = outputSize(width)
         let paddedWidth = width + 2 * pad
-        var tapOffsets = [Int](repeating: 0, count: taps)
-        for ky in 0..<kernel { for kx in 0..<kernel { tapOffsets[ky * kernel + kx] = (ky * paddedWidth + kx) * cp } }
+        // In the padded NHWC staging, the k taps of one kernel row (kx = 0..k-1) are adjacent: k * cp int16
+        // in a row, and the packed weights follow the same (ky, kx, channel) order. So the reduction is k
+        // contiguous segments of k * cp values each, not k * k short ones.
+        let rowOffsets = (0..<kernel).map { ky in ky * paddedWidth * cp }
+        let chunksPerRow = kernel * cp / 16
         let groupElements = taps * cp * 4
         let staged = UnsafePointer(scratch)
         let chunks = (outChannels + Self.chunkOutputs - 1) / Self.chunkOutputs
-        let (stride, outChannels, taps, groupedOutputs) = (self.stride, self.outChannels, self.taps, self.groupedOutputs)
+        let (stride, outChannels, kernel, groupedOutputs) = (self.stride, self.outChannels, self.kernel, self.groupedOutputs)
+        let requant = self.requant  // a local copy: the hot loop reads it without touching `self`
         weights.withUnsafeBufferPointer { weightBuffer in
         requant.bias.withUnsafeBufferPointer { bias in
         requant.multiplier.withUnsafeBufferPointer { multiplier in
         requant.leftShift.withUnsafeBufferPointer { leftShift in
         requant.rightShift.withUnsafeBufferPointer { rightShift in
-        tapOffsets.withUnsafeBufferPointer { offsets in
+        rowOffsets.withUnsafeBufferPointer { offsets in
             let zeroPoint = SIMD8<Int32>(repeating: requant.zeroPoint)
             let lo = SIMD8<Int32>(repeating: requant.lo), hi = SIMD8<Int32>(repeating: requant.hi)
             parallelChunks(chunks * outH, threads: threads) { items in
@@ -104,7 +109,7 @@ public final class Int8DenseConv {
                                 let p0 = rowBase + min(x0, outW - 1) * stride * cp
                                 let p1 = rowBase + min(x0 + 1, outW - 1) * stride * cp
                                 let p2 = rowBase + min(x0 + 2, outW - 1) * stride * cp
-                                let s = dotTile3x4(p0, p1, p2, weights: groupWeights, tapOffsets: offsets.baseAddress!, taps: taps, chunks: cp / 16)
+                                let s = dotTile3x4(p0, p1, p2, weights: groupWeights, segmentOffsets: offsets.baseAddress!, segments: kernel, chunks: chunksPerRow)
                                 UnsafeMutableRawPointer(sums + x0 * 16 + lane).storeBytes(of: s.0, as: SIMD4<Int32>.self)
                                 if x0 + 1 < outW { UnsafeMutableRawPointer(sums + (x0 + 1) * 16 + lane).storeBytes(of: s.1, as: SIMD4<Int32>.self) }
                                 if x0 + 2 < outW { UnsafeMutableRawPointer(sums + (x0 + 2) * 16 + lane).storeBytes(of: s.2, as: SIMD4<Int32>.self) }
@@ -115,15 +120,14 @@ public final class Int8DenseConv {
                         // Epilogue: bias, requantize, clamp, store the valid channels.
                         let valid = min(Self.chunkOutputs, outChannels - c0)
                         let b0 = load8(bias.baseAddress! + c0), b1 = load8(bias.baseAddress! + c0 + 8)
-                        let m0 = load8(multiplier.baseAddress! + c0), m1 = load8(multiplier.baseAddress! + c0 + 8)
-                        let l0 = load8(leftShift.baseAddress! + c0), l1 = load8(leftShift.baseAddress! + c0 + 8)
-                        let r0 = load8(rightShift.baseAddress! + c0), r1 = load8(rightShift.baseAddress! + c0 + 8)
                         let out = output + oy * outW * outChannels + c0
                         for x in 0..<outW {
-                            let q0 = requantize(load8(sums + x * 16) &+ b0, multiplier: m0, leftShift: l0, rightShift: r0, zeroPoint: zeroPoint, min: lo, max: hi)
+                            let q0 = requant.apply(load8(sums + x * 16) &+ b0, channel: c0, multiplier: multiplier.baseAddress!, leftShift: leftShift.baseAddress!,
+                                                   rightShift: rightShift.baseAddress!, zeroPoint: zeroPoint, lo: lo, hi: hi)
                             store(q0, to: out + x * outChannels, count: valid)
                             if valid > 8 {
-                                let q1 = requantize(load8(sums + x * 16 + 8) &+ b1, multiplier: m1, leftShift: l1, rightShift: r1, zeroPoint: zeroPoint, min: lo, max: hi)
+                                let q1 = requant.apply(load8(sums + x * 16 + 8) &+ b1, channel: c0 + 8, multiplier: multiplier.baseAddress!, leftShift: leftShift.baseAddress!,
+                                                       rightShift: rightShift.baseAddress!, zeroPoint: zeroPoint, lo: lo, hi: hi)
                                 store(q1, to: out + x * outChannels + 8, count: valid - 8)
                             }
                         }
@@ -176,16 +180,17 @@ func horizontalSums(_ a: SIMD8<Int32>, _ b: SIMD8<Int32>, _ c: SIMD8<Int32>, _ d
 @inline(__always)
 func load16(_ p: UnsafePointer<Int16>) -> SIMD16<Int16> { UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Int16>.self) }
 
-/// The microkernel: int32 dot products of 3 pixels x 4 output channels over all taps and channel chunks.
+/// The microkernel: int32 dot products of 3 pixels x 4 output channels over `segments` contiguous runs
+/// of `chunks` x 16 values (one run per kernel row).
 @inline(__always)
 func dotTile3x4(_ p0: UnsafePointer<Int16>, _ p1: UnsafePointer<Int16>, _ p2: UnsafePointer<Int16>, weights: UnsafePointer<Int16>,
-                tapOffsets: UnsafePointer<Int>, taps: Int, chunks: Int) -> (SIMD4<Int32>, SIMD4<Int32>, SIMD4<Int32>) {
+                segmentOffsets: UnsafePointer<Int>, segments: Int, chunks: Int) -> (SIMD4<Int32>, SIMD4<Int32>, SIMD4<Int32>) {
     var a00 = SIMD8<Int32>(), a01 = SIMD8<Int32>(), a02 = SIMD8<Int32>(), a03 = SIMD8<Int32>()
     var a10 = SIMD8<Int32>(), a11 = SIMD8<Int32>(), a12 = SIMD8<Int32>(), a13 = SIMD8<Int32>()
     var a20 = SIMD8<Int32>(), a21 = SIMD8<Int32>(), a22 = SIMD8<Int32>(), a23 = SIMD8<Int32>()
     var w = weights
-    for t in 0..<taps {
-        let o = tapOffsets[t]
+    for segment in 0..<segments {
+        let o = segmentOffsets[segment]
         var q0 = p0 + o, q1 = p1 + o, q2 = p2 + o
         for _ in 0..<chunks {
             let x0 = load16(q0), x1 = load16(q1), x2 = load16(q2)

@@ -37,6 +37,7 @@ public final class Int8Depthwise3x3 {
         let paddedWidth = width + 2
         let staged = UnsafePointer(scratch)
         let (stride, channels) = (self.stride, self.channels)
+        let requant = self.requant  // a local copy: the hot loop reads it without touching `self`
         weights.withUnsafeBufferPointer { w in
         requant.bias.withUnsafeBufferPointer { bias in
         requant.multiplier.withUnsafeBufferPointer { multiplier in
@@ -63,10 +64,10 @@ public final class Int8Depthwise3x3 {
                                 }
                             }
                             let acc = (lowHalf: acc0, highHalf: acc1)
-                            let q0 = requantize(acc.lowHalf, multiplier: load8(multiplier.baseAddress! + c0), leftShift: load8(leftShift.baseAddress! + c0),
-                                                rightShift: load8(rightShift.baseAddress! + c0), zeroPoint: zeroPoint, min: lo, max: hi)
-                            let q1 = requantize(acc.highHalf, multiplier: load8(multiplier.baseAddress! + c0 + 8), leftShift: load8(leftShift.baseAddress! + c0 + 8),
-                                                rightShift: load8(rightShift.baseAddress! + c0 + 8), zeroPoint: zeroPoint, min: lo, max: hi)
+                            let q0 = requant.apply(acc.lowHalf, channel: c0, multiplier: multiplier.baseAddress!, leftShift: leftShift.baseAddress!,
+                                                   rightShift: rightShift.baseAddress!, zeroPoint: zeroPoint, lo: lo, hi: hi)
+                            let q1 = requant.apply(acc.highHalf, channel: c0 + 8, multiplier: multiplier.baseAddress!, leftShift: leftShift.baseAddress!,
+                                                   rightShift: rightShift.baseAddress!, zeroPoint: zeroPoint, lo: lo, hi: hi)
                             let valid = min(16, channels - c0)
                             store(q0, to: out + c0, count: valid)
                             if valid > 8 { store(q1, to: out + c0 + 8, count: valid - 8) }

@@ -90,6 +90,8 @@ struct PackedRequantization {
     let zeroPoint: Int32
     let lo: Int32
     let hi: Int32
+    /// Some channel's real multiplier is >= 1 (rare): the epilogue must apply the left shift.
+    let needsLeftShift: Bool
 
     init(_ p: QuantizedConvParameters, paddedCount: Int) {
         let pad = paddedCount - p.outChannels
@@ -98,6 +100,15 @@ struct PackedRequantization {
         leftShift = p.multipliers.map { max($0.shift, 0) } + [Int32](repeating: 0, count: pad)
         rightShift = p.multipliers.map { max(-$0.shift, 0) } + [Int32](repeating: 0, count: pad)
         zeroPoint = p.outputZeroPoint; lo = p.outputMin; hi = p.outputMax
+        needsLeftShift = p.multipliers.contains { $0.shift > 0 }
+    }
+
+    /// The epilogue for 8 channels starting at `c`: accumulator -> int8.
+    @inline(__always)
+    func apply(_ acc: SIMD8<Int32>, channel c: Int, multiplier: UnsafePointer<Int32>, leftShift: UnsafePointer<Int32>, rightShift: UnsafePointer<Int32>,
+               zeroPoint: SIMD8<Int32>, lo: SIMD8<Int32>, hi: SIMD8<Int32>) -> SIMD8<Int8> {
+        let shifted = needsLeftShift ? saturatingLeftShift(acc, load8(leftShift + c)) : acc
+        return requantize(shifted, multiplier: load8(multiplier + c), rightShift: load8(rightShift + c), zeroPoint: zeroPoint, min: lo, max: hi)
     }
 }
 

@@ -1,0 +1,308 @@
+// `segment`: a frame in, a head mask, an overlay and the head circumference out.
+//
+// Per frame, exactly the steps `evaluate` and `bench` score (so their HC error and segment's agree):
+// 1. decode the PNG/JPEG as 8-bit gray (ImageCodecs) at its own size W0 x H0;
+// 2. squash it to the network's W x H with HC18's PIL-exact bilinear resize, scale to [0, 1];
+// 3. run the model (float or int8) on the 1-channel frame; head = logit > 0;
+// 4. keep the largest 8-connected head region, fit the ellipse to its boundary mapped back to the
+//    original frame (`measureHC`), circumference in pixels times the pixel size in mm.
+// Outputs at the frame's own size: the mask (the largest region, enlarged with `resizeMask`: bilinear
+// on 0/255, head where >= 128), and an overlay (the frame, the head tinted, the fitted ellipse drawn).
+//
+// Documented results instead of errors:
+// - no pixel size for a frame: HC is reported in pixels only (`hcMM` absent) and `notes` says so;
+// - no head found (empty prediction, or a region whose boundary fits no ellipse): `headFound` false,
+//   no ellipse or HC, an empty mask and an overlay without ellipse. When the CSV gives a reference HC,
+//   the HC error of such a frame is the whole reference (as if 0 mm were measured), as `evaluate` counts it.
+import Dispatch
+import Foundation
+import HC18
+import ImageCodecs
+import QuantEngine
+
+/// The fitted head ellipse in original-frame pixel coordinates (pixel centres at integers, y down).
+public struct HeadEllipse: Codable, Equatable {
+    public var centerX: Double
+    public var centerY: Double
+    /// Half the long and short axes, in pixels.
+    public var semiMajorAxis: Double
+    public var semiMinorAxis: Double
+    /// The long axis' angle from +x in degrees, [0, 180); positive turns clockwise on screen (y grows down).
+    public var angleDegrees: Double
+
+    public init(_ e: Ellipse) {
+        centerX = e.centerX
+        centerY = e.centerY
+        semiMajorAxis = e.semiMajor
+        semiMinorAxis = e.semiMinor
+        angleDegrees = e.angle * 180 / Double.pi
+    }
+}
+
+/// Wall-clock milliseconds of each step of one frame.
+public struct SegmentTimings: Codable, Equatable {
+    /// Reading and decoding the file, squashing to the network size.
+    public var decodeMS: Double
+    /// The model call.
+    public var inferenceMS: Double
+    /// Largest region, ellipse fit, mask and overlay images (not writing them).
+    public var measureMS: Double
+    public var totalMS: Double
+}
+
+/// What `segment` writes as JSON for one frame.
+public struct SegmentationResult: Codable, Equatable {
+    public var frame: String
+    /// The frame's own size.
+    public var width: Int
+    public var height: Int
+    /// The size the frame was squashed to for the network.
+    public var networkWidth: Int
+    public var networkHeight: Int
+    public var model: String
+    public var precision: String
+    public var headFound: Bool
+    /// Pixel size used for HC in mm; absent when none was given for this frame.
+    public var pixelSizeMM: Double?
+    /// Head circumference in mm (needs a pixel size).
+    public var hcMM: Double?
+    /// Head circumference in original-frame pixels.
+    public var hcPixels: Double?
+    public var ellipse: HeadEllipse?
+    /// The sonographer's HC from the pixel-size CSV, when it has one, and |hcMM - reference|
+    /// (the whole reference when no head was found).
+    public var referenceHCmm: Double?
+    public var hcErrorMM: Double?
+    /// Head pixels in the mask at the frame's own size.
+    public var maskPixels: Int
+    public var timeMS: SegmentTimings
+    public var notes: [String]
+}
+
+/// A segmented frame: the JSON record and the two images to write.
+public struct FrameSegmentation {
+    public var result: SegmentationResult
+    /// 0 = background, 255 = head, at the frame's own size.
+    public var mask: GrayImage
+    public var overlay: RGBImage
+}
+
+/// Runs one model on frames of any size; holds the model so that its arena is planned once.
+public final class Segmenter {
+    public let model: SegmentationModel
+    public let modelName: String
+    public let width: Int
+    public let height: Int
+    public let threads: Int
+
+    /// `width` x `height`: the network input size (multiples of 32; the size the model was trained at).
+    public init(model: SegmentationModel, modelName: String, width: Int, height: Int, threads: Int) throws {
+        let multiple = model.graph.sizeMultiple
+        guard width > 0, height > 0, width % multiple == 0, height % multiple == 0 else {
+            throw SonoQuantError("--size \(width)x\(height)", "both sides must be positive multiples of \(multiple)")
+        }
+        self.model = model
+        self.modelName = modelName
+        self.width = width
+        self.height = height
+        self.threads = max(1, threads)
+    }
+
+    /// Reads and segments one image file.
+    public func segment(path: String, scale: FrameScale?) throws -> FrameSegmentation {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let frame = try readGrayImage(path: path)
+        return try segment(frame: frame, name: path, scale: scale, startedAt: start)
+    }
+
+    /// Segments a decoded frame. `name` labels it in the result and in errors.
+    public func segment(frame: GrayImage, name: String, scale: FrameScale?, startedAt: UInt64? = nil) throws -> FrameSegmentation {
+        let start = startedAt ?? DispatchTime.now().uptimeNanoseconds
+        func milliseconds(since t: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - t) / 1e6 }
+
+        let squashed = resizeBilinear(frame, width: width, height: height)
+        let input = Tensor(shape: [1, 1, height, width], data: squashed.pixels.map { Float($0) / 255 })
+        let decodeMS = milliseconds(since: start)
+
+        let inferenceStart = DispatchTime.now().uptimeNanoseconds
+        let logits = try model.logits(for: input, threads: threads)
+        guard logits.shape == [1, 1, height, width] else {
+            throw SonoQuantError(modelName, "model returned logits of shape \(logits.shape), expected [1, 1, \(height), \(width)]")
+        }
+        let inferenceMS = milliseconds(since: inferenceStart)
+
+        let measureStart = DispatchTime.now().uptimeNanoseconds
+        let predicted: [UInt8] = logits.data.map { $0 > 0 ? 1 : 0 }
+        var notes: [String] = []
+        // Pixel size 1 gives the circumference in pixels; the mm figure is only reported with a real one.
+        let measurement = measureHC(mask: predicted, width: width, height: height,
+                                    originalWidth: frame.width, originalHeight: frame.height, pixelSizeMM: 1)
+        var mask = [UInt8](repeating: 0, count: frame.width * frame.height)
+        if measurement != nil {
+            let region = largestRegion(mask: predicted, width: width, height: height).mask
+            mask = resizeMask(region, width: width, height: height, toWidth: frame.width, toHeight: frame.height)
+        } else {
+            notes.append(predicted.contains(1)
+                ? "no head found: the predicted region's boundary does not determine an ellipse"
+                : "no head found: the model predicted no head pixel")
+        }
+        let maskImage = GrayImage(width: frame.width, height: frame.height, pixels: mask.map { $0 != 0 ? 255 : 0 })
+        let overlay = drawOverlay(frame: frame, mask: mask, ellipse: measurement?.ellipse)
+
+        var hcMM: Double? = nil
+        if let scale, let measurement { hcMM = measurement.circumferencePixels * scale.pixelSizeMM }
+        if scale == nil { notes.append("no pixel size given for this frame: HC in pixels only") }
+        var hcError: Double? = nil
+        if let reference = scale?.referenceHCmm { hcError = hcMM.map { abs($0 - reference) } ?? reference }
+
+        let result = SegmentationResult(
+            frame: name, width: frame.width, height: frame.height, networkWidth: width, networkHeight: height,
+            model: modelName, precision: model.precision, headFound: measurement != nil,
+            pixelSizeMM: scale?.pixelSizeMM, hcMM: hcMM, hcPixels: measurement?.circumferencePixels,
+            ellipse: measurement.map { HeadEllipse($0.ellipse) },
+            referenceHCmm: scale?.referenceHCmm, hcErrorMM: hcError,
+            maskPixels: mask.reduce(0) { $0 + Int($1) },
+            timeMS: SegmentTimings(decodeMS: decodeMS, inferenceMS: inferenceMS,
+                                   measureMS: milliseconds(since: measureStart), totalMS: milliseconds(since: start)),
+            notes: notes)
+        return FrameSegmentation(result: result, mask: maskImage, overlay: overlay)
+    }
+}
+
+/// The frames `segment` reads from a path: the file itself, or every .png/.jpg/.jpeg in a directory
+/// (not recursive; HC18 annotation files `*_Annotation.png` skipped), sorted by name.
+public func segmentationInputs(path: String) throws -> [String] {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+        throw SonoQuantError(path, "no such file or directory")
+    }
+    guard isDirectory.boolValue else { return [path] }
+    let names: [String]
+    do { names = try FileManager.default.contentsOfDirectory(atPath: path) } catch {
+        throw SonoQuantError(path, "cannot list directory")
+    }
+    let frames = names.filter { name in
+        let lower = name.lowercased()
+        return (lower.hasSuffix(".png") || lower.hasSuffix(".jpg") || lower.hasSuffix(".jpeg"))
+            && !lower.hasSuffix("_annotation.png") && !name.hasPrefix(".")
+    }.sorted()
+    if frames.isEmpty { throw SonoQuantError(path, "no .png, .jpg or .jpeg frames in this directory") }
+    return frames.map { (path as NSString).appendingPathComponent($0) }
+}
+
+/// One frame that could not be segmented (unreadable, corrupt...), listed in the summary.
+public struct SegmentFailure: Codable, Equatable {
+    public var frame: String
+    public var error: String
+
+    public init(frame: String, error: String) {
+        self.frame = frame
+        self.error = error
+    }
+}
+
+/// `summary.json` of a `segment` run.
+public struct SegmentSummary: Codable, Equatable {
+    public var model: String
+    public var precision: String
+    public var networkWidth: Int
+    public var networkHeight: Int
+    public var frames: Int
+    public var headsFound: Int
+    public var failures: [SegmentFailure]
+    /// Frames whose reference HC is known (from the pixel-size CSV), and their mean |HC error| in mm,
+    /// counting a frame with no head found with its whole reference HC (as `evaluate` does).
+    public var framesWithReference: Int
+    public var meanHCErrorMM: Double?
+    public var medianTotalMS: Double?
+    public var results: [SegmentationResult]
+
+    public init(model: String, precision: String, networkWidth: Int, networkHeight: Int,
+                results: [SegmentationResult], failures: [SegmentFailure]) {
+        self.model = model
+        self.precision = precision
+        self.networkWidth = networkWidth
+        self.networkHeight = networkHeight
+        self.results = results
+        self.failures = failures
+        frames = results.count + failures.count
+        headsFound = results.filter(\.headFound).count
+        let errors = results.compactMap(\.hcErrorMM)
+        framesWithReference = errors.count
+        meanHCErrorMM = errors.isEmpty ? nil : errors.reduce(0, +) / Double(errors.count)
+        let times = results.map(\.timeMS.totalMS).sorted()
+        medianTotalMS = times.isEmpty ? nil : (times[(times.count - 1) / 2] + times[times.count / 2]) / 2
+    }
+}
+
+/// Segments `frames` and writes, per frame, NAME_mask.png, NAME_overlay.png and NAME.json into
+/// `outDirectory` (NAME: the file name without extension), then summary.json. A frame that cannot be
+/// read or decoded is recorded in the summary's `failures` and the run goes on; `log` gets one line per
+/// frame (results and failures). Throws for problems that concern the whole run (output not writable,
+/// two frames with the same NAME).
+public func segmentFrames(_ frames: [String], with segmenter: Segmenter, scale: (String) -> (FrameScale?, note: String?),
+                          outDirectory: String, log: (String) -> Void) throws -> SegmentSummary {
+    var stems = Set<String>()
+    for frame in frames {
+        let stem = ((frame as NSString).lastPathComponent as NSString).deletingPathExtension
+        guard stems.insert(stem).inserted else {
+            throw SonoQuantError(frame, "another input frame has the same name (\(stem)); their outputs would overwrite each other")
+        }
+    }
+    do {
+        try FileManager.default.createDirectory(atPath: outDirectory, withIntermediateDirectories: true)
+    } catch {
+        throw SonoQuantError(outDirectory, "cannot create the output directory")
+    }
+    var results: [SegmentationResult] = []
+    var failures: [SegmentFailure] = []
+    for frame in frames {
+        let file = (frame as NSString).lastPathComponent
+        let (frameScale, note) = scale(file)
+        let segmented: FrameSegmentation
+        do {
+            segmented = try segmenter.segment(path: frame, scale: frameScale)
+        } catch let error as SonoQuantError {
+            failures.append(SegmentFailure(frame: frame, error: error.description))
+            log("error: \(error.subject): \(error.problem)")
+            continue
+        }
+        var result = segmented.result
+        if let note { result.notes.append(note) }
+        let base = (outDirectory as NSString).appendingPathComponent((file as NSString).deletingPathExtension)
+        try writePNG(segmented.mask, to: base + "_mask.png")
+        try writePNG(segmented.overlay, to: base + "_overlay.png")
+        try writeFileAtomically(path: base + ".json", text: prettyJSON(result))
+        results.append(result)
+        log(describe(result, file: file))
+    }
+    let summary = SegmentSummary(model: segmenter.modelName, precision: segmenter.model.precision,
+                                 networkWidth: segmenter.width, networkHeight: segmenter.height,
+                                 results: results, failures: failures)
+    try writeFileAtomically(path: (outDirectory as NSString).appendingPathComponent("summary.json"), text: prettyJSON(summary))
+    return summary
+}
+
+/// One line for a segmented frame: HC (mm or pixels), reference and error when known, ellipse, time.
+public func describe(_ r: SegmentationResult, file: String) -> String {
+    guard r.headFound, let hcPixels = r.hcPixels, let e = r.ellipse else {
+        var text = "\(file): no head found"
+        if let error = r.hcErrorMM { text += String(format: " (counts as HC error %.2f mm)", error) }
+        return text
+    }
+    var text = file + ": HC "
+    if let hc = r.hcMM { text += String(format: "%.2f mm", hc) } else { text += String(format: "%.1f px", hcPixels) }
+    if let reference = r.referenceHCmm, let error = r.hcErrorMM {
+        text += String(format: " (reference %.2f, error %.2f)", reference, error)
+    }
+    text += String(format: ", ellipse centre (%.1f, %.1f) semi-axes %.1f x %.1f px at %.1f deg, %.1f ms",
+                   e.centerX, e.centerY, e.semiMajorAxis, e.semiMinorAxis, e.angleDegrees, r.timeMS.totalMS)
+    return text
+}
+
+/// Pretty, key-sorted JSON text of any result.
+public func prettyJSON<T: Encodable>(_ value: T) throws -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    return String(decoding: try encoder.encode(value), as: UTF8.self) + "\n"
+}

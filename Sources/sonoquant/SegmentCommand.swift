@@ -1,0 +1,110 @@
+import ArgumentParser
+import Deploy
+import Foundation
+import ImageCodecs
+import QuantEngine
+
+struct SegmentCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "segment",
+        abstract: "Find the fetal head in ultrasound frames: mask, overlay and head circumference per frame.",
+        discussion: """
+        For each frame (a PNG or JPEG of any size, or every .png/.jpg/.jpeg in a directory; HC18
+        `*_Annotation.png` files are skipped) this writes to --out:
+          NAME_mask.png     the head (255) / background (0) at the frame's own size
+          NAME_overlay.png  the frame with the head tinted and the fitted ellipse drawn in green
+          NAME.json         HC in mm, the ellipse (centre, semi-axes, angle; original-frame pixels),
+                            the time taken per step, and notes
+        and summary.json for the whole run (mean HC error when the CSV gives reference HCs).
+
+        The frame is squashed to --size (the size the model was trained at), the model (a float
+        checkpoint or an int8 model file) predicts head where its logit is > 0, the largest head region
+        is kept and an ellipse is fitted to its boundary in the original frame: these are the steps
+        `evaluate` and `bench` score, so the HC errors agree.
+
+        Pixel size: --pixel-size applies to every frame; --pixel-csv reads HC18's
+        `filename,pixel size(mm)[,head circumference (mm)]`. A frame without a pixel size gets its HC in
+        pixels only (hcMM absent, a note in its JSON). A frame where no head is found gets headFound
+        false, an empty mask and an overlay without ellipse; that is a result, not an error.
+        A frame that cannot be read (corrupt, truncated, not an image) is reported on stderr and listed
+        under `failures` in summary.json; the other frames are still processed; the exit status is then 1.
+
+        Examples:
+          sonoquant segment scan.png --model dall.int8.safetensors --pixel-size 0.12 --out seg/
+          sonoquant segment ../shared/hc18/training_set --model dall.int8.safetensors \\
+              --pixel-csv ../shared/hc18/training_set/training_set_pixel_size_and_HC.csv --out seg/
+        """
+    )
+
+    @Argument(help: ArgumentHelp("A frame (.png, .jpg) or a directory of frames.", valueName: "frame-or-directory"))
+    var input: String
+
+    @Option(help: ArgumentHelp("Model file: float checkpoint or int8 model.", valueName: "model.safetensors"))
+    var model: String
+
+    @Option(name: .customLong("pixel-size"), help: ArgumentHelp("Pixel size in mm, for every frame.", valueName: "mm"))
+    var pixelSize: Double?
+
+    @Option(name: .customLong("pixel-csv"), help: ArgumentHelp("Pixel sizes per frame (HC18's CSV format).", valueName: "file.csv"))
+    var pixelCSV: String?
+
+    @Option(help: ArgumentHelp("Network input size WxH (multiples of 32): the size the model was trained at.", valueName: "WxH"))
+    var size: String = "192x128"
+
+    @Option(help: "Threads for the model (default: all cores).")
+    var threads: Int = availableCores
+
+    @Option(help: ArgumentHelp("Output directory (created if missing).", valueName: "directory"))
+    var out: String
+
+    func parsedSize() throws -> (width: Int, height: Int) {
+        let parts = size.lowercased().split(separator: "x").compactMap { Int($0) }
+        guard parts.count == 2, parts[0] > 0, parts[1] > 0 else {
+            throw ValidationError("--size must look like 192x128 (width x height), got \(size)")
+        }
+        return (parts[0], parts[1])
+    }
+
+    func validate() throws {
+        _ = try parsedSize()
+        if pixelSize != nil && pixelCSV != nil { throw ValidationError("give --pixel-size or --pixel-csv, not both") }
+        if let pixelSize, !(pixelSize.isFinite && pixelSize > 0) {
+            throw ValidationError("--pixel-size must be a positive number of millimetres, got \(pixelSize)")
+        }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+    }
+
+    func run() throws {
+        var anyFailed = false
+        try reportingErrors {
+            let (width, height) = try parsedSize()
+            let frames = try segmentationInputs(path: input)
+            let table = try pixelCSV.map { try readPixelSizeTable(path: $0) }
+            let network = try loadSegmentationModel(path: model)
+            let segmenter = try Segmenter(model: network, modelName: model, width: width, height: height, threads: threads)
+            if pixelSize == nil && pixelCSV == nil {
+                FileHandle.standardError.write(Data("note: no --pixel-size or --pixel-csv: HC is reported in pixels only\n".utf8))
+            }
+            let summary = try segmentFrames(frames, with: segmenter, scale: { file in
+                if let pixelSize { return (FrameScale(pixelSizeMM: pixelSize), nil) }
+                guard let table, let pixelCSV else { return (nil, nil) }
+                return table[file].map { ($0, nil) } ?? (nil, "\(file) is not listed in \(pixelCSV)")
+            }, outDirectory: out, log: { line in
+                if line.hasPrefix("error: ") {
+                    FileHandle.standardError.write(Data((line + "\n").utf8))
+                } else {
+                    print(line)
+                }
+            })
+            var line = "\(summary.frames) frames, head found in \(summary.headsFound)"
+            if !summary.failures.isEmpty { line += ", \(summary.failures.count) failed" }
+            if let mean = summary.meanHCErrorMM {
+                line += String(format: "; mean |HC error| %.3f mm over %d frames with a reference HC", mean, summary.framesWithReference)
+            }
+            if let median = summary.medianTotalMS { line += String(format: "; median %.1f ms per frame", median) }
+            print(line + " -> \((out as NSString).appendingPathComponent("summary.json"))")
+            anyFailed = !summary.failures.isEmpty
+        }
+        if anyFailed { throw ExitCode.failure }
+    }
+}
