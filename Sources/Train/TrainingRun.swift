@@ -44,7 +44,8 @@ public struct TrainingConfiguration {
         self.limitTest = limitTest
     }
 
-    /// What must agree for `--resume` to continue a run (paths and threads may change... threads change bits).
+    /// What must agree for `--resume` to continue a run. Paths may change; so may the thread count, but then
+    /// the continued run is no longer bit-identical to an uninterrupted one.
     var identity: String {
         "strategy=\(strategy.name) trainable=\(Strategy.describe(strategy.trainable)) randomEncoder=\(strategy.randomEncoder) "
             + "frozenStatistics=\(strategy.freezeFrozenBatchNormStatistics) size=\(width)x\(height) batch=\(batchSize) "

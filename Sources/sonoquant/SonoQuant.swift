@@ -12,6 +12,6 @@ struct SonoQuant: ParsableCommand {
         """,
         subcommands: [ForwardCommand.self, LatencyCommand.self, EvaluateCommand.self, TrainCommand.self, CalibrateCommand.self,
                       SplitCommand.self, HCAnnotationsCommand.self,
-                      SegmentCommand.self]
+                      SegmentCommand.self, BenchCommand.self, BenchProbeCommand.self]
     )
 }

@@ -71,5 +71,5 @@ GITCONFIG
 in_root() {
     local root="$1"; shift
     chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 \
-        SWIFT_BACKTRACE=enable=no /bin/bash -c "$*"
+        SWIFT_BACKTRACE=enable=no /bin/bash -c "set -eo pipefail; $*"
 }

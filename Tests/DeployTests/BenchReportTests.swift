@@ -1,0 +1,96 @@
+import Bench
+import Foundation
+import HC18
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+import QuantEngine
+import XCTest
+
+final class BenchReportTests: XCTestCase {
+    func testModelSpecParsing() throws {
+        XCTAssertEqual(try BenchModelSpec(parsing: "D-all int8=a/b=c.safetensors"), BenchModelSpec(name: "D-all int8", path: "a/b=c.safetensors"))
+        for bad in ["model.safetensors", "=x", "name="] {
+            assertSonoQuantError(try BenchModelSpec(parsing: bad), contains: "NAME=PATH")
+        }
+    }
+
+    func testTrainableParametersFromMetadataOrName() {
+        XCTAssertEqual(trainableFacts(metadata: ["sonoquant.strategy": "D-all", "sonoquant.trainable": "D0,D1,D2,D3,D4,H"], name: "x").parameters, 4_405_073)
+        XCTAssertEqual(trainableFacts(metadata: ["sonoquant.trainable": "E,D3,H"], name: "custom").groups, "E,D3,H")
+        let fromName = trainableFacts(metadata: [:], name: "D-all int8")
+        XCTAssertEqual(fromName.strategy, "D-all")
+        XCTAssertEqual(fromName.parameters, 4_405_073)
+        XCTAssertEqual(trainableFacts(metadata: [:], name: "D-all-frozenbn float").strategy, "D-all-frozenbn")
+        XCTAssertEqual(trainableFacts(metadata: [:], name: "full-ft").parameters, 6_628_945)
+        XCTAssertEqual(trainableFacts(metadata: ["sonoquant.strategy": "D234"], name: "x").parameters, 164_032)
+        XCTAssertEqual(trainableFacts(metadata: ["sonoquant.strategy": "unknown"], name: "E int8").parameters, 2_223_872)
+        let unknown = trainableFacts(metadata: [:], name: "my model")
+        XCTAssertNil(unknown.strategy)
+        XCTAssertNil(unknown.parameters)
+    }
+
+    /// The whole command path on the bundled fixture split (8 test frames): numbers, files, formats.
+    func testBenchOnFixtureSplit() throws {
+        let model = DeployFixtures.path("pytorch_D-all_192x128.safetensors")
+        let configuration = BenchConfiguration(
+            models: [BenchModelSpec(name: "D-all float", path: model)], dataDirectory: DeployFixtures.frames,
+            splitCSV: DeployFixtures.path("hc18/split.csv"), width: 192, height: 128, threads: [1, 2],
+            rounds: 1, runsPerRound: 1, command: "test")
+        var lines: [String] = []
+        let report = try runBench(configuration, peakRSS: { _ in 123_000_000 }, progress: { lines.append($0) })
+        XCTAssertEqual(report.rows.count, 1)
+        let row = report.rows[0]
+        XCTAssertEqual(row.images, 8)
+        XCTAssertEqual(row.precision, "float32")
+        XCTAssertEqual(row.strategy, "D-all")
+        XCTAssertEqual(row.trainableParameters, 4_405_073)
+        XCTAssertEqual(row.fileBytes, 13_362_242)
+        // Exactly HC18's evaluation of the same model and frames (measured once: Dice 0.873 on these 8).
+        let dataset = try HC18Dataset(directory: DeployFixtures.frames, splitCSV: DeployFixtures.path("hc18/split.csv"))
+        let expected = try evaluate(model: DeployFixtures.dAll, dataset: dataset, samples: dataset.test, width: 192, height: 128, threads: 2)
+        XCTAssertEqual(row.dice, expected.meanDice)
+        XCTAssertEqual(row.hcMAEmm, expected.meanHCErrorMM)
+        XCTAssertEqual(row.iou, expected.meanIoU)
+        XCTAssertEqual(row.dice, 0.873, accuracy: 0.01)
+        XCTAssertEqual(row.latency.map(\.threads), [1, 2])
+        XCTAssertEqual(row.latency.map(\.runs), [1, 1])
+        XCTAssertEqual(row.peakRSSBytes, 123_000_000)
+        XCTAssertFalse(lines.isEmpty)
+
+        let dir = try temporaryDirectory(self, "bench")
+        try writeBenchReport(report, to: dir)
+        let json = try XCTUnwrap(FileManager.default.contents(atPath: dir + "/report.json"))
+        XCTAssertEqual(try JSONDecoder().decode(BenchReport.self, from: json), report)
+        let markdown = try String(contentsOfFile: dir + "/REPORT.md", encoding: .utf8)
+        XCTAssertTrue(markdown.contains("| D-all float | float32 | D-all | 4,405,073 | 13.36 MB | "), markdown)
+        XCTAssertTrue(markdown.contains(String(format: "%.4f ± %.3f", row.dice, row.diceStd)))
+        XCTAssertTrue(markdown.contains("| 123.00 MB |"))
+        try assertWellFormedSVG(String(contentsOfFile: dir + "/plot.svg", encoding: .utf8), points: 1)
+    }
+
+    func testSVGMarksFloatAndInt8Differently() throws {
+        func row(_ name: String, _ precision: String, dice: Double, ms: Double, bytes: Int) -> BenchRow {
+            BenchRow(name: name, path: name, precision: precision, strategy: nil, trainableGroups: nil, trainableParameters: nil,
+                     fileBytes: bytes, images: 1, dice: dice, diceStd: 0, iou: 0, pixelAccuracy: 0, hcMAEmm: 0, noHeadFound: 0,
+                     latency: [BenchLatency(threads: 1, runs: 1, medianMS: ms, p10MS: ms, p90MS: ms, cpuMSPerRun: ms)], peakRSSBytes: nil)
+        }
+        let report = BenchReport(created: "now", host: "test", command: "c", data: "d", split: "s", width: 192, height: 128,
+                                 threads: [1], latencyMethod: "m",
+                                 rows: [row("a <float>", "float32", dice: 0.96, ms: 40, bytes: 26_000_000),
+                                        row("a & int8", "int8", dice: 0.958, ms: 15, bytes: 6_800_000)])
+        let svg = benchSVG(report)
+        try assertWellFormedSVG(svg, points: 2)
+        XCTAssertEqual(svg.components(separatedBy: "<circle").count - 1, 2)  // float in both panels
+        XCTAssertEqual(svg.components(separatedBy: "<rect x=").count - 1, 2 + 2)  // two frames + int8 in both panels
+        XCTAssertTrue(svg.contains("a &lt;float&gt;") && svg.contains("a &amp; int8"))
+        XCTAssertTrue(benchMarkdown(report).contains("| a & int8 | int8 | ? | ? | 6.80 MB | 0.9580 ± 0.000 |"))
+    }
+
+    private func assertWellFormedSVG(_ svg: String, points: Int, file: StaticString = #filePath, line: UInt = #line) throws {
+        let parser = XMLParser(data: Data(svg.utf8))
+        XCTAssertTrue(parser.parse(), "plot.svg is not well-formed XML: \(String(describing: parser.parserError))", file: file, line: line)
+        XCTAssertTrue(svg.hasPrefix("<svg xmlns=\"http://www.w3.org/2000/svg\""), file: file, line: line)
+        XCTAssertEqual(svg.components(separatedBy: "font-size=\"10\">").count - 1 >= 2 * points, true, file: file, line: line)
+    }
+}
