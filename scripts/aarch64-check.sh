@@ -88,9 +88,10 @@ dump_logits "$amd" x86_64
 log "aarch64 (arm64 root under qemu-user, Swift 6.0.3): build QuantEngine, its tests and logits-dump"
 assemble_package "$arm"
 in_root "$arm" 'cd /work/qe && uname -m && swift build -c release --build-tests 2>&1 | grep -E "error|Compiling|Build" | tail -n 40'
+log "aarch64: logits of the fixture frames"
+dump_logits "$arm" aarch64
 log "aarch64: swift test -c release (QuantEngineTests)"
 in_root "$arm" 'cd /work/qe && swift test -c release --skip-build 2>&1 | grep -E "Test Case|Executed|error" | grep -v "started" | tail -n 80'
-dump_logits "$arm" aarch64
 
 log "comparing logits, aarch64 vs x86-64"
 status=0
