@@ -60,20 +60,24 @@ for round in $(seq 1 "$ROUNDS"); do
     done
 done
 echo "== load after: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "== summary: median over $ROUNDS rounds of each round's median of $RUNS runs, ms (192x128, batch 1)"
+echo "== summary: median over $ROUNDS rounds of each round's median of $RUNS runs (wall), and of each round's"
+echo "   process CPU time per run (all threads; robust to sharing the cores), ms (192x128, batch 1)"
 python3 - "$LOG" <<'PY'
 import re, sys, statistics
-rows = {}
+rows, cpu = {}, {}
 for line in open(sys.argv[1]):
-    m = re.match(r"(\S+) .*threads=(\d+): median ([\d.]+) ms", line)
+    m = re.match(r"(\S+) .*threads=(\d+): median ([\d.]+) ms.*?(?:cpu ([\d.]+) ms/run)?$", line.strip())
     if m:
         engine = {"sonoquant-int8": "sonoquant int8 (gray uint8 input)", "onnxruntime-int8": "ONNX Runtime int8 QDQ",
                   "sonoquant-float": "sonoquant float32 (gray input)"}[m.group(1)]
         rows.setdefault(engine, {}).setdefault(int(m.group(2)), []).append(float(m.group(3)))
-print("| engine | 1 thread | 2 threads |\n|---|---|---|")
+        if m.group(4):
+            cpu.setdefault(engine, {}).setdefault(int(m.group(2)), []).append(float(m.group(4)))
+med = lambda d, t: f"{statistics.median(d[t]):.1f}" if t in d else ""
+print("| engine | wall, 1 thread | wall, 2 threads | CPU per frame, 1 thread | CPU per frame, 2 threads |\n|---|---|---|---|---|")
 for engine, by_threads in rows.items():
-    cells = [f"{statistics.median(by_threads[t]):.1f}" if t in by_threads else "" for t in (1, 2)]
-    print(f"| {engine} | {cells[0]} | {cells[1]} |")
+    c = cpu.get(engine, {})
+    print(f"| {engine} | {med(by_threads, 1)} | {med(by_threads, 2)} | {med(c, 1)} | {med(c, 2)} |")
 PY
 rm -f "$LOG"
 

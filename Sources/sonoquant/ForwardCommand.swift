@@ -7,22 +7,27 @@ struct ForwardCommand: ParsableCommand {
         commandName: "forward",
         abstract: "Run a model on an input tensor and write its logits (the interop check against PyTorch).",
         discussion: """
-        Reads the float32 tensor `input` [N, C, H, W] from a safetensors file and writes the tensor
-        `logits` [N, 1, H, W] (float32, before the sigmoid) to another, so the result can be compared
+        Reads the float32 tensor `input` [N, C, H, W] from a safetensors file and writes the tensor \
+        `logits` [N, 1, H, W] (float32, before the sigmoid) to another, so the result can be compared \
         with PyTorch's on the same weights and input.
 
-        The input is what segmentation_models_pytorch takes: values in [0, 1], C = 3 (RGB; a gray frame
-        is the same value in all three channels) or C = 1 (gray: the first convolution's RGB weights are
+        The model is a float checkpoint (segmentation_models_pytorch names, F32 or F16: runs in float32) \
+        or an int8 model file written by `sonoquant calibrate` (runs in int8; logits dequantized).
+
+        The input is what segmentation_models_pytorch takes: values in [0, 1], C = 3 (RGB; a gray frame \
+        is the same value in all three channels) or C = 1 (gray: the first convolution's RGB weights are \
         summed, which gives the same result), H and W multiples of 32.
 
         Make an input and compare in Python (pip install torch safetensors segmentation-models-pytorch):
           from safetensors.torch import save_file, load_file
-          save_file({"input": x.contiguous()}, "in.safetensors")      # x: float32 [N, 3, H, W]
-          # sonoquant forward --model model.safetensors --input in.safetensors --output out.safetensors
-          y = load_file("out.safetensors")["logits"]                  # compare with model(x)
+          save_file({"input": x.contiguous()}, "in.safetensors")  # x: [N,3,H,W]
+          # sonoquant forward --model m.safetensors \\
+          #     --input in.safetensors --output out.safetensors
+          y = load_file("out.safetensors")["logits"]  # compare with model(x)
 
         Example:
-          sonoquant forward --model fixtures/pytorch_D-all_192x128.safetensors \\
+          sonoquant forward \\
+            --model fixtures/pytorch_D-all_192x128.safetensors \\
             --input in.safetensors --output out.safetensors --threads 2
         """
     )
@@ -37,7 +42,7 @@ struct ForwardCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Where to write the tensor `logits` [N, 1, H, W] (written atomically).", valueName: "out.safetensors"))
     var output: String
 
-    @Option(help: "Threads to use (results are identical for any thread count).")
+    @Option(help: "Threads to use; the default is every core. (A float model gives the same bits for any thread count.)")
     var threads: Int = availableCores
 
     func validate() throws {

@@ -8,17 +8,19 @@ struct LatencyCommand: ParsableCommand {
         commandName: "latency",
         abstract: "Time one frame through a model: median, 10th and 90th percentile over many runs.",
         discussion: """
-        Loads the model (a float checkpoint, or an int8 model file), runs a synthetic frame of the given
-        size a few times to warm up (the first call plans the activation arena), then times `--runs`
-        calls per thread count. Prints one line per thread count: wall-clock median, 10th and 90th
-        percentile and fastest run, and the process CPU time per run (all threads; it grows much less
+        Loads the model (a float checkpoint, or an int8 model file), runs a synthetic frame of the given \
+        size a few times to warm up (the first call plans the activation arena), then times `--runs` \
+        calls per thread count. Prints one line per thread count: wall-clock median, 10th and 90th \
+        percentile and fastest run, and the process CPU time per run (all threads; it grows much less \
         than wall time when other processes share the cores). `--json` also writes every sample.
 
-        Timings on a shared machine are noisy: compare engines in the same run, interleaved, as
+        Timings on a shared machine are noisy: compare engines in the same run, interleaved, as \
         scripts/bench-float.sh does, and quote medians.
 
         Example:
-          sonoquant latency --model fixtures/pytorch_D-all_192x128.safetensors --size 192x128 --threads 1,2 --runs 50
+          sonoquant latency \\
+            --model fixtures/pytorch_D-all_192x128.safetensors \\
+            --size 192x128 --threads 1,2 --runs 50 --profile
         """
     )
 

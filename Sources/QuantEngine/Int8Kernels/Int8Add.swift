@@ -46,8 +46,8 @@ public func int8Add(_ a: UnsafePointer<Int8>, _ b: UnsafePointer<Int8>, count: I
     parallelChunks(vectors, threads: threads) { range in
         for v in range {
             let i = v * 8
-            let x = SIMD8<Int32>(truncatingIfNeeded: UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Int8>.self))
-            let y = SIMD8<Int32>(truncatingIfNeeded: UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Int8>.self))
+            let x = widenToInt32(UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Int8>.self))
+            let y = widenToInt32(UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Int8>.self))
             let x1 = multiplyByQuantizedMultiplier((x &- azp) &<< Int8AddParameters.leftShift, multiplier: am, leftShift: al, rightShift: ar)
             let y1 = multiplyByQuantizedMultiplier((y &- bzp) &<< Int8AddParameters.leftShift, multiplier: bm, leftShift: bl, rightShift: br)
             let q = requantize(x1 &+ y1, multiplier: om, leftShift: ol, rightShift: or, zeroPoint: ozp, min: lo, max: hi)

@@ -28,7 +28,10 @@ public final class Int8DenseConv {
     /// Output channels rounded up to a multiple of 4 (the tile width).
     let groupedOutputs: Int
     let taps: Int
-    let weights: [Int16]
+    /// Packed weights: int8 on x86-64 (sign-extended to int16 as they are loaded, `vpmovsxbw` from memory:
+    /// no extra instruction and half the cache traffic of an int16 copy); int16 on arm64, where LLVM
+    /// turned int8 loads into 4-byte loads + `sshll` but loads int16 as plain `ldp q` pairs.
+    let weights: [PackedWeight]
     let requant: PackedRequantization
 
     static let tilePixels = 3
@@ -43,14 +46,14 @@ public final class Int8DenseConv {
         taps = p.kernel * p.kernel
         requant = PackedRequantization(p, paddedCount: (p.outChannels + 15) & ~15)
         let cp = stagedChannels, k2 = taps
-        var packed = [Int16](repeating: 0, count: groupedOutputs * taps * cp)
+        var packed = [PackedWeight](repeating: 0, count: groupedOutputs * taps * cp)
         for oc in 0..<p.outChannels {
             let group = oc / 4, lane = oc % 4
             for t in 0..<k2 {
                 for ic in 0..<p.inChannels {
                     let chunk = ic / 16
                     let index = (((group * k2 + t) * (cp / 16) + chunk) * 4 + lane) * 16 + ic % 16
-                    packed[index] = Int16(p.weights[(oc * p.inChannels + ic) * k2 + t])
+                    packed[index] = PackedWeight(p.weights[(oc * p.inChannels + ic) * k2 + t])
                 }
             }
         }
@@ -118,23 +121,36 @@ public final class Int8DenseConv {
                             group += 1
                         }
                         // Epilogue: bias, requantize, clamp, store the valid channels.
-                        let valid = min(Self.chunkOutputs, outChannels - c0)
-                        let b0 = load8(bias.baseAddress! + c0), b1 = load8(bias.baseAddress! + c0 + 8)
-                        let out = output + oy * outW * outChannels + c0
-                        for x in 0..<outW {
-                            let q0 = requant.apply(load8(sums + x * 16) &+ b0, channel: c0, multiplier: multiplier.baseAddress!, leftShift: leftShift.baseAddress!,
-                                                   rightShift: rightShift.baseAddress!, zeroPoint: zeroPoint, lo: lo, hi: hi)
-                            store(q0, to: out + x * outChannels, count: valid)
-                            if valid > 8 {
-                                let q1 = requant.apply(load8(sums + x * 16 + 8) &+ b1, channel: c0 + 8, multiplier: multiplier.baseAddress!, leftShift: leftShift.baseAddress!,
-                                                       rightShift: rightShift.baseAddress!, zeroPoint: zeroPoint, lo: lo, hi: hi)
-                                store(q1, to: out + x * outChannels + 8, count: valid - 8)
-                            }
-                        }
+                        requantizeRow(sums, pixels: outW, channel: c0, valid: min(Self.chunkOutputs, outChannels - c0),
+                                      output: output + oy * outW * outChannels + c0, pixelStride: outChannels,
+                                      bias: bias.baseAddress!, multiplier: multiplier.baseAddress!, leftShift: leftShift.baseAddress!,
+                                      rightShift: rightShift.baseAddress!, needsLeftShift: requant.needsLeftShift, zeroPoint: zeroPoint, lo: lo, hi: hi)
                     }
                 }
             }
         }}}}}}
+    }
+}
+
+/// Requantizes one row x 16 outputs of int32 sums (`sums[x * 16 + lane]`) into int8 NHWC.
+///
+/// Deliberately not inlined into the conv: the conv's closure is already so large after the microkernel is
+/// inlined that the optimizer stops inlining into it, and `requantize` would stay an out-of-line call per
+/// 8 outputs with its constants rebuilt each time. Here it inlines and its constants stay in registers.
+@inline(never)
+func requantizeRow(_ sums: UnsafePointer<Int32>, pixels: Int, channel c0: Int, valid: Int, output: UnsafeMutablePointer<Int8>, pixelStride: Int,
+                   bias: UnsafePointer<Int32>, multiplier: UnsafePointer<Int32>, leftShift: UnsafePointer<Int32>, rightShift: UnsafePointer<Int32>,
+                   needsLeftShift: Bool, zeroPoint: SIMD8<Int32>, lo: SIMD8<Int32>, hi: SIMD8<Int32>) {
+    let b0 = load8(bias + c0), b1 = load8(bias + c0 + 8)
+    let m0 = load8(multiplier + c0), m1 = load8(multiplier + c0 + 8)
+    let r0 = load8(rightShift + c0), r1 = load8(rightShift + c0 + 8)
+    let l0 = load8(leftShift + c0), l1 = load8(leftShift + c0 + 8)
+    for x in 0..<pixels {
+        var a0 = load8(sums + x * 16) &+ b0, a1 = load8(sums + x * 16 + 8) &+ b1
+        if needsLeftShift { a0 = saturatingLeftShift(a0, l0); a1 = saturatingLeftShift(a1, l1) }
+        let out = output + x * pixelStride
+        store(requantize(a0, multiplier: m0, rightShift: r0, zeroPoint: zeroPoint, min: lo, max: hi), to: out, count: valid)
+        if valid > 8 { store(requantize(a1, multiplier: m1, rightShift: r1, zeroPoint: zeroPoint, min: lo, max: hi), to: out + 8, count: valid - 8) }
     }
 }
 
@@ -180,10 +196,26 @@ func horizontalSums(_ a: SIMD8<Int32>, _ b: SIMD8<Int32>, _ c: SIMD8<Int32>, _ d
 @inline(__always)
 func load16(_ p: UnsafePointer<Int16>) -> SIMD16<Int16> { UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Int16>.self) }
 
+#if arch(arm64)
+typealias PackedWeight = Int16
+
+/// 16 int16 weights (one `ldp q, q`).
+@inline(__always)
+func loadWeights16(_ p: UnsafePointer<Int16>) -> SIMD16<Int16> { load16(p) }
+#else
+typealias PackedWeight = Int8
+
+/// 16 int8 weights sign-extended to int16, lane by lane (one `vpmovsxbw` from memory on AVX2).
+@inline(__always)
+func loadWeights16(_ p: UnsafePointer<Int8>) -> SIMD16<Int16> {
+    widenToInt16(UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Int8>.self))
+}
+#endif
+
 /// The microkernel: int32 dot products of 3 pixels x 4 output channels over `segments` contiguous runs
 /// of `chunks` x 16 values (one run per kernel row).
 @inline(__always)
-func dotTile3x4(_ p0: UnsafePointer<Int16>, _ p1: UnsafePointer<Int16>, _ p2: UnsafePointer<Int16>, weights: UnsafePointer<Int16>,
+func dotTile3x4(_ p0: UnsafePointer<Int16>, _ p1: UnsafePointer<Int16>, _ p2: UnsafePointer<Int16>, weights: UnsafePointer<PackedWeight>,
                 segmentOffsets: UnsafePointer<Int>, segments: Int, chunks: Int) -> (SIMD4<Int32>, SIMD4<Int32>, SIMD4<Int32>) {
     var a00 = SIMD8<Int32>(), a01 = SIMD8<Int32>(), a02 = SIMD8<Int32>(), a03 = SIMD8<Int32>()
     var a10 = SIMD8<Int32>(), a11 = SIMD8<Int32>(), a12 = SIMD8<Int32>(), a13 = SIMD8<Int32>()
@@ -195,13 +227,13 @@ func dotTile3x4(_ p0: UnsafePointer<Int16>, _ p1: UnsafePointer<Int16>, _ p2: Un
         for _ in 0..<chunks {
             let x0 = load16(q0), x1 = load16(q1), x2 = load16(q2)
             q0 += 16; q1 += 16; q2 += 16
-            let w0 = load16(w)
+            let w0 = loadWeights16(w)
             a00 = multiplyAccumulate(a00, x0, w0); a10 = multiplyAccumulate(a10, x1, w0); a20 = multiplyAccumulate(a20, x2, w0)
-            let w1 = load16(w + 16)
+            let w1 = loadWeights16(w + 16)
             a01 = multiplyAccumulate(a01, x0, w1); a11 = multiplyAccumulate(a11, x1, w1); a21 = multiplyAccumulate(a21, x2, w1)
-            let w2 = load16(w + 32)
+            let w2 = loadWeights16(w + 32)
             a02 = multiplyAccumulate(a02, x0, w2); a12 = multiplyAccumulate(a12, x1, w2); a22 = multiplyAccumulate(a22, x2, w2)
-            let w3 = load16(w + 48)
+            let w3 = loadWeights16(w + 48)
             a03 = multiplyAccumulate(a03, x0, w3); a13 = multiplyAccumulate(a13, x1, w3); a23 = multiplyAccumulate(a23, x2, w3)
             w += 64
         }

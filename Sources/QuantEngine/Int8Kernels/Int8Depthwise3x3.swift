@@ -47,30 +47,32 @@ public final class Int8Depthwise3x3 {
             let lo = SIMD8<Int32>(repeating: requant.lo), hi = SIMD8<Int32>(repeating: requant.hi)
             let w = w.baseAddress!
             parallelChunks(outH, threads: threads) { rows in
-                for oy in rows {
-                    for ox in 0..<outW {
-                        let origin = staged + (oy * stride * paddedWidth + ox * stride) * cp
-                        let out = output + (oy * outW + ox) * channels
+                // int32 sums of one row x 16 channels, requantized by the shared row epilogue.
+                withUnsafeTemporaryAllocation(of: Int32.self, capacity: outW * 16) { sums in
+                    let sums = sums.baseAddress!
+                    for oy in rows {
                         var c0 = 0
                         while c0 < channels {
-                            var acc0 = load8(bias.baseAddress! + c0), acc1 = load8(bias.baseAddress! + c0 + 8)
-                            for ky in 0..<3 {
-                                for kx in 0..<3 {
-                                    // Two 8-lane halves: SIMD8 conversions inline, SIMD16<Int16> -> SIMD16<Int32> does not.
-                                    let x = origin + (ky * paddedWidth + kx) * cp + c0
-                                    let k = w + (ky * 3 + kx) * cp + c0
-                                    acc0 &+= SIMD8<Int32>(truncatingIfNeeded: UnsafeRawPointer(x).loadUnaligned(as: SIMD8<Int16>.self)) &* load8(k)
-                                    acc1 &+= SIMD8<Int32>(truncatingIfNeeded: UnsafeRawPointer(x + 8).loadUnaligned(as: SIMD8<Int16>.self)) &* load8(k + 8)
+                            for ox in 0..<outW {
+                                let origin = staged + (oy * stride * paddedWidth + ox * stride) * cp + c0
+                                var acc0 = SIMD8<Int32>(), acc1 = SIMD8<Int32>()
+                                for ky in 0..<3 {
+                                    for kx in 0..<3 {
+                                        // Two 8-lane halves, widened lane by lane (SIMDConversions.swift).
+                                        let x = origin + (ky * paddedWidth + kx) * cp
+                                        let k = w + (ky * 3 + kx) * cp + c0
+                                        acc0 &+= widenToInt32(UnsafeRawPointer(x).loadUnaligned(as: SIMD8<Int16>.self)) &* load8(k)
+                                        acc1 &+= widenToInt32(UnsafeRawPointer(x + 8).loadUnaligned(as: SIMD8<Int16>.self)) &* load8(k + 8)
+                                    }
                                 }
+                                UnsafeMutableRawPointer(sums + ox * 16).storeBytes(of: acc0, as: SIMD8<Int32>.self)
+                                UnsafeMutableRawPointer(sums + ox * 16 + 8).storeBytes(of: acc1, as: SIMD8<Int32>.self)
                             }
-                            let acc = (lowHalf: acc0, highHalf: acc1)
-                            let q0 = requant.apply(acc.lowHalf, channel: c0, multiplier: multiplier.baseAddress!, leftShift: leftShift.baseAddress!,
-                                                   rightShift: rightShift.baseAddress!, zeroPoint: zeroPoint, lo: lo, hi: hi)
-                            let q1 = requant.apply(acc.highHalf, channel: c0 + 8, multiplier: multiplier.baseAddress!, leftShift: leftShift.baseAddress!,
-                                                   rightShift: rightShift.baseAddress!, zeroPoint: zeroPoint, lo: lo, hi: hi)
-                            let valid = min(16, channels - c0)
-                            store(q0, to: out + c0, count: valid)
-                            if valid > 8 { store(q1, to: out + c0 + 8, count: valid - 8) }
+                            requantizeRow(sums, pixels: outW, channel: c0, valid: min(16, channels - c0),
+                                          output: output + oy * outW * channels + c0, pixelStride: channels,
+                                          bias: bias.baseAddress!, multiplier: multiplier.baseAddress!, leftShift: leftShift.baseAddress!,
+                                          rightShift: rightShift.baseAddress!, needsLeftShift: requant.needsLeftShift,
+                                          zeroPoint: zeroPoint, lo: lo, hi: hi)
                             c0 += 16
                         }
                     }

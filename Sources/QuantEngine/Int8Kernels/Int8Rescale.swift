@@ -27,7 +27,8 @@ public struct Int8Rescale: Equatable {
 }
 
 /// dst[i] = rescale.apply(src[i]) for i in 0..<count; eight lanes at a time, scalar tail.
-@inline(__always)
+/// (Out of line on purpose: see `requantizeRow`.)
+@inline(never)
 func rescaleInt8(_ src: UnsafePointer<Int8>, _ dst: UnsafeMutablePointer<Int8>, count: Int, _ r: Int8Rescale) {
     if r.isIdentity {
         dst.update(from: src, count: count)
@@ -39,8 +40,12 @@ func rescaleInt8(_ src: UnsafePointer<Int8>, _ dst: UnsafeMutablePointer<Int8>, 
     let lo = SIMD8<Int32>(repeating: -128), hi = SIMD8<Int32>(repeating: 127)
     var i = 0
     while i + 8 <= count {
-        let x = SIMD8<Int32>(truncatingIfNeeded: UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<Int8>.self))
-        let q = requantize((x &- zpIn) &<< Int8Rescale.leftShift, multiplier: m, leftShift: left, rightShift: right, zeroPoint: zpOut, min: lo, max: hi)
+        let x = widenToInt32(UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<Int8>.self))
+        let shifted = (x &- zpIn) &<< Int8Rescale.leftShift
+        // M = s_in / (s_out * 2^20) is below 1 for any sane pair of scales: then no left shift is needed.
+        let q = r.multiplier.shift <= 0
+            ? requantize(shifted, multiplier: m, rightShift: right, zeroPoint: zpOut, min: lo, max: hi)
+            : requantize(shifted, multiplier: m, leftShift: left, rightShift: right, zeroPoint: zpOut, min: lo, max: hi)
         UnsafeMutableRawPointer(dst + i).storeBytes(of: q, as: SIMD8<Int8>.self)
         i += 8
     }

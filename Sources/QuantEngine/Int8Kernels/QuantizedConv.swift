@@ -102,14 +102,6 @@ struct PackedRequantization {
         zeroPoint = p.outputZeroPoint; lo = p.outputMin; hi = p.outputMax
         needsLeftShift = p.multipliers.contains { $0.shift > 0 }
     }
-
-    /// The epilogue for 8 channels starting at `c`: accumulator -> int8.
-    @inline(__always)
-    func apply(_ acc: SIMD8<Int32>, channel c: Int, multiplier: UnsafePointer<Int32>, leftShift: UnsafePointer<Int32>, rightShift: UnsafePointer<Int32>,
-               zeroPoint: SIMD8<Int32>, lo: SIMD8<Int32>, hi: SIMD8<Int32>) -> SIMD8<Int8> {
-        let shifted = needsLeftShift ? saturatingLeftShift(acc, load8(leftShift + c)) : acc
-        return requantize(shifted, multiplier: load8(multiplier + c), rightShift: load8(rightShift + c), zeroPoint: zeroPoint, min: lo, max: hi)
-    }
 }
 
 /// Loads eight Int32 from a (possibly unaligned) pointer.
@@ -152,7 +144,7 @@ func stageInt16(_ input: UnsafePointer<Int8>, height: Int, width: Int, channels:
                 var i = 0
                 let zpv = SIMD16<Int16>(repeating: zp)
                 while i + 16 <= count {
-                    let v = SIMD16<Int16>(truncatingIfNeeded: UnsafeRawPointer(src + i).loadUnaligned(as: SIMD16<Int8>.self))
+                    let v = widenToInt16(UnsafeRawPointer(src + i).loadUnaligned(as: SIMD16<Int8>.self))
                     UnsafeMutableRawPointer(dst + i).storeBytes(of: v &- zpv, as: SIMD16<Int16>.self)
                     i += 16
                 }
