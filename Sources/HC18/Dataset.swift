@@ -159,8 +159,10 @@ public func splitCSVText(_ rows: [(filename: String, split: String)]) -> String 
 }
 
 /// SplitMix64 (Steele, Lea, Flood 2014): a tiny seedable generator with a fixed output sequence.
+/// The project's one random generator: the split shuffles with it, and the trainer (which extends it with
+/// uniform/normal draws) saves `state` in its resume file.
 public struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
+    public var state: UInt64
     public init(seed: UInt64) { state = seed }
     public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15

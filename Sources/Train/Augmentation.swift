@@ -1,3 +1,5 @@
+import HC18
+
 /// The paper's augmentation, applied with identical geometry to a frame and its mask:
 /// rotation by an angle uniform in [-25, +25] degrees about the image centre with a reflected border
 /// (reflect-101: mirror without repeating the edge pixel, OpenCV's BORDER_REFLECT_101 / albumentations'

@@ -1,20 +1,9 @@
+import HC18
 import QuantEngine
 
-/// A small, seedable, serialisable random generator (SplitMix64, Vigna): the trainer's only randomness
-/// (initialisation, shuffling, augmentation) comes from it, so a seed fixes a run.
-public struct SplitMix64 {
-    public var state: UInt64
-
-    public init(seed: UInt64) { state = seed }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
+/// The trainer's draws on HC18's SplitMix64: all its randomness (initialisation, shuffling, augmentation)
+/// comes from it, so a seed fixes a run and the generator state fits in the resume file.
+extension SplitMix64 {
     /// Uniform in [0, 1) with 24 random bits (every value exactly representable as Float).
     public mutating func uniform() -> Float { Float(next() >> 40) / Float(1 << 24) }
 

@@ -51,21 +51,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Output directory for REPORT.md, report.json and plot.svg.", valueName: "directory"))
     var out: String
 
-    func parsedSize() throws -> (width: Int, height: Int) {
-        let parts = size.lowercased().split(separator: "x").compactMap { Int($0) }
-        guard parts.count == 2, parts[0] > 0, parts[1] > 0 else {
-            throw ValidationError("--size must look like 192x128 (width x height), got \(size)")
-        }
-        return (parts[0], parts[1])
-    }
+    func parsedSize() throws -> (width: Int, height: Int) { try parseFrameSize(size) }
 
-    func parsedThreads() throws -> [Int] {
-        let values = threads.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) >= 1 }) else {
-            throw ValidationError("--threads must be a comma-separated list of positive counts, got \(threads)")
-        }
-        return values.map { $0! }
-    }
+    func parsedThreads() throws -> [Int] { try parseThreadCounts(threads) }
 
     func validate() throws {
         _ = try parsedSize()

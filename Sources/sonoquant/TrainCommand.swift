@@ -130,7 +130,7 @@ struct TrainCommand: ParsableCommand {
         let weights = try Initialization.initialWeights(initPath: nil, randomEncoder: true, seed: seed)
         let model = TrainableUNet(weights: weights, trainable: strategy.trainable,
                                   freezeFrozenBatchNormStatistics: strategy.freezeFrozenBatchNormStatistics)
-        var rng = Train.SplitMix64(seed: seed)
+        var rng = SplitMix64(seed: seed)
         let (w, h) = (size.width, size.height)
         let input = Tensor(shape: [batch, 3, h, w], data: (0..<(batch * 3 * h * w)).map { _ in rng.uniform() })
         let target = Tensor(shape: [batch, 1, h, w], data: (0..<(batch * h * w)).map { _ in rng.uniform() < 0.3 ? 1 : 0 })

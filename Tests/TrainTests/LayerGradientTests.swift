@@ -1,3 +1,4 @@
+import HC18
 import QuantEngine
 import Train
 import XCTest

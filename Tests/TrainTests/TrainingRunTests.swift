@@ -1,3 +1,4 @@
+import HC18
 import Foundation
 import QuantEngine
 import Train

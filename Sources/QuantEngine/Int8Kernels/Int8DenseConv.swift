@@ -28,9 +28,10 @@ public final class Int8DenseConv {
     /// Output channels rounded up to a multiple of 4 (the tile width).
     let groupedOutputs: Int
     let taps: Int
-    /// Packed int8 weights (sign-extended to int16 as they are loaded: `vpmovsxbw` from memory on AVX2,
-    /// so they cost no extra instruction and half the cache traffic of an int16 copy).
-    let weights: [Int8]
+    /// Packed weights: int8 on x86-64 (sign-extended to int16 as they are loaded, `vpmovsxbw` from memory:
+    /// no extra instruction and half the cache traffic of an int16 copy); int16 on arm64, where LLVM
+    /// turned int8 loads into 4-byte loads + `sshll` but loads int16 as plain `ldp q` pairs.
+    let weights: [PackedWeight]
     let requant: PackedRequantization
 
     static let tilePixels = 3
@@ -45,14 +46,14 @@ public final class Int8DenseConv {
         taps = p.kernel * p.kernel
         requant = PackedRequantization(p, paddedCount: (p.outChannels + 15) & ~15)
         let cp = stagedChannels, k2 = taps
-        var packed = [Int8](repeating: 0, count: groupedOutputs * taps * cp)
+        var packed = [PackedWeight](repeating: 0, count: groupedOutputs * taps * cp)
         for oc in 0..<p.outChannels {
             let group = oc / 4, lane = oc % 4
             for t in 0..<k2 {
                 for ic in 0..<p.inChannels {
                     let chunk = ic / 16
                     let index = (((group * k2 + t) * (cp / 16) + chunk) * 4 + lane) * 16 + ic % 16
-                    packed[index] = p.weights[(oc * p.inChannels + ic) * k2 + t]
+                    packed[index] = PackedWeight(p.weights[(oc * p.inChannels + ic) * k2 + t])
                 }
             }
         }
@@ -195,18 +196,26 @@ func horizontalSums(_ a: SIMD8<Int32>, _ b: SIMD8<Int32>, _ c: SIMD8<Int32>, _ d
 @inline(__always)
 func load16(_ p: UnsafePointer<Int16>) -> SIMD16<Int16> { UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Int16>.self) }
 
-/// 16 int8 weights sign-extended to int16, lane by lane (one `vpmovsxbw` from memory on AVX2, `sshll` on NEON).
+#if arch(arm64)
+typealias PackedWeight = Int16
+
+/// 16 int16 weights (one `ldp q, q`).
+@inline(__always)
+func loadWeights16(_ p: UnsafePointer<Int16>) -> SIMD16<Int16> { load16(p) }
+#else
+typealias PackedWeight = Int8
+
+/// 16 int8 weights sign-extended to int16, lane by lane (one `vpmovsxbw` from memory on AVX2).
 @inline(__always)
 func loadWeights16(_ p: UnsafePointer<Int8>) -> SIMD16<Int16> {
-    let b = UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Int8>.self)
-    return SIMD16<Int16>(Int16(b[0]), Int16(b[1]), Int16(b[2]), Int16(b[3]), Int16(b[4]), Int16(b[5]), Int16(b[6]), Int16(b[7]),
-                         Int16(b[8]), Int16(b[9]), Int16(b[10]), Int16(b[11]), Int16(b[12]), Int16(b[13]), Int16(b[14]), Int16(b[15]))
+    widenToInt16(UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Int8>.self))
 }
+#endif
 
 /// The microkernel: int32 dot products of 3 pixels x 4 output channels over `segments` contiguous runs
 /// of `chunks` x 16 values (one run per kernel row).
 @inline(__always)
-func dotTile3x4(_ p0: UnsafePointer<Int16>, _ p1: UnsafePointer<Int16>, _ p2: UnsafePointer<Int16>, weights: UnsafePointer<Int8>,
+func dotTile3x4(_ p0: UnsafePointer<Int16>, _ p1: UnsafePointer<Int16>, _ p2: UnsafePointer<Int16>, weights: UnsafePointer<PackedWeight>,
                 segmentOffsets: UnsafePointer<Int>, segments: Int, chunks: Int) -> (SIMD4<Int32>, SIMD4<Int32>, SIMD4<Int32>) {
     var a00 = SIMD8<Int32>(), a01 = SIMD8<Int32>(), a02 = SIMD8<Int32>(), a03 = SIMD8<Int32>()
     var a10 = SIMD8<Int32>(), a11 = SIMD8<Int32>(), a12 = SIMD8<Int32>(), a13 = SIMD8<Int32>()
