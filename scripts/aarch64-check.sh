@@ -77,6 +77,7 @@ dump_logits() {
 
 arm="$repo/.roots/trixie-arm64"
 amd="$repo/.roots/trixie-amd64"
+trap 'unmount_root "$arm" "$amd"' EXIT
 ensure_root arm64 "$arm"
 ensure_root amd64 "$amd"
 

@@ -15,6 +15,7 @@ repo="$PWD"
 source scripts/lib/trixie-root.sh
 mode="${1:-test}"
 root="$repo/.roots/trixie-amd64"
+trap 'unmount_root "$root"' EXIT
 
 ensure_root amd64 "$root"
 mkdir -p "$root/work/sonoquant" "$root/work/shared"

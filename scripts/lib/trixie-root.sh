@@ -37,6 +37,17 @@ mount_root() {
     mountpoint -q "$root/opt/swift-packages" || mount --bind -o ro /opt/swift-packages "$root/opt/swift-packages"
 }
 
+# unmount_root ROOT...: undo mount_root (and the ../shared bind), so that removing .roots/ can never
+# reach the host's /dev or the package copies through a bind mount. The check scripts call it on exit.
+unmount_root() {
+    local root
+    for root in "$@"; do
+        for m in work/shared opt/swift-packages dev proc; do
+            if mountpoint -q "$root/$m"; then umount "$root/$m" || umount -l "$root/$m"; fi
+        done
+    done
+}
+
 # ensure_root ARCH ROOT: debootstrap + apt install, each step skipped when already done.
 ensure_root() {
     local arch="$1" root="$2"
