@@ -44,6 +44,7 @@ public final class FloatUNet: SegmentationModel {
             case .add: steps.append(.add)
             case .upsample2x: steps.append(.upsample)
             case .concat: steps.append(.concat)
+            case .maxPool2x2: preconditionFailure("FloatUNet: max-pool not implemented yet (unet-baseline)")
             }
         }
         self.steps = steps
@@ -158,6 +159,7 @@ public final class FloatUNet: SegmentationModel {
             case .add: name = "add out \(size)"
             case .upsample2x: name = "upsample2x out \(size)"
             case .concat: name = "concat out \(size)"
+            case .maxPool2x2: name = "maxpool2x2 out \(size)"
             }
             result.append((name, times.min()!))
         }

@@ -49,6 +49,9 @@ public struct ConvSpec: Equatable {
         case standard
         /// One 3x3 filter per channel (MobileNetV2's depthwise conv, groups == channels).
         case depthwise
+        /// PyTorch's ConvTranspose2d with kernel == stride (the baseline U-Net's 2x2 stride-2 upsampling):
+        /// every input pixel writes its own kernel x kernel output patch, no overlap, no padding.
+        case transposed
     }
     /// Name prefix of the conv weight, e.g. "encoder.features.2.conv.0.0" (weight is `<prefix>.weight`).
     public let weightPrefix: String
@@ -78,15 +81,19 @@ public struct ConvSpec: Equatable {
         self.group = group
     }
 
-    /// Padding on every side: 1 for 3x3, 0 for 1x1 (PyTorch's `padding=kernel//2`).
-    public var padding: Int { kernel / 2 }
+    /// Padding on every side: 1 for 3x3, 0 for 1x1 (PyTorch's `padding=kernel//2`); 0 for transposed.
+    public var padding: Int { kind == .transposed ? 0 : kernel / 2 }
 
     public var weightName: String { weightPrefix + ".weight" }
     public var biasName: String { weightPrefix + ".bias" }
 
-    /// PyTorch weight shape: [out, in/groups, k, k].
+    /// PyTorch weight shape: [out, in/groups, k, k]; ConvTranspose2d stores [in, out, k, k].
     public var weightShape: [Int] {
-        [outChannels, kind == .depthwise ? 1 : inChannels, kernel, kernel]
+        switch kind {
+        case .standard: return [outChannels, inChannels, kernel, kernel]
+        case .depthwise: return [outChannels, 1, kernel, kernel]
+        case .transposed: return [inChannels, outChannels, kernel, kernel]
+        }
     }
 
     public var weightCount: Int { weightShape.reduce(1, *) }
@@ -96,8 +103,11 @@ public struct ConvSpec: Equatable {
         weightCount + (hasBias ? outChannels : 0) + (batchNormPrefix != nil ? 2 * outChannels : 0)
     }
 
-    /// Output spatial size for an input of size `n` (PyTorch: floor((n + 2p - k) / s) + 1).
-    public func outputSize(_ n: Int) -> Int { (n + 2 * padding - kernel) / stride + 1 }
+    /// Output spatial size for an input of size `n` (PyTorch: floor((n + 2p - k) / s) + 1; transposed with
+    /// kernel == stride: n * s).
+    public func outputSize(_ n: Int) -> Int {
+        kind == .transposed ? n * stride : (n + 2 * padding - kernel) / stride + 1
+    }
 }
 
 /// One step of the graph. Values are numbered; value 0 is the network input.
@@ -109,10 +119,12 @@ public enum GraphOp: Equatable {
     case upsample2x(Int, output: Int)
     /// Channel concatenation [first, second] in that order.
     case concat(Int, Int, output: Int)
+    /// 2x2 max-pool, stride 2 (PyTorch `MaxPool2d(2)`; odd trailing rows/columns are dropped).
+    case maxPool2x2(Int, output: Int)
 
     public var output: Int {
         switch self {
-        case .conv(_, _, let o), .add(_, _, let o), .upsample2x(_, let o), .concat(_, _, let o): return o
+        case .conv(_, _, let o), .add(_, _, let o), .upsample2x(_, let o), .concat(_, _, let o), .maxPool2x2(_, let o): return o
         }
     }
 
@@ -122,6 +134,7 @@ public enum GraphOp: Equatable {
         case .add(let a, let b, _): return [a, b]
         case .upsample2x(let i, _): return [i]
         case .concat(let a, let b, _): return [a, b]
+        case .maxPool2x2(let i, _): return [i]
         }
     }
 }
@@ -162,7 +175,8 @@ public struct ModelGraph: Equatable {
     @discardableResult
     mutating func conv(_ spec: ConvSpec, _ input: Int) -> Int {
         precondition(values[input].channels == spec.inChannels, "\(spec.weightPrefix): input has \(values[input].channels) channels, spec says \(spec.inChannels)")
-        values.append(ValueInfo(channels: spec.outChannels, downsample: values[input].downsample * spec.stride))
+        let downsample = spec.kind == .transposed ? values[input].downsample / spec.stride : values[input].downsample * spec.stride
+        values.append(ValueInfo(channels: spec.outChannels, downsample: downsample))
         ops.append(.conv(spec, input: input, output: values.count - 1))
         return values.count - 1
     }
@@ -177,6 +191,12 @@ public struct ModelGraph: Equatable {
     mutating func upsample2x(_ a: Int) -> Int {
         values.append(ValueInfo(channels: values[a].channels, downsample: values[a].downsample / 2))
         ops.append(.upsample2x(a, output: values.count - 1))
+        return values.count - 1
+    }
+
+    mutating func maxPool2x2(_ a: Int) -> Int {
+        values.append(ValueInfo(channels: values[a].channels, downsample: values[a].downsample * 2))
+        ops.append(.maxPool2x2(a, output: values.count - 1))
         return values.count - 1
     }
 
@@ -279,6 +299,75 @@ extension ModelGraph {
             previous = decoderChannels[block]
         }
         g.output = g.conv(conv("segmentation_head.0", nil, .standard, k: 3, s: 1, 16, 1, .none, .head, bias: true), x)
+        return g
+    }
+}
+
+extension ModelGraph {
+    /// Architecture names this build knows, as stored in `sonoquant.architecture` metadata.
+    public static let architectureNames = ["unet-mobilenet_v2", "unet-baseline"]
+
+    /// The graph of a named architecture, nil for an unknown name.
+    public static func named(_ architecture: String, inputChannels: Int = 3) -> ModelGraph? {
+        switch architecture {
+        case "unet-mobilenet_v2": return mobileNetV2UNet(inputChannels: inputChannels)
+        case "unet-baseline": return unetBaseline(inputChannels: inputChannels)
+        default: return nil
+        }
+    }
+
+    /// The architecture of a checkpoint: its `sonoquant.architecture` metadata, else recognised by a tensor
+    /// name only that architecture has (a state dict saved by PyTorch carries no metadata).
+    public static func architecture(of file: SafeTensorsFile) -> String? {
+        if let name = file.metadata["sonoquant.architecture"] { return name }
+        if file.entries["encoder.features.0.0.weight"] != nil || file.entries["features.0.0.weight"] != nil { return "unet-mobilenet_v2" }
+        if file.entries["enc.0.0.weight"] != nil { return "unet-baseline" }
+        return nil
+    }
+
+    /// The paper's baseline (its Table 2, row 1): a plain U-Net trained from scratch, 31,037,633 parameters.
+    ///
+    /// As a PyTorch module tree (scripts/peers/unet_baseline.py), which gives the checkpoint names:
+    ///
+    ///     DoubleConv(cin, cout) = Sequential(Conv2d(cin, cout, 3, padding=1, bias=False), BatchNorm2d(cout), ReLU,
+    ///                                        Conv2d(cout, cout, 3, padding=1, bias=False), BatchNorm2d(cout), ReLU)
+    ///     enc   = ModuleList(DoubleConv(3, 64), DoubleConv(64, 128), DoubleConv(128, 256), DoubleConv(256, 512))
+    ///             (each followed by MaxPool2d(2))
+    ///     bott  = DoubleConv(512, 1024)
+    ///     dec.i = Up(c) for c = 512, 256, 128, 64 (dec.0 is the deepest):
+    ///             up = ConvTranspose2d(2c, c, 2, stride=2) (with bias), then cat([skip, up]), conv = DoubleConv(2c, c)
+    ///     final = Conv2d(64, 1, 1) (with bias)
+    ///
+    /// Names: `enc.N.0.weight` (conv), `enc.N.1.*` (BatchNorm), `enc.N.3.weight`, `enc.N.4.*`; `bott.{0,1,3,4}.*`;
+    /// `dec.i.up.{weight,bias}`, `dec.i.conv.{0,1,3,4}.*`; `final.{weight,bias}`.
+    /// Groups (for `--trainable`): enc and bott are E, dec.i is Di, final is H.
+    public static func unetBaseline(inputChannels: Int = 3) -> ModelGraph {
+        var g = ModelGraph(architecture: "unet-baseline", inputChannels: inputChannels, sizeMultiple: 16)
+        func doubleConv(_ prefix: String, _ cin: Int, _ cout: Int, _ group: ParameterGroup, _ input: Int) -> Int {
+            let first = g.conv(ConvSpec(weightPrefix: "\(prefix).0", batchNormPrefix: "\(prefix).1", hasBias: false, kind: .standard,
+                                        kernel: 3, stride: 1, inChannels: cin, outChannels: cout, activation: .relu, group: group), input)
+            return g.conv(ConvSpec(weightPrefix: "\(prefix).3", batchNormPrefix: "\(prefix).4", hasBias: false, kind: .standard,
+                                   kernel: 3, stride: 1, inChannels: cout, outChannels: cout, activation: .relu, group: group), first)
+        }
+        let features = [64, 128, 256, 512]
+        var skips: [Int] = []
+        var x = 0
+        var channels = inputChannels
+        for (level, c) in features.enumerated() {
+            x = doubleConv("enc.\(level)", channels, c, .encoder, x)
+            skips.append(x)
+            x = g.maxPool2x2(x)
+            channels = c
+        }
+        x = doubleConv("bott", 512, 1024, .encoder, x)
+        for (block, c) in features.reversed().enumerated() {
+            let up = g.conv(ConvSpec(weightPrefix: "dec.\(block).up", batchNormPrefix: nil, hasBias: true, kind: .transposed,
+                                     kernel: 2, stride: 2, inChannels: 2 * c, outChannels: c, activation: .none, group: .decoderBlock(block)), x)
+            let joined = g.concat(skips[3 - block], up)
+            x = doubleConv("dec.\(block).conv", 2 * c, c, .decoderBlock(block), joined)
+        }
+        g.output = g.conv(ConvSpec(weightPrefix: "final", batchNormPrefix: nil, hasBias: true, kind: .standard, kernel: 1, stride: 1,
+                                   inChannels: 64, outChannels: 1, activation: .none, group: .head), x)
         return g
     }
 }

@@ -38,6 +38,7 @@ public final class Int8UNet: SegmentationModel {
             case .add(let a, let b, let output): return .add(model.addParameters(a: a, b: b, output: output))
             case .upsample2x: return .upsample
             case .concat(let a, let b, let output): return .concat(model.rescale(from: a, to: output), model.rescale(from: b, to: output))
+            case .maxPool2x2: preconditionFailure("Int8UNet: max-pool not implemented yet (unet-baseline)")
             }
         }
     }
@@ -146,6 +147,7 @@ public final class Int8UNet: SegmentationModel {
             case .add: name = "add out \(size)"
             case .upsample2x: name = "upsample2x out \(size)"
             case .concat: name = "concat out \(size)"
+            case .maxPool2x2: name = "maxpool2x2 out \(size)"
             }
             result.append((name, times.min()!))
         }
@@ -253,6 +255,7 @@ extension Int8UNet {
             case .concat(let a, let b, let o):
                 values[o] = referenceConcat(values[a], channelsA: info.channels, values[b], channelsB: graph.values[b].channels,
                                             rescaleA: model.rescale(from: a, to: o), rescaleB: model.rescale(from: b, to: o))
+            case .maxPool2x2: preconditionFailure("Int8UNet: max-pool not implemented yet (unet-baseline)")
             }
         }
         return values[graph.output]

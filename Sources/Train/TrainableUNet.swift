@@ -192,6 +192,8 @@ public final class TrainableUNet {
                 values[output] = Upsample2x.forward(values[a]!)
             case .concat(let a, let b, let output):
                 values[output] = Concat.forward(values[a]!, values[b]!)
+            case .maxPool2x2:
+                preconditionFailure("TrainableUNet: max-pool not implemented yet (unet-baseline)")
             }
             if !training { for v in op.inputs where lastUse[v] == index { values[v] = nil } }
         }
@@ -253,6 +255,8 @@ public final class TrainableUNet {
                 let (ga, gb) = Concat.backward(g, firstChannels: graph.values[a].channels)
                 accumulate(ga, into: a)
                 accumulate(gb, into: b)
+            case .maxPool2x2:
+                preconditionFailure("TrainableUNet: max-pool not implemented yet (unet-baseline)")
             }
         }
     }

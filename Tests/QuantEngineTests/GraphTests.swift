@@ -20,4 +20,22 @@ final class GraphTests: XCTestCase {
         XCTAssertEqual(g.values[g.output].channels, 1)
         XCTAssertEqual(g.values[g.output].downsample, 1)
     }
+
+    func testBaselineUNetMatchesThePaperAndPyTorchNames() {
+        let g = ModelGraph.unetBaseline()
+        XCTAssertEqual(g.totalParameterCount, 31_037_633)
+        XCTAssertEqual(g.values[g.output].channels, 1)
+        XCTAssertEqual(g.values[g.output].downsample, 1)
+        let shapes = Dictionary(uniqueKeysWithValues: g.expectedTensorShapes.map { ($0.name, $0.shape) })
+        XCTAssertEqual(shapes["enc.0.0.weight"], [64, 3, 3, 3])
+        XCTAssertEqual(shapes["enc.3.4.running_var"], [512])
+        XCTAssertEqual(shapes["bott.3.weight"], [1024, 1024, 3, 3])
+        XCTAssertEqual(shapes["dec.0.up.weight"], [1024, 512, 2, 2])  // ConvTranspose2d stores [in, out, k, k]
+        XCTAssertEqual(shapes["dec.0.up.bias"], [512])
+        XCTAssertEqual(shapes["dec.0.conv.0.weight"], [512, 1024, 3, 3])
+        XCTAssertEqual(shapes["dec.3.conv.4.weight"], [64])
+        XCTAssertEqual(shapes["final.weight"], [1, 64, 1, 1])
+        XCTAssertEqual(shapes.count, 4 * 10 + 10 + 4 * 12 + 2)
+        XCTAssertEqual(ModelGraph.named("unet-baseline"), g)
+    }
 }
