@@ -2,6 +2,7 @@ import HC18
 import QuantEngine
 import Train
 import XCTest
+import TestSupport
 
 /// The two layers the baseline U-Net adds (2x2 max-pool, 2x2 stride-2 transposed conv): finite differences
 /// at tiny sizes, PyTorch's own forward and backward (fixtures/baseline_layers.safetensors, made by
@@ -75,7 +76,7 @@ final class BaselineLayerTests: XCTestCase {
     }
 
     func testMaxPoolAndTransposedConvMatchPyTorch() throws {
-        let file = try SafeTensorsFile(path: fixturePath("baseline_layers.safetensors"))
+        let file = try SafeTensorsFile(path: Fixtures.path("baseline_layers.safetensors"))
         func batch(_ name: String) throws -> FeatureBatch { FeatureBatch(nchw: try file.tensor(name)) }
         func assertClose(_ ours: [Float], _ theirs: [Float], _ name: String, tolerance: Float = 1e-5) {
             XCTAssertEqual(ours.count, theirs.count, name)
