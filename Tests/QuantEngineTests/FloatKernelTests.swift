@@ -1,5 +1,6 @@
 import XCTest
 import QuantEngine
+import TestSupport
 
 /// Every SIMD float kernel against its plain-Swift reference on awkward shapes: channel counts that are
 /// not multiples of 8 or 16, odd spatial sizes, stride 2, batches of 2. Agreement to float tolerance

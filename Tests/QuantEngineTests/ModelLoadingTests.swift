@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import QuantEngine
+import TestSupport
 
 /// Loading a model file that is damaged or not a model gives a SonoQuantError naming the file and the problem.
 final class ModelLoadingTests: XCTestCase {
