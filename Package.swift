@@ -41,11 +41,13 @@ let package = Package(
             "QuantEngine", "HC18", "Train", "Calibrate", "Bench", "ImageCodecs", "Deploy",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .testTarget(name: "QuantEngineTests", dependencies: ["QuantEngine"]),
-        .testTarget(name: "HC18Tests", dependencies: ["HC18", "ImageCodecs", "QuantEngine"]),
-        .testTarget(name: "TrainTests", dependencies: ["Train", "QuantEngine", "HC18"]),
-        .testTarget(name: "DeployTests", dependencies: ["Deploy", "Bench", "HC18", "ImageCodecs", "QuantEngine"]),
-        .testTarget(name: "CalibrateTests", dependencies: ["Calibrate", "QuantEngine", "HC18"]),
+        // Fixture locations, temporary directories and assertions shared by every test target.
+        .target(name: "TestSupport", dependencies: ["QuantEngine"], path: "Tests/TestSupport"),
+        .testTarget(name: "QuantEngineTests", dependencies: ["QuantEngine", "TestSupport"]),
+        .testTarget(name: "HC18Tests", dependencies: ["HC18", "ImageCodecs", "QuantEngine", "TestSupport"]),
+        .testTarget(name: "TrainTests", dependencies: ["Train", "QuantEngine", "HC18", "TestSupport"]),
+        .testTarget(name: "DeployTests", dependencies: ["Deploy", "Bench", "HC18", "ImageCodecs", "QuantEngine", "TestSupport"]),
+        .testTarget(name: "CalibrateTests", dependencies: ["Calibrate", "QuantEngine", "HC18", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -21,24 +21,8 @@ HEIGHT=${SIZE#*x}
 CHECKPOINT=fixtures/pytorch_D-all_192x128.safetensors
 ONNX=.build/peers/dall_fp32_${SIZE}.onnx
 
-# Release build with AVX2 + FMA on x86-64 (x86-64-v3; Swift toolchains whose clang does not know that
-# name get haswell, the same instruction set level). SONOQUANT_FMA makes the kernels use fused
-# multiply-add (see Sources/QuantEngine/FloatKernels/SIMDMath.swift). Separate scratch path so the
-# portable default build in .build is left alone.
-FLAGS=()
-SCRATCH=.build
-if [ "$(uname -m)" = x86_64 ]; then
-    CPU=x86-64-v3
-    probe=$(mktemp -d)
-    echo 'let x = 1' > "$probe/probe.swift"
-    swiftc -target-cpu x86-64-v3 -typecheck "$probe/probe.swift" 2>/dev/null || CPU=haswell
-    rm -rf "$probe"
-    FLAGS=(-Xswiftc -target-cpu -Xswiftc "$CPU" -Xswiftc -DSONOQUANT_FMA)
-    SCRATCH=.build/avx2
-fi
-echo "== building: swift build -c release --scratch-path $SCRATCH ${FLAGS[*]}"
-swift build -c release --scratch-path "$SCRATCH" "${FLAGS[@]}" 2>&1 | tail -1
-OURS="$SCRATCH/release/sonoquant"
+source scripts/lib/simd-build.sh
+simd_build
 if [ "$(uname -m)" = x86_64 ]; then
     fmas=$(objdump -d --no-show-raw-insn "$OURS" | awk '/<\$s11QuantEngine9denseConv.*>:$/{on=1} /^$/{on=0} on' | grep -c 'vfmadd...ps.*%ymm' || true)
     echo "== dense conv microkernels: $fmas vfmadd*ps ymm instructions in denseConv (0 would mean no AVX2/FMA)"

@@ -25,21 +25,8 @@ ONNX_FP32=$PEERS/dall_fp32_192x128.onnx
 ONNX_INT8=$PEERS/dall_int8_192x128.onnx
 mkdir -p "$PEERS"
 
-# Release build with AVX2 on x86-64 (the same separate scratch path as scripts/bench-float.sh).
-FLAGS=()
-SCRATCH=.build
-if [ "$(uname -m)" = x86_64 ]; then
-    CPU=x86-64-v3
-    probe=$(mktemp -d)
-    echo 'let x = 1' > "$probe/probe.swift"
-    swiftc -target-cpu x86-64-v3 -typecheck "$probe/probe.swift" 2>/dev/null || CPU=haswell
-    rm -rf "$probe"
-    FLAGS=(-Xswiftc -target-cpu -Xswiftc "$CPU" -Xswiftc -DSONOQUANT_FMA)
-    SCRATCH=.build/avx2
-fi
-echo "== building: swift build -c release --scratch-path $SCRATCH ${FLAGS[*]}"
-swift build -c release --scratch-path "$SCRATCH" "${FLAGS[@]}" --product sonoquant >/dev/null
-OURS="$SCRATCH/release/sonoquant"
+source scripts/lib/simd-build.sh
+simd_build
 if [ "$(uname -m)" = x86_64 ]; then
     madds=$(objdump -d --no-show-raw-insn "$OURS" | awk '/<\$s11QuantEngine13Int8DenseConv.*>:$/{on=1} /^$/{on=0} on' | grep -c 'vpmaddwd.*%ymm' || true)
     echo "== int8 dense conv: $madds vpmaddwd ymm instructions in Int8DenseConv (0 would mean no AVX2)"

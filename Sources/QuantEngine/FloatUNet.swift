@@ -17,7 +17,8 @@ public final class FloatUNet: SegmentationModel {
         case dense(PackedDenseConv)
         case winograd(PackedWinogradConv)
         case depthwise(PackedDepthwiseConv)
-        case add, upsample, concat
+        case transposed(PackedTransposedConv2x2)
+        case add, upsample, concat, maxPool
     }
 
     /// One step per graph op (the graph's ops and the steps share indices).
@@ -36,6 +37,8 @@ public final class FloatUNet: SegmentationModel {
                 let folded = weights.folded(spec)
                 if spec.kind == .depthwise {
                     steps.append(.depthwise(PackedDepthwiseConv(folded)))
+                } else if spec.kind == .transposed {
+                    steps.append(.transposed(PackedTransposedConv2x2(folded)))
                 } else if Self.useWinograd(spec, graph: graph, output: op.output) {
                     steps.append(.winograd(PackedWinogradConv(folded)))
                 } else {
@@ -44,18 +47,16 @@ public final class FloatUNet: SegmentationModel {
             case .add: steps.append(.add)
             case .upsample2x: steps.append(.upsample)
             case .concat: steps.append(.concat)
-            case .maxPool2x2: preconditionFailure("FloatUNet: max-pool not implemented yet (unet-baseline)")
+            case .maxPool2x2: steps.append(.maxPool)
             }
         }
         self.steps = steps
         // The same weights serve a gray and an RGB input: only the first convolution differs.
         var firstConvs: [Int: PackedDenseConv] = [:]
         if case .dense(let first) = steps.first { firstConvs[graph.inputChannels] = first }
-        if graph.architecture == "unet-mobilenet_v2" {
-            for channels in [1, 3] where firstConvs[channels] == nil {
-                let other = ModelGraph.mobileNetV2UNet(inputChannels: channels)
-                firstConvs[channels] = PackedDenseConv(weights.folded(other.convs[0]))
-            }
+        for channels in [1, 3] where firstConvs[channels] == nil {
+            guard let other = ModelGraph.named(graph.architecture, inputChannels: channels) else { continue }
+            firstConvs[channels] = PackedDenseConv(weights.folded(other.convs[0]))
         }
         self.firstConvs = firstConvs
     }
@@ -129,6 +130,10 @@ public final class FloatUNet: SegmentationModel {
             upsample2x(inputs[0], output: output, threads: threads)
         case .concat:
             concatChannels(inputs[0], inputs[1], output: output, threads: threads)
+        case .transposed(let conv):
+            transposedConv2x2(conv, input: inputs[0], output: output, threads: threads)
+        case .maxPool:
+            maxPool2x2(inputs[0], output: output, threads: threads)
         }
     }
 
@@ -153,7 +158,7 @@ public final class FloatUNet: SegmentationModel {
             let name: String
             switch op {
             case .conv(let spec, _, _):
-                var kind = spec.kind == .depthwise ? "dw" : "conv"
+                var kind = spec.kind == .depthwise ? "dw" : spec.kind == .transposed ? "convT" : "conv"
                 if case .winograd = steps[index] { kind = "winograd" }
                 name = "\(spec.weightPrefix) \(kind)\(spec.kernel)x\(spec.kernel)/\(spec.stride) \(spec.inChannels)->\(spec.outChannels) out \(size)"
             case .add: name = "add out \(size)"
@@ -192,7 +197,7 @@ public final class FloatUNet: SegmentationModel {
         }
         let multiple = graph.sizeMultiple
         guard h >= multiple, w >= multiple, h % multiple == 0, w % multiple == 0 else {
-            throw SonoQuantError(subject, "size \(w)x\(h) (WxH): both sides must be positive multiples of \(multiple) (the network halves the size 5 times)")
+            throw SonoQuantError(subject, "size \(w)x\(h) (WxH): both sides must be positive multiples of \(multiple) (\(graph.architecture) halves the size \(multiple.trailingZeroBitCount) times)")
         }
         return ArenaKey(images: n, channels: c, height: h, width: w)
     }

@@ -98,6 +98,24 @@ public struct ConvSpec: Equatable {
 
     public var weightCount: Int { weightShape.reduce(1, *) }
 
+    /// Indices into the weight (layout `weightShape`) of output channel o's weights: one contiguous run for
+    /// a conv ([out][...]); k x k runs, one per input channel, for a transposed conv ([in][out][k][k]).
+    public func weightIndices(ofOutput o: Int) -> [Int] {
+        let perOutput = weightCount / outChannels
+        switch kind {
+        case .standard, .depthwise:
+            return Array((o * perOutput)..<((o + 1) * perOutput))
+        case .transposed:
+            let k2 = kernel * kernel
+            var indices: [Int] = []
+            for c in 0..<inChannels {
+                let start: Int = (c * outChannels + o) * k2
+                indices += start..<(start + k2)
+            }
+            return indices
+        }
+    }
+
     /// Trainable parameters: conv weight, conv bias, BatchNorm gamma and beta (running stats excluded).
     public var parameterCount: Int {
         weightCount + (hasBias ? outChannels : 0) + (batchNormPrefix != nil ? 2 * outChannels : 0)

@@ -1,13 +1,28 @@
-/// Opens any model file SonoQuant can run: a float checkpoint (segmentation_models_pytorch names,
-/// F32 or F16) becomes a `FloatUNet`; an int8 model file (metadata `sonoquant.format` = "int8-model",
-/// written by `sonoquant calibrate`) becomes an `Int8UNet`.
+/// Opens any model file SonoQuant can run: a float checkpoint (PyTorch state-dict names of a known
+/// architecture, F32 or F16) becomes a `FloatUNet`; an int8 model file (metadata `sonoquant.format` =
+/// "int8-model", written by `sonoquant calibrate`) becomes an `Int8UNet`.
 public func loadSegmentationModel(path: String) throws -> SegmentationModel {
     let file = try SafeTensorsFile(path: path)
     switch file.metadata["sonoquant.format"] {
     case "int8-model":
         return Int8UNet(model: try Int8Model(file: file))
     default:
-        let weights = try ModelWeights(file: file, graph: .mobileNetV2UNet(inputChannels: 3))
+        let weights = try ModelWeights(file: file, graph: try ModelGraph.of(file, inputChannels: 3))
         return FloatUNet(weights: weights)
+    }
+}
+
+extension ModelGraph {
+    /// The graph of the architecture a checkpoint holds (`architecture(of:)`: its `sonoquant.architecture`
+    /// metadata, else recognised by its tensor names), or an error naming the file.
+    public static func of(_ file: SafeTensorsFile, inputChannels: Int = 3) throws -> ModelGraph {
+        let known = architectureNames.joined(separator: ", ")
+        guard let name = architecture(of: file) else {
+            throw SonoQuantError(file.source, "no tensor of a known architecture (\(known)) and no sonoquant.architecture metadata: a checkpoint for another architecture?")
+        }
+        guard let graph = named(name, inputChannels: inputChannels) else {
+            throw SonoQuantError(file.source, "unknown architecture \"\(name)\" in sonoquant.architecture (this build knows \(known))")
+        }
+        return graph
     }
 }

@@ -20,9 +20,18 @@ public struct ModelWeights {
         try self.init(file: file, graph: graph, allowEncoderOnly: allowEncoderOnly, initializer: initializer)
     }
 
+    /// Loads a full checkpoint of whichever architecture it holds (`ModelGraph.of`).
+    public init(loading path: String, inputChannels: Int = 3) throws {
+        let file = try SafeTensorsFile(path: path)
+        try self.init(file: file, graph: try ModelGraph.of(file, inputChannels: inputChannels))
+    }
+
     public init(file: SafeTensorsFile, graph: ModelGraph, allowEncoderOnly: Bool = false,
                 initializer: ((String, [Int]) -> Tensor)? = nil) throws {
         self.graph = graph
+        if let stored = ModelGraph.architecture(of: file), stored != graph.architecture {
+            throw SonoQuantError(file.source, "this is a \(stored) checkpoint, not \(graph.architecture)")
+        }
         let isEncoderOnly = file.entries["encoder.features.0.0.weight"] == nil && file.entries["features.0.0.weight"] != nil
         if isEncoderOnly && !allowEncoderOnly {
             throw SonoQuantError(file.source, "this is an encoder-only file (torchvision `features.*` names), not a full \(graph.architecture) checkpoint")
@@ -74,7 +83,8 @@ public struct ModelWeights {
     /// The convolution with its BatchNorm folded in (inference semantics: running statistics):
     /// w' = w * gamma / sqrt(var + eps), b' = beta - mean * gamma / sqrt(var + eps) (+ conv bias).
     /// For a 1-channel graph, the first conv's RGB weights are summed over input channels (exact for
-    /// gray = R = G = B). Weight layout: [out][in/groups][k][k].
+    /// gray = R = G = B). Weight layout: PyTorch's, `spec.weightShape` ([out][in/groups][k][k]; [in][out][k][k]
+    /// for a transposed conv).
     public func folded(_ spec: ConvSpec) -> FoldedConv {
         var weight = tensor(spec.weightName)
         let out = spec.outChannels
@@ -90,10 +100,9 @@ public struct ModelWeights {
         if let bn = spec.batchNormPrefix {
             let gamma = tensor("\(bn).weight").data, beta = tensor("\(bn).bias").data
             let mean = tensor("\(bn).running_mean").data, variance = tensor("\(bn).running_var").data
-            let perOutput = weight.count / out
             for o in 0..<out {
                 let scale = gamma[o] / (variance[o] + Self.batchNormEpsilon).squareRoot()
-                for i in 0..<perOutput { weight.data[o * perOutput + i] *= scale }
+                for i in spec.weightIndices(ofOutput: o) { weight.data[i] *= scale }
                 bias[o] = beta[o] + (bias[o] - mean[o]) * scale
             }
         }
@@ -104,7 +113,7 @@ public struct ModelWeights {
 /// A convolution ready for inference: BatchNorm folded into weight and bias.
 public struct FoldedConv {
     public let spec: ConvSpec
-    /// [out][in/groups][k][k], float32.
+    /// PyTorch layout `spec.weightShape`: [out][in/groups][k][k], or [in][out][k][k] for a transposed conv; float32.
     public let weight: [Float]
     public let bias: [Float]
 
@@ -121,7 +130,51 @@ public protocol SegmentationModel: AnyObject {
     /// "float32" or "int8".
     var precision: String { get }
     var graph: ModelGraph { get }
-    /// Logits [N, 1, H, W] for an input [N, C, H, W] in [0, 1] (C = 1 gray or 3 RGB, H and W multiples of 32).
+    /// Logits [N, 1, H, W] for an input [N, C, H, W] in [0, 1] (C = 1 gray or 3 RGB, H and W multiples of
+    /// `graph.sizeMultiple`).
     /// Throws with a clear message for a wrong shape.
     func logits(for input: Tensor, threads: Int) throws -> Tensor
+}
+
+extension ModelWeights {
+    /// Deterministic synthetic weights from a closed-form formula, for checks against PyTorch without
+    /// storing the weights (fixtures/forward_baseline.safetensors holds only input and logits) and for
+    /// timing an architecture before it is trained. scripts/peers/unet_baseline.py computes the same
+    /// values bit for bit (integer hash, then float64 arithmetic rounded once to float32):
+    ///
+    ///     tensor t (index in `graph.expectedTensorShapes`), element k (row-major):
+    ///     x = lowbias32((k + 0x9E3779B9 * (t + 1)) mod 2^32),  s = 2 x / 2^32 - 1  (uniform in [-1, 1))
+    ///     conv weight sqrt(6 / fan_in) s (fan_in = in k k; in for a transposed conv), conv bias 0.1 s,
+    ///     BatchNorm weight 1 + 0.2 s, bias 0.1 s, running_mean 0.1 s, running_var 0.75 + 0.25 s.
+    public static func synthetic(graph: ModelGraph) -> ModelWeights {
+        var roles: [String: (fanIn: Int?, offset: Double, amplitude: Double)] = [:]
+        for spec in graph.convs {
+            let shape = spec.weightShape
+            let fanIn = spec.kind == .transposed ? spec.inChannels : (spec.weightPrefix == graph.firstConvPrefix ? 3 : shape[1]) * spec.kernel * spec.kernel
+            roles[spec.weightName] = (fanIn, 0, 0)
+            if spec.hasBias { roles[spec.biasName] = (nil, 0, 0.1) }
+            if let bn = spec.batchNormPrefix {
+                roles["\(bn).weight"] = (nil, 1, 0.2)
+                roles["\(bn).bias"] = (nil, 0, 0.1)
+                roles["\(bn).running_mean"] = (nil, 0, 0.1)
+                roles["\(bn).running_var"] = (nil, 0.75, 0.25)
+            }
+        }
+        var tensors: [String: Tensor] = [:]
+        for (t, (name, shape)) in graph.expectedTensorShapes.enumerated() {
+            let role = roles[name]!
+            let amplitude = role.fanIn.map { (6 / Double($0)).squareRoot() } ?? role.amplitude
+            let count = shape.reduce(1, *)
+            let base = UInt32(truncatingIfNeeded: 0x9E37_79B9 &* UInt64(t + 1))
+            var data = [Float](repeating: 0, count: count)
+            for k in 0..<count {
+                var x = UInt32(truncatingIfNeeded: k) &+ base
+                x ^= x >> 16; x &*= 0x7FEB_352D; x ^= x >> 15; x &*= 0x846C_A68B; x ^= x >> 16
+                let s = 2 * Double(x) / 4_294_967_296 - 1
+                data[k] = Float(role.offset + amplitude * s)
+            }
+            tensors[name] = Tensor(shape: shape, data: data)
+        }
+        return ModelWeights(graph: graph, tensors: tensors)
+    }
 }

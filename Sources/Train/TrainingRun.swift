@@ -154,8 +154,8 @@ public final class TrainingRun {
         guard !trainSamples.isEmpty else { throw SonoQuantError(c.splitCSV, "no training frames in the split") }
         guard !testSamples.isEmpty else { throw SonoQuantError(c.splitCSV, "no test frames in the split") }
         let loadStart = Date()
-        let train = try Self.load(trainSamples, width: c.width, height: c.height, threads: c.threads)
-        let test = try Self.load(testSamples, width: c.width, height: c.height, threads: c.threads)
+        let train = try loadSamples(trainSamples, width: c.width, height: c.height, threads: c.threads)
+        let test = try loadSamples(testSamples, width: c.width, height: c.height, threads: c.threads)
         log(String(format: "%@: %d trainable parameters (%@); %d train / %d test frames at %dx%d loaded in %.1f s",
                    c.strategy.name, model.trainableParameterCount, Strategy.describe(c.strategy.trainable),
                    train.count, test.count, c.width, c.height, Date().timeIntervalSince(loadStart)))
@@ -217,18 +217,6 @@ public final class TrainingRun {
             try ResumeState.save(path: resumePath, configuration: c, weights: checkpoint, adam: adam, history: history)
         }
         return history
-    }
-
-    static func load(_ samples: [HC18Sample], width: Int, height: Int, threads: Int) throws -> [PreparedSample] {
-        var results = [Result<PreparedSample, Error>?](repeating: nil, count: samples.count)
-        let lock = NSLock()
-        parallelChunks(samples.count, threads: threads) { range in
-            for i in range {
-                let r = Result { try loadSample(samples[i], width: width, height: height) }
-                lock.lock(); results[i] = r; lock.unlock()
-            }
-        }
-        return try results.map { try $0!.get() }
     }
 
     /// Augments each frame (identical geometry for its mask) and stacks the batch: input [B, 3, H, W] (gray

@@ -78,7 +78,7 @@ struct CalibrateCommand: ParsableCommand {
         try reportingErrors {
             let (width, height) = (size.width, size.height)
             let checkpoint = try SafeTensorsFile(path: model)
-            let weights = try ModelWeights(file: checkpoint, graph: .mobileNetV2UNet(inputChannels: 3))
+            let weights = try ModelWeights(file: checkpoint, graph: try ModelGraph.of(checkpoint, inputChannels: 3))
             let dataset = try HC18Dataset(directory: data, splitCSV: split)
             guard !dataset.train.isEmpty else { throw SonoQuantError(split, "the split has no train frames to calibrate on") }
             let count = min(images, dataset.train.count)

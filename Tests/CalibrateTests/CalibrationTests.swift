@@ -3,23 +3,14 @@ import XCTest
 import Calibrate
 import HC18
 import QuantEngine
+import TestSupport
 
 enum CalibrationFixtures {
-    static let packageRoot: String = {
-        var url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        while url.path != "/" {
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url.path }
-            url.deleteLastPathComponent()
-        }
-        fatalError("Package.swift not found above \(#filePath)")
-    }()
-    static func path(_ relative: String) -> String { packageRoot + "/fixtures/" + relative }
-
-    static let weights: ModelWeights = try! ModelWeights(loading: path("pytorch_D-all_192x128.safetensors"), graph: .mobileNetV2UNet())
+    static let weights: ModelWeights = try! ModelWeights(loading: Fixtures.path("pytorch_D-all_192x128.safetensors"), graph: .mobileNetV2UNet())
 
     /// Activation statistics of the D-all model on 8 train frames of the fixture split at 192x128, once for all tests.
     static let statistics: [ActivationStatistics] = {
-        let dataset = try! HC18Dataset(directory: path("hc18/training_set"), splitCSV: path("hc18/split.csv"))
+        let dataset = try! HC18Dataset(directory: Fixtures.path("hc18/training_set"), splitCSV: Fixtures.path("hc18/split.csv"))
         let frames = dataset.train.prefix(8).map { try! loadSample($0, width: 192, height: 128).image }
         return try! collectStatistics(model: FloatUNet(weights: weights), frames: Array(frames), width: 192, height: 128, threads: 2)
     }()
@@ -32,7 +23,7 @@ enum CalibrationFixtures {
 
 final class CalibrationTests: XCTestCase {
     func testInt8LogitsTrackFloatOnAFixtureFrame() throws {
-        let fixture = try SafeTensorsFile(path: CalibrationFixtures.path("forward_dall.safetensors"))
+        let fixture = try SafeTensorsFile(path: Fixtures.path("forward_dall.safetensors"))
         let input = try fixture.tensor("input_192x128"), reference = try fixture.tensor("logits_192x128")
         for observer in Observer.allCases {
             let net = Int8UNet(model: CalibrationFixtures.model(observer))

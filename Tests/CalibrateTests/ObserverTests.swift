@@ -1,6 +1,7 @@
 import XCTest
 import Calibrate
 import QuantEngine
+import TestSupport
 
 /// Observers on synthetic distributions with known answers.
 final class ObserverTests: XCTestCase {

@@ -6,6 +6,7 @@ import FoundationXML
 #endif
 import QuantEngine
 import XCTest
+import TestSupport
 
 final class BenchReportTests: XCTestCase {
     func testModelSpecParsing() throws {
@@ -32,10 +33,10 @@ final class BenchReportTests: XCTestCase {
 
     /// The whole command path on the bundled fixture split (8 test frames): numbers, files, formats.
     func testBenchOnFixtureSplit() throws {
-        let model = DeployFixtures.path("pytorch_D-all_192x128.safetensors")
+        let model = Fixtures.path("pytorch_D-all_192x128.safetensors")
         let configuration = BenchConfiguration(
             models: [BenchModelSpec(name: "D-all float", path: model)], dataDirectory: DeployFixtures.frames,
-            splitCSV: DeployFixtures.path("hc18/split.csv"), width: 192, height: 128, threads: [1, 2],
+            splitCSV: Fixtures.path("hc18/split.csv"), width: 192, height: 128, threads: [1, 2],
             rounds: 1, runsPerRound: 1, command: "test")
         var lines: [String] = []
         let report = try runBench(configuration, peakRSS: { _ in 123_000_000 }, progress: { lines.append($0) })
@@ -47,7 +48,7 @@ final class BenchReportTests: XCTestCase {
         XCTAssertEqual(row.trainableParameters, 4_405_073)
         XCTAssertEqual(row.fileBytes, 13_362_242)
         // Exactly HC18's evaluation of the same model and frames (measured once: Dice 0.873 on these 8).
-        let dataset = try HC18Dataset(directory: DeployFixtures.frames, splitCSV: DeployFixtures.path("hc18/split.csv"))
+        let dataset = try HC18Dataset(directory: DeployFixtures.frames, splitCSV: Fixtures.path("hc18/split.csv"))
         let expected = try evaluate(model: DeployFixtures.dAll, dataset: dataset, samples: dataset.test, width: 192, height: 128, threads: 2)
         XCTAssertEqual(row.dice, expected.meanDice)
         XCTAssertEqual(row.hcMAEmm, expected.meanHCErrorMM)

@@ -1,35 +1,17 @@
 import Foundation
 import QuantEngine
 import XCTest
+import TestSupport
 
 /// Paths of the repository's fixtures (found from this file, so tests run from anywhere).
 enum DeployFixtures {
-    static let packageRoot: String = {
-        var url = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        while url.path != "/" {
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url.path }
-            url.deleteLastPathComponent()
-        }
-        fatalError("Package.swift not found above \(#filePath)")
-    }()
-
-    static func path(_ relative: String) -> String { packageRoot + "/fixtures/" + relative }
-
-    static let frames = path("hc18/training_set")
-    static let pixelCSV = path("hc18/training_set/training_set_pixel_size_and_HC.csv")
+    static let frames = Fixtures.hc18Frames
+    static let pixelCSV = Fixtures.path("hc18/training_set/training_set_pixel_size_and_HC.csv")
 
     /// The trained D-all float model (PyTorch reference weights), loaded once.
     static let dAll: SegmentationModel = {
-        try! loadSegmentationModel(path: path("pytorch_D-all_192x128.safetensors"))
+        try! loadSegmentationModel(path: Fixtures.path("pytorch_D-all_192x128.safetensors"))
     }()
-}
-
-/// A fresh temporary directory, removed when the test ends.
-func temporaryDirectory(_ test: XCTestCase, _ label: String) throws -> String {
-    let path = NSTemporaryDirectory() + "sonoquant-\(label)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    test.addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
-    return path
 }
 
 /// A model that needs no weights: predicts head inside a fixed ellipse (in network pixels), or nowhere.
@@ -54,14 +36,5 @@ final class StubModel: SegmentationModel {
             }
         }
         return Tensor(shape: [1, 1, h, w], data: out)
-    }
-}
-
-func assertSonoQuantError<T>(_ expression: @autoclosure () throws -> T, subject: String? = nil, contains words: String,
-                             file: StaticString = #filePath, line: UInt = #line) {
-    XCTAssertThrowsError(try expression(), file: file, line: line) { error in
-        guard let error = error as? SonoQuantError else { return XCTFail("not a SonoQuantError: \(error)", file: file, line: line) }
-        if let subject { XCTAssertEqual(error.subject, subject, file: file, line: line) }
-        XCTAssertTrue(error.problem.lowercased().contains(words.lowercased()), "\"\(error.problem)\" lacks \"\(words)\"", file: file, line: line)
     }
 }

@@ -4,6 +4,7 @@ import HC18
 import ImageCodecs
 import QuantEngine
 import XCTest
+import TestSupport
 
 /// Bad input never crashes `segment` or the model loaders: each case gets a clear error naming the file,
 /// or a documented result.
@@ -13,7 +14,7 @@ final class HardeningTests: XCTestCase {
     func testBadFramesAreListedAndTheRunGoesOn() throws {
         let dir = try temporaryDirectory(self, "frames")
         let png = [UInt8](FileManager.default.contents(atPath: DeployFixtures.frames + "/002_HC.png")!)
-        let jpeg = [UInt8](FileManager.default.contents(atPath: DeployFixtures.path("codecs/rgb.jpg"))!)
+        let jpeg = [UInt8](FileManager.default.contents(atPath: Fixtures.path("codecs/rgb.jpg"))!)
         // A PNG whose IHDR claims 20000 x 20000 pixels (valid CRC): rejected before any allocation.
         var ihdr = Array("IHDR".utf8) + bigEndian(20000) + bigEndian(20000) + [8, 0, 0, 0, 0]
         ihdr += bigEndian(crc32(ihdr))
@@ -54,14 +55,14 @@ final class HardeningTests: XCTestCase {
     func testOtherBitDepthsAndColourTypesSegment() throws {
         let segmenter = try Segmenter(model: StubModel(head: (0.5, 0.5, 0.3, 0.3)), modelName: "stub", width: 64, height: 64, threads: 1)
         for name in ["bilevel.png", "gray16.png", "gray_alpha.png", "palette.png", "rgb8.png", "rgba8.png", "rgb.jpg", "progressive.jpg"] {
-            let r = try segmenter.segment(path: DeployFixtures.path("codecs/" + name), scale: FrameScale(pixelSizeMM: 0.1)).result
+            let r = try segmenter.segment(path: Fixtures.path("codecs/" + name), scale: FrameScale(pixelSizeMM: 0.1)).result
             XCTAssertEqual([r.width, r.height], [4, 3], name)
         }
     }
 
     func testSameNameTwiceIsRefused() throws {
         let dir = try temporaryDirectory(self, "dupes")
-        let png = [UInt8](FileManager.default.contents(atPath: DeployFixtures.path("codecs/gray8.png"))!)
+        let png = [UInt8](FileManager.default.contents(atPath: Fixtures.path("codecs/gray8.png"))!)
         try writeFileAtomically(path: dir + "/a.png", bytes: png)
         try writeFileAtomically(path: dir + "/a.jpg", bytes: png)
         let segmenter = try Segmenter(model: StubModel(head: nil), modelName: "stub", width: 64, height: 64, threads: 1)
@@ -122,7 +123,7 @@ final class HardeningTests: XCTestCase {
     /// a concat's or an add's requantization multiplier overflow, is refused at load (it used to trap in
     /// the fixed-point multiplier's precondition).
     func testInt8ScalesThatOverflowARescaleAreRejected() throws {
-        let weights = try ModelWeights(loading: DeployFixtures.path("pytorch_D-all_192x128.safetensors"), graph: .mobileNetV2UNet())
+        let weights = try ModelWeights(loading: Fixtures.path("pytorch_D-all_192x128.safetensors"), graph: .mobileNetV2UNet())
         let base = Int8Model(quantizing: weights, ranges: [ClosedRange<Float>](repeating: -4...4, count: weights.graph.values.count), info: [:])
         let graph = base.graph
         let concatOutput = try XCTUnwrap(graph.ops.lazy.compactMap { op -> Int? in if case .concat(_, _, let o) = op { return o }; return nil }.first)

@@ -4,6 +4,7 @@ import HC18
 import ImageCodecs
 import QuantEngine
 import XCTest
+import TestSupport
 
 final class SegmentTests: XCTestCase {
     /// segment's HC on a frame is exactly what the evaluation pipeline (loadSample -> logits -> measureHC)

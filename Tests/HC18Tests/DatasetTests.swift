@@ -2,18 +2,19 @@ import Foundation
 import HC18
 import QuantEngine
 import XCTest
+import TestSupport
 
 final class DatasetTests: XCTestCase {
     func testFixtureSplitLoads() throws {
-        let dataset = try HC18Dataset(directory: fixtureHC18, splitCSV: fixturesDirectory + "/hc18/split.csv")
+        let dataset = try HC18Dataset(directory: Fixtures.hc18Frames, splitCSV: Fixtures.hc18Split)
         XCTAssertEqual(dataset.train.count, 24)
         XCTAssertEqual(dataset.test.map(\.name), ["010_2HC", "019_2HC", "020_HC", "023_2HC", "023_HC", "031_HC", "034_HC", "208_HC"])
         let first = dataset.train[0]
         XCTAssertEqual(first.name, "000_HC")
         XCTAssertEqual(first.pixelSizeMM, 0.0691358041432)
         XCTAssertEqual(first.referenceHCmm, 44.3)
-        XCTAssertEqual(first.imagePath, fixtureHC18 + "/000_HC.png")
-        XCTAssertEqual(first.annotationPath, fixtureHC18 + "/000_HC_Annotation.png")
+        XCTAssertEqual(first.imagePath, Fixtures.hc18Frames + "/000_HC.png")
+        XCTAssertEqual(first.annotationPath, Fixtures.hc18Frames + "/000_HC_Annotation.png")
         XCTAssertEqual(dataset.test[0].patientID, "010")
     }
 
@@ -28,18 +29,18 @@ final class DatasetTests: XCTestCase {
         for (index, (text, problem)) in cases.enumerated() {
             let path = dir + "/split\(index).csv"
             try writeFileAtomically(path: path, text: text)
-            XCTAssertThrowsError(try HC18Dataset(directory: fixtureHC18, splitCSV: path)) { error in
+            XCTAssertThrowsError(try HC18Dataset(directory: Fixtures.hc18Frames, splitCSV: path)) { error in
                 XCTAssertEqual((error as? SonoQuantError)?.subject, path)
                 XCTAssertTrue((error as? SonoQuantError)?.problem.contains(problem) ?? false, "\(error)")
             }
         }
-        XCTAssertThrowsError(try HC18Dataset(directory: dir, splitCSV: fixturesDirectory + "/hc18/split.csv")) { error in
+        XCTAssertThrowsError(try HC18Dataset(directory: dir, splitCSV: Fixtures.hc18Split)) { error in
             XCTAssertEqual((error as? SonoQuantError)?.subject, dir + "/training_set_pixel_size_and_HC.csv")
         }
     }
 
     func testLoadSampleSquashesFrameAndMask() throws {
-        let dataset = try HC18Dataset(directory: fixtureHC18, splitCSV: fixturesDirectory + "/hc18/split.csv")
+        let dataset = try HC18Dataset(directory: Fixtures.hc18Frames, splitCSV: Fixtures.hc18Split)
         let sample = try XCTUnwrap(dataset.test.first { $0.name == "020_HC" })
         let prepared = try loadSample(sample, width: 192, height: 128)
         XCTAssertEqual([prepared.originalWidth, prepared.originalHeight], [800, 540])
@@ -47,7 +48,7 @@ final class DatasetTests: XCTestCase {
         XCTAssertEqual(prepared.mask.count, 192 * 128)
         XCTAssertTrue(prepared.mask.allSatisfy { $0 == 0 || $0 == 1 })
         // The same bytes as the PyTorch fixture's input.
-        let forward = try SafeTensorsFile(path: fixturesDirectory + "/forward_dall.safetensors")
+        let forward = try SafeTensorsFile(path: Fixtures.path("forward_dall.safetensors"))
         XCTAssertEqual(prepared.image, Array(try forward.tensor("input_192x128").data[0..<(192 * 128)]))
         // The squashed mask measures (nearly) the reference HC.
         let m = try XCTUnwrap(measureHC(mask: prepared.mask, width: 192, height: 128, originalWidth: 800,
@@ -56,7 +57,7 @@ final class DatasetTests: XCTestCase {
     }
 
     func testPatientGroupedSplitKeepsFetusesTogether() throws {
-        let samples = try readPixelSizeCSV(directory: fixtureHC18)
+        let samples = try readPixelSizeCSV(directory: Fixtures.hc18Frames)
         let filenames = samples.map { $0.name + ".png" }
         let rows = patientGroupedSplit(filenames: filenames, testFraction: 0.25, seed: 7)
         XCTAssertEqual(rows.map(\.filename), filenames)
@@ -72,7 +73,7 @@ final class DatasetTests: XCTestCase {
         // The written file reads back through the dataset.
         let dir = try temporaryDirectory(self)
         try writeFileAtomically(path: dir + "/split.csv", text: splitCSVText(rows))
-        let dataset = try HC18Dataset(directory: fixtureHC18, splitCSV: dir + "/split.csv")
+        let dataset = try HC18Dataset(directory: Fixtures.hc18Frames, splitCSV: dir + "/split.csv")
         XCTAssertEqual(dataset.test.count, test)
         XCTAssertEqual(dataset.train.count, 32 - test)
     }

@@ -2,6 +2,7 @@ import Foundation
 import HC18
 import QuantEngine
 import XCTest
+import TestSupport
 
 /// A model that predicts the same logit everywhere.
 final class ConstantModel: SegmentationModel {
@@ -28,7 +29,7 @@ final class EvaluationTests: XCTestCase {
     }
 
     func testNoHeadFoundIsReportedNotFatal() throws {
-        let dataset = try HC18Dataset(directory: fixtureHC18, splitCSV: fixturesDirectory + "/hc18/split.csv")
+        let dataset = try HC18Dataset(directory: Fixtures.hc18Frames, splitCSV: Fixtures.hc18Split)
         let samples = Array(dataset.test.prefix(2))
         let report = try evaluate(model: ConstantModel(logit: -1), dataset: dataset, samples: samples, width: 64, height: 64, threads: 2)
         XCTAssertEqual(report.images, 2)
@@ -49,8 +50,8 @@ final class EvaluationTests: XCTestCase {
     /// Values measured once with this code (float engine at commit 564816d); the full 200-frame
     /// result is in docs/DATA.md.
     func testDAllFixtureCheckpointOnFixtureTestFrames() throws {
-        let dataset = try HC18Dataset(directory: fixtureHC18, splitCSV: fixturesDirectory + "/hc18/split.csv")
-        let model = try loadSegmentationModel(path: fixturesDirectory + "/pytorch_D-all_192x128.safetensors")
+        let dataset = try HC18Dataset(directory: Fixtures.hc18Frames, splitCSV: Fixtures.hc18Split)
+        let model = try loadSegmentationModel(path: Fixtures.path("pytorch_D-all_192x128.safetensors"))
         let report = try evaluate(model: model, dataset: dataset, samples: dataset.test, width: 192, height: 128, threads: 2)
         XCTAssertEqual(report.images, 8)
         XCTAssertEqual(report.noHeadFound, 0)
@@ -65,7 +66,7 @@ final class EvaluationTests: XCTestCase {
         XCTAssertEqual(byName["208_HC"]!.hcMM!, 175.58, accuracy: 0.2)
 
         // PyTorch's own logits for 020_HC (fixtures/forward_dall.safetensors) score the same as ours.
-        let forward = try SafeTensorsFile(path: fixturesDirectory + "/forward_dall.safetensors")
+        let forward = try SafeTensorsFile(path: Fixtures.path("forward_dall.safetensors"))
         let torchLogits = try forward.tensor("logits_192x128", shape: [1, 1, 128, 192]).data
         let prepared = try loadSample(dataset.test.first { $0.name == "020_HC" }!, width: 192, height: 128)
         let torchRow = evaluationRow(logits: torchLogits, prepared: prepared)

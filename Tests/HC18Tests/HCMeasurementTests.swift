@@ -2,6 +2,7 @@ import Foundation
 import HC18
 import ImageCodecs
 import XCTest
+import TestSupport
 
 final class HCMeasurementTests: XCTestCase {
     func testEllipseFitRecoversASyntheticEllipseExactly() throws {
@@ -31,7 +32,7 @@ final class HCMeasurementTests: XCTestCase {
 
     /// HC from each fixture annotation outline vs the CSV (which is rounded to 0.01 mm).
     func testFixtureOutlinesReproduceTheCSV() throws {
-        let samples = try readPixelSizeCSV(directory: fixtureHC18)
+        let samples = try readPixelSizeCSV(directory: Fixtures.hc18Frames)
         XCTAssertEqual(samples.count, 32)
         var errors: [Double] = []
         for sample in samples {
@@ -42,14 +43,14 @@ final class HCMeasurementTests: XCTestCase {
         XCTAssertLessThan(errors.max()!, 0.03)
         XCTAssertLessThan(errors.reduce(0, +) / Double(errors.count), 0.01)
         // One frame by value: 000_HC, CSV 44.30 mm.
-        let first = try XCTUnwrap(measureOutlineHC(outline: readGrayImage(path: fixtureHC18 + "/000_HC_Annotation.png"),
+        let first = try XCTUnwrap(measureOutlineHC(outline: readGrayImage(path: Fixtures.hc18Frames + "/000_HC_Annotation.png"),
                                                    pixelSizeMM: samples[0].pixelSizeMM))
         XCTAssertEqual(first.hcMM, 44.30, accuracy: 0.01)
     }
 
     /// The same on all 999 outlines of the full data set (about 3 s in release); skipped without it.
     func testAll999OutlinesReproduceTheCSV() throws {
-        let directory = sharedDirectory + "/hc18/training_set"
+        let directory = Fixtures.sharedDirectory + "/hc18/training_set"
         try XCTSkipUnless(FileManager.default.fileExists(atPath: directory), "\(directory) is absent")
         let samples = try readPixelSizeCSV(directory: directory)
         XCTAssertEqual(samples.count, 999)
@@ -89,7 +90,7 @@ final class HCMeasurementTests: XCTestCase {
     }
 
     func testFixtureMaskAreaMatchesItsEllipse() throws {
-        let outline = try readGrayImage(path: fixtureHC18 + "/010_2HC_Annotation.png")
+        let outline = try readGrayImage(path: Fixtures.hc18Frames + "/010_2HC_Annotation.png")
         let mask = try XCTUnwrap(filledMask(outline: outline))
         let ellipse = try XCTUnwrap(fitEllipse(outlinePoints(outline)))
         let area = Double(mask.reduce(0) { $0 + Int($1) })
@@ -135,7 +136,7 @@ final class HCMeasurementTests: XCTestCase {
     /// A perfect prediction: every fixture frame's filled mask squashed to 192x128 measures the CSV's
     /// HC closely (on the 200 paper test frames: mean 0.047 mm, max 0.23 mm, docs/DATA.md).
     func testSquashedGroundTruthMasksMeasureTheReferenceHC() throws {
-        let samples = try readPixelSizeCSV(directory: fixtureHC18)
+        let samples = try readPixelSizeCSV(directory: Fixtures.hc18Frames)
         let prepared = try loadSamples(samples, width: 192, height: 128, threads: 2)
         let errors = try prepared.map { p -> Double in
             let m = try XCTUnwrap(measureHC(mask: p.mask, width: 192, height: 128, originalWidth: p.originalWidth,

@@ -2,9 +2,10 @@ import HC18
 import ImageCodecs
 import QuantEngine
 import XCTest
+import TestSupport
 
 final class ImageCodecsTests: XCTestCase {
-    let codecs = fixturesDirectory + "/codecs/"
+    let codecs = Fixtures.path("codecs/")
     // The 4x3 gray pattern scripts/peers/make_codec_fixtures.py writes.
     let gray: [UInt8] = [0, 50, 100, 150, 200, 250, 255, 1, 17, 34, 68, 136]
     // PIL's convert("L") of the RGB pattern (R = gray, G = gray upside down, B = 255 - gray).
@@ -76,7 +77,7 @@ final class ImageCodecsTests: XCTestCase {
     }
 
     func testBadFilesAreRejectedWithClearErrors() throws {
-        let png = try readBytes(fixtureHC18 + "/000_HC.png")
+        let png = try readBytes(Fixtures.hc18Frames + "/000_HC.png")
         let jpeg = try readBytes(codecs + "rgb.jpg")
         try assertRejected([], "empty")
         try assertRejected(Array("hello, not an image".utf8), "not a PNG or JPEG")

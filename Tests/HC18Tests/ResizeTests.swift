@@ -2,6 +2,7 @@ import HC18
 import ImageCodecs
 import QuantEngine
 import XCTest
+import TestSupport
 
 final class ResizeTests: XCTestCase {
     // A 7x5 pattern and PIL's Image.resize((w, h), BILINEAR) of it (Pillow 11, printed once).
@@ -30,10 +31,10 @@ final class ResizeTests: XCTestCase {
 
     /// The PyTorch fixture's inputs were made with PIL on real frames: ours must be the same bytes.
     func testMatchesThePyTorchFixtureInputs() throws {
-        let forward = try SafeTensorsFile(path: fixturesDirectory + "/forward_dall.safetensors")
+        let forward = try SafeTensorsFile(path: Fixtures.path("forward_dall.safetensors"))
         for (name, w, h) in [("020_HC", 192, 128), ("208_HC", 160, 96), ("010_2HC", 64, 64)] {
             let input = try forward.tensor("input_\(w)x\(h)", shape: [1, 3, h, w])
-            let frame = try readGrayImage(path: fixtureHC18 + "/\(name).png")
+            let frame = try readGrayImage(path: Fixtures.hc18Frames + "/\(name).png")
             let ours = resizeBilinear(frame, width: w, height: h).pixels.map { Float($0) / 255 }
             XCTAssertEqual(ours, Array(input.data[0..<(w * h)]), name)
         }

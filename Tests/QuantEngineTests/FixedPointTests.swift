@@ -1,5 +1,6 @@
 import XCTest
 import QuantEngine
+import TestSupport
 
 /// Integer helpers on the tests' SplitMix64 generator (Fixtures.swift).
 extension TestRandom {

@@ -1,5 +1,6 @@
 import XCTest
 import QuantEngine
+import TestSupport
 
 /// The float engine against PyTorch: logits of segmentation_models_pytorch's U-Net on the same weights
 /// and inputs, to max |logit - reference| <= 1e-3 * (1 + max |reference|).

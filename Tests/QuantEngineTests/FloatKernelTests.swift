@@ -1,5 +1,6 @@
 import XCTest
 import QuantEngine
+import TestSupport
 
 /// Every SIMD float kernel against its plain-Swift reference on awkward shapes: channel counts that are
 /// not multiples of 8 or 16, odd spatial sizes, stride 2, batches of 2. Agreement to float tolerance
@@ -110,6 +111,51 @@ final class FloatKernelTests: XCTestCase {
         concatChannelsReference(a.map, c.map, output: catRef.map)
         assertClose(cat.map, catRef.map, "concat")
         XCTAssertEqual(cat.map[1, 2, 4, 11], c.map[1, 2, 4, 0])
+    }
+
+    func testMaxPool2x2() {
+        // 21 channels: two vectors + five scalar channels; odd sides: the last row and column are dropped.
+        for (images, height, width, channels, threads) in [(2, 6, 10, 21, 2), (1, 7, 5, 16, 3), (1, 2, 2, 3, 1)] {
+            let input = randomMap(images: images, height: height, width: width, channels: channels)
+            let simd = FeatureMapBuffer(images: images, height: height / 2, width: width / 2, channels: channels)
+            let reference = FeatureMapBuffer(images: images, height: height / 2, width: width / 2, channels: channels)
+            maxPool2x2(input.map, output: simd.map, threads: threads)
+            maxPool2x2Reference(input.map, output: reference.map)
+            // A maximum is exact: the same bits, and the border left alone.
+            XCTAssertEqual(simd.map.tensor(), reference.map.tensor(), "max-pool \(width)x\(height)x\(channels)")
+            assertClose(simd.map, reference.map, "max-pool border")
+        }
+        let known = FeatureMapBuffer(Tensor(shape: [1, 1, 2, 2], data: [-3, 2, 5, -1]))
+        let pooled = FeatureMapBuffer(images: 1, height: 1, width: 1, channels: 1)
+        maxPool2x2(known.map, output: pooled.map, threads: 1)
+        XCTAssertEqual(pooled.map[0, 0, 0, 0], 5)
+    }
+
+    func checkTransposed(in cin: Int, out cout: Int, height: Int, width: Int, images: Int = 1, threads: Int = 2,
+                         file: StaticString = #filePath, line: UInt = #line) {
+        let conv = randomConv(.transposed, kernel: 2, stride: 2, in: cin, out: cout, .none)
+        let packed = PackedTransposedConv2x2(conv)
+        let input = randomMap(images: images, height: height, width: width, channels: cin)
+        let simd = FeatureMapBuffer(images: images, height: 2 * height, width: 2 * width, channels: cout)
+        let reference = FeatureMapBuffer(images: images, height: 2 * height, width: 2 * width, channels: cout)
+        transposedConv2x2(packed, input: input.map, output: simd.map, threads: threads)
+        transposedConv2x2Reference(conv, input: input.map, output: reference.map)
+        assertClose(simd.map, reference.map, "transposed 2x2 \(cin)->\(cout) at \(width)x\(height)", file: file, line: line)
+    }
+
+    func testTransposedConv2x2() {
+        checkTransposed(in: 5, out: 3, height: 3, width: 5, images: 2)        // 2 x 3 = 6 channels per row: one 8-lane block
+        checkTransposed(in: 17, out: 12, height: 1, width: 7, threads: 3)     // 24 channels per row: a panel and a half
+        checkTransposed(in: 32, out: 16, height: 4, width: 2)
+        checkTransposed(in: 1, out: 9, height: 2, width: 3)
+        // Known values: one input pixel, one channel, W[0][0] = [[1, 2], [3, 4]], bias 0.5.
+        let spec = ConvSpec(weightPrefix: "t", batchNormPrefix: nil, hasBias: true, kind: .transposed, kernel: 2, stride: 2,
+                            inChannels: 1, outChannels: 1, activation: .none, group: .head)
+        let conv = FoldedConv(spec: spec, weight: [1, 2, 3, 4], bias: [0.5])
+        let input = FeatureMapBuffer(Tensor(shape: [1, 1, 1, 1], data: [2]))
+        let output = FeatureMapBuffer(images: 1, height: 2, width: 2, channels: 1)
+        transposedConv2x2(PackedTransposedConv2x2(conv), input: input.map, output: output.map, threads: 1)
+        XCTAssertEqual(output.map.tensor().data, [2.5, 4.5, 6.5, 8.5])
     }
 
     func testFeatureMapRoundTripsNCHW() {

@@ -1,5 +1,6 @@
 import XCTest
 import QuantEngine
+import TestSupport
 
 final class GraphTests: XCTestCase {
     func testParameterCountsMatchThePaper() {

@@ -1,5 +1,6 @@
 import XCTest
 import QuantEngine
+import TestSupport
 
 /// Every SIMD int8 kernel against its plain-Swift reference, bit for bit, on odd shapes.
 final class Int8KernelTests: XCTestCase {

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import QuantEngine
+import TestSupport
 
 /// The int8 engine end to end and its model file: SIMD engine vs scalar reference, repeatability,
 /// save/load, and the loader's rejections.

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import QuantEngine
+import TestSupport
 
 /// Loading a model file that is damaged or not a model gives a SonoQuantError naming the file and the problem.
 final class ModelLoadingTests: XCTestCase {
@@ -68,7 +69,7 @@ final class ModelLoadingTests: XCTestCase {
     func testForeignFile() throws {
         var writer = SafeTensorsWriter()
         writer.add("model.fc.weight", floats: [1, 2], shape: [2])
-        XCTAssertTrue(loadProblem(try writer.serialized(), "foreign").contains("another architecture"))
+        XCTAssertTrue(loadProblem(try writer.serialized(), "foreign").contains("no tensor of a known architecture"))
         XCTAssertTrue(loadProblem(try smallFile(), "incomplete").contains("missing tensor"))
     }
 

@@ -1,6 +1,7 @@
 import QuantEngine
 import Train
 import XCTest
+import TestSupport
 
 /// The trainer's one step (train-mode forward, BCE-with-logits, backward, running statistics) against
 /// PyTorch's on the same model and batch.
@@ -17,8 +18,8 @@ final class GradientCheckTests: XCTestCase {
 
     /// ../shared/reference/train_step.safetensors: all 188 parameters of the random-weight model, full-ft.
     func testMatchesPyTorchTrainStepOnSharedReference() throws {
-        let modelPath = try sharedPath("reference/unet_random_seed1.safetensors")
-        let stepPath = try sharedPath("reference/train_step.safetensors")
+        let modelPath = try Fixtures.shared("reference/unet_random_seed1.safetensors")
+        let stepPath = try Fixtures.shared("reference/train_step.safetensors")
         let weights = try ModelWeights(loading: modelPath, graph: .mobileNetV2UNet(inputChannels: 3))
         let reference = try SafeTensorsFile(path: stepPath)
         try checkStep(weights: weights, reference: reference, gradientTolerance: 4e-2, statisticsTolerance: 5e-5, expectedGradients: 188)
@@ -27,8 +28,8 @@ final class GradientCheckTests: XCTestCase {
     /// fixtures/train_step_fixture.safetensors (scripts/peers/make_train_fixture.py): the bundled D-all
     /// checkpoint, full-ft, float64 reference for 31 representative parameters. Runs without ../shared.
     func testMatchesPyTorchTrainStepOnFixture() throws {
-        let weights = try ModelWeights(loading: fixturePath("pytorch_D-all_192x128.safetensors"), graph: .mobileNetV2UNet(inputChannels: 3))
-        let reference = try SafeTensorsFile(path: fixturePath("train_step_fixture.safetensors"))
+        let weights = try ModelWeights(loading: Fixtures.path("pytorch_D-all_192x128.safetensors"), graph: .mobileNetV2UNet(inputChannels: 3))
+        let reference = try SafeTensorsFile(path: Fixtures.path("train_step_fixture.safetensors"))
         try checkStep(weights: weights, reference: reference, gradientTolerance: 5e-3, statisticsTolerance: 1e-5, expectedGradients: 31)
     }
 

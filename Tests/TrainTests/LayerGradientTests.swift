@@ -2,6 +2,7 @@ import HC18
 import QuantEngine
 import Train
 import XCTest
+import TestSupport
 
 /// Each layer's backward against central finite differences of its forward, on tiny maps. The scalar
 /// probed is L = sum(output * R) for a fixed random R, so dL/doutput = R.

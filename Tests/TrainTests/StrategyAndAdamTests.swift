@@ -1,6 +1,7 @@
 import QuantEngine
 import Train
 import XCTest
+import TestSupport
 
 final class StrategyTests: XCTestCase {
     /// Trainable parameter counts of every preset, from the model the trainer builds (the paper's numbers).
@@ -32,8 +33,8 @@ final class StrategyTests: XCTestCase {
     /// With a frozen encoder (D-all), encoder parameters get no gradient and, by default, frozen BatchNorm
     /// still updates running statistics; with frozen statistics (D-all-frozenbn) they stay unchanged.
     func testFrozenGroupsAndFrozenStatistics() throws {
-        let weights = try ModelWeights(loading: fixturePath("pytorch_D-all_192x128.safetensors"), graph: .mobileNetV2UNet(inputChannels: 3))
-        let step = try SafeTensorsFile(path: fixturePath("train_step_fixture.safetensors"))
+        let weights = try ModelWeights(loading: Fixtures.path("pytorch_D-all_192x128.safetensors"), graph: .mobileNetV2UNet(inputChannels: 3))
+        let step = try SafeTensorsFile(path: Fixtures.path("train_step_fixture.safetensors"))
         let input = try step.tensor("input"), target = try step.tensor("target")
         let before = weights.tensor("encoder.features.0.1.running_mean").data
         for frozenStatistics in [false, true] {

@@ -3,6 +3,7 @@ import Foundation
 import QuantEngine
 import Train
 import XCTest
+import TestSupport
 
 final class AugmentationTests: XCTestCase {
     /// An off-centre ellipse drawn identically as frame and mask must stay identical (frame thresholded at
@@ -47,9 +48,9 @@ final class AugmentationTests: XCTestCase {
 
 final class TrainingRunTests: XCTestCase {
     func configuration(_ directory: String, epochs: Int, resume: Bool) -> TrainingConfiguration {
-        TrainingConfiguration(dataDirectory: fixturePath("hc18/training_set"), splitCSV: fixturePath("hc18/split.csv"),
+        TrainingConfiguration(dataDirectory: Fixtures.path("hc18/training_set"), splitCSV: Fixtures.path("hc18/split.csv"),
                               strategy: try! Strategy.preset("D-all"), width: 64, height: 64, epochs: epochs, batchSize: 2,
-                              learningRate: 1e-3, seed: 5, initPath: fixturePath("pytorch_D-all_192x128.safetensors"),
+                              learningRate: 1e-3, seed: 5, initPath: Fixtures.path("pytorch_D-all_192x128.safetensors"),
                               runDirectory: directory, resume: resume, threads: 2, limitTrain: 4, limitTest: 2)
     }
 
@@ -70,7 +71,7 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertEqual(a.names, b.names)
         for name in a.names { XCTAssertEqual(try a.tensor(name), try b.tensor(name), name) }
         // The checkpoint changed from the initial weights and loads as a model.
-        let initial = try SafeTensorsFile(path: fixturePath("pytorch_D-all_192x128.safetensors"))
+        let initial = try SafeTensorsFile(path: Fixtures.path("pytorch_D-all_192x128.safetensors"))
         XCTAssertNotEqual(try a.tensor("segmentation_head.0.weight"), try initial.tensor("segmentation_head.0.weight"))
         XCTAssertEqual(try a.tensor("encoder.features.0.0.weight"), try initial.tensor("encoder.features.0.0.weight"))  // frozen
         let csv = try String(contentsOfFile: straight + "/metrics.csv", encoding: .utf8)
