@@ -4,6 +4,7 @@ import HC18
 import QuantEngine
 import Train
 import XCTest
+import TestSupport
 
 final class HarnessTests: XCTestCase {
     // MARK: Statistics
@@ -74,7 +75,7 @@ final class HarnessTests: XCTestCase {
                              epochs: 2, batchSize: 10, learningRate: 1e-4, curve: curve, float: float, int8: int8, overlays: [],
                              measurementKey: "k")
         XCTAssertEqual(row.trainSeconds, 22.5)
-        let reference = try readReferenceResults(path: DeployFixtures.path("pytorch_reference_results.json"))
+        let reference = try readReferenceResults(path: Fixtures.path("pytorch_reference_results.json"))
         XCTAssertEqual(referenceRows(reference, strategy: "D-all", width: 192, height: 128).map(\.seed), [0, 1])
         XCTAssertEqual(referenceRows(reference, strategy: "rand-frozen-E", width: 192, height: 128).first?.trainable, 4_405_073)
         let results = HarnessResults(
@@ -119,9 +120,9 @@ final class HarnessTests: XCTestCase {
         // One training and one test frame of the bundled set, at 32x32: each epoch takes well under a second.
         try "filename,split\n010_HC.png,train\n020_HC.png,test\n".write(toFile: out + "/split.csv", atomically: true, encoding: .utf8)
         var c = HarnessConfiguration(
-            dataDirectory: DeployFixtures.frames, splitCSV: out + "/split.csv", width: 32, height: 32, epochs: 1,
+            dataDirectory: Fixtures.hc18Frames, splitCSV: out + "/split.csv", width: 32, height: 32, epochs: 1,
             strategies: [try Strategy.preset("D4+H")], seeds: [3], outDirectory: out + "/bench",
-            initPath: DeployFixtures.path("mobilenet_v2_imagenet_f16.safetensors"), batchSize: 1, learningRate: 1e-3, threads: [1],
+            initPath: Fixtures.path("mobilenet_v2_imagenet_f16.safetensors"), batchSize: 1, learningRate: 1e-3, threads: [1],
             calibrationImages: 1, latencyWarmup: 0, latencyRounds: 1, latencyRunsPerRound: 1, overlayFrames: 1, command: "test")
         let run = out + "/bench/D4+H-seed3"
         XCTAssertEqual(try trainingState(runDirectory: run, epochs: 1), .notStarted)
