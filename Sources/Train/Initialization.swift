@@ -60,14 +60,48 @@ public enum Initialization {
         return Tensor(shape: shape, data: data)
     }
 
+    /// A fresh module as plain PyTorch builds it (the baseline U-Net has no custom initialiser): Conv2d and
+    /// ConvTranspose2d weights kaiming_uniform_(a = sqrt(5)), i.e. U(+-1/sqrt(fan_in)), and bias
+    /// U(+-1/sqrt(fan_in)); BatchNorm gamma 1, beta 0, running mean 0, variance 1. PyTorch takes fan_in from
+    /// weight dimension 1 times k*k for both: in*k*k for Conv2d ([out, in, k, k]) but out*k*k for
+    /// ConvTranspose2d ([in, out, k, k]). Drawn in graph order: weight, then bias, per conv.
+    public static func pytorchDefaultWeights(graph: ModelGraph, rng: inout SplitMix64) -> ModelWeights {
+        var tensors: [String: Tensor] = [:]
+        for spec in graph.convs {
+            let shape = spec.weightShape
+            let bound = 1 / Float(shape[1] * shape[2] * shape[3]).squareRoot()
+            tensors[spec.weightName] = Tensor(shape: shape, data: (0..<spec.weightCount).map { _ in rng.uniform(-bound, bound) })
+            if spec.hasBias {
+                tensors[spec.biasName] = Tensor(shape: [spec.outChannels], data: (0..<spec.outChannels).map { _ in rng.uniform(-bound, bound) })
+            }
+            if let bn = spec.batchNormPrefix {
+                let ones = [Float](repeating: 1, count: spec.outChannels), zeros = [Float](repeating: 0, count: spec.outChannels)
+                tensors["\(bn).weight"] = Tensor(shape: [spec.outChannels], data: ones)
+                tensors["\(bn).bias"] = Tensor(shape: [spec.outChannels], data: zeros)
+                tensors["\(bn).running_mean"] = Tensor(shape: [spec.outChannels], data: zeros)
+                tensors["\(bn).running_var"] = Tensor(shape: [spec.outChannels], data: ones)
+            }
+        }
+        return ModelWeights(graph: graph, tensors: tensors)
+    }
+
     /// The model a run starts from.
-    /// - `initPath` nil or `randomEncoder`: every tensor initialised here (the encoder randomly).
+    /// - unet-baseline: `initPath` nil: `pytorchDefaultWeights` (from scratch, as the paper); otherwise a full
+    ///   unet-baseline checkpoint to continue from.
+    /// - unet-mobilenet_v2, `initPath` nil or `randomEncoder`: every tensor initialised here (the encoder randomly).
     /// - an encoder-only file (torchvision names, e.g. ../shared/weights/mobilenet_v2_imagenet.safetensors):
     ///   encoder from the file, decoder and head initialised here.
     /// - a full checkpoint: everything from the file (fine-tuning continues from it).
-    public static func initialWeights(initPath: String?, randomEncoder: Bool, seed: UInt64) throws -> ModelWeights {
-        let graph = ModelGraph.mobileNetV2UNet(inputChannels: 3)
+    public static func initialWeights(architecture: String = "unet-mobilenet_v2", initPath: String?, randomEncoder: Bool,
+                                      seed: UInt64) throws -> ModelWeights {
         var rng = SplitMix64.stream(seed: seed, epoch: 0, purpose: 1)
+        if architecture == "unet-baseline" {
+            let graph = ModelGraph.unetBaseline(inputChannels: 3)
+            guard let initPath else { return pytorchDefaultWeights(graph: graph, rng: &rng) }
+            return try ModelWeights(loading: initPath, graph: graph)
+        }
+        guard architecture == "unet-mobilenet_v2" else { throw SonoQuantError("architecture \(architecture)", "unknown; known: \(ModelGraph.architectureNames.joined(separator: ", "))") }
+        let graph = ModelGraph.mobileNetV2UNet(inputChannels: 3)
         if randomEncoder || initPath == nil {
             var tensors: [String: Tensor] = [:]
             for (name, shape) in graph.expectedTensorShapes {

@@ -287,6 +287,161 @@ public enum DepthwiseConv {
     }
 }
 
+// MARK: - Transposed convolution, kernel 2 stride 2 (the baseline U-Net's upsampling)
+
+/// PyTorch's ConvTranspose2d(in, out, 2, stride=2) with bias: every input pixel writes its own 2x2 output
+/// patch, out[o][n][2y+ky][2x+kx] = b[o] + sum_i W[i][o][ky][kx] x[i][n][y][x]. Patches never overlap, so
+/// it is one GEMM per batch: col[(o*2+ky)*2+kx][N*H*W] = W^T x X with W read as [in][out*4] (its stored
+/// layout), then each col row is scattered to its (ky, kx) phase of the output. Backward gathers dOut into
+/// the same col layout: dW = X x dCol^T, dX = W x dCol, dBias = sum of dOut per channel.
+public enum TransposedConv2x2 {
+    /// col row r = (o*2+ky)*2+kx, column (n*H + y)*W + x  <->  out[o][n][2y+ky][2x+kx] (forward scatters,
+    /// backward gathers; `scatter` false means gather from `map` into `col`).
+    static func exchange(col: UnsafeMutablePointer<Float>, map: UnsafeMutablePointer<Float>, outChannels: Int,
+                         batch n: Int, height h: Int, width w: Int, scatter: Bool, threads: Int) {
+        let columns = n * h * w
+        parallelChunks(outChannels * n, threads: threads) { planes in
+            for planeIndex in planes {  // planeIndex = o * N + image
+                let o = planeIndex / n, image = planeIndex % n
+                let plane = map + planeIndex * 4 * h * w
+                for ky in 0..<2 {
+                    for kx in 0..<2 {
+                        let row = col + ((o * 2 + ky) * 2 + kx) * columns + image * h * w
+                        for y in 0..<h {
+                            let mapRow = plane + (2 * y + ky) * 2 * w + kx, colRow = row + y * w
+                            if scatter {
+                                for x in 0..<w { mapRow[2 * x] = colRow[x] }
+                            } else {
+                                for x in 0..<w { colRow[x] = mapRow[2 * x] }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Weight layout [in][out][2][2] (PyTorch's ConvTranspose2d).
+    public static func forward(_ x: FeatureBatch, weight: [Float], bias: [Float]?, spec: ConvSpec, threads: Int) -> FeatureBatch {
+        precondition(spec.kind == .transposed && spec.kernel == 2 && spec.stride == 2, "\(spec.weightPrefix): only kernel 2 stride 2")
+        let (cin, cout, np) = (spec.inChannels, spec.outChannels, x.perChannel)
+        var out = FeatureBatch(zerosChannels: cout, batch: x.batch, height: 2 * x.height, width: 2 * x.width)
+        var col = [Float](repeating: 0, count: cout * 4 * np)
+        x.data.withUnsafeBufferPointer { xb in
+        weight.withUnsafeBufferPointer { wb in
+        col.withUnsafeMutableBufferPointer { cb in
+        out.data.withUnsafeMutableBufferPointer { ob in
+            sgemm(transposeA: true, transposeB: false, m: cout * 4, n: np, k: cin,
+                  wb.baseAddress!, lda: cout * 4, xb.baseAddress!, ldb: np, beta: 0, cb.baseAddress!, ldc: np)
+            exchange(col: cb.baseAddress!, map: ob.baseAddress!, outChannels: cout, batch: x.batch, height: x.height,
+                     width: x.width, scatter: true, threads: threads)
+        }}}}
+        if let bias {
+            let perChannel = out.perChannel
+            for o in 0..<cout {
+                let b = bias[o]
+                for i in (o * perChannel)..<((o + 1) * perChannel) { out.data[i] += b }
+            }
+        }
+        return out
+    }
+
+    /// Gradients of the weight and the input (each only when asked); the bias gradient is the per-channel
+    /// sum of dOut, as for every biased conv (TrainableUNet computes it).
+    public static func backward(x: FeatureBatch, dOut: FeatureBatch, weight: [Float], spec: ConvSpec,
+                                wantWeightGradient: Bool, wantInputGradient: Bool, threads: Int) -> (dWeight: [Float]?, dInput: FeatureBatch?) {
+        if !wantWeightGradient && !wantInputGradient { return (nil, nil) }
+        let (cin, cout, np) = (spec.inChannels, spec.outChannels, x.perChannel)
+        var dOutCopy = dOut.data  // `exchange` takes a mutable map pointer; gathering only reads it
+        var col = [Float](repeating: 0, count: cout * 4 * np)
+        var dw = [Float](repeating: 0, count: wantWeightGradient ? cin * cout * 4 : 0)
+        var dx = [Float](repeating: 0, count: wantInputGradient ? x.data.count : 0)
+        x.data.withUnsafeBufferPointer { xb in
+        weight.withUnsafeBufferPointer { wb in
+        dOutCopy.withUnsafeMutableBufferPointer { db in
+        col.withUnsafeMutableBufferPointer { cb in
+        dw.withUnsafeMutableBufferPointer { dwb in
+        dx.withUnsafeMutableBufferPointer { dxb in
+            exchange(col: cb.baseAddress!, map: db.baseAddress!, outChannels: cout, batch: x.batch, height: x.height,
+                     width: x.width, scatter: false, threads: threads)
+            if wantWeightGradient {
+                sgemm(transposeA: false, transposeB: true, m: cin, n: cout * 4, k: np,
+                      xb.baseAddress!, lda: np, cb.baseAddress!, ldb: np, beta: 0, dwb.baseAddress!, ldc: cout * 4)
+            }
+            if wantInputGradient {
+                sgemm(transposeA: false, transposeB: false, m: cin, n: np, k: cout * 4,
+                      wb.baseAddress!, lda: cout * 4, cb.baseAddress!, ldb: np, beta: 0, dxb.baseAddress!, ldc: np)
+            }
+        }}}}}}
+        let dInput = wantInputGradient ? FeatureBatch(channels: cin, batch: x.batch, height: x.height, width: x.width, data: dx) : nil
+        return (wantWeightGradient ? dw : nil, dInput)
+    }
+}
+
+// MARK: - Max-pool 2x2, stride 2
+
+/// PyTorch's MaxPool2d(2): each output is the largest of its 2x2 window (odd trailing rows/columns dropped).
+/// The window is scanned in row-major order (top-left, top-right, bottom-left, bottom-right) and a value
+/// replaces the running maximum only if it is larger or NaN — PyTorch's CPU kernel's rule — so on ties
+/// the first position wins, and backward routes the whole gradient to that one position.
+public enum MaxPool2x2 {
+    /// Position 0..<4 of the winning value within the window starting at `top`.
+    @inline(__always)
+    static func argmax(_ top: UnsafePointer<Float>, rowStride w: Int) -> Int {
+        var best = top[0], index = 0
+        for position in 1..<4 {
+            let value = top[offset(position, rowStride: w)]
+            if value > best || value.isNaN { best = value; index = position }
+        }
+        return index
+    }
+
+    @inline(__always)
+    static func offset(_ position: Int, rowStride w: Int) -> Int { (position >> 1) * w + (position & 1) }
+
+    public static func forward(_ x: FeatureBatch, threads: Int) -> FeatureBatch {
+        let (h, w, oh, ow) = (x.height, x.width, x.height / 2, x.width / 2)
+        var out = FeatureBatch(zerosChannels: x.channels, batch: x.batch, height: oh, width: ow)
+        x.data.withUnsafeBufferPointer { xb in out.data.withUnsafeMutableBufferPointer { ob in
+            let (xp, op) = (xb.baseAddress!, ob.baseAddress!)
+            parallelChunks(x.channels * x.batch, threads: threads) { planes in
+                for planeIndex in planes {
+                    let source = xp + planeIndex * h * w, target = op + planeIndex * oh * ow
+                    for y in 0..<oh {
+                        for xx in 0..<ow {
+                            let top = source + 2 * y * w + 2 * xx
+                            target[y * ow + xx] = top[offset(argmax(top, rowStride: w), rowStride: w)]
+                        }
+                    }
+                }
+            }
+        } }
+        return out
+    }
+
+    /// dx is zero except at each window's winner, which gets that output's gradient. The winners are found
+    /// again from `x` (the forward's input, which the trainer keeps anyway) with the same rule.
+    public static func backward(x: FeatureBatch, dOut: FeatureBatch, threads: Int) -> FeatureBatch {
+        let (h, w, oh, ow) = (x.height, x.width, dOut.height, dOut.width)
+        var dx = FeatureBatch(zerosChannels: x.channels, batch: x.batch, height: h, width: w)
+        x.data.withUnsafeBufferPointer { xb in dOut.data.withUnsafeBufferPointer { gb in dx.data.withUnsafeMutableBufferPointer { db in
+            let (xp, gp, dp) = (xb.baseAddress!, gb.baseAddress!, db.baseAddress!)
+            parallelChunks(x.channels * x.batch, threads: threads) { planes in
+                for planeIndex in planes {
+                    let source = xp + planeIndex * h * w, target = dp + planeIndex * h * w, gradient = gp + planeIndex * oh * ow
+                    for y in 0..<oh {
+                        for xx in 0..<ow {
+                            let corner = 2 * y * w + 2 * xx
+                            target[corner + offset(argmax(source + corner, rowStride: w), rowStride: w)] = gradient[y * ow + xx]
+                        }
+                    }
+                }
+            }
+        } } }
+        return dx
+    }
+}
+
 // MARK: - BatchNorm (train mode: batch statistics; eval mode: running statistics)
 
 /// What BatchNorm's backward needs: the normalised input and 1/sqrt(var + eps) per channel.

@@ -1,17 +1,22 @@
 import QuantEngine
 
-/// A fine-tuning strategy: which parameter groups train, whether the encoder starts random, and whether
-/// frozen BatchNorm layers keep their statistics frozen (eval mode) during training.
+/// A fine-tuning strategy: which architecture, which parameter groups train, whether the encoder starts
+/// random, and whether frozen BatchNorm layers keep their statistics frozen (eval mode) during training.
 public struct Strategy: Equatable {
     public let name: String
+    /// `ModelGraph.named` architecture: "unet-mobilenet_v2" (every paper strategy) or "unet-baseline"
+    /// (the paper's plain U-Net, trained from scratch).
+    public let architecture: String
     public let trainable: Set<ParameterGroup>
     /// The paper's MobileNet_v2* rows: the encoder starts from random weights instead of ImageNet.
     public let randomEncoder: Bool
     /// Frozen groups' BatchNorm in eval mode (statistics frozen too). Default false, as in the paper's code.
     public let freezeFrozenBatchNormStatistics: Bool
 
-    public init(name: String, trainable: Set<ParameterGroup>, randomEncoder: Bool = false, freezeFrozenBatchNormStatistics: Bool = false) {
+    public init(name: String, trainable: Set<ParameterGroup>, randomEncoder: Bool = false, freezeFrozenBatchNormStatistics: Bool = false,
+                architecture: String = "unet-mobilenet_v2") {
         self.name = name
+        self.architecture = architecture
         self.trainable = trainable
         self.randomEncoder = randomEncoder
         self.freezeFrozenBatchNormStatistics = freezeFrozenBatchNormStatistics
@@ -36,7 +41,17 @@ public struct Strategy: Equatable {
         Strategy(name: "full-scratch", trainable: everything, randomEncoder: true),
         Strategy(name: "rand-frozen-E", trainable: decoder.union([.head]), randomEncoder: true),
         Strategy(name: "rand-frozen-D", trainable: [.encoder], randomEncoder: true),
+        // The paper's row 1: every parameter random (PyTorch's default init) and trained. Its decoder has
+        // four blocks, D0..D3.
+        Strategy(name: "unet-baseline", trainable: [.encoder, .decoderBlock(0), .decoderBlock(1), .decoderBlock(2), .decoderBlock(3), .head],
+                 randomEncoder: true, architecture: "unet-baseline"),
     ]
+
+    /// The graph this strategy trains (3-channel input, as PyTorch).
+    public var graph: ModelGraph {
+        guard let graph = ModelGraph.named(architecture, inputChannels: 3) else { preconditionFailure("unknown architecture \(architecture)") }
+        return graph
+    }
 
     public static var presetNames: [String] { presets.map(\.name) }
 

@@ -70,7 +70,7 @@ final class ConvLayer {
 public final class TrainableUNet {
     public let graph: ModelGraph
     let layers: [ConvLayer]
-    /// Index into `layers` for each op of the graph (nil for add / upsample / concat).
+    /// Index into `layers` for each op of the graph (nil for add / upsample / concat / max-pool).
     private let layerOfOp: [Int?]
     /// Whether the loss gradient must be propagated into each graph value.
     private let needsGradient: [Bool]
@@ -167,9 +167,12 @@ public final class TrainableUNet {
             case .conv(let spec, let inputIndex, let output):
                 let layer = layers[layerOfOp[index]!]
                 let x = values[inputIndex]!
-                var z = spec.kind == .depthwise
-                    ? DepthwiseConv.forward(x, weight: layer.weight.value, spec: spec, threads: threads)
-                    : DenseConv.forward(x, weight: layer.weight.value, bias: layer.bias?.value, spec: spec, threads: threads)
+                var z: FeatureBatch
+                switch spec.kind {
+                case .standard: z = DenseConv.forward(x, weight: layer.weight.value, bias: layer.bias?.value, spec: spec, threads: threads)
+                case .depthwise: z = DepthwiseConv.forward(x, weight: layer.weight.value, spec: spec, threads: threads)
+                case .transposed: z = TransposedConv2x2.forward(x, weight: layer.weight.value, bias: layer.bias?.value, spec: spec, threads: threads)
+                }
                 if let gamma = layer.gamma, let beta = layer.beta {
                     if training && !layer.batchNormAlwaysEval {
                         let (cache, mean, variance) = BatchNorm.trainForward(&z, gamma: gamma.value, beta: beta.value, threads: threads)
@@ -192,8 +195,8 @@ public final class TrainableUNet {
                 values[output] = Upsample2x.forward(values[a]!)
             case .concat(let a, let b, let output):
                 values[output] = Concat.forward(values[a]!, values[b]!)
-            case .maxPool2x2:
-                preconditionFailure("TrainableUNet: max-pool not implemented yet (unet-baseline)")
+            case .maxPool2x2(let a, let output):
+                values[output] = MaxPool2x2.forward(values[a]!, threads: threads)
             }
             if !training { for v in op.inputs where lastUse[v] == index { values[v] = nil } }
         }
@@ -239,11 +242,18 @@ public final class TrainableUNet {
                     bias.gradient = sums
                 }
                 let x = values[inputIndex]!
-                let (dWeight, dInput) = spec.kind == .depthwise
-                    ? DepthwiseConv.backward(x: x, dOut: g, weight: layer.weight.value, spec: spec,
-                                             wantWeightGradient: layer.trainable, wantInputGradient: wantInputGradient, threads: threads)
-                    : DenseConv.backward(x: x, dOut: g, weight: layer.weight.value, spec: spec,
-                                         wantWeightGradient: layer.trainable, wantInputGradient: wantInputGradient, threads: threads)
+                let (dWeight, dInput): ([Float]?, FeatureBatch?)
+                switch spec.kind {
+                case .standard:
+                    (dWeight, dInput) = DenseConv.backward(x: x, dOut: g, weight: layer.weight.value, spec: spec,
+                                                           wantWeightGradient: layer.trainable, wantInputGradient: wantInputGradient, threads: threads)
+                case .depthwise:
+                    (dWeight, dInput) = DepthwiseConv.backward(x: x, dOut: g, weight: layer.weight.value, spec: spec,
+                                                               wantWeightGradient: layer.trainable, wantInputGradient: wantInputGradient, threads: threads)
+                case .transposed:
+                    (dWeight, dInput) = TransposedConv2x2.backward(x: x, dOut: g, weight: layer.weight.value, spec: spec,
+                                                                   wantWeightGradient: layer.trainable, wantInputGradient: wantInputGradient, threads: threads)
+                }
                 if let dWeight { layer.weight.gradient = dWeight }
                 if let dInput { accumulate(dInput, into: inputIndex) }
             case .add(let a, let b, _):
@@ -255,8 +265,8 @@ public final class TrainableUNet {
                 let (ga, gb) = Concat.backward(g, firstChannels: graph.values[a].channels)
                 accumulate(ga, into: a)
                 accumulate(gb, into: b)
-            case .maxPool2x2:
-                preconditionFailure("TrainableUNet: max-pool not implemented yet (unet-baseline)")
+            case .maxPool2x2(let a, _):
+                accumulate(MaxPool2x2.backward(x: values[a]!, dOut: g, threads: threads), into: a)
             }
         }
     }

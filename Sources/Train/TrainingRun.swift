@@ -115,8 +115,9 @@ public final class TrainingRun {
         guard c.epochs >= 1, c.batchSize >= 1, c.learningRate > 0, c.threads >= 1 else {
             throw SonoQuantError("train", "epochs, batch, lr and threads must be positive")
         }
-        guard c.width % 32 == 0, c.height % 32 == 0, c.width > 0, c.height > 0 else {
-            throw SonoQuantError("--size \(c.width)x\(c.height)", "width and height must be positive multiples of 32")
+        let multiple = c.strategy.graph.sizeMultiple
+        guard c.width % multiple == 0, c.height % multiple == 0, c.width > 0, c.height > 0 else {
+            throw SonoQuantError("--size \(c.width)x\(c.height)", "width and height must be positive multiples of \(multiple) for \(c.strategy.architecture)")
         }
         try FileManager.default.createDirectory(atPath: c.runDirectory, withIntermediateDirectories: true)
         setGemmThreads(c.threads)
@@ -138,7 +139,8 @@ public final class TrainingRun {
             if c.initPath == nil && !c.strategy.randomEncoder {
                 throw SonoQuantError("--init", "strategy \(c.strategy.name) fine-tunes a pretrained encoder: give --init ENCODER.safetensors (e.g. ../shared/weights/mobilenet_v2_imagenet.safetensors) or a full checkpoint")
             }
-            weights = try Initialization.initialWeights(initPath: c.initPath, randomEncoder: c.strategy.randomEncoder, seed: c.seed)
+            weights = try Initialization.initialWeights(architecture: c.strategy.architecture, initPath: c.initPath,
+                                                        randomEncoder: c.strategy.randomEncoder, seed: c.seed)
         }
         if history.count >= c.epochs {
             log("all \(c.epochs) epochs already done in \(c.runDirectory)")
@@ -271,7 +273,7 @@ enum ResumeState {
         guard saved == configuration.identity else {
             throw SonoQuantError(path, "this run was started with different settings:\n  saved: \(saved)\n  now:   \(configuration.identity)")
         }
-        let graph = ModelGraph.mobileNetV2UNet(inputChannels: 3)
+        let graph = configuration.strategy.graph
         var tensors: [String: Tensor] = [:]
         for (name, shape) in graph.expectedTensorShapes { tensors[name] = try file.tensor(name, shape: shape) }
         var adam = Adam(learningRate: configuration.learningRate)

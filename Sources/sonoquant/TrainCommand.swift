@@ -19,6 +19,9 @@ struct TrainCommand: ParsableCommand {
           full-scratch   E,D0-D4,H   random encoder (torchvision init)
           rand-frozen-E  D0-D4,H     random encoder, frozen
           rand-frozen-D  E           random encoder trained, decoder and head frozen
+          unet-baseline  E,D0-D3,H   31,037,633  the paper's plain U-Net (another architecture), from \
+        scratch with PyTorch's default init; sizes multiples of 16; --init only takes a full unet-baseline \
+        checkpoint to start from (no --init: random)
         --trainable E,D3,H trains any set instead. Frozen layers get no gradient and no update; their \
         BatchNorm still normalises with batch statistics and updates its running statistics (as in the \
         paper's code) unless --freeze-bn-stats.
@@ -54,7 +57,7 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "Keep frozen groups' BatchNorm in eval mode (running statistics used and not updated).")
     var freezeBnStats = false
 
-    @Option(help: ArgumentHelp("Network input size WxH, both multiples of 32.", valueName: "WxH"))
+    @Option(help: ArgumentHelp("Network input size WxH, both multiples of 32 (16 for unet-baseline).", valueName: "WxH"))
     var size: FrameSize = FrameSize(argument: "192x128")!
 
     @Option(help: "Epochs.")
@@ -93,10 +96,12 @@ struct TrainCommand: ParsableCommand {
     func resolvedStrategy() throws -> Strategy {
         let preset = try Strategy.preset(strategy)
         let groups = try trainable.map { try Strategy.groups($0) } ?? preset.trainable
-        let name = trainable == nil ? preset.name : "\(preset.randomEncoder ? "rand-" : "")custom-\(Strategy.describe(groups))"
+        let customPrefix = preset.architecture == "unet-mobilenet_v2" ? (preset.randomEncoder ? "rand-" : "") : preset.architecture + "-"
+        let name = trainable == nil ? preset.name : "\(customPrefix)custom-\(Strategy.describe(groups))"
         return Strategy(name: freezeBnStats && !preset.freezeFrozenBatchNormStatistics ? name + "-frozenbn" : name,
                         trainable: groups, randomEncoder: preset.randomEncoder,
-                        freezeFrozenBatchNormStatistics: preset.freezeFrozenBatchNormStatistics || freezeBnStats)
+                        freezeFrozenBatchNormStatistics: preset.freezeFrozenBatchNormStatistics || freezeBnStats,
+                        architecture: preset.architecture)
     }
 
     func run() throws {
@@ -126,8 +131,12 @@ struct TrainCommand: ParsableCommand {
 
     func measure(strategy: Strategy, steps: Int) throws {
         guard steps >= 1 else { throw ValidationError("--measure-speed needs at least 1 step") }
+        let multiple = strategy.graph.sizeMultiple
+        guard size.width % multiple == 0, size.height % multiple == 0 else {
+            throw ValidationError("--size \(size.width)x\(size.height): width and height must be multiples of \(multiple) for \(strategy.architecture)")
+        }
         setGemmThreads(threads)
-        let weights = try Initialization.initialWeights(initPath: nil, randomEncoder: true, seed: seed)
+        let weights = try Initialization.initialWeights(architecture: strategy.architecture, initPath: nil, randomEncoder: true, seed: seed)
         let model = TrainableUNet(weights: weights, trainable: strategy.trainable,
                                   freezeFrozenBatchNormStatistics: strategy.freezeFrozenBatchNormStatistics)
         var rng = SplitMix64(seed: seed)
