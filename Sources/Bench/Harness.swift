@@ -372,9 +372,9 @@ func measureRun(_ c: HarnessConfiguration, strategy: Strategy, seed: UInt64, dir
     let threads = c.threads.max()!
     let floatPath = directory + "/model.safetensors", int8Path = directory + "/model.int8.safetensors"
     let checkpoint = try SafeTensorsFile(path: floatPath)
-    let architecture = ModelGraph.architecture(of: checkpoint) ?? "unet-mobilenet_v2"
+    let architecture = strategy.architecture
     guard let graph = ModelGraph.named(architecture, inputChannels: 3) else {
-        throw SonoQuantError(floatPath, "unknown architecture \(architecture)")
+        throw SonoQuantError(floatPath, "strategy \(strategy.name) names an unknown architecture \(architecture)")
     }
     let weights = try ModelWeights(file: checkpoint, graph: graph)
     let float = FloatUNet(weights: weights)
