@@ -34,7 +34,7 @@ let package = Package(
         // Post-training quantization: BN folding, per-channel int8 weights, activation observers.
         .target(name: "Calibrate", dependencies: ["QuantEngine", "HC18"]),
         // Accuracy / size / latency / memory reports per strategy and precision.
-        .target(name: "Bench", dependencies: ["QuantEngine", "HC18", "Calibrate", "Train"]),
+        .target(name: "Bench", dependencies: ["QuantEngine", "HC18", "Calibrate", "Train", "Deploy", "ImageCodecs"]),
         // `segment` on the board: frame -> mask, overlay, HC (float or int8 model).
         .target(name: "Deploy", dependencies: ["QuantEngine", "HC18", "ImageCodecs"]),
         .executableTarget(name: "sonoquant", dependencies: [

@@ -257,18 +257,6 @@ public func writeBenchReport(_ report: BenchReport, to directory: String) throws
     try writeFileAtomically(path: directory + "/plot.svg", text: benchSVG(report))
 }
 
-private func megabytes(_ bytes: Int) -> String { String(format: "%.2f MB", Double(bytes) / 1e6) }
-
-private func grouped(_ n: Int) -> String {
-    let digits = String(n)
-    var out = ""
-    for (i, ch) in digits.enumerated() {
-        if i > 0 && (digits.count - i) % 3 == 0 { out += "," }
-        out.append(ch)
-    }
-    return out
-}
-
 /// The markdown report: one table row per model, then how it was measured.
 public func benchMarkdown(_ r: BenchReport) -> String {
     var lines = [

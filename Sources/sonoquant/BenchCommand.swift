@@ -1,45 +1,92 @@
 import ArgumentParser
 import Bench
+import Calibrate
 import Foundation
 import QuantEngine
+import Train
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Compare model files: accuracy, size, latency and memory per strategy and precision.",
+        abstract: "Which strategy to deploy: accuracy, size, latency and memory per fine-tuning strategy and precision.",
         discussion: """
-        For every --model NAME=PATH (a float checkpoint or an int8 model file) this measures, on the test
-        frames of --split:
-          - Dice, IoU, pixel accuracy and HC mean absolute error (the `evaluate` pipeline);
-          - trainable parameters of the model's fine-tuning strategy (from the file's metadata, or from
-            NAME when it starts with a preset name such as D-all or full-ft), and the file size;
-          - median latency of one frame per thread count, timed in rounds that visit every model in turn
-            (so other load on the machine falls on all of them alike);
-          - peak resident memory of a separate process that loads the model and runs one frame.
-        and writes REPORT.md (a markdown table), report.json and plot.svg (Dice against latency and
-        against file size) into --out, each atomically.
+        Two modes.
 
-        Example (the reference D-all checkpoint and its int8 model):
-          sonoquant bench --model "D-all float=fixtures/pytorch_D-all_192x128.safetensors" \\
-              --model "D-all int8=dall.int8.safetensors" --data ../shared/hc18/training_set \\
-              --split ../shared/hc18/splits/paper_split.csv --size 192x128 --threads 1,2 --out bench/
+        1. Harness (--strategies): train, quantize and measure each strategy and seed.
+           For every strategy S and seed N it trains into OUT/S-seedN/ (a normal `sonoquant train --out`
+           directory: a partial run is resumed, a finished one is not trained again), evaluates the float
+           model on the test split, calibrates it to int8 (--observer, --images frames of the training
+           split), evaluates the int8 model, and measures file sizes, latency (float and int8 interleaved,
+           at each --threads count: median and p95 after warm-up, plus CPU time) and peak memory. It writes
+           OUT/results.csv, results.json, REPORT.md (the paper's table shape, per-frame mean ± std with a
+           bootstrap 95% interval, mean ± std over seeds, the PyTorch reference beside ours), plots
+           (dice_vs_params.svg, dice_vs_int8_latency.svg with the Pareto front, epoch_curves.svg) and a few
+           test frames with predicted and true ellipses (PNG). Files are rewritten after every run, and each
+           run's measurements are kept in OUT/S-seedN/bench.json: an interrupted harness keeps what is done,
+           and running the same command again does only what is missing.
+
+           sonoquant bench --data ../shared/hc18/training_set --split ../shared/hc18/splits/paper_split.csv \\
+               --size 192x128 --epochs 20 --strategies D-all,full-ft --seeds 0,1 \\
+               --init ../shared/weights/mobilenet_v2_imagenet.safetensors --out runs/bench
+
+           --strategies all = every preset (\(Strategy.presetNames.joined(separator: ", "))).
+           Training uses the largest --threads count; --batch and --lr default to the paper's 10 and 1e-4.
+
+        2. Compare model files (--model NAME=PATH, repeatable): float checkpoints or int8 model files,
+           measured on the test frames of --split: Dice, IoU, pixel accuracy, HC error, trainable parameters
+           (from the file's metadata or NAME's preset prefix), file size, latency interleaved across the
+           models, peak memory. Writes OUT/REPORT.md, report.json and plot.svg.
+
+           sonoquant bench --model "D-all float=fixtures/pytorch_D-all_192x128.safetensors" \\
+               --model "D-all int8=dall.int8.safetensors" --data ../shared/hc18/training_set \\
+               --split ../shared/hc18/splits/paper_split.csv --size 192x128 --threads 1,2 --out bench/
         """
     )
 
     @Option(name: .customLong("model"), parsing: .singleValue,
-            help: ArgumentHelp("A model to compare, as NAME=PATH (repeat for each model).", valueName: "name=model.safetensors"))
+            help: ArgumentHelp("Compare mode: a model to compare, as NAME=PATH (repeat for each model).", valueName: "name=model.safetensors"))
     var models: [String] = []
+
+    @Option(help: ArgumentHelp("Harness mode: comma-separated presets, or `all`.", valueName: "S,S,...|all"))
+    var strategies: String?
+
+    @Option(help: ArgumentHelp("Harness mode: comma-separated seeds.", valueName: "n,n,..."))
+    var seeds: String = "0"
+
+    @Option(help: "Harness mode: epochs per run (a run directory with fewer is resumed to this many).")
+    var epochs: Int = 20
+
+    @Option(name: .customLong("init"), help: ArgumentHelp("Harness mode: starting weights for new runs (ImageNet encoder or full checkpoint).", valueName: "encoder.safetensors"))
+    var initWeights: String?
+
+    @Option(help: "Harness mode: frames per training batch.")
+    var batch: Int = 10
+
+    @Option(help: "Harness mode: Adam learning rate.")
+    var lr: Float = 1e-4
+
+    @Option(help: "Harness mode: int8 calibration frames from the training split.")
+    var images: Int = 64
+
+    @Option(help: "Harness mode: activation observer for int8 (minmax, percentile, entropy, mse).")
+    var observer: String = "minmax"
+
+    @Option(help: "Harness mode: test frames drawn with predicted and true ellipses per run.")
+    var frames: Int = 3
+
+    @Option(help: ArgumentHelp("Harness mode: PyTorch reference results shown beside ours (default: fixtures/pytorch_reference_results.json if present).", valueName: "file.json"))
+    var reference: String?
 
     @Option(help: ArgumentHelp("HC18 frames, annotations and pixel-size CSV.", valueName: "directory"))
     var data: String
 
-    @Option(help: ArgumentHelp("Split CSV (filename,split); its test frames are scored.", valueName: "split.csv"))
+    @Option(help: ArgumentHelp("Split CSV (filename,split): harness trains on `train`; both modes score `test`.", valueName: "split.csv"))
     var split: String
 
     @Option(help: ArgumentHelp("Network input size WxH (multiples of 32).", valueName: "WxH"))
     var size: String = "192x128"
 
-    @Option(help: ArgumentHelp("Comma-separated thread counts to time.", valueName: "n,n,..."))
+    @Option(help: ArgumentHelp("Comma-separated thread counts to time (harness: the largest also trains).", valueName: "n,n,..."))
     var threads: String = "1,2"
 
     @Option(help: "Latency rounds (each times every model).")
@@ -48,7 +95,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Timed calls per model per round.")
     var runsPerRound: Int = 3
 
-    @Option(help: ArgumentHelp("Output directory for REPORT.md, report.json and plot.svg.", valueName: "directory"))
+    @Option(help: ArgumentHelp("Output directory (harness: also the run directories).", valueName: "directory"))
     var out: String
 
     func parsedSize() throws -> (width: Int, height: Int) { try parseFrameSize(size) }
@@ -58,27 +105,77 @@ struct BenchCommand: ParsableCommand {
     func validate() throws {
         _ = try parsedSize()
         _ = try parsedThreads()
-        guard !models.isEmpty else { throw ValidationError("give at least one --model NAME=PATH") }
+        guard models.isEmpty != (strategies == nil) else {
+            throw ValidationError("give either --strategies (train and measure strategies) or --model NAME=PATH (compare model files), not both")
+        }
         guard rounds >= 1, runsPerRound >= 1 else { throw ValidationError("--rounds and --runs-per-round must be at least 1") }
+        if strategies != nil {
+            guard epochs >= 1, batch >= 1, lr > 0, images >= 1, frames >= 0 else {
+                throw ValidationError("--epochs, --batch, --lr and --images must be positive, --frames at least 0")
+            }
+            guard Observer(rawValue: observer) != nil else {
+                throw ValidationError("--observer must be one of \(Observer.allCases.map(\.rawValue).joined(separator: ", ")), got \(observer)")
+            }
+        }
+    }
+
+    var commandLine: String {
+        (["sonoquant"] + CommandLine.arguments.dropFirst()).map { $0.contains(" ") || $0.contains("|") ? "\"\($0)\"" : $0 }.joined(separator: " ")
     }
 
     func run() throws {
         try reportingErrors {
-            let (width, height) = try parsedSize()
-            let specs = try models.map { try BenchModelSpec(parsing: $0) }
-            let names = specs.map(\.name)
-            if Set(names).count != names.count { throw SonoQuantError("--model", "two models have the same name") }
-            let command = (["sonoquant"] + CommandLine.arguments.dropFirst()).map { $0.contains(" ") ? "\"\($0)\"" : $0 }.joined(separator: " ")
-            let configuration = BenchConfiguration(models: specs, dataDirectory: data, splitCSV: split, width: width, height: height,
-                                                   threads: try parsedThreads(), rounds: rounds, runsPerRound: runsPerRound, command: command)
-            let report = try runBench(configuration, peakRSS: { spec in
-                probePeakRSS(model: spec.path, width: width, height: height)
-            }, progress: { FileHandle.standardError.write(Data("bench: \($0)\n".utf8)) })
-            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-            try writeBenchReport(report, to: out)
-            print(benchMarkdown(report))
-            print("wrote \(out)/REPORT.md, report.json, plot.svg")
+            if let strategies {
+                try runHarnessMode(strategies)
+            } else {
+                try runCompareMode()
+            }
         }
+    }
+
+    func runHarnessMode(_ list: String) throws {
+        let (width, height) = try parsedSize()
+        let chosen = list.lowercased() == "all"
+            ? Strategy.presets
+            : try list.split(separator: ",").map { try Strategy.preset($0.trimmingCharacters(in: .whitespaces)) }
+        let seedList = try seeds.split(separator: ",").map { text -> UInt64 in
+            guard let seed = UInt64(text.trimmingCharacters(in: .whitespaces)) else {
+                throw SonoQuantError("--seeds \(seeds)", "expected comma-separated non-negative integers")
+            }
+            return seed
+        }
+        let referenceFile = reference ?? ["fixtures/pytorch_reference_results.json", "../shared/reference/pytorch_reference_results.json"]
+            .first { FileManager.default.fileExists(atPath: $0) }
+        let configuration = HarnessConfiguration(
+            dataDirectory: data, splitCSV: split, width: width, height: height, epochs: epochs, strategies: chosen, seeds: seedList,
+            outDirectory: out, initPath: initWeights, batchSize: batch, learningRate: lr, threads: try parsedThreads(),
+            calibrationImages: images, observer: Observer(rawValue: observer)!, latencyRounds: rounds, latencyRunsPerRound: runsPerRound,
+            overlayFrames: frames, referencePath: referenceFile, command: commandLine)
+        print("bench: report will be at \(out)/REPORT.md (rewritten after every run)")
+        fflush(stdout)
+        let results = try runHarness(configuration, peakRSS: { path in
+            probePeakRSS(model: path, width: width, height: height)
+        }, log: { line in
+            print("bench: " + line)
+            fflush(stdout)
+        })
+        print("bench: \(results.rows.count) runs; wrote \(out)/REPORT.md, results.csv, results.json, *.svg")
+    }
+
+    func runCompareMode() throws {
+        let (width, height) = try parsedSize()
+        let specs = try models.map { try BenchModelSpec(parsing: $0) }
+        let names = specs.map(\.name)
+        if Set(names).count != names.count { throw SonoQuantError("--model", "two models have the same name") }
+        let configuration = BenchConfiguration(models: specs, dataDirectory: data, splitCSV: split, width: width, height: height,
+                                               threads: try parsedThreads(), rounds: rounds, runsPerRound: runsPerRound, command: commandLine)
+        let report = try runBench(configuration, peakRSS: { spec in
+            probePeakRSS(model: spec.path, width: width, height: height)
+        }, progress: { FileHandle.standardError.write(Data("bench: \($0)\n".utf8)) })
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        try writeBenchReport(report, to: out)
+        print(benchMarkdown(report))
+        print("wrote \(out)/REPORT.md, report.json, plot.svg")
     }
 
     /// Runs `sonoquant bench-probe` (this same executable) on one model and reads its peak RSS.

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import QuantEngine
+import TestSupport
 
 /// The baseline U-Net (`ModelGraph.unetBaseline`) in the float engine against PyTorch: the module of
 /// scripts/peers/unet_baseline.py with its formula weights (`ModelWeights.synthetic`, computed the same
