@@ -41,7 +41,8 @@ public struct ActivationQuantization: Equatable, Codable {
 
 /// One convolution's int8 parameters: BatchNorm folded, weights symmetric per output channel.
 public struct Int8ConvWeights: Equatable {
-    /// [out][in/groups][k][k] (PyTorch layout; the first conv of the gray graph has in = 1).
+    /// PyTorch layout: [out][in/groups][k][k], or [in][out][k][k] for a transposed conv (the first conv of
+    /// the gray graph has in = 1).
     public var weights: [Int8]
     /// [out], real bias / (s_in * s_w[c]), rounded.
     public var bias: [Int32]
@@ -57,17 +58,16 @@ public struct Int8ConvWeights: Equatable {
     /// Quantizes a folded float conv for an input with scale `inputScale`.
     public init(_ folded: FoldedConv, inputScale: Float) {
         let out = folded.spec.outChannels
-        let perOutput = folded.weight.count / out
         var weights = [Int8](repeating: 0, count: folded.weight.count)
         var scales = [Float](repeating: 1, count: out)
         var bias = [Int32](repeating: 0, count: out)
         for c in 0..<out {
-            let channel = folded.weight[(c * perOutput)..<((c + 1) * perOutput)]
-            let maxAbs = channel.reduce(Float(0)) { Swift.max($0, abs($1)) }
+            let indices = folded.spec.weightIndices(ofOutput: c)
+            let maxAbs = indices.reduce(Float(0)) { Swift.max($0, abs(folded.weight[$1])) }
             let scale: Float = maxAbs > 0 ? maxAbs / 127 : 1
             scales[c] = scale
-            for i in 0..<perOutput {
-                weights[c * perOutput + i] = Int8(Swift.max(-127, Swift.min(127, (folded.weight[c * perOutput + i] / scale).rounded())))
+            for i in indices {
+                weights[i] = Int8(Swift.max(-127, Swift.min(127, (folded.weight[i] / scale).rounded())))
             }
             let b = (Double(folded.bias[c]) / (Double(inputScale) * Double(scale))).rounded()
             bias[c] = Int32(Swift.max(Double(Int32.min), Swift.min(Double(Int32.max), b)))
@@ -100,14 +100,14 @@ public struct Int8Model: Equatable {
 
     /// Quantizes float weights given each graph value's calibrated real range.
     ///
-    /// The input is fixed to the uint8 frame's quantization; an upsample's output keeps its input's
-    /// quantization (it only copies). Everything else comes from `ranges`.
+    /// The input is fixed to the uint8 frame's quantization; the output of an upsample or a max-pool keeps
+    /// its input's quantization (they only copy or select values). Everything else comes from `ranges`.
     public init(quantizing weights: ModelWeights, ranges: [ClosedRange<Float>], info: [String: String]) {
-        let graph = weights.graph.inputChannels == 1 ? weights.graph : ModelGraph.mobileNetV2UNet(inputChannels: 1)
+        let graph = weights.graph.inputChannels == 1 ? weights.graph : ModelGraph.named(weights.graph.architecture, inputChannels: 1)!
         precondition(ranges.count == graph.values.count, "Int8Model: \(ranges.count) ranges for \(graph.values.count) values")
         var activations = ranges.map { ActivationQuantization(min: $0.lowerBound, max: $0.upperBound) }
         activations[0] = .inputFrame
-        for op in graph.ops { if case .upsample2x(let i, let o) = op { activations[o] = activations[i] } }
+        for (input, output) in graph.quantizationTies { activations[output] = activations[input] }
         // A gray-graph view of the weights: `folded` sums the first conv's RGB weights for it.
         let grayWeights = ModelWeights(graph: graph, tensors: weights.tensors)
         var convs: [String: Int8ConvWeights] = [:]
@@ -124,7 +124,13 @@ public struct Int8Model: Equatable {
         let inQ = activations[input], outQ = activations[output]
         let multipliers = w.weightScales.map { QuantizedMultiplier(Double(inQ.scale) * Double($0) / Double(outQ.scale)) }
         let clamp = outQ.clamp(for: spec.activation)
-        return QuantizedConvParameters(kind: spec.kind == .depthwise ? .depthwise : .dense, kernel: spec.kernel, stride: spec.stride,
+        let kind: QuantizedConvParameters.Kind
+        switch spec.kind {
+        case .standard: kind = .dense
+        case .depthwise: kind = .depthwise
+        case .transposed: kind = .transposed
+        }
+        return QuantizedConvParameters(kind: kind, kernel: spec.kernel, stride: spec.stride,
                                        inChannels: spec.inChannels, outChannels: spec.outChannels, weights: w.weights, bias: w.bias,
                                        multipliers: multipliers, inputZeroPoint: inQ.zeroPoint, outputZeroPoint: outQ.zeroPoint,
                                        outputMin: clamp.lowerBound, outputMax: clamp.upperBound)
@@ -139,6 +145,19 @@ public struct Int8Model: Equatable {
     public func rescale(from value: Int, to output: Int) -> Int8Rescale {
         let i = activations[value], o = activations[output]
         return Int8Rescale(inputScale: i.scale, inputZeroPoint: i.zeroPoint, outputScale: o.scale, outputZeroPoint: o.zeroPoint)
+    }
+}
+
+extension ModelGraph {
+    /// (input, output) of every op whose int8 output must keep its input's scale and zero point: upsample
+    /// (copies) and max-pool (selects; the max of quantized values is the quantized max only on one scale).
+    public var quantizationTies: [(input: Int, output: Int)] {
+        ops.compactMap { op in
+            switch op {
+            case .upsample2x(let i, let o), .maxPool2x2(let i, let o): return (i, o)
+            default: return nil
+            }
+        }
     }
 }
 
@@ -186,7 +205,7 @@ extension Int8Model {
 
     /// Validates everything before use: format, architecture, every tensor's presence, dtype and shape,
     /// no unexpected tensor, scales finite and positive, zero points in range, metadata consistent with
-    /// the tensors, and the quantization rules the engine relies on (input = uint8 frame, upsample keeps scale).
+    /// the tensors, and the quantization rules the engine relies on (input = uint8 frame, upsample and max-pool keep scale).
     public init(file: SafeTensorsFile) throws {
         let source = file.source
         func fail(_ problem: String) -> SonoQuantError { SonoQuantError(source, problem) }
@@ -197,13 +216,13 @@ extension Int8Model {
         guard file.metadata["sonoquant.format_version"] == Self.formatVersion else {
             throw fail("int8 model format version \(file.metadata["sonoquant.format_version"] ?? "missing") is not supported (expected \(Self.formatVersion))")
         }
-        guard file.metadata["sonoquant.architecture"] == "unet-mobilenet_v2" else {
-            throw fail("unknown architecture \"\(file.metadata["sonoquant.architecture"] ?? "missing")\" (this build runs unet-mobilenet_v2)")
+        let architecture = file.metadata["sonoquant.architecture"] ?? "missing"
+        guard let graph = ModelGraph.named(architecture, inputChannels: 1) else {
+            throw fail("unknown architecture \"\(architecture)\" (this build runs \(ModelGraph.architectureNames.joined(separator: ", ")))")
         }
         guard file.metadata["sonoquant.input_channels"] == "1" else {
             throw fail("sonoquant.input_channels is \(file.metadata["sonoquant.input_channels"] ?? "missing"), expected 1 (int8 models take the gray frame)")
         }
-        let graph = ModelGraph.mobileNetV2UNet(inputChannels: 1)
 
         func entry(_ name: String, _ dtype: SafeTensorsDType, _ shape: [Int]) throws {
             guard let e = file.entries[name] else { throw fail("missing tensor \(name) (\(dtype.rawValue) \(shape)): truncated or not a complete int8 model") }
@@ -225,10 +244,8 @@ extension Int8Model {
         guard activations[0] == .inputFrame else {
             throw fail("value 0 (the input frame) must be scale 1/255, zero point -128 (uint8 bytes); found \(activations[0].scale), \(activations[0].zeroPoint)")
         }
-        for op in graph.ops {
-            if case .upsample2x(let i, let o) = op, activations[i] != activations[o] {
-                throw fail("value \(o) is an upsample of value \(i) and must keep its quantization")
-            }
+        for (i, o) in graph.quantizationTies where activations[i] != activations[o] {
+            throw fail("value \(o) is an upsample or max-pool of value \(i) and must keep its quantization")
         }
         guard let json = file.metadata["sonoquant.activations"] else { throw fail("missing metadata sonoquant.activations") }
         guard json == Self.activationsJSON(activations) else {
@@ -250,7 +267,7 @@ extension Int8Model {
             convs[p] = Int8ConvWeights(weights: weights, bias: try file.int32(Self.biasName(p)), weightScales: weightScales)
         }
         for name in file.entries.keys where !expected.contains(name) {
-            throw fail("unexpected tensor \(name): not part of an int8 unet-mobilenet_v2 model (tampered or foreign file)")
+            throw fail("unexpected tensor \(name): not part of an int8 \(architecture) model (tampered or foreign file)")
         }
         var info: [String: String] = [:]
         for (key, value) in file.metadata where key.hasPrefix("sonoquant.") {

@@ -18,8 +18,10 @@ public final class Int8UNet: SegmentationModel {
     private enum Step {
         case dense(Int8DenseConv, inputZeroPoint: Int32)
         case depthwise(Int8Depthwise3x3, inputZeroPoint: Int32)
+        case transposed(Int8TransposedConv2x2, inputZeroPoint: Int32)
         case add(Int8AddParameters)
         case upsample
+        case maxPool
         case concat(Int8Rescale, Int8Rescale)
     }
     private let steps: [Step]
@@ -33,12 +35,15 @@ public final class Int8UNet: SegmentationModel {
             switch op {
             case .conv(let spec, let input, let output):
                 let p = model.convParameters(spec, input: input, output: output)
-                return spec.kind == .depthwise ? .depthwise(Int8Depthwise3x3(p), inputZeroPoint: p.inputZeroPoint)
-                                               : .dense(Int8DenseConv(p), inputZeroPoint: p.inputZeroPoint)
+                switch spec.kind {
+                case .standard: return .dense(Int8DenseConv(p), inputZeroPoint: p.inputZeroPoint)
+                case .depthwise: return .depthwise(Int8Depthwise3x3(p), inputZeroPoint: p.inputZeroPoint)
+                case .transposed: return .transposed(Int8TransposedConv2x2(p), inputZeroPoint: p.inputZeroPoint)
+                }
             case .add(let a, let b, let output): return .add(model.addParameters(a: a, b: b, output: output))
             case .upsample2x: return .upsample
             case .concat(let a, let b, let output): return .concat(model.rescale(from: a, to: output), model.rescale(from: b, to: output))
-            case .maxPool2x2: preconditionFailure("Int8UNet: max-pool not implemented yet (unet-baseline)")
+            case .maxPool2x2: return .maxPool
             }
         }
     }
@@ -113,6 +118,10 @@ public final class Int8UNet: SegmentationModel {
             conv.run(input: plan.pointer(op.inputs[0]), height: h, width: w, output: out, scratch: plan.scratch, threads: threads, inputZeroPoint: zp)
         case .depthwise(let conv, let zp):
             conv.run(input: plan.pointer(op.inputs[0]), height: h, width: w, output: out, scratch: plan.scratch, threads: threads, inputZeroPoint: zp)
+        case .transposed(let conv, let zp):
+            conv.run(input: plan.pointer(op.inputs[0]), height: h, width: w, output: out, scratch: plan.scratch, threads: threads, inputZeroPoint: zp)
+        case .maxPool:
+            int8MaxPool2x2(plan.pointer(op.inputs[0]), height: h, width: w, channels: info.channels, output: out, threads: threads)
         case .add(let p):
             int8Add(plan.pointer(op.inputs[0]), plan.pointer(op.inputs[1]), count: h * w * info.channels, output: out, p, threads: threads)
         case .upsample:
@@ -143,7 +152,9 @@ public final class Int8UNet: SegmentationModel {
             let size = "\(width / info.downsample)x\(height / info.downsample)x\(info.channels)"
             let name: String
             switch op {
-            case .conv(let spec, _, _): name = "\(spec.weightPrefix) \(spec.kind == .depthwise ? "dw" : "conv")\(spec.kernel)x\(spec.kernel)/\(spec.stride) \(spec.inChannels)->\(spec.outChannels) out \(size)"
+            case .conv(let spec, _, _):
+                let kind = spec.kind == .depthwise ? "dw" : spec.kind == .transposed ? "convT" : "conv"
+                name = "\(spec.weightPrefix) \(kind)\(spec.kernel)x\(spec.kernel)/\(spec.stride) \(spec.inChannels)->\(spec.outChannels) out \(size)"
             case .add: name = "add out \(size)"
             case .upsample2x: name = "upsample2x out \(size)"
             case .concat: name = "concat out \(size)"
@@ -171,6 +182,7 @@ public final class Int8UNet: SegmentationModel {
             switch steps[index] {
             case .dense(let conv, _): scratch = max(scratch, conv.scratchCount(height: h, width: w))
             case .depthwise(let conv, _): scratch = max(scratch, conv.scratchCount(height: h, width: w))
+            case .transposed(let conv, _): scratch = max(scratch, conv.scratchCount(height: h, width: w))
             default: break
             }
         }
@@ -255,7 +267,8 @@ extension Int8UNet {
             case .concat(let a, let b, let o):
                 values[o] = referenceConcat(values[a], channelsA: info.channels, values[b], channelsB: graph.values[b].channels,
                                             rescaleA: model.rescale(from: a, to: o), rescaleB: model.rescale(from: b, to: o))
-            case .maxPool2x2: preconditionFailure("Int8UNet: max-pool not implemented yet (unet-baseline)")
+            case .maxPool2x2(let i, let o):
+                values[o] = referenceMaxPool2x2(values[i], height: h, width: w, channels: info.channels)
             }
         }
         return values[graph.output]

@@ -6,12 +6,13 @@ import TestSupport
 final class Int8KernelTests: XCTestCase {
     private func randomConv(_ rng: inout TestRandom, kind: QuantizedConvParameters.Kind, kernel: Int, stride: Int,
                             inChannels: Int, outChannels: Int, fused: Bool) -> QuantizedConvParameters {
-        let perOutput = (kind == .dense ? inChannels : 1) * kernel * kernel
+        let perOutput = (kind == .depthwise ? 1 : inChannels) * kernel * kernel
+        let terms = kind == .transposed ? inChannels : perOutput  // products summed per output value
         let weights = (0..<(outChannels * perOutput)).map { _ in Int8(rng.int(-127...127)) }
         let bias = (0..<outChannels).map { _ in Int32(rng.int(-5_000...5_000)) }
         // Multipliers scaled to the sum's spread so outputs cover the whole int8 range (and clamp sometimes);
         // a few > 1 exercise the left shift.
-        let spread = 127.0 * 127.0 * Double(perOutput).squareRoot() / 2
+        let spread = 127.0 * 127.0 * Double(terms).squareRoot() / 2
         let multipliers = (0..<outChannels).map { c in
             QuantizedMultiplier(c % 7 == 3 ? 1.5 + rng.unit() : (25 / spread) * (0.5 + rng.unit()))
         }
@@ -38,6 +39,12 @@ final class Int8KernelTests: XCTestCase {
             input.withUnsafeBufferPointer { i in output.withUnsafeMutableBufferPointer { o in scratch.withUnsafeMutableBufferPointer { s in
                 conv.run(input: i.baseAddress!, height: height, width: width, output: o.baseAddress!, scratch: s.baseAddress!, threads: threads, inputZeroPoint: p.inputZeroPoint)
             }}}
+        case .transposed:
+            let conv = Int8TransposedConv2x2(p)
+            var scratch = [Int16](repeating: 0x7777, count: conv.scratchCount(height: height, width: width))
+            input.withUnsafeBufferPointer { i in output.withUnsafeMutableBufferPointer { o in scratch.withUnsafeMutableBufferPointer { s in
+                conv.run(input: i.baseAddress!, height: height, width: width, output: o.baseAddress!, scratch: s.baseAddress!, threads: threads, inputZeroPoint: p.inputZeroPoint)
+            }}}
         }
         return output
     }
@@ -54,10 +61,10 @@ final class Int8KernelTests: XCTestCase {
         for stride in strides {
             for (cin, cout) in channels {
                 for (h, w) in sizes {
-                    let p = randomConv(&rng, kind: kind, kernel: kernel, stride: stride, inChannels: cin, outChannels: cout, fused: (cin + h) % 2 == 0)
+                    let p = randomConv(&rng, kind: kind, kernel: kernel, stride: stride, inChannels: cin, outChannels: cout, fused: kind != .transposed && (cin + h) % 2 == 0)
                     let input = (0..<(h * w * cin)).map { _ in rng.int8() }
                     let expected = referenceQuantizedConv(p, input: input, height: h, width: w)
-                    for threads in [1, 2] {
+                    for threads in [1, 2, 3] {
                         let got = runKernel(p, input: input, height: h, width: w, threads: threads)
                         XCTAssertEqual(got, expected, "\(kind) k\(kernel) s\(stride) \(cin)->\(cout) \(h)x\(w) threads \(threads)")
                     }
@@ -82,6 +89,35 @@ final class Int8KernelTests: XCTestCase {
     func testDepthwise3x3MatchesReference() {
         checkConv(kind: .depthwise, kernel: 3, strides: [1, 2], channels: [(3, 3), (17, 17), (33, 33), (144, 144)],
                   sizes: [(7, 9), (5, 3), (1, 1), (8, 12)], seed: 13)
+    }
+
+    func testTransposedConv2x2MatchesReference() {
+        // No fused activation: the baseline's transposed convs have none.
+        checkConv(kind: .transposed, kernel: 2, strides: [2], channels: [(1, 17), (3, 33), (17, 16), (33, 3), (2, 1), (40, 24)],
+                  sizes: [(7, 9), (5, 3), (1, 1), (2, 6)], seed: 17)
+        // Known values: one pixel, one channel, W = [[1, 2], [3, 4]], input 3 at zero point 1 (x - zp = 2), bias 1,
+        // multiplier 0.5, output zero point -1: (1 + 2 w) x 0.5 = 1.5, 2.5, 3.5, 4.5, ties rounded up (the high
+        // multiply) = 2, 3, 4, 5; plus the zero point: 1, 2, 3, 4.
+        let p = QuantizedConvParameters(kind: .transposed, kernel: 2, stride: 2, inChannels: 1, outChannels: 1, weights: [1, 2, 3, 4], bias: [1],
+                                        multipliers: [QuantizedMultiplier(0.5)], inputZeroPoint: 1, outputZeroPoint: -1)
+        XCTAssertEqual(referenceQuantizedTransposedConv(p, input: [3], height: 1, width: 1), [1, 2, 3, 4])
+        XCTAssertEqual(runKernel(p, input: [3], height: 1, width: 1, threads: 1), [1, 2, 3, 4])
+    }
+
+    func testMaxPool2x2MatchesReference() {
+        var rng = TestRandom(seed: 18)
+        for (h, w, c) in [(4, 6, 33), (7, 5, 16), (2, 2, 3), (6, 4, 64)] {
+            let input = (0..<(h * w * c)).map { _ in rng.int8() }
+            let expected = referenceMaxPool2x2(input, height: h, width: w, channels: c)
+            for threads in [1, 2, 3] {
+                var out = [Int8](repeating: 0x55, count: expected.count)
+                input.withUnsafeBufferPointer { i in out.withUnsafeMutableBufferPointer { o in
+                    int8MaxPool2x2(i.baseAddress!, height: h, width: w, channels: c, output: o.baseAddress!, threads: threads)
+                }}
+                XCTAssertEqual(out, expected, "\(h)x\(w)x\(c) threads \(threads)")
+            }
+        }
+        XCTAssertEqual(referenceMaxPool2x2([-128, 5, -3, 127, 0, -1, 7, -100], height: 2, width: 2, channels: 2), [7, 127])
     }
 
     func testAddMatchesReference() {

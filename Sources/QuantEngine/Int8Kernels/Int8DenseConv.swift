@@ -39,7 +39,7 @@ public final class Int8DenseConv {
     static let chunkOutputs = 16
 
     public init(_ p: QuantizedConvParameters) {
-        precondition(p.kind == .dense, "Int8DenseConv: depthwise parameters")
+        precondition(p.kind == .dense, "Int8DenseConv: \(p.kind) parameters")
         kernel = p.kernel; stride = p.stride; inChannels = p.inChannels; outChannels = p.outChannels
         stagedChannels = (p.inChannels + 15) & ~15
         groupedOutputs = (p.outChannels + 3) & ~3
@@ -69,12 +69,22 @@ public final class Int8DenseConv {
     }
 
     /// input: [height][width][inChannels] int8; output: [outH][outW][outChannels] int8.
+    ///
+    /// - Parameters:
+    ///   - outputRowStride: elements from one output row to the next (default outW x outChannels); the
+    ///     transposed conv writes every other row of a twice-as-tall image with it.
+    ///   - inputIsStaged: the scratch already holds this input staged by an earlier call (same input, same
+    ///     zero point, a conv with the same kernel and input channels), so staging is skipped.
     public func run(input: UnsafePointer<Int8>, height: Int, width: Int, output: UnsafeMutablePointer<Int8>,
-                    scratch: UnsafeMutablePointer<Int16>, threads: Int, inputZeroPoint: Int32) {
+                    scratch: UnsafeMutablePointer<Int16>, threads: Int, inputZeroPoint: Int32,
+                    outputRowStride: Int? = nil, inputIsStaged: Bool = false) {
         let pad = padding, cp = stagedChannels
-        stageInt16(input, height: height, width: width, channels: inChannels, zeroPoint: inputZeroPoint,
-                   pad: pad, paddedChannels: cp, into: scratch, threads: threads)
+        if !inputIsStaged {
+            stageInt16(input, height: height, width: width, channels: inChannels, zeroPoint: inputZeroPoint,
+                       pad: pad, paddedChannels: cp, into: scratch, threads: threads)
+        }
         let outH = outputSize(height), outW = outputSize(width)
+        let outputRowStride = outputRowStride ?? outW * outChannels
         let paddedWidth = width + 2 * pad
         // In the padded NHWC staging, the k taps of one kernel row (kx = 0..k-1) are adjacent: k * cp int16
         // in a row, and the packed weights follow the same (ky, kx, channel) order. So the reduction is k
@@ -122,7 +132,7 @@ public final class Int8DenseConv {
                         }
                         // Epilogue: bias, requantize, clamp, store the valid channels.
                         requantizeRow(sums, pixels: outW, channel: c0, valid: min(Self.chunkOutputs, outChannels - c0),
-                                      output: output + oy * outW * outChannels + c0, pixelStride: outChannels,
+                                      output: output + oy * outputRowStride + c0, pixelStride: outChannels,
                                       bias: bias.baseAddress!, multiplier: multiplier.baseAddress!, leftShift: leftShift.baseAddress!,
                                       rightShift: rightShift.baseAddress!, needsLeftShift: requant.needsLeftShift, zeroPoint: zeroPoint, lo: lo, hi: hi)
                     }

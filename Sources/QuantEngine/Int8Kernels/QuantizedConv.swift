@@ -7,13 +7,16 @@
 /// clamped to [outputMin, outputMax] (the fused ReLU / ReLU6, or [-128, 127] for none).
 /// Padding pixels hold real 0, i.e. the input zero point: they contribute nothing to the sum.
 public struct QuantizedConvParameters: Equatable {
-    public enum Kind: String, Equatable { case dense, depthwise }
+    /// dense and depthwise: padding kernel / 2, odd kernel. transposed: PyTorch's ConvTranspose2d with
+    /// kernel == stride (every input pixel writes its own kernel x kernel output patch), no padding.
+    public enum Kind: String, Equatable { case dense, depthwise, transposed }
     public let kind: Kind
     public let kernel: Int
     public let stride: Int
     public let inChannels: Int
     public let outChannels: Int
-    /// [out][in][k][k] (dense) or [out][1][k][k] (depthwise), symmetric per output channel (zero point 0).
+    /// [out][in][k][k] (dense), [out][1][k][k] (depthwise) or [in][out][k][k] (transposed), symmetric per
+    /// output channel (zero point 0).
     public let weights: [Int8]
     /// [out], in units of s_in * s_w[c].
     public let bias: [Int32]
@@ -26,10 +29,10 @@ public struct QuantizedConvParameters: Equatable {
 
     public init(kind: Kind, kernel: Int, stride: Int, inChannels: Int, outChannels: Int, weights: [Int8], bias: [Int32],
                 multipliers: [QuantizedMultiplier], inputZeroPoint: Int32, outputZeroPoint: Int32, outputMin: Int32 = -128, outputMax: Int32 = 127) {
-        precondition(kind == .dense || inChannels == outChannels, "depthwise conv needs inChannels == outChannels")
-        precondition(weights.count == outChannels * (kind == .dense ? inChannels : 1) * kernel * kernel, "weights count")
+        precondition(kind != .depthwise || inChannels == outChannels, "depthwise conv needs inChannels == outChannels")
+        precondition(weights.count == outChannels * (kind == .depthwise ? 1 : inChannels) * kernel * kernel, "weights count")
         precondition(bias.count == outChannels && multipliers.count == outChannels, "bias / multipliers count")
-        precondition(kernel % 2 == 1 && stride >= 1)
+        precondition(kind == .transposed ? kernel == stride : kernel % 2 == 1 && stride >= 1, "kernel / stride")
         precondition(-128...127 ~= inputZeroPoint && -128...127 ~= outputZeroPoint && -128 <= outputMin && outputMin <= outputMax && outputMax <= 127)
         self.kind = kind; self.kernel = kernel; self.stride = stride
         self.inChannels = inChannels; self.outChannels = outChannels
@@ -38,15 +41,16 @@ public struct QuantizedConvParameters: Equatable {
         self.outputMin = outputMin; self.outputMax = outputMax
     }
 
-    /// PyTorch's padding = kernel / 2 on every side.
-    public var padding: Int { kernel / 2 }
-    public func outputSize(_ n: Int) -> Int { (n + 2 * padding - kernel) / stride + 1 }
+    /// PyTorch's padding = kernel / 2 on every side (none for transposed).
+    public var padding: Int { kind == .transposed ? 0 : kernel / 2 }
+    public func outputSize(_ n: Int) -> Int { kind == .transposed ? n * stride : (n + 2 * padding - kernel) / stride + 1 }
 }
 
 /// The scalar reference for every int8 convolution (dense and depthwise, any kernel and stride):
 /// the plain loops the SIMD kernels are checked against, bit for bit.
 public func referenceQuantizedConv(_ p: QuantizedConvParameters, input: [Int8], height: Int, width: Int) -> [Int8] {
     precondition(input.count == height * width * p.inChannels)
+    if p.kind == .transposed { return referenceQuantizedTransposedConv(p, input: input, height: height, width: width) }
     let outH = p.outputSize(height), outW = p.outputSize(width)
     let k = p.kernel, pad = p.padding
     var output = [Int8](repeating: 0, count: outH * outW * p.outChannels)
@@ -70,8 +74,35 @@ public func referenceQuantizedConv(_ p: QuantizedConvParameters, input: [Int8], 
                         case .depthwise:
                             let w = Int32(p.weights[(oc * k + ky) * k + kx])
                             acc += (Int32(input[pixel + oc]) - p.inputZeroPoint) * w
+                        case .transposed:
+                            preconditionFailure("unreachable")
                         }
                     }
+                }
+                let m = p.multipliers[oc]
+                output[(oy * outW + ox) * p.outChannels + oc] = requantize(acc, multiplier: m.multiplier, shift: m.shift, zeroPoint: p.outputZeroPoint, min: p.outputMin, max: p.outputMax)
+            }
+        }
+    }
+    return output
+}
+
+/// A transposed conv with kernel == stride: output pixel (oy, ox) reads only input pixel (oy / s, ox / s),
+/// with the weights of tap (oy % s, ox % s): acc = bias[o] + sum_c (x[c] - zp) * W[c][o][oy % s][ox % s].
+public func referenceQuantizedTransposedConv(_ p: QuantizedConvParameters, input: [Int8], height: Int, width: Int) -> [Int8] {
+    precondition(p.kind == .transposed && input.count == height * width * p.inChannels)
+    let s = p.stride, k = p.kernel
+    let outH = p.outputSize(height), outW = p.outputSize(width)
+    var output = [Int8](repeating: 0, count: outH * outW * p.outChannels)
+    for oy in 0..<outH {
+        for ox in 0..<outW {
+            let pixel = ((oy / s) * width + ox / s) * p.inChannels
+            let (dy, dx) = (oy % s, ox % s)
+            for oc in 0..<p.outChannels {
+                var acc = p.bias[oc]
+                for ic in 0..<p.inChannels {
+                    let w = Int32(p.weights[((ic * p.outChannels + oc) * k + dy) * k + dx])
+                    acc += (Int32(input[pixel + ic]) - p.inputZeroPoint) * w
                 }
                 let m = p.multipliers[oc]
                 output[(oy * outW + ox) * p.outChannels + oc] = requantize(acc, multiplier: m.multiplier, shift: m.shift, zeroPoint: p.outputZeroPoint, min: p.outputMin, max: p.outputMax)
