@@ -37,13 +37,16 @@ public struct HarnessConfiguration {
     public var overlayFrames: Int
     /// The PyTorch reference results (pytorch_reference_results.json), shown beside ours when given.
     public var referencePath: String?
+    /// false = never train: measure the runs that have every epoch and list the others as pending (safe
+    /// while another process is still training them).
+    public var train: Bool
     public var command: String
 
     public init(dataDirectory: String, splitCSV: String, width: Int, height: Int, epochs: Int, strategies: [Strategy],
                 seeds: [UInt64], outDirectory: String, initPath: String?, batchSize: Int = 10, learningRate: Float = 1e-4,
                 threads: [Int] = [1, 2], calibrationImages: Int = 64, observer: Observer = .minmax, latencyWarmup: Int = 3,
                 latencyRounds: Int = 10, latencyRunsPerRound: Int = 3, overlayFrames: Int = 3, referencePath: String? = nil,
-                command: String = "") {
+                train: Bool = true, command: String = "") {
         self.dataDirectory = dataDirectory
         self.splitCSV = splitCSV
         self.width = width
@@ -63,6 +66,7 @@ public struct HarnessConfiguration {
         self.latencyRunsPerRound = latencyRunsPerRound
         self.overlayFrames = overlayFrames
         self.referencePath = referencePath
+        self.train = train
         self.command = command
     }
 
@@ -247,18 +251,21 @@ public struct HarnessResults: Codable, Equatable {
     /// Test frames whose fetus (NNN of NNN_HC, NNN_2HC, ...) also has a frame in the training split.
     public var testFramesSharingFetus: Int
     public var rows: [HarnessRow]
+    /// Runs not measured because their training is not finished (only without training: `train` false),
+    /// e.g. "full-ft seed 0: 7 of 20 epochs".
+    public var pending: [String]
     public var reference: [ReferenceResult]
 
     public init(created: String, host: String, command: String, data: String, split: String, width: Int, height: Int,
                 epochs: Int, batchSize: Int, learningRate: Double, seeds: [UInt64], strategies: [String], observer: String,
                 calibrationImages: Int, threads: [Int], latencyMethod: String, trainFrames: Int, testFrames: Int,
-                testFramesSharingFetus: Int, rows: [HarnessRow], reference: [ReferenceResult]) {
+                testFramesSharingFetus: Int, rows: [HarnessRow], pending: [String] = [], reference: [ReferenceResult]) {
         self.created = created; self.host = host; self.command = command; self.data = data; self.split = split
         self.width = width; self.height = height; self.epochs = epochs; self.batchSize = batchSize
         self.learningRate = learningRate; self.seeds = seeds; self.strategies = strategies; self.observer = observer
         self.calibrationImages = calibrationImages; self.threads = threads; self.latencyMethod = latencyMethod
         self.trainFrames = trainFrames; self.testFrames = testFrames; self.testFramesSharingFetus = testFramesSharingFetus
-        self.rows = rows; self.reference = reference
+        self.rows = rows; self.pending = pending; self.reference = reference
     }
 }
 
@@ -291,11 +298,37 @@ public func runHarness(_ c: HarnessConfiguration, peakRSS: (String) -> Int?, log
         + "\(c.latencyRounds) rounds x \(c.latencyRunsPerRound) timed calls, float and int8 of one run interleaved; median and p95 of the timed calls"
 
     var rows: [HarnessRow] = []
+    var pending: [String] = []
+    func writeResults() throws {
+        let results = HarnessResults(
+            created: created, host: hostDescription(), command: c.command, data: c.dataDirectory, split: c.splitCSV,
+            width: c.width, height: c.height, epochs: c.epochs, batchSize: c.batchSize, learningRate: Double(c.learningRate),
+            seeds: c.seeds, strategies: c.strategies.map(\.name), observer: c.observer.rawValue,
+            calibrationImages: min(c.calibrationImages, dataset.train.count), threads: c.threads, latencyMethod: latencyMethod,
+            trainFrames: dataset.train.count, testFrames: dataset.test.count,
+            testFramesSharingFetus: testFramesSharingFetus(train: dataset.train, test: dataset.test), rows: rows, pending: pending,
+            reference: reference)
+        try writeHarnessResults(results, to: c.outDirectory)
+    }
     for strategy in c.strategies {
         for seed in c.seeds {
             let directory = c.runDirectory(strategy: strategy, seed: seed)
             let label = "\(strategy.name) seed \(seed)"
             let state = try trainingState(runDirectory: directory, epochs: c.epochs)
+            if !c.train {
+                var unfinished: String?
+                switch state {
+                case .finished: unfinished = nil
+                case .partial(let done): unfinished = "\(done) of \(c.epochs) epochs"
+                case .notStarted: unfinished = "not started"
+                }
+                if let unfinished {
+                    pending.append("\(label): \(unfinished)")
+                    log("\(label): training not finished (\(unfinished)); not measured (measuring only)")
+                    try writeResults()
+                    continue
+                }
+            }
             switch state {
             case .finished(let done): log("\(label): training done (\(done) epochs in \(directory)); checking its settings, not training")
             case .partial(let done): log("\(label): resuming \(directory) after epoch \(done) of \(c.epochs)")
@@ -339,14 +372,7 @@ public func runHarness(_ c: HarnessConfiguration, peakRSS: (String) -> Int?, log
                 try writeFileAtomically(path: directory + "/bench.json", bytes: [UInt8](try encoder.encode(row)))
                 rows.append(row)
             }
-            let results = HarnessResults(
-                created: created, host: hostDescription(), command: c.command, data: c.dataDirectory, split: c.splitCSV,
-                width: c.width, height: c.height, epochs: c.epochs, batchSize: c.batchSize, learningRate: Double(c.learningRate),
-                seeds: c.seeds, strategies: c.strategies.map(\.name), observer: c.observer.rawValue,
-                calibrationImages: min(c.calibrationImages, dataset.train.count), threads: c.threads, latencyMethod: latencyMethod,
-                trainFrames: dataset.train.count, testFrames: dataset.test.count,
-                testFramesSharingFetus: testFramesSharingFetus(train: dataset.train, test: dataset.test), rows: rows, reference: reference)
-            try writeHarnessResults(results, to: c.outDirectory)
+            try writeResults()
             log("\(label): results so far written to \(c.outDirectory)/REPORT.md")
         }
     }

@@ -146,13 +146,18 @@ public func harnessMarkdown(_ r: HarnessResults) -> String {
         "# SonoQuant bench: fine-tuning strategies x precision",
         "",
         "Data: `\(r.data)`, split `\(r.split)`: \(r.trainFrames) training / \(r.testFrames) test frames, squashed to \(r.width)x\(r.height). "
-            + "\(r.testFramesSharingFetus) of the \(r.testFrames) test frames show a fetus that also has a frame in the training split "
-            + (r.testFramesSharingFetus > 0 ? "(its test numbers are optimistic for unseen patients)." : "(patient-grouped)."),
+            + "Test frames whose fetus also has a frame in the training split: \(r.testFramesSharingFetus) of \(r.testFrames)"
+            + (r.testFramesSharingFetus > 0 ? " (for those, the numbers are optimistic about unseen patients)." : " (patient-grouped split)."),
         "Training: \(r.epochs) epochs, batch \(r.batchSize), Adam lr \(String(format: "%g", r.learningRate)), seeds \(seedText). "
             + "int8: \(r.observer) observer, \(r.calibrationImages) calibration frames from the training split.",
         "Host: \(r.host). Report written \(r.created); \(r.rows.count) of \(r.strategies.count * r.seeds.count) runs done "
             + "(strategies: \(r.strategies.joined(separator: ", "))).",
         "",
+    ]
+    if !r.pending.isEmpty {
+        lines += ["Not measured, training not finished (this report was made without training): " + r.pending.joined(separator: "; ") + ".", ""]
+    }
+    lines += [
         "## Accuracy (float32, test frames)",
         "",
         "| strategy | trainable groups | trainable params | model size | epochs | lr | pixel acc | Dice | IoU | HC error (mm) | PyTorch ref. Dice | PyTorch ref. HC (mm) |",

@@ -29,6 +29,7 @@ struct BenchCommand: ParsableCommand {
                --size 192x128 --epochs 20 --strategies D-all,full-ft --seeds 0,1 \\
                --init ../shared/weights/mobilenet_v2_imagenet.safetensors --out runs/bench
 
+           --measure-only trains nothing: it measures the finished runs and lists the others as pending.
            --strategies all = every preset (\(Strategy.presetNames.joined(separator: ", "))).
            Training uses the largest --threads count; --batch and --lr default to the paper's 10 and 1e-4.
 
@@ -76,6 +77,9 @@ struct BenchCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("Harness mode: PyTorch reference results shown beside ours (default: fixtures/pytorch_reference_results.json if present).", valueName: "file.json"))
     var reference: String?
+
+    @Flag(help: "Harness mode: never train; measure the runs that have every epoch and list the others as pending (safe while another process trains them).")
+    var measureOnly = false
 
     @Option(help: ArgumentHelp("HC18 frames, annotations and pixel-size CSV.", valueName: "directory"))
     var data: String
@@ -150,7 +154,7 @@ struct BenchCommand: ParsableCommand {
             dataDirectory: data, splitCSV: split, width: width, height: height, epochs: epochs, strategies: chosen, seeds: seedList,
             outDirectory: out, initPath: initWeights, batchSize: batch, learningRate: lr, threads: try parsedThreads(),
             calibrationImages: images, observer: Observer(rawValue: observer)!, latencyRounds: rounds, latencyRunsPerRound: runsPerRound,
-            overlayFrames: frames, referencePath: referenceFile, command: commandLine)
+            overlayFrames: frames, referencePath: referenceFile, train: !measureOnly, command: commandLine)
         print("bench: report will be at \(out)/REPORT.md (rewritten after every run)")
         fflush(stdout)
         let results = try runHarness(configuration, peakRSS: { path in
