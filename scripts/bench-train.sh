@@ -7,6 +7,7 @@
 #
 #   scripts/bench-train.sh                         # ROUNDS=3 STEPS=5 SIZE=192x128 BATCH=10 THREADS=2 STRATEGY=full-ft
 #   STRATEGY=D-all ROUNDS=2 scripts/bench-train.sh
+#   STRATEGY=unet-baseline ROUNDS=3 STEPS=3 scripts/bench-train.sh   # the paper's plain U-Net (31M, ~15x the compute)
 #
 # Needs the peer Python environment (PEER_PYTHON, default /work/peer/venv/bin/python):
 #   python3 -m venv /work/peer/venv && /work/peer/venv/bin/pip install torch segmentation-models-pytorch

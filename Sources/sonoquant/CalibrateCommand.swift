@@ -32,7 +32,7 @@ struct CalibrateCommand: ParsableCommand {
             --size 192x128 --images 64 --observer minmax --out D-all.int8.safetensors
         """)
 
-    @Option(help: ArgumentHelp("Float checkpoint (segmentation_models_pytorch names, F32 or F16).", valueName: "ckpt.safetensors"))
+    @Option(help: ArgumentHelp("Float checkpoint, F32 or F16: unet-mobilenet_v2 (segmentation_models_pytorch names) or unet-baseline (scripts/peers/unet_baseline.py names); the architecture is detected.", valueName: "ckpt.safetensors"))
     var model: String
 
     @Option(help: "HC18 directory: frames, *_Annotation.png and training_set_pixel_size_and_HC.csv.")

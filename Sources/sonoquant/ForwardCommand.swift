@@ -11,8 +11,10 @@ struct ForwardCommand: ParsableCommand {
         `logits` [N, 1, H, W] (float32, before the sigmoid) to another, so the result can be compared \
         with PyTorch's on the same weights and input.
 
-        The model is a float checkpoint (segmentation_models_pytorch names, F32 or F16: runs in float32) \
-        or an int8 model file written by `sonoquant calibrate` (runs in int8; logits dequantized).
+        The model is a float checkpoint (F32 or F16: runs in float32) of either architecture, detected from \
+        the file: unet-mobilenet_v2 (segmentation_models_pytorch names) or unet-baseline (the plain U-Net of \
+        scripts/peers/unet_baseline.py, sides multiples of 16); or an int8 model file written by \
+        `sonoquant calibrate` (runs in int8; logits dequantized).
 
         The input is what segmentation_models_pytorch takes: values in [0, 1], C = 3 (RGB; a gray frame \
         is the same value in all three channels) or C = 1 (gray: the first convolution's RGB weights are \

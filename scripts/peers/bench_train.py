@@ -1,27 +1,33 @@
 """PyTorch CPU training speed of the same U-Net, for scripts/bench-train.sh.
 
-    /work/peer/venv/bin/python scripts/peers/bench_train.py --threads 2 --steps 5 --size 192x128 --batch 10 [--strategy full-ft|D-all]
+    /work/peer/venv/bin/python scripts/peers/bench_train.py --threads 2 --steps 5 --size 192x128 --batch 10 [--strategy full-ft|D-all|unet-baseline]
 
 Model: smp.Unet("mobilenet_v2", classes=1), train mode; full-ft trains every parameter, D-all freezes the
-encoder (requires_grad False, so autograd does not backpropagate into it). Adam lr 1e-4, BCE-with-logits,
+encoder (requires_grad False, so autograd does not backpropagate into it). unet-baseline: the paper's plain
+U-Net (scripts/peers/unet_baseline.py, 31,037,633 parameters, PyTorch's default init), every parameter trained. Adam lr 1e-4, BCE-with-logits,
 synthetic frames (uniform [0,1], RGB) and a random binary target, as `sonoquant train --measure-speed`.
 One warm-up step, then the median step time and the process CPU time per step (all threads). Prints one line: `pytorch <strategy> ... median step S s = R images/s`.
 """
-import argparse, time, statistics
+import argparse, os, sys, time, statistics
 import torch
 import segmentation_models_pytorch as smp
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from unet_baseline import UNetBaseline
 
 p = argparse.ArgumentParser()
 p.add_argument("--threads", type=int, default=2)
 p.add_argument("--steps", type=int, default=5)
 p.add_argument("--size", default="192x128")
 p.add_argument("--batch", type=int, default=10)
-p.add_argument("--strategy", default="full-ft", choices=["full-ft", "D-all"])
+p.add_argument("--strategy", default="full-ft", choices=["full-ft", "D-all", "unet-baseline"])
 a = p.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)
 w, h = map(int, a.size.split("x"))
-model = smp.Unet("mobilenet_v2", encoder_weights=None, classes=1, activation=None).train()
+if a.strategy == "unet-baseline":
+    model = UNetBaseline().train()
+else:
+    model = smp.Unet("mobilenet_v2", encoder_weights=None, classes=1, activation=None).train()
 if a.strategy == "D-all":
     for q in model.encoder.parameters():
         q.requires_grad = False

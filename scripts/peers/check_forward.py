@@ -1,4 +1,4 @@
-"""Check `sonoquant forward` against PyTorch on any checkpoint and size: the issue's criterion
+"""Check `sonoquant forward` against PyTorch on any checkpoint (unet-mobilenet_v2 or unet-baseline) and size: the issue's criterion
 max |logit - PyTorch| <= 1e-3 * (1 + max |PyTorch|), on a random input in [0, 1] (seeded).
 
     /work/peer/venv/bin/python scripts/peers/check_forward.py --sonoquant .build/release/sonoquant \
@@ -7,7 +7,15 @@ max |logit - PyTorch| <= 1e-3 * (1 + max |PyTorch|), on a random input in [0, 1]
 import argparse, os, subprocess, tempfile
 import torch
 from safetensors.torch import save_file, load_file
-from export_onnx import load_model
+from safetensors import safe_open
+import export_onnx, unet_baseline
+
+
+def load_model(checkpoint):
+    """smp's Unet("mobilenet_v2") or the baseline U-Net (scripts/peers/unet_baseline.py), by tensor names."""
+    with safe_open(checkpoint, "pt") as f:
+        baseline = "enc.0.0.weight" in f.keys()
+    return (unet_baseline if baseline else export_onnx).load_model(checkpoint)
 
 
 def main():

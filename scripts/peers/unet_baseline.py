@@ -17,7 +17,8 @@ Usage (the peer environment, scripts/peers/setup.sh):
     # fixtures/forward_baseline.safetensors: formula weights (below), a small input, PyTorch's logits
     /work/peer/venv/bin/python scripts/peers/unet_baseline.py fixture
 
-    # a float32 checkpoint with PyTorch's default random init (for latency; 124 MB, keep it out of the repo)
+    # a float32 checkpoint with PyTorch's default random init (for latency; 124 MB, keep it out of the repo);
+    # --formula: the formula weights below instead (logits that vary, for scripts/peers/check_forward.py)
     /work/peer/venv/bin/python scripts/peers/unet_baseline.py random --out .build/peers/unet_baseline_random.safetensors
 
     # ONNX float32 export of a checkpoint (the ONNX Runtime peer for latency)
@@ -155,10 +156,13 @@ def make_random(args):
     torch.manual_seed(args.seed)
     model = UNetBaseline().eval()
     check_structure(model)
-    state = {k: v.contiguous() for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    if args.formula:
+        state = formula_state(model)[1]
+    else:
+        state = {k: v.contiguous() for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     save_file(state, args.out, metadata={"sonoquant.format": "float-checkpoint", "sonoquant.architecture": "unet-baseline",
-                                         "sonoquant.strategy": f"random-init-seed{args.seed}"})
+                                         "sonoquant.strategy": "formula-weights" if args.formula else f"random-init-seed{args.seed}"})
     print(f"wrote {args.out} ({os.path.getsize(args.out) / 1e6:.1f} MB)")
 
 
@@ -195,6 +199,7 @@ def main():
     p = sub.add_parser("random")
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--formula", action="store_true", help="the formula weights instead of PyTorch's random init")
     p = sub.add_parser("onnx")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--out", required=True)
