@@ -79,7 +79,7 @@ public struct HarnessConfiguration {
     func measurementKey(epochsDone: Int) -> String {
         "epochs=\(epochsDone) size=\(width)x\(height) data=\(dataDirectory) split=\(splitCSV) observer=\(observer.rawValue) "
             + "calibration=\(calibrationImages) threads=\(threads.map(String.init).joined(separator: ",")) "
-            + "latency=\(latencyWarmup)+\(latencyRounds)x\(latencyRunsPerRound) overlays=\(overlayFrames)"
+            + "latency=\(latencyWarmup)+\(latencyRounds)x\(latencyRunsPerRound) overlays=\(overlayFrames) build=\(buildDescription)"
     }
 }
 
@@ -269,6 +269,17 @@ public struct HarnessResults: Codable, Equatable {
     }
 }
 
+/// How this binary was built, for the report: the latency of the float kernels depends on it.
+public var buildDescription: String {
+    #if SONOQUANT_FMA
+    return "release build with FMA (-DSONOQUANT_FMA, AVX2 target; scripts/lib/simd-build.sh)"
+    #elseif arch(x86_64)
+    return "portable x86-64 release build (SSE2; no AVX2/FMA)"
+    #else
+    return "release build"
+    #endif
+}
+
 /// Test frames of a split whose fetus also appears among its training frames.
 public func testFramesSharingFetus(train: [HC18Sample], test: [HC18Sample]) -> Int {
     let trainFetuses = Set(train.map(\.patientID))
@@ -301,7 +312,7 @@ public func runHarness(_ c: HarnessConfiguration, peakRSS: (String) -> Int?, log
     var pending: [String] = []
     func writeResults() throws {
         let results = HarnessResults(
-            created: created, host: hostDescription(), command: c.command, data: c.dataDirectory, split: c.splitCSV,
+            created: created, host: hostDescription() + "; " + buildDescription, command: c.command, data: c.dataDirectory, split: c.splitCSV,
             width: c.width, height: c.height, epochs: c.epochs, batchSize: c.batchSize, learningRate: Double(c.learningRate),
             seeds: c.seeds, strategies: c.strategies.map(\.name), observer: c.observer.rawValue,
             calibrationImages: min(c.calibrationImages, dataset.train.count), threads: c.threads, latencyMethod: latencyMethod,

@@ -388,8 +388,7 @@ public func diceVersusLatencySVG(_ r: HarnessResults) -> String {
     let front = paretoFront(cost: points.map(\.x), accuracy: points.map(\.y))
     return scatterSVG(title: "int8: Dice vs latency (\(threads) thread\(threads == 1 ? "" : "s"), \(r.width)x\(r.height))",
                       xLabel: "median int8 latency per frame (ms)", yLabel: "Dice", points: points, logX: false, front: front,
-                      note: "green: Pareto front (no other strategy is both faster and more accurate); one architecture = one network, "
-                        + "so its strategies differ in latency only by noise")
+                      note: "green: Pareto front. Strategies of one architecture share one network: their latencies differ by noise.")
 }
 
 /// Test Dice after each epoch, one line per run.

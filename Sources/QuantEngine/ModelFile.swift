@@ -2,14 +2,13 @@
 /// architecture, F32 or F16) becomes a `FloatUNet`; an int8 model file (metadata `sonoquant.format` =
 /// "int8-model", written by `sonoquant calibrate`) becomes an `Int8UNet`.
 public func loadSegmentationModel(path: String) throws -> SegmentationModel {
-    let file = try SafeTensorsFile(path: path)
-    switch file.metadata["sonoquant.format"] {
-    case "int8-model":
-        return Int8UNet(model: try Int8Model(file: file))
-    default:
-        let weights = try ModelWeights(file: file, graph: try ModelGraph.of(file, inputChannels: 3))
-        return FloatUNet(weights: weights)
-    }
+    var weights: ModelWeights
+    do {
+        let file = try SafeTensorsFile(path: path)
+        if file.metadata["sonoquant.format"] == "int8-model" { return Int8UNet(model: try Int8Model(file: file)) }
+        weights = try ModelWeights(file: file, graph: try ModelGraph.of(file, inputChannels: 3))
+    }  // the file's bytes are released here, before the weights are packed (peak memory at load)
+    return FloatUNet(releasing: &weights)  // and each float tensor once its layer is packed
 }
 
 extension ModelGraph {

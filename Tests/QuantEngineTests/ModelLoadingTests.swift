@@ -73,6 +73,19 @@ final class ModelLoadingTests: XCTestCase {
         XCTAssertTrue(loadProblem(try smallFile(), "incomplete").contains("missing tensor"))
     }
 
+    func testArchitectureIsDetectedAndChecked() throws {
+        // Metadata naming an architecture this build does not know.
+        var writer = SafeTensorsWriter(metadata: ["sonoquant.architecture": "unet-resnet34"])
+        writer.add("encoder.conv1.weight", floats: [1, 2], shape: [2])
+        XCTAssertTrue(loadProblem(try writer.serialized(), "unknown-arch").contains("unknown architecture \"unet-resnet34\""))
+        // A MobileNetV2 U-Net checkpoint is not a baseline one.
+        let dAll = try SafeTensorsFile(path: Fixtures.path("pytorch_D-all_192x128.safetensors"))
+        assertSonoQuantError(try ModelWeights(file: dAll, graph: .unetBaseline()), contains: "is a unet-mobilenet_v2 checkpoint, not unet-baseline")
+        XCTAssertEqual(try ModelGraph.of(dAll).architecture, "unet-mobilenet_v2")
+        // A directory is not a model file.
+        assertSonoQuantError(try loadSegmentationModel(path: NSTemporaryDirectory()), contains: "is a directory")
+    }
+
     func testMissingFile() {
         XCTAssertThrowsError(try loadSegmentationModel(path: "/nonexistent/model.safetensors")) { error in
             XCTAssertEqual(error as? SonoQuantError, SonoQuantError("/nonexistent/model.safetensors", "file not found"))
