@@ -28,8 +28,23 @@ public final class FloatUNet: SegmentationModel {
     private let lock = NSLock()
     private var arenas: [ArenaKey: Arena] = [:]
 
-    public init(weights: ModelWeights) {
+    public convenience init(weights: ModelWeights) {
+        var copy = weights  // shares the caller's tensors: releasing them from the copy frees nothing
+        self.init(releasing: &copy)
+    }
+
+    /// Builds the engine and removes each tensor from `weights` as soon as its layer is packed, so that
+    /// the float tensors and the packed weights are not all alive at once (the baseline U-Net's peak at
+    /// load). `weights` is left without tensors.
+    public init(releasing weights: inout ModelWeights) {
         graph = weights.graph
+        // The same weights serve a gray and an RGB input: only the first convolution differs. The other
+        // channel count's first conv is packed first, while its weights are still there.
+        var otherFirstConvs: [Int: PackedDenseConv] = [:]
+        for channels in [1, 3] where channels != graph.inputChannels {
+            guard let other = ModelGraph.named(graph.architecture, inputChannels: channels) else { continue }
+            otherFirstConvs[channels] = PackedDenseConv(weights.folded(other.convs[0]))
+        }
         var steps: [Step] = []
         for op in graph.ops {
             switch op {
@@ -44,6 +59,7 @@ public final class FloatUNet: SegmentationModel {
                 } else {
                     steps.append(.dense(PackedDenseConv(folded)))
                 }
+                for name in spec.tensorNames { weights.tensors[name] = nil }
             case .add: steps.append(.add)
             case .upsample2x: steps.append(.upsample)
             case .concat: steps.append(.concat)
@@ -51,13 +67,8 @@ public final class FloatUNet: SegmentationModel {
             }
         }
         self.steps = steps
-        // The same weights serve a gray and an RGB input: only the first convolution differs.
-        var firstConvs: [Int: PackedDenseConv] = [:]
+        var firstConvs = otherFirstConvs
         if case .dense(let first) = steps.first { firstConvs[graph.inputChannels] = first }
-        for channels in [1, 3] where firstConvs[channels] == nil {
-            guard let other = ModelGraph.named(graph.architecture, inputChannels: channels) else { continue }
-            firstConvs[channels] = PackedDenseConv(weights.folded(other.convs[0]))
-        }
         self.firstConvs = firstConvs
     }
 

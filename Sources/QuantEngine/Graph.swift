@@ -87,6 +87,12 @@ public struct ConvSpec: Equatable {
     public var weightName: String { weightPrefix + ".weight" }
     public var biasName: String { weightPrefix + ".bias" }
 
+    /// Every checkpoint tensor of this conv: weight, bias if any, the BatchNorm's four.
+    public var tensorNames: [String] {
+        [weightName] + (hasBias ? [biasName] : [])
+            + (batchNormPrefix.map { bn in ["weight", "bias", "running_mean", "running_var"].map { "\(bn).\($0)" } } ?? [])
+    }
+
     /// PyTorch weight shape: [out, in/groups, k, k]; ConvTranspose2d stores [in, out, k, k].
     public var weightShape: [Int] {
         switch kind {

@@ -2,13 +2,13 @@
 /// architecture, F32 or F16) becomes a `FloatUNet`; an int8 model file (metadata `sonoquant.format` =
 /// "int8-model", written by `sonoquant calibrate`) becomes an `Int8UNet`.
 public func loadSegmentationModel(path: String) throws -> SegmentationModel {
-    let weights: ModelWeights
+    var weights: ModelWeights
     do {
         let file = try SafeTensorsFile(path: path)
         if file.metadata["sonoquant.format"] == "int8-model" { return Int8UNet(model: try Int8Model(file: file)) }
         weights = try ModelWeights(file: file, graph: try ModelGraph.of(file, inputChannels: 3))
     }  // the file's bytes are released here, before the weights are packed (peak memory at load)
-    return FloatUNet(weights: weights)
+    return FloatUNet(releasing: &weights)  // and each float tensor once its layer is packed
 }
 
 extension ModelGraph {
