@@ -106,6 +106,20 @@ final class BaselineLayerTests: XCTestCase {
         assertClose(dBias, try file.tensor("tconv.grad_bias").data, "grad_bias")
     }
 
+    /// The size check follows the strategy's graph: multiples of 16 for the baseline, 32 for MobileNetV2.
+    func testTrainingSizeMustSuitTheStrategysGraph() throws {
+        let directory = try temporaryDirectory(self, "baseline-size")
+        func run(_ strategy: String, _ width: Int, _ height: Int) throws {
+            let configuration = TrainingConfiguration(
+                dataDirectory: directory + "/no-data", splitCSV: directory + "/no-split.csv", strategy: try Strategy.preset(strategy),
+                width: width, height: height, epochs: 1, batchSize: 2, learningRate: 1e-4, seed: 0, initPath: nil,
+                runDirectory: directory + "/run-\(strategy)-\(width)x\(height)", resume: false, threads: 1)
+            try TrainingRun(configuration: configuration) { _ in }.run()
+        }
+        assertSonoQuantError(try run("unet-baseline", 40, 32), subject: "--size 40x32", contains: "multiples of 16 for unet-baseline")
+        assertSonoQuantError(try run("full-scratch", 48, 32), subject: "--size 48x32", contains: "multiples of 32 for unet-mobilenet_v2")
+    }
+
     /// The preset builds the 31M-parameter model once: exact trainable count, PyTorch's default init bounds,
     /// and one training step at 32x16 (1x1 at the bottleneck) that gives every parameter a finite gradient.
     func testUNetBaselinePresetTrainsEveryParameter() throws {
