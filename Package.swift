@@ -42,7 +42,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Fixture locations, temporary directories and assertions shared by every test target.
-        .target(name: "TestSupport", dependencies: ["QuantEngine"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["QuantEngine", "HC18"], path: "Tests/TestSupport"),
         .testTarget(name: "QuantEngineTests", dependencies: ["QuantEngine", "TestSupport"]),
         .testTarget(name: "HC18Tests", dependencies: ["HC18", "ImageCodecs", "QuantEngine", "TestSupport"]),
         .testTarget(name: "TrainTests", dependencies: ["Train", "QuantEngine", "HC18", "TestSupport"]),

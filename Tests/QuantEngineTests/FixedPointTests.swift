@@ -2,7 +2,7 @@ import XCTest
 import QuantEngine
 import TestSupport
 
-/// Integer helpers on the tests' SplitMix64 generator (Fixtures.swift).
+/// Integer helpers on the tests' generator (TestRandom, in TestSupport).
 extension TestRandom {
     mutating func int32() -> Int32 { Int32(truncatingIfNeeded: next()) }
     mutating func int8() -> Int8 { Int8(truncatingIfNeeded: next()) }

@@ -1,6 +1,7 @@
 // What every test target shares: where the fixtures are, temporary directories, error assertions and
 // deterministic test data. One copy, used by all test targets (a library target under Tests/).
 import Foundation
+import HC18
 import QuantEngine
 import XCTest
 
@@ -67,18 +68,11 @@ public func relativeError(_ a: [Float], _ b: [Float]) -> Double {
     return (difference / max(reference, 1e-30)).squareRoot()
 }
 
-/// Deterministic pseudo-random test data (SplitMix64), independent of the library's generators so that a
-/// change there cannot silently change what the tests feed in.
-public struct TestRandom {
-    public var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+/// Deterministic pseudo-random test data: the project's one generator (HC18's SplitMix64), with the draws
+/// the kernel tests use.
+public typealias TestRandom = SplitMix64
+
+extension SplitMix64 {
     /// Uniform in [-1, 1).
     public mutating func float() -> Float { Float(next() >> 40) / Float(1 << 23) - 1 }
     public mutating func floats(_ count: Int) -> [Float] { (0..<count).map { _ in float() } }
