@@ -274,7 +274,8 @@ struct PlotPoint {
     var square: Bool
 }
 
-private func escape(_ s: String) -> String {
+/// Text made safe inside SVG/XML (both reports' plots use it).
+func escapeXML(_ s: String) -> String {
     s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
 }
 
@@ -314,7 +315,7 @@ struct PlotFrame {
         let plotW = width - left - right, plotH = height - top - bottom
         var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(f1(width))\" height=\"\(f1(height))\" font-family=\"sans-serif\">\n"
         s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-        s += "<text x=\"\(f1(width / 2))\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">\(escape(title))</text>\n"
+        s += "<text x=\"\(f1(width / 2))\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">\(escapeXML(title))</text>\n"
         s += "<rect x=\"\(f1(left))\" y=\"\(f1(top))\" width=\"\(f1(plotW))\" height=\"\(f1(plotH))\" fill=\"none\" stroke=\"#444\"/>\n"
         for k in 0...4 {
             let yv = yRange.0 + (yRange.1 - yRange.0) * Double(k) / 4
@@ -338,8 +339,8 @@ struct PlotFrame {
                 s += "<text x=\"\(f1(x(xv)))\" y=\"\(f1(top + plotH + 16))\" text-anchor=\"middle\" font-size=\"10\">\(String(format: xv < 10 ? "%.1f" : "%.0f", xv))</text>\n"
             }
         }
-        s += "<text x=\"\(f1(left + plotW / 2))\" y=\"\(f1(height - 12))\" text-anchor=\"middle\" font-size=\"12\">\(escape(xLabel))</text>\n"
-        s += "<text transform=\"translate(16,\(f1(top + plotH / 2))) rotate(-90)\" text-anchor=\"middle\" font-size=\"12\">\(escape(yLabel))</text>\n"
+        s += "<text x=\"\(f1(left + plotW / 2))\" y=\"\(f1(height - 12))\" text-anchor=\"middle\" font-size=\"12\">\(escapeXML(xLabel))</text>\n"
+        s += "<text transform=\"translate(16,\(f1(top + plotH / 2))) rotate(-90)\" text-anchor=\"middle\" font-size=\"12\">\(escapeXML(yLabel))</text>\n"
         return s
     }
 }
@@ -359,9 +360,9 @@ private func scatterSVG(title: String, xLabel: String, yLabel: String, points: [
         s += p.square
             ? "<rect x=\"\(f1(cx - 4))\" y=\"\(f1(cy - 4))\" width=\"8\" height=\"8\" fill=\"#d62728\"/>\n"
             : "<circle cx=\"\(f1(cx))\" cy=\"\(f1(cy))\" r=\"4.5\" fill=\"#1f77b4\"/>\n"
-        s += "<text x=\"\(f1(cx + 8))\" y=\"\(f1(cy - 6))\" font-size=\"10\">\(escape(p.label))</text>\n"
+        s += "<text x=\"\(f1(cx + 8))\" y=\"\(f1(cy - 6))\" font-size=\"10\">\(escapeXML(p.label))</text>\n"
     }
-    s += "<text x=\"\(f1(frame.width / 2))\" y=\"40\" text-anchor=\"middle\" font-size=\"10\" fill=\"#555\">\(escape(note))</text>\n"
+    s += "<text x=\"\(f1(frame.width / 2))\" y=\"40\" text-anchor=\"middle\" font-size=\"10\" fill=\"#555\">\(escapeXML(note))</text>\n"
     return s + "</svg>\n"
 }
 
@@ -407,7 +408,7 @@ public func epochCurvesSVG(_ r: HarnessResults) -> String {
         // Legend bottom right: the curves rise towards the top right.
         let legendY = frame.height - frame.bottom - 10 - Double(r.rows.count - 1 - i) * 14
         s += "<line x1=\"\(f1(frame.width - frame.right - 150))\" y1=\"\(f1(legendY - 4))\" x2=\"\(f1(frame.width - frame.right - 130))\" y2=\"\(f1(legendY - 4))\" stroke=\"\(color)\" stroke-width=\"2\"/>\n"
-        s += "<text x=\"\(f1(frame.width - frame.right - 125))\" y=\"\(f1(legendY))\" font-size=\"10\">\(escape("\(row.strategy) seed \(row.seed)"))</text>\n"
+        s += "<text x=\"\(f1(frame.width - frame.right - 125))\" y=\"\(f1(legendY))\" font-size=\"10\">\(escapeXML("\(row.strategy) seed \(row.seed)"))</text>\n"
     }
     return s + "</svg>\n"
 }

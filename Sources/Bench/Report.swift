@@ -309,9 +309,6 @@ public func benchSVG(_ r: BenchReport) -> String {
     let pad = (hi - lo) * 0.1
     let dice = (lo - pad, hi + pad)
 
-    func escape(_ s: String) -> String {
-        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
-    }
     func f(_ v: Double) -> String { String(format: "%.1f", v) }
 
     func panel(x0: Double, title: String, xLabel: String, values: [Double]) -> String {
@@ -320,7 +317,7 @@ public func benchSVG(_ r: BenchReport) -> String {
         func px(_ v: Double) -> Double { x0 + margin.left + v / xMax * plotW }
         func py(_ d: Double) -> Double { margin.top + (1 - (d - dice.0) / (dice.1 - dice.0)) * plotH }
         var s = "<g>\n"
-        s += "<text x=\"\(f(x0 + panelWidth / 2))\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">\(escape(title))</text>\n"
+        s += "<text x=\"\(f(x0 + panelWidth / 2))\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">\(escapeXML(title))</text>\n"
         s += "<rect x=\"\(f(x0 + margin.left))\" y=\"\(f(margin.top))\" width=\"\(f(plotW))\" height=\"\(f(plotH))\" fill=\"none\" stroke=\"#444\"/>\n"
         for k in 0...4 {
             let xv = xMax * Double(k) / 4, dv = dice.0 + (dice.1 - dice.0) * Double(k) / 4
@@ -328,7 +325,7 @@ public func benchSVG(_ r: BenchReport) -> String {
             s += "<text x=\"\(f(x0 + margin.left - 6))\" y=\"\(f(py(dv) + 3))\" text-anchor=\"end\" font-size=\"10\">\(String(format: "%.3f", dv))</text>\n"
             s += "<line x1=\"\(f(x0 + margin.left))\" y1=\"\(f(py(dv)))\" x2=\"\(f(x0 + margin.left + plotW))\" y2=\"\(f(py(dv)))\" stroke=\"#ddd\"/>\n"
         }
-        s += "<text x=\"\(f(x0 + margin.left + plotW / 2))\" y=\"\(f(panelHeight - 12))\" text-anchor=\"middle\" font-size=\"12\">\(escape(xLabel))</text>\n"
+        s += "<text x=\"\(f(x0 + margin.left + plotW / 2))\" y=\"\(f(panelHeight - 12))\" text-anchor=\"middle\" font-size=\"12\">\(escapeXML(xLabel))</text>\n"
         s += "<text transform=\"translate(\(f(x0 + 16)),\(f(margin.top + plotH / 2))) rotate(-90)\" text-anchor=\"middle\" font-size=\"12\">Dice</text>\n"
         for (p, v) in zip(points, values) {
             let (cx, cy) = (px(v), py(p.row.dice))
@@ -337,7 +334,7 @@ public func benchSVG(_ r: BenchReport) -> String {
             } else {
                 s += "<circle cx=\"\(f(cx))\" cy=\"\(f(cy))\" r=\"4.5\" fill=\"#1f77b4\"/>\n"
             }
-            s += "<text x=\"\(f(cx + 7))\" y=\"\(f(cy - 6))\" font-size=\"10\">\(escape(p.row.name))</text>\n"
+            s += "<text x=\"\(f(cx + 7))\" y=\"\(f(cy - 6))\" font-size=\"10\">\(escapeXML(p.row.name))</text>\n"
         }
         return s + "</g>\n"
     }
