@@ -95,12 +95,10 @@ public final class Segmenter {
     public let height: Int
     public let threads: Int
 
-    /// `width` x `height`: the network input size (multiples of 32; the size the model was trained at).
+    /// `width` x `height`: the network input size (the size the model was trained at; multiples of the
+    /// graph's `sizeMultiple`).
     public init(model: SegmentationModel, modelName: String, width: Int, height: Int, threads: Int) throws {
-        let multiple = model.graph.sizeMultiple
-        guard width > 0, height > 0, width % multiple == 0, height % multiple == 0 else {
-            throw SonoQuantError("--size \(width)x\(height)", "both sides must be positive multiples of \(multiple)")
-        }
+        try model.graph.checkFrameSize(width: width, height: height, subject: "--size \(width)x\(height)")
         self.model = model
         self.modelName = modelName
         self.width = width

@@ -206,10 +206,7 @@ public final class FloatUNet: SegmentationModel {
             let accepted = firstConvs.keys.sorted().map(String.init).joined(separator: " or ")
             throw SonoQuantError(subject, "has \(c) channels; this model takes \(accepted) (gray or RGB) channels")
         }
-        let multiple = graph.sizeMultiple
-        guard h >= multiple, w >= multiple, h % multiple == 0, w % multiple == 0 else {
-            throw SonoQuantError(subject, "size \(w)x\(h) (WxH): both sides must be positive multiples of \(multiple) (\(graph.architecture) halves the size \(multiple.trailingZeroBitCount) times)")
-        }
+        try graph.checkFrameSize(width: w, height: h, subject: subject)
         return ArenaKey(images: n, channels: c, height: h, width: w)
     }
 }

@@ -192,6 +192,17 @@ public struct ModelGraph: Equatable {
         self.values = [ValueInfo(channels: inputChannels, downsample: 1)]
     }
 
+    /// Throws unless a width x height frame suits this network: both sides positive multiples of
+    /// `sizeMultiple`, because the network halves the frame log2(sizeMultiple) times and its decoder
+    /// doubles it back. `subject` says where the size came from (`--size 200x128`, `input`, a file).
+    public func checkFrameSize(width: Int, height: Int, subject: String) throws {
+        let m = sizeMultiple
+        guard width > 0, height > 0, width % m == 0, height % m == 0 else {
+            throw SonoQuantError(subject, "size \(width)x\(height) (WxH): width and height must be positive multiples of \(m) "
+                                 + "for \(architecture) (it halves the frame \(m.trailingZeroBitCount) times)")
+        }
+    }
+
     public var convs: [ConvSpec] {
         ops.compactMap { if case .conv(let spec, _, _) = $0 { return spec } else { return nil } }
     }

@@ -99,10 +99,7 @@ public final class Int8UNet: SegmentationModel {
     }
 
     private func checkSize(width: Int, height: Int) throws {
-        let m = graph.sizeMultiple
-        guard width > 0, height > 0, width % m == 0, height % m == 0 else {
-            throw SonoQuantError("input", "frame size \(width)x\(height): width and height must be positive multiples of \(m)")
-        }
+        try graph.checkFrameSize(width: width, height: height, subject: "input")
         guard width * height <= 4096 * 4096 else {
             throw SonoQuantError("input", "frame size \(width)x\(height) is too large (at most 4096 x 4096 pixels)")
         }

@@ -115,12 +115,10 @@ public final class TrainingRun {
         guard c.epochs >= 1, c.batchSize >= 1, c.learningRate > 0, c.threads >= 1 else {
             throw SonoQuantError("train", "epochs, batch, lr and threads must be positive")
         }
-        let multiple = c.strategy.graph.sizeMultiple
-        guard c.width % multiple == 0, c.height % multiple == 0, c.width > 0, c.height > 0 else {
-            throw SonoQuantError("--size \(c.width)x\(c.height)", "width and height must be positive multiples of \(multiple) for \(c.strategy.architecture)")
-        }
+        try c.strategy.graph.checkFrameSize(width: c.width, height: c.height, subject: "--size \(c.width)x\(c.height)")
         try FileManager.default.createDirectory(atPath: c.runDirectory, withIntermediateDirectories: true)
         setGemmThreads(c.threads)
+        keepFreedMemoryForReuse()
 
         // Start or resume.
         var adam = Adam(learningRate: c.learningRate)

@@ -100,8 +100,8 @@ struct BenchCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Split CSV (filename,split): harness trains on `train`; both modes score `test`.", valueName: "split.csv"))
     var split: String
 
-    @Option(help: ArgumentHelp("Network input size WxH (multiples of 32).", valueName: "WxH"))
-    var size: String = "192x128"
+    @Option(help: ArgumentHelp("Network input size WxH (multiples of 32; 16 for unet-baseline).", valueName: "WxH"))
+    var size: FrameSize = FrameSize(argument: "192x128")!
 
     @Option(help: ArgumentHelp("Comma-separated thread counts to time (harness: the largest also trains).", valueName: "n,n,..."))
     var threads: String = "1,2"
@@ -115,12 +115,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Output directory (harness: also the run directories).", valueName: "directory"))
     var out: String
 
-    func parsedSize() throws -> (width: Int, height: Int) { try parseFrameSize(size) }
-
     func parsedThreads() throws -> [Int] { try parseThreadCounts(threads) }
 
     func validate() throws {
-        _ = try parsedSize()
         _ = try parsedThreads()
         guard models.isEmpty != (strategies == nil) else {
             throw ValidationError("give either --strategies (train and measure strategies) or --model NAME=PATH (compare model files), not both")
@@ -151,7 +148,7 @@ struct BenchCommand: ParsableCommand {
     }
 
     func runHarnessMode(_ list: String) throws {
-        let (width, height) = try parsedSize()
+        let (width, height) = (size.width, size.height)
         let chosen = list.lowercased() == "all"
             ? Strategy.presets
             : try list.split(separator: ",").map { try Strategy.preset($0.trimmingCharacters(in: .whitespaces)) }
@@ -180,7 +177,7 @@ struct BenchCommand: ParsableCommand {
     }
 
     func runCompareMode() throws {
-        let (width, height) = try parsedSize()
+        let (width, height) = (size.width, size.height)
         let specs = try models.map { try BenchModelSpec(parsing: $0) }
         let names = specs.map(\.name)
         if Set(names).count != names.count { throw SonoQuantError("--model", "two models have the same name") }
@@ -220,14 +217,12 @@ struct BenchProbeCommand: ParsableCommand {
     )
 
     @Option var model: String
-    @Option var size: String = "192x128"
+    @Option var size: FrameSize = FrameSize(argument: "192x128")!
 
     func run() throws {
         try reportingErrors {
-            let parts = size.lowercased().split(separator: "x").compactMap { Int($0) }
-            guard parts.count == 2 else { throw SonoQuantError("--size \(size)", "expected WxH") }
             let network = try loadSegmentationModel(path: model)
-            _ = try network.logits(for: syntheticFrame(width: parts[0], height: parts[1], channels: 1), threads: 1)
+            _ = try network.logits(for: syntheticFrame(width: size.width, height: size.height, channels: 1), threads: 1)
             guard let bytes = peakResidentBytes() else { throw SonoQuantError("/proc/self/status", "peak memory (VmHWM) not available") }
             print(bytes)
         }

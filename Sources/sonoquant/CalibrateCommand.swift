@@ -41,7 +41,7 @@ struct CalibrateCommand: ParsableCommand {
     @Option(help: "Split CSV (filename,split); calibration frames come from its train side.")
     var split: String
 
-    @Option(help: ArgumentHelp("Network input size WxH, the size the model was trained at (multiples of 32).", valueName: "WxH"))
+    @Option(help: ArgumentHelp("Network input size WxH, the size the model was trained at (multiples of 32; 16 for unet-baseline).", valueName: "WxH"))
     var size: FrameSize = FrameSize(argument: "192x128")!
 
     @Option(help: "Number of calibration frames from the train split.")
@@ -69,16 +69,15 @@ struct CalibrateCommand: ParsableCommand {
         guard images >= 1 else { throw ValidationError("--images must be at least 1") }
         guard percentile > 50, percentile <= 100 else { throw ValidationError("--percentile must be in (50, 100]") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
-        guard size.width % 32 == 0, size.height % 32 == 0 else {
-            throw ValidationError("--size \(size): width and height must be multiples of 32")
-        }
     }
 
     func run() throws {
         try reportingErrors {
             let (width, height) = (size.width, size.height)
             let checkpoint = try SafeTensorsFile(path: model)
-            let weights = try ModelWeights(file: checkpoint, graph: try ModelGraph.of(checkpoint, inputChannels: 3))
+            let graph = try ModelGraph.of(checkpoint, inputChannels: 3)
+            try size.check(for: graph)
+            let weights = try ModelWeights(file: checkpoint, graph: graph)
             let dataset = try HC18Dataset(directory: data, splitCSV: split)
             guard !dataset.train.isEmpty else { throw SonoQuantError(split, "the split has no train frames to calibrate on") }
             let count = min(images, dataset.train.count)

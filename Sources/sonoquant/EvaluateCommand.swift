@@ -35,7 +35,7 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Split file `filename,split`; its `test` frames are evaluated.", valueName: "split.csv"))
     var split: String
 
-    @Option(help: ArgumentHelp("Network input size WxH, both multiples of 32.", valueName: "WxH"))
+    @Option(help: ArgumentHelp("Network input size WxH, the size the model was trained at (multiples of 32; 16 for unet-baseline).", valueName: "WxH"))
     var size: FrameSize
 
     @Option(help: "Threads for decoding and inference.")
@@ -45,15 +45,13 @@ struct EvaluateCommand: ParsableCommand {
     var out: String?
 
     func validate() throws {
-        guard size.width % 32 == 0, size.height % 32 == 0 else {
-            throw ValidationError("--size \(size): width and height must be multiples of 32")
-        }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
     }
 
     func run() throws {
         try reportingErrors {
             let network = try loadSegmentationModel(path: model)
+            try size.check(for: network.graph)
             let dataset = try HC18Dataset(directory: data, splitCSV: split)
             guard !dataset.test.isEmpty else { throw SonoQuantError(split, "no frame is marked `test`") }
             let start = Date()

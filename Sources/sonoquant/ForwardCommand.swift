@@ -18,7 +18,7 @@ struct ForwardCommand: ParsableCommand {
 
         The input is what segmentation_models_pytorch takes: values in [0, 1], C = 3 (RGB; a gray frame \
         is the same value in all three channels) or C = 1 (gray: the first convolution's RGB weights are \
-        summed, which gives the same result), H and W multiples of 32.
+        summed, which gives the same result), H and W multiples of 32 (16 for unet-baseline).
 
         Make an input and compare in Python (pip install torch safetensors segmentation-models-pytorch):
           from safetensors.torch import save_file, load_file

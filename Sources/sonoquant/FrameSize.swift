@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import QuantEngine
 
 /// A frame size written as WxH, e.g. 192x128 (width first, as in PIL's resize((w, h))).
 struct FrameSize: ExpressibleByArgument, CustomStringConvertible {
@@ -16,12 +17,12 @@ struct FrameSize: ExpressibleByArgument, CustomStringConvertible {
     var description: String { "\(width)x\(height)" }
 }
 
-/// Parses `--size` text such as 192x128 into (width, height), with a message that teaches the format.
-func parseFrameSize(_ text: String) throws -> (width: Int, height: Int) {
-    guard let size = FrameSize(argument: text) else {
-        throw ValidationError("--size must look like 192x128 (width x height), got \(text)")
+extension FrameSize {
+    /// Checks the size against the model's architecture before any frame is read: each halves the frame a
+    /// fixed number of times (`graph.sizeMultiple`: 32 for the MobileNetV2 U-Net, 16 for unet-baseline).
+    func check(for graph: ModelGraph) throws {
+        try graph.checkFrameSize(width: width, height: height, subject: "--size \(self)")
     }
-    return (size.width, size.height)
 }
 
 /// Parses `--threads` text such as 1,2 into positive thread counts.

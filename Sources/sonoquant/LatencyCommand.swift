@@ -27,8 +27,8 @@ struct LatencyCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Model file (float checkpoint or int8 model).", valueName: "model.safetensors"))
     var model: String
 
-    @Option(help: ArgumentHelp("Frame size WxH; both sides multiples of 32.", valueName: "WxH"))
-    var size: String = "192x128"
+    @Option(help: ArgumentHelp("Frame size WxH (multiples of 32; 16 for unet-baseline).", valueName: "WxH"))
+    var size: FrameSize = FrameSize(argument: "192x128")!
 
     @Option(help: ArgumentHelp("Comma-separated thread counts to time.", valueName: "n,n,..."))
     var threads: String = "1,2"
@@ -48,12 +48,9 @@ struct LatencyCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Also write the statistics and every sample as JSON here.", valueName: "file.json"))
     var json: String?
 
-    func parsedSize() throws -> (width: Int, height: Int) { try parseFrameSize(size) }
-
     func parsedThreads() throws -> [Int] { try parseThreadCounts(threads) }
 
     func validate() throws {
-        _ = try parsedSize()
         _ = try parsedThreads()
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
         guard warmup >= 0 else { throw ValidationError("--warmup cannot be negative") }
@@ -62,8 +59,9 @@ struct LatencyCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let (width, height) = try parsedSize()
+            let (width, height) = (size.width, size.height)
             let network = try loadSegmentationModel(path: model)
+            try size.check(for: network.graph)
             var results: [LatencyStats] = []
             for count in try parsedThreads() {
                 let stats = try measureLatency(model: network, width: width, height: height, channels: channels,

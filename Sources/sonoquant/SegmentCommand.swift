@@ -48,8 +48,8 @@ struct SegmentCommand: ParsableCommand {
     @Option(name: .customLong("pixel-csv"), help: ArgumentHelp("Pixel sizes per frame (HC18's CSV format).", valueName: "file.csv"))
     var pixelCSV: String?
 
-    @Option(help: ArgumentHelp("Network input size WxH (multiples of 32): the size the model was trained at.", valueName: "WxH"))
-    var size: String = "192x128"
+    @Option(help: ArgumentHelp("Network input size WxH, the size the model was trained at (multiples of 32; 16 for unet-baseline).", valueName: "WxH"))
+    var size: FrameSize = FrameSize(argument: "192x128")!
 
     @Option(help: "Threads for the model (default: all cores).")
     var threads: Int = availableCores
@@ -57,16 +57,7 @@ struct SegmentCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Output directory (created if missing).", valueName: "directory"))
     var out: String
 
-    func parsedSize() throws -> (width: Int, height: Int) {
-        let parts = size.lowercased().split(separator: "x").compactMap { Int($0) }
-        guard parts.count == 2, parts[0] > 0, parts[1] > 0 else {
-            throw ValidationError("--size must look like 192x128 (width x height), got \(size)")
-        }
-        return (parts[0], parts[1])
-    }
-
     func validate() throws {
-        _ = try parsedSize()
         if pixelSize != nil && pixelCSV != nil { throw ValidationError("give --pixel-size or --pixel-csv, not both") }
         if let pixelSize, !(pixelSize.isFinite && pixelSize > 0) {
             throw ValidationError("--pixel-size must be a positive number of millimetres, got \(pixelSize)")
@@ -77,7 +68,7 @@ struct SegmentCommand: ParsableCommand {
     func run() throws {
         var anyFailed = false
         try reportingErrors {
-            let (width, height) = try parsedSize()
+            let (width, height) = (size.width, size.height)
             let frames = try segmentationInputs(path: input)
             let table = try pixelCSV.map { try readPixelSizeTable(path: $0) }
             let network = try loadSegmentationModel(path: model)

@@ -57,7 +57,7 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "Keep frozen groups' BatchNorm in eval mode (running statistics used and not updated).")
     var freezeBnStats = false
 
-    @Option(help: ArgumentHelp("Network input size WxH, both multiples of 32 (16 for unet-baseline).", valueName: "WxH"))
+    @Option(help: ArgumentHelp("Network input size WxH (multiples of 32; 16 for unet-baseline).", valueName: "WxH"))
     var size: FrameSize = FrameSize(argument: "192x128")!
 
     @Option(help: "Epochs.")
@@ -131,11 +131,9 @@ struct TrainCommand: ParsableCommand {
 
     func measure(strategy: Strategy, steps: Int) throws {
         guard steps >= 1 else { throw ValidationError("--measure-speed needs at least 1 step") }
-        let multiple = strategy.graph.sizeMultiple
-        guard size.width % multiple == 0, size.height % multiple == 0 else {
-            throw ValidationError("--size \(size.width)x\(size.height): width and height must be multiples of \(multiple) for \(strategy.architecture)")
-        }
+        try size.check(for: strategy.graph)
         setGemmThreads(threads)
+        keepFreedMemoryForReuse()
         let weights = try Initialization.initialWeights(architecture: strategy.architecture, initPath: nil, randomEncoder: true, seed: seed)
         let model = TrainableUNet(weights: weights, trainable: strategy.trainable,
                                   freezeFrozenBatchNormStatistics: strategy.freezeFrozenBatchNormStatistics)
