@@ -3,9 +3,9 @@ import CMalloc
 /// Keeps memory the trainer frees inside the process so the next step reuses it.
 ///
 /// Every training step allocates the same large buffers again (im2col columns, activations, gradients;
-/// the biggest are hundreds of megabytes). glibc serves any allocation above its mmap threshold (32 MB at
+/// tens of megabytes each, a few hundred per step). glibc serves any allocation above its mmap threshold (32 MB at
 /// most) with fresh mmap'd pages and unmaps them on free, so each step page-faults and the kernel zeroes
-/// all of that memory again: a quarter of a D4 step's CPU time in a perf profile (clear_page, page faults,
+/// all of that memory again: about a fifth of a D4 training process's cycles in a perf profile (clear_page, page faults,
 /// memset; docs/PERFORMANCE.md). Serving everything from the heap, never trimming it, keeps the pages mapped.
 /// The cost: the process holds its peak heap until it exits, which a training process does anyway.
 /// Process-wide, so call it only in processes that train. No effect where the C library is not glibc.
