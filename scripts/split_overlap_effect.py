@@ -10,6 +10,8 @@ import csv, json, sys
 
 
 def fetus(name):
+    # The same rule as HC18.patientID(ofFrame:) (Sources/HC18/Dataset.swift), which the harness and
+    # `sonoquant split` use: keep the two in step.
     return name.split("/")[-1].split("_")[0]
 
 
