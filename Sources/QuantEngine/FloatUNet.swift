@@ -157,26 +157,16 @@ public final class FloatUNet: SegmentationModel {
         defer { lock.unlock() }
         guard let arena = arenas[key] else { return [] }
         var result: [(String, Double)] = []
-        for (index, op) in graph.ops.enumerated() {
+        for index in graph.ops.indices {
             var times: [Double] = []
             for _ in 0..<max(1, repeats) {
                 let start = DispatchTime.now().uptimeNanoseconds
                 runStep(index, arena: arena, inputChannels: key.channels, threads: max(1, threads))
                 times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
             }
-            let info = graph.values[op.output]
-            let size = "\(key.width / info.downsample)x\(key.height / info.downsample)x\(info.channels)"
-            let name: String
-            switch op {
-            case .conv(let spec, _, _):
-                var kind = spec.kind == .depthwise ? "dw" : spec.kind == .transposed ? "convT" : "conv"
-                if case .winograd = steps[index] { kind = "winograd" }
-                name = "\(spec.weightPrefix) \(kind)\(spec.kernel)x\(spec.kernel)/\(spec.stride) \(spec.inChannels)->\(spec.outChannels) out \(size)"
-            case .add: name = "add out \(size)"
-            case .upsample2x: name = "upsample2x out \(size)"
-            case .concat: name = "concat out \(size)"
-            case .maxPool2x2: name = "maxpool2x2 out \(size)"
-            }
+            var convKind: String? = nil
+            if case .winograd = steps[index] { convKind = "winograd" }
+            let name = graph.describeOp(index, width: key.width, height: key.height, convKind: convKind)
             result.append((name, times.min()!))
         }
         return result

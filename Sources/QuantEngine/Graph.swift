@@ -203,6 +203,24 @@ public struct ModelGraph: Equatable {
         }
     }
 
+    /// A human-readable name for op `index` on a width x height frame, as the engines' `profile` prints
+    /// it, e.g. `decoder.blocks.0.conv1.0 conv3x3/1 1376->256 out 12x8x256`. `convKind` overrides the
+    /// conv's kind word where an engine runs it another way (the float engine's "winograd").
+    public func describeOp(_ index: Int, width: Int, height: Int, convKind: String? = nil) -> String {
+        let op = ops[index]
+        let info = values[op.output]
+        let size = "\(width / info.downsample)x\(height / info.downsample)x\(info.channels)"
+        switch op {
+        case .conv(let spec, _, _):
+            let kind = convKind ?? (spec.kind == .depthwise ? "dw" : spec.kind == .transposed ? "convT" : "conv")
+            return "\(spec.weightPrefix) \(kind)\(spec.kernel)x\(spec.kernel)/\(spec.stride) \(spec.inChannels)->\(spec.outChannels) out \(size)"
+        case .add: return "add out \(size)"
+        case .upsample2x: return "upsample2x out \(size)"
+        case .concat: return "concat out \(size)"
+        case .maxPool2x2: return "maxpool2x2 out \(size)"
+        }
+    }
+
     public var convs: [ConvSpec] {
         ops.compactMap { if case .conv(let spec, _, _) = $0 { return spec } else { return nil } }
     }

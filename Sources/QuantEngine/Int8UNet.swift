@@ -138,25 +138,14 @@ public final class Int8UNet: SegmentationModel {
         defer { lock.unlock() }
         let plan = self.plan(width: width, height: height)
         var result: [(String, Double)] = []
-        for (index, op) in graph.ops.enumerated() {
+        for index in graph.ops.indices {
             var times: [Double] = []
             for _ in 0..<max(1, repeats) {
                 let start = DispatchTime.now().uptimeNanoseconds
                 run(index, plan: plan, threads: max(1, threads))
                 times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
             }
-            let info = graph.values[op.output]
-            let size = "\(width / info.downsample)x\(height / info.downsample)x\(info.channels)"
-            let name: String
-            switch op {
-            case .conv(let spec, _, _):
-                let kind = spec.kind == .depthwise ? "dw" : spec.kind == .transposed ? "convT" : "conv"
-                name = "\(spec.weightPrefix) \(kind)\(spec.kernel)x\(spec.kernel)/\(spec.stride) \(spec.inChannels)->\(spec.outChannels) out \(size)"
-            case .add: name = "add out \(size)"
-            case .upsample2x: name = "upsample2x out \(size)"
-            case .concat: name = "concat out \(size)"
-            case .maxPool2x2: name = "maxpool2x2 out \(size)"
-            }
+            let name = graph.describeOp(index, width: width, height: height)
             result.append((name, times.min()!))
         }
         return result

@@ -6,8 +6,8 @@ import QuantEngine
 import XCTest
 import TestSupport
 
-/// Bad input never crashes `segment` or the model loaders: each case gets a clear error naming the file,
-/// or a documented result.
+/// Bad frames never crash `segment`: each case gets a clear error naming the file, or a documented result.
+/// (Bad model files: QuantEngineTests/ModelLoadingTests.)
 final class HardeningTests: XCTestCase {
     // MARK: - Frames
 
@@ -68,74 +68,6 @@ final class HardeningTests: XCTestCase {
         let segmenter = try Segmenter(model: StubModel(head: nil), modelName: "stub", width: 64, height: 64, threads: 1)
         assertSonoQuantError(try segmentFrames(try segmentationInputs(path: dir), with: segmenter, scale: { _ in (nil, nil) },
                                                outDirectory: dir + "/out", log: { _ in }), contains: "same name")
-    }
-
-    // MARK: - Model files
-
-    func loadProblem(_ bytes: [UInt8], _ label: String) -> String {
-        let path = NSTemporaryDirectory() + "sonoquant-hardening-\(label)-\(getpid()).safetensors"
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        do {
-            try writeFileAtomically(path: path, bytes: bytes)
-            _ = try loadSegmentationModel(path: path)
-            return "loaded"
-        } catch let error as SonoQuantError {
-            XCTAssertEqual(error.subject, path, "the error must name the file")
-            return error.problem
-        } catch {
-            return "unexpected error \(error)"
-        }
-    }
-
-    /// safetensors bytes with a hand-written header (to make what a writer never would).
-    func rawSafeTensors(_ header: String, dataBytes: Int) -> [UInt8] {
-        var bytes = [UInt8]()
-        withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { bytes.append(contentsOf: $0) }
-        return bytes + Array(header.utf8) + [UInt8](repeating: 0, count: dataBytes)
-    }
-
-    func testBadModelFiles() throws {
-        XCTAssertTrue(loadProblem([], "empty").contains("shorter than the 8-byte header"))
-        // Overlapping tensors (one tensor's bytes aliased as another's).
-        let overlap = #"{"encoder.features.0.0.weight":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"x":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#
-        XCTAssertTrue(loadProblem(rawSafeTensors(overlap, dataBytes: 12), "overlap").contains("overlap"))
-        // An integer tensor where a float weight belongs.
-        var writer = SafeTensorsWriter()
-        writer.add("encoder.features.0.0.weight", int8: [Int8](repeating: 1, count: 864), shape: [32, 3, 3, 3])
-        XCTAssertTrue(loadProblem(try writer.serialized(), "dtype").contains("expected a float dtype"))
-        // Unknown dtype, negative and fractional dimensions, offsets past the end.
-        for (label, header, words) in [
-            ("dtype", #"{"a":{"dtype":"Q4","shape":[1],"data_offsets":[0,1]}}"#, "unsupported or missing dtype"),
-            ("negative", #"{"a":{"dtype":"U8","shape":[-1],"data_offsets":[0,1]}}"#, "bad dimension"),
-            ("fraction", #"{"a":{"dtype":"U8","shape":[1.5],"data_offsets":[0,1]}}"#, "bad dimension"),
-            ("past-end", #"{"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}}"#, "outside the"),
-            ("huge-shape", #"{"a":{"dtype":"F64","shape":[1048576,1048576,1048576],"data_offsets":[0,1]}}"#, "too large"),
-        ] {
-            XCTAssertTrue(loadProblem(rawSafeTensors(header, dataBytes: 1), label).contains(words), "\(label): \(loadProblem(rawSafeTensors(header, dataBytes: 1), label))")
-        }
-        // Foreign metadata: another tool's format tag.
-        var foreign = SafeTensorsWriter(metadata: ["sonoquant.format": "lora-adapter"])
-        foreign.add("encoder.features.0.0.weight", floats: [Float](repeating: 0, count: 864), shape: [32, 3, 3, 3])
-        XCTAssertTrue(loadProblem(try foreign.serialized(), "foreign").contains("not a float checkpoint"))
-    }
-
-    /// An int8 model whose scales are each finite and positive and pass the convolution checks, but make
-    /// a concat's or an add's requantization multiplier overflow, is refused at load (it used to trap in
-    /// the fixed-point multiplier's precondition).
-    func testInt8ScalesThatOverflowARescaleAreRejected() throws {
-        let weights = try ModelWeights(loading: Fixtures.path("pytorch_D-all_192x128.safetensors"), graph: .mobileNetV2UNet())
-        let base = Int8Model(quantizing: weights, ranges: [ClosedRange<Float>](repeating: -4...4, count: weights.graph.values.count), info: [:])
-        let graph = base.graph
-        let concatOutput = try XCTUnwrap(graph.ops.lazy.compactMap { op -> Int? in if case .concat(_, _, let o) = op { return o }; return nil }.first)
-        let addOutput = try XCTUnwrap(graph.ops.lazy.compactMap { op -> Int? in if case .add(_, _, let o) = op { return o }; return nil }.first)
-        for (label, value) in [("concat", concatOutput), ("add", addOutput)] {
-            var activations = base.activations
-            activations[value] = ActivationQuantization(scale: 1e-30, zeroPoint: 0)
-            let path = NSTemporaryDirectory() + "sonoquant-hardening-int8-\(label)-\(getpid()).safetensors"
-            defer { try? FileManager.default.removeItem(atPath: path) }
-            try Int8Model(graph: graph, activations: activations, convs: base.convs, info: [:]).save(to: path)
-            assertSonoQuantError(try loadSegmentationModel(path: path), subject: path, contains: "multiplier")
-        }
     }
 }
 

@@ -22,6 +22,18 @@ final class GraphTests: XCTestCase {
         XCTAssertEqual(g.values[g.output].downsample, 1)
     }
 
+    /// The op names both engines' `profile` prints (so a float and an int8 profile line up).
+    func testOpDescriptions() {
+        let g = ModelGraph.mobileNetV2UNet()
+        XCTAssertEqual(g.describeOp(0, width: 192, height: 128), "encoder.features.0.0 conv3x3/2 3->32 out 96x64x32")
+        XCTAssertEqual(g.describeOp(0, width: 192, height: 128, convKind: "winograd"), "encoder.features.0.0 winograd3x3/2 3->32 out 96x64x32")
+        let baseline = ModelGraph.unetBaseline()
+        let firstPool = baseline.ops.firstIndex { if case .maxPool2x2 = $0 { return true } else { return false } }!
+        XCTAssertEqual(baseline.describeOp(firstPool, width: 192, height: 128), "maxpool2x2 out 96x64x64")
+        let lastOp = baseline.ops.count - 1
+        XCTAssertEqual(baseline.describeOp(lastOp, width: 192, height: 128), "final conv1x1/1 64->1 out 192x128x1")
+    }
+
     func testBaselineUNetMatchesThePaperAndPyTorchNames() {
         let g = ModelGraph.unetBaseline()
         XCTAssertEqual(g.totalParameterCount, 31_037_633)
