@@ -5,7 +5,8 @@
 # fresh and the shuffling/augmentation stream restarts at seed 1 (an uninterrupted run would continue both).
 # Whole machine (2 threads, nothing else running), the AVX2+FMA build of 9605cad; 12:03-13:04 UTC
 # 2026-11-27 (3 x ~19 min training + evaluation, then ~3 min of measurement). Log: bench.log.
-# The epoch-4 checkpoint is docs/results/train/unet-baseline-seed1/model_epoch04_f16.safetensors: continue
+# The epoch-4 checkpoint was docs/results/train/unet-baseline-seed1/model_epoch04_f16.safetensors (in git history at
+# 3e442b2; epochs 5-7 continued from it: command-epochs5-7.sh there): continue
 # from it the same way (--init) with --out pointing at a new directory.
 nice -n 5 /work/runs/bin/sonoquant-avx2-9605cad bench --data /work/shared/hc18/training_set --split /work/shared/hc18/splits/paper_split.csv \
   --size 192x128 --epochs 3 --seeds 1 --strategies unet-baseline \
