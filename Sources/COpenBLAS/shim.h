@@ -1,4 +1,4 @@
-// The two OpenBLAS entry points the trainer uses, declared here rather than through <cblas.h>, whose
+// The OpenBLAS entry points the trainer uses, declared here rather than through <cblas.h>, whose
 // location differs between Debian's OpenBLAS variants (pthread / openmp / serial) and architectures.
 // Only the Train target links this; QuantEngine (the deployable engine) stays free of it.
 #ifndef SONOQUANT_COPENBLAS_SHIM_H
@@ -14,5 +14,7 @@ void cblas_sgemm(const enum CBLAS_ORDER Order, const enum CBLAS_TRANSPOSE TransA
 
 void openblas_set_num_threads(int num_threads);
 int openblas_get_num_threads(void);
+/// The name of the kernel set OpenBLAS chose for this CPU when it loaded ("Haswell", "Prescott", ...).
+char *openblas_get_corename(void);
 
 #endif

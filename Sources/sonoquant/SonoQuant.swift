@@ -1,4 +1,5 @@
 import ArgumentParser
+import Train
 
 @main
 struct SonoQuant: ParsableCommand {
@@ -14,4 +15,10 @@ struct SonoQuant: ParsableCommand {
                       SplitCommand.self, HCAnnotationsCommand.self,
                       SegmentCommand.self, BenchCommand.self, BenchProbeCommand.self]
     )
+
+    static func main() {
+        // Before anything else: the trainer's GEMMs need OpenBLAS's kernels for this CPU (may restart the program).
+        OpenBLASCore.useTheCPUsKernels()
+        main(nil)
+    }
 }
