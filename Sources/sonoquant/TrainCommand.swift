@@ -154,8 +154,8 @@ struct TrainCommand: ParsableCommand {
         let cpuPerStep = (Self.processCPUSeconds() - cpuStart) / Double(steps)
         let sorted = seconds.sorted()
         let median = sorted[sorted.count / 2]
-        print(String(format: "sonoquant train %@ %dx%d batch %d threads %d: median step %.3f s = %.2f images/s (%d steps after 1 warm-up; min %.3f s; CPU %.3f s/step all threads)",
-                     strategy.name, w, h, batch, threads, median, Double(batch) / median, steps, sorted[0], cpuPerStep))
+        print(String(format: "sonoquant train %@ %dx%d batch %d threads %d: median step %.3f s = %.2f images/s (%d steps after 1 warm-up; min %.3f s; CPU %.3f s/step all threads; OpenBLAS kernels %@)",
+                     strategy.name, w, h, batch, threads, median, Double(batch) / median, steps, sorted[0], cpuPerStep, OpenBLASCore.chosen))
     }
 
     /// User + system CPU time of this process, all threads (load from other processes does not inflate it).
