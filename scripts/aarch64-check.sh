@@ -15,7 +15,7 @@
 # minutes and the tests several more.
 #
 # What is built: a small package assembled under /work/qe in each root from this repository's
-# Sources/{QuantEngine,ImageCodecs,CImageCodecs,CJPEGShim,HC18}, Tests/QuantEngineTests, fixtures/ and
+# Sources/{QuantEngine,ImageCodecs,CImageCodecs,CJPEGShim,HC18}, Tests/{QuantEngineTests,TestSupport}, fixtures/ and
 # scripts/aarch64/LogitsDump.swift (a tool that writes logits of the fixture frames as raw float32).
 # It leaves out the trainer (OpenBLAS), the calibrator and the command-line tool, which a board
 # running `segment` does not need to prove the engine.
@@ -39,6 +39,7 @@ assemble_package() {
         rsync -a --delete "Sources/$dir/" "$qe/Sources/$dir/"
     done
     rsync -a --delete Tests/QuantEngineTests/ "$qe/Tests/QuantEngineTests/"
+    rsync -a --delete Tests/TestSupport/ "$qe/Tests/TestSupport/"
     rsync -a --delete fixtures/ "$qe/fixtures/"
     cp scripts/aarch64/LogitsDump.swift "$qe/Sources/LogitsDump/main.swift"
     for model in "${models[@]}"; do cp "$model" "$qe/models/"; done
@@ -57,7 +58,8 @@ let package = Package(
         .target(name: "HC18", dependencies: ["ImageCodecs", "QuantEngine"]),
         .executableTarget(name: "logits-dump", dependencies: ["QuantEngine", "ImageCodecs", "HC18"],
                           path: "Sources/LogitsDump"),
-        .testTarget(name: "QuantEngineTests", dependencies: ["QuantEngine"]),
+        .target(name: "TestSupport", dependencies: ["QuantEngine", "HC18"], path: "Tests/TestSupport"),
+        .testTarget(name: "QuantEngineTests", dependencies: ["QuantEngine", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )
