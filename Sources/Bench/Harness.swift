@@ -255,17 +255,20 @@ public struct HarnessResults: Codable, Equatable {
     /// e.g. "full-ft seed 0: 7 of 20 epochs".
     public var pending: [String]
     public var reference: [ReferenceResult]
+    /// Set only by `mergeHarnessResults`: the harness outputs these rows came from (nil = one harness run).
+    public var sources: [HarnessSource]?
 
     public init(created: String, host: String, command: String, data: String, split: String, width: Int, height: Int,
                 epochs: Int, batchSize: Int, learningRate: Double, seeds: [UInt64], strategies: [String], observer: String,
                 calibrationImages: Int, threads: [Int], latencyMethod: String, trainFrames: Int, testFrames: Int,
-                testFramesSharingFetus: Int, rows: [HarnessRow], pending: [String] = [], reference: [ReferenceResult]) {
+                testFramesSharingFetus: Int, rows: [HarnessRow], pending: [String] = [], reference: [ReferenceResult],
+                sources: [HarnessSource]? = nil) {
         self.created = created; self.host = host; self.command = command; self.data = data; self.split = split
         self.width = width; self.height = height; self.epochs = epochs; self.batchSize = batchSize
         self.learningRate = learningRate; self.seeds = seeds; self.strategies = strategies; self.observer = observer
         self.calibrationImages = calibrationImages; self.threads = threads; self.latencyMethod = latencyMethod
         self.trainFrames = trainFrames; self.testFrames = testFrames; self.testFramesSharingFetus = testFramesSharingFetus
-        self.rows = rows; self.pending = pending; self.reference = reference
+        self.rows = rows; self.pending = pending; self.reference = reference; self.sources = sources
     }
 }
 

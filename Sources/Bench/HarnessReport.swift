@@ -150,12 +150,16 @@ public func harnessMarkdown(_ r: HarnessResults) -> String {
             + (r.testFramesSharingFetus > 0 ? " (for those, the numbers are optimistic about unseen patients)." : " (patient-grouped split)."),
         "Training: \(r.epochs) epochs, batch \(r.batchSize), Adam lr \(String(format: "%g", r.learningRate)), seeds \(seedText). "
             + "int8: \(r.observer) observer, \(r.calibrationImages) calibration frames from the training split.",
-        "Host: \(r.host). Report written \(r.created); \(r.rows.count) of \(r.strategies.count * r.seeds.count) runs done "
-            + "(strategies: \(r.strategies.joined(separator: ", "))).",
+        r.sources == nil
+            ? "Host: \(r.host). Report written \(r.created); \(r.rows.count) of \(r.strategies.count * r.seeds.count) runs done "
+                + "(strategies: \(r.strategies.joined(separator: ", ")))."
+            : "Merged \(r.created) from \(r.sources!.count) harness outputs (\"Sources\" at the end says which run came from which, "
+                + "on which host): \(r.rows.count) runs.",
         "",
     ]
     if !r.pending.isEmpty {
-        lines += ["Not measured, training not finished (this report was made without training): " + r.pending.joined(separator: "; ") + ".", ""]
+        lines += [(r.sources == nil ? "Not measured, training not finished (this report was made without training): "
+                                    : "Asked of a source but measured by none: ") + r.pending.joined(separator: "; ") + ".", ""]
     }
     lines += [
         "## Accuracy (float32, test frames)",
@@ -222,7 +226,8 @@ public func harnessMarkdown(_ r: HarnessResults) -> String {
         "![Dice vs int8 latency, Pareto front](dice_vs_int8_latency.svg)",
         "![Test Dice after each epoch](epoch_curves.svg)",
     ]
-    let framed = r.rows.filter { !$0.overlays.isEmpty && $0.seed == r.seeds[0] }
+    // Each strategy's frames from its first measured seed.
+    let framed = rowsByStrategy(r.rows).compactMap { $0.rows.first { !$0.overlays.isEmpty } }
     if !framed.isEmpty {
         lines += ["", "## Test frames (int8 prediction)", "",
                   "Tinted: predicted head region; green: ellipse fitted to the prediction; blue: ellipse fitted to the sonographer's outline.", ""]
@@ -253,6 +258,16 @@ public func harnessMarkdown(_ r: HarnessResults) -> String {
         "Command: `\(r.command)`",
         "",
     ]
+    if let sources = r.sources {
+        lines += ["## Sources", "",
+                  "Each source measured latency and memory on its own machine at its own time: compare those only between runs of one source.", ""]
+        for s in sources {
+            lines += ["- `\(s.directory)` (written \(s.created); host: \(s.host)): "
+                          + (s.runs.isEmpty ? "no runs taken from it" : s.runs.joined(separator: ", ")) + ".",
+                      "  Command: `\(s.command)`. Latency: \(s.latencyMethod)."]
+        }
+        lines.append("")
+    }
     return lines.joined(separator: "\n")
 }
 
@@ -382,9 +397,11 @@ public func diceVersusParametersSVG(_ r: HarnessResults) -> String {
 /// is both faster and more accurate) is circled and joined.
 public func diceVersusLatencySVG(_ r: HarnessResults) -> String {
     let threads = r.threads.min() ?? 1
-    let points = rowsByStrategy(r.rows).map { strategy, rows in
-        PlotPoint(x: median(rows.compactMap { $0.int8.latency(threads: threads)?.medianMS }),
-                  y: meanAndSampleStd(rows.map(\.int8.dice.mean)).mean, label: strategy, square: true)
+    // A strategy not timed at this thread count (possible in a merged report) is left out.
+    let points = rowsByStrategy(r.rows).compactMap { strategy, rows -> PlotPoint? in
+        let latencies = rows.compactMap { $0.int8.latency(threads: threads)?.medianMS }
+        guard !latencies.isEmpty else { return nil }
+        return PlotPoint(x: median(latencies), y: meanAndSampleStd(rows.map(\.int8.dice.mean)).mean, label: strategy, square: true)
     }
     let front = paretoFront(cost: points.map(\.x), accuracy: points.map(\.y))
     return scatterSVG(title: "int8: Dice vs latency (\(threads) thread\(threads == 1 ? "" : "s"), \(r.width)x\(r.height))",
@@ -402,12 +419,14 @@ public func epochCurvesSVG(_ r: HarnessResults) -> String {
     var s = frame.axes(title: "Test Dice after each epoch (\(r.width)x\(r.height))", xLabel: "epoch", yLabel: "Dice")
     for (i, row) in r.rows.enumerated() where !row.curve.isEmpty {
         let color = palette[i % palette.count]
+        // Past ten runs the colours repeat, so the later runs' lines are dashed.
+        let dash = i >= palette.count ? " stroke-dasharray=\"6 3\"" : ""
         let path = row.curve.map { "\(f1(frame.x(Double($0.epoch)))),\(f1(frame.y($0.dice)))" }.joined(separator: " ")
-        s += "<polyline points=\"\(path)\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"/>\n"
+        s += "<polyline points=\"\(path)\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"\(dash)/>\n"
         for p in row.curve { s += "<circle cx=\"\(f1(frame.x(Double(p.epoch))))\" cy=\"\(f1(frame.y(p.dice)))\" r=\"2.5\" fill=\"\(color)\"/>\n" }
         // Legend bottom right: the curves rise towards the top right.
         let legendY = frame.height - frame.bottom - 10 - Double(r.rows.count - 1 - i) * 14
-        s += "<line x1=\"\(f1(frame.width - frame.right - 150))\" y1=\"\(f1(legendY - 4))\" x2=\"\(f1(frame.width - frame.right - 130))\" y2=\"\(f1(legendY - 4))\" stroke=\"\(color)\" stroke-width=\"2\"/>\n"
+        s += "<line x1=\"\(f1(frame.width - frame.right - 150))\" y1=\"\(f1(legendY - 4))\" x2=\"\(f1(frame.width - frame.right - 130))\" y2=\"\(f1(legendY - 4))\" stroke=\"\(color)\" stroke-width=\"2\"\(dash)/>\n"
         s += "<text x=\"\(f1(frame.width - frame.right - 125))\" y=\"\(f1(legendY))\" font-size=\"10\">\(escapeXML("\(row.strategy) seed \(row.seed)"))</text>\n"
     }
     return s + "</svg>\n"

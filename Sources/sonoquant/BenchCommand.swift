@@ -10,7 +10,7 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Which strategy to deploy: accuracy, size, latency and memory per fine-tuning strategy and precision.",
         discussion: """
-        Two modes.
+        Three modes.
 
         1. Harness (--strategies): train, quantize and measure each strategy
         and seed. For strategy S and seed N it trains into OUT/S-seedN/ (a
@@ -54,12 +54,26 @@ struct BenchCommand: ParsableCommand {
             --data ../shared/hc18/training_set \\
             --split ../shared/hc18/splits/paper_split.csv \\
             --size 192x128 --threads 1,2 --out bench/
+
+        3. Merge harness outputs (--merge DIR,DIR,...): one report from
+        harness runs made in several sessions or on several machines, for
+        when a full run does not fit one. The rows are taken as measured
+        (nothing is trained or timed again; a later DIR's row replaces an
+        earlier one's for the same strategy and seed), the test-frame PNGs
+        are copied, and REPORT.md ends with which run came from which DIR and
+        host. The DIRs must share split, size, epochs, batch, lr, observer and
+        calibration frames. Needs only --out.
+
+          sonoquant bench --merge runs/monday,runs/tuesday --out runs/full
         """
     )
 
     @Option(name: .customLong("model"), parsing: .singleValue,
             help: ArgumentHelp("Compare mode: a model to compare, as NAME=PATH (repeat for each model).", valueName: "name=model.safetensors"))
     var models: [String] = []
+
+    @Option(help: ArgumentHelp("Merge mode: harness output directories to merge into one report in --out.", valueName: "dir,dir,..."))
+    var merge: String?
 
     @Option(help: ArgumentHelp("Harness mode: comma-separated presets, or `all`.", valueName: "S,S,...|all"))
     var strategies: String?
@@ -94,11 +108,11 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Harness mode: never train; measure the runs that have every epoch and list the others as pending (safe while another process trains them).")
     var measureOnly = false
 
-    @Option(help: ArgumentHelp("HC18 frames, annotations and pixel-size CSV.", valueName: "directory"))
-    var data: String
+    @Option(help: ArgumentHelp("HC18 frames, annotations and pixel-size CSV (harness and compare modes).", valueName: "directory"))
+    var data: String?
 
-    @Option(help: ArgumentHelp("Split CSV (filename,split): harness trains on `train`; both modes score `test`.", valueName: "split.csv"))
-    var split: String
+    @Option(help: ArgumentHelp("Split CSV (filename,split): harness trains on `train`; harness and compare modes score `test`.", valueName: "split.csv"))
+    var split: String?
 
     @Option(help: ArgumentHelp("Network input size WxH (multiples of 32; 16 for unet-baseline).", valueName: "WxH"))
     var size: FrameSize = FrameSize(argument: "192x128")!
@@ -119,8 +133,12 @@ struct BenchCommand: ParsableCommand {
 
     func validate() throws {
         _ = try parsedThreads()
-        guard models.isEmpty != (strategies == nil) else {
-            throw ValidationError("give either --strategies (train and measure strategies) or --model NAME=PATH (compare model files), not both")
+        guard [!models.isEmpty, strategies != nil, merge != nil].filter({ $0 }).count == 1 else {
+            throw ValidationError("give one of --strategies (train and measure strategies), --model NAME=PATH (compare model files) "
+                                  + "or --merge DIR,DIR (merge harness outputs)")
+        }
+        if merge == nil, data == nil || split == nil {
+            throw ValidationError("--data and --split are needed to train and to score test frames")
         }
         guard rounds >= 1, runsPerRound >= 1 else { throw ValidationError("--rounds and --runs-per-round must be at least 1") }
         if strategies != nil {
@@ -140,14 +158,18 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             if let strategies {
-                try runHarnessMode(strategies)
+                try runHarnessMode(strategies, data: data!, split: split!)
+            } else if let merge {
+                let directories = merge.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+                let merged = try mergeHarnessOutputs(directories: directories, outDirectory: out, command: commandLine)
+                print("bench: merged \(merged.rows.count) runs from \(directories.count) outputs; wrote \(out)/REPORT.md, results.csv, results.json, *.svg")
             } else {
-                try runCompareMode()
+                try runCompareMode(data: data!, split: split!)
             }
         }
     }
 
-    func runHarnessMode(_ list: String) throws {
+    func runHarnessMode(_ list: String, data: String, split: String) throws {
         let (width, height) = (size.width, size.height)
         let chosen = list.lowercased() == "all"
             ? Strategy.presets
@@ -176,7 +198,7 @@ struct BenchCommand: ParsableCommand {
         print("bench: \(results.rows.count) runs; wrote \(out)/REPORT.md, results.csv, results.json, *.svg")
     }
 
-    func runCompareMode() throws {
+    func runCompareMode(data: String, split: String) throws {
         let (width, height) = (size.width, size.height)
         let specs = try models.map { try BenchModelSpec(parsing: $0) }
         let names = specs.map(\.name)

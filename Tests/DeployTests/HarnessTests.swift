@@ -113,6 +113,73 @@ final class HarnessTests: XCTestCase {
         XCTAssertTrue(epochCurvesSVG(results).contains("<polyline"))
     }
 
+    // MARK: Merging harness outputs
+
+    /// A row whose float Dice over two test frames is `dice` (both frames alike), with one frame PNG.
+    private func fakeRow(_ strategy: String, seed: UInt64, dice: Double) throws -> HarnessRow {
+        let json = "[" + (0..<2).map { i in
+            "{\"name\":\"f\(i)\",\"dice\":\(dice),\"iou\":\(dice),\"pixelAccuracy\":0.99,\"headFound\":true,\"hcMM\":102,\"referenceHCmm\":100,\"hcErrorMM\":2}"
+        }.joined(separator: ",") + "]"
+        let evaluation = EvaluationReport(rows: try JSONDecoder().decode([EvaluationRow].self, from: Data(json.utf8)),
+                                          precision: "float32", width: 32, height: 32)
+        let precision = PrecisionResult(precision: "float32", path: "m", fileBytes: 1, evaluation: evaluation)
+        return HarnessRow(strategy: strategy, seed: seed, runDirectory: "r", architecture: "unet-mobilenet_v2", trainableGroups: "H",
+                          trainableParameters: 145, totalParameters: 6_628_945, epochs: 20, batchSize: 10, learningRate: 1e-4,
+                          curve: [], float: precision, int8: precision, overlays: ["\(strategy)-seed\(seed)/frames/f0-int8.png"],
+                          measurementKey: "k")
+    }
+
+    private func fakeResults(_ rows: [HarnessRow], strategies: [String], seeds: [UInt64], pending: [String] = [],
+                             host: String, epochs: Int = 20) -> HarnessResults {
+        HarnessResults(created: "2026-11-27", host: host, command: "sonoquant bench --strategies \(strategies.joined(separator: ","))",
+                       data: "/x/hc18/training_set", split: "/x/hc18/splits/paper_split.csv", width: 192, height: 128, epochs: epochs,
+                       batchSize: 10, learningRate: 1e-4, seeds: seeds, strategies: strategies, observer: "minmax", calibrationImages: 64,
+                       threads: [1], latencyMethod: "m", trainFrames: 799, testFrames: 200, testFramesSharingFetus: 62, rows: rows,
+                       pending: pending, reference: [])
+    }
+
+    func testMergeUnitesRowsCopiesFramesAndRefusesOtherExperiments() throws {
+        let root = try temporaryDirectory(self, "merge")
+        // Monday trained D-all seed 0 and was stopped during full-ft; Tuesday finished full-ft and re-measured D-all.
+        let monday = fakeResults([try fakeRow("D-all", seed: 0, dice: 0.90)], strategies: ["D-all", "full-ft"], seeds: [0],
+                                 pending: ["full-ft seed 0: 7 of 20 epochs"], host: "amd")
+        let tuesday = fakeResults([try fakeRow("full-ft", seed: 0, dice: 0.95), try fakeRow("D-all", seed: 0, dice: 0.92)],
+                                  strategies: ["full-ft", "D-all", "D4"], seeds: [0, 1], pending: ["D4 seed 1: not started"], host: "intel")
+        for (name, results) in [("monday", monday), ("tuesday", tuesday)] {
+            try writeHarnessResults(results, to: root + "/" + name)
+            for row in results.rows {
+                let png = root + "/\(name)/" + row.overlays[0]
+                try FileManager.default.createDirectory(atPath: (png as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                try Data(name.utf8).write(to: URL(fileURLWithPath: png))
+            }
+        }
+        let merged = try mergeHarnessOutputs(directories: [root + "/monday", root + "/tuesday"], outDirectory: root + "/full",
+                                             command: "sonoquant bench --merge monday,tuesday --out full")
+        XCTAssertEqual(merged.rows.map(\.strategy), ["D-all", "full-ft"])
+        XCTAssertEqual(merged.rows[0].float.dice.mean, 0.92, accuracy: 1e-12, "the later output's row replaces the earlier one's")
+        XCTAssertEqual(merged.pending, ["D4 seed 1: not started"], "full-ft was measured on Tuesday, so it is no longer pending")
+        XCTAssertEqual(merged.strategies, ["D-all", "full-ft", "D4"])
+        XCTAssertEqual(merged.seeds, [0, 1])
+        XCTAssertEqual(merged.sources?.map(\.runs), [[], ["D-all seed 0", "full-ft seed 0"]])
+        XCTAssertEqual(merged.host, "several (per source below)")
+        XCTAssertEqual(try String(contentsOfFile: root + "/full/D-all-seed0/frames/f0-int8.png", encoding: .utf8), "tuesday")
+        XCTAssertEqual(try readHarnessResults(directory: root + "/full"), merged, "results.json round-trips, sources included")
+        let markdown = try String(contentsOfFile: root + "/full/REPORT.md", encoding: .utf8)
+        XCTAssertTrue(markdown.contains("from 2 harness outputs"), markdown)
+        XCTAssertTrue(markdown.contains("`\(root)/tuesday` (written 2026-11-27; host: intel): D-all seed 0, full-ft seed 0."), markdown)
+        XCTAssertTrue(markdown.contains("![D-all-seed0/frames/f0-int8.png]"), markdown)
+
+        // Another number of epochs is another experiment: refused, naming the file and the setting.
+        try writeHarnessResults(fakeResults([], strategies: ["D4"], seeds: [0], host: "amd", epochs: 1), to: root + "/short")
+        XCTAssertThrowsError(try mergeHarnessOutputs(directories: [root + "/monday", root + "/short"], outDirectory: root + "/bad",
+                                                     command: "")) { error in
+            XCTAssertEqual("\(error)", "\(root)/short/results.json: epochs 1 differs from 20 in \(root)/monday: not the same experiment, so not merged")
+        }
+        XCTAssertThrowsError(try mergeHarnessOutputs(directories: [root + "/nowhere"], outDirectory: root + "/bad", command: "")) { error in
+            XCTAssertEqual("\(error)", "\(root)/nowhere/results.json: no such file (not a harness output directory)")
+        }
+    }
+
     // MARK: The harness on two fixture frames: train, skip, resume
 
     func testHarnessTrainsThenSkipsThenResumes() throws {
