@@ -16,7 +16,8 @@ public final class Int8UNet: SegmentationModel {
     public let model: Int8Model
 
     private enum Step {
-        case dense(Int8DenseConv, inputZeroPoint: Int32)
+        /// `winograd`: the same convolution by F(2x2, 3x3), used when the input size allows (bit-identical).
+        case dense(Int8DenseConv, winograd: Int8Winograd3x3?, inputZeroPoint: Int32)
         case depthwise(Int8Depthwise3x3, inputZeroPoint: Int32)
         case transposed(Int8TransposedConv2x2, inputZeroPoint: Int32)
         case add(Int8AddParameters)
@@ -36,7 +37,7 @@ public final class Int8UNet: SegmentationModel {
             case .conv(let spec, let input, let output):
                 let p = model.convParameters(spec, input: input, output: output)
                 switch spec.kind {
-                case .standard: return .dense(Int8DenseConv(p), inputZeroPoint: p.inputZeroPoint)
+                case .standard: return .dense(Int8DenseConv(p), winograd: Int8Winograd3x3(p), inputZeroPoint: p.inputZeroPoint)
                 case .depthwise: return .depthwise(Int8Depthwise3x3(p), inputZeroPoint: p.inputZeroPoint)
                 case .transposed: return .transposed(Int8TransposedConv2x2(p), inputZeroPoint: p.inputZeroPoint)
                 }
@@ -111,7 +112,9 @@ public final class Int8UNet: SegmentationModel {
         let info = graph.values[op.inputs[0]]
         let h = plan.height / info.downsample, w = plan.width / info.downsample
         switch steps[index] {
-        case .dense(let conv, let zp):
+        case .dense(_, let winograd?, let zp) where winograd.supports(height: h, width: w):
+            winograd.run(input: plan.pointer(op.inputs[0]), height: h, width: w, output: out, scratch: plan.scratch, threads: threads, inputZeroPoint: zp)
+        case .dense(let conv, _, let zp):
             conv.run(input: plan.pointer(op.inputs[0]), height: h, width: w, output: out, scratch: plan.scratch, threads: threads, inputZeroPoint: zp)
         case .depthwise(let conv, let zp):
             conv.run(input: plan.pointer(op.inputs[0]), height: h, width: w, output: out, scratch: plan.scratch, threads: threads, inputZeroPoint: zp)
@@ -166,7 +169,9 @@ public final class Int8UNet: SegmentationModel {
             let info = graph.values[op.inputs[0]]
             let h = height / info.downsample, w = width / info.downsample
             switch steps[index] {
-            case .dense(let conv, _): scratch = max(scratch, conv.scratchCount(height: h, width: w))
+            case .dense(let conv, let winograd, _):
+                scratch = max(scratch, conv.scratchCount(height: h, width: w))
+                if let winograd, winograd.supports(height: h, width: w) { scratch = max(scratch, winograd.scratchCount(height: h, width: w)) }
             case .depthwise(let conv, _): scratch = max(scratch, conv.scratchCount(height: h, width: w))
             case .transposed(let conv, _): scratch = max(scratch, conv.scratchCount(height: h, width: w))
             default: break

@@ -81,6 +81,54 @@ final class Int8KernelTests: XCTestCase {
                   sizes: [(7, 9), (5, 3), (1, 1), (8, 13)], seed: 11)
     }
 
+    /// Winograd F(2x2, 3x3) in integers must equal the direct convolution exactly (its comment has the
+    /// arithmetic). Channel minimum lowered to 1 so that odd, narrow shapes are covered too.
+    func testWinograd3x3MatchesReferenceExactly() throws {
+        var rng = TestRandom(seed: 19)
+        func check(_ p: QuantizedConvParameters, input: [Int8], height h: Int, width w: Int, _ label: String) throws {
+            let conv = try XCTUnwrap(Int8Winograd3x3(p, minimumChannels: 1), label)
+            XCTAssertTrue(conv.supports(height: h, width: w))
+            let expected = referenceQuantizedConv(p, input: input, height: h, width: w)
+            for threads in [1, 2, 3] {
+                var output = [Int8](repeating: 0x55, count: expected.count)
+                var scratch = [Int16](repeating: 0x7777, count: conv.scratchCount(height: h, width: w))
+                input.withUnsafeBufferPointer { i in output.withUnsafeMutableBufferPointer { o in scratch.withUnsafeMutableBufferPointer { s in
+                    conv.run(input: i.baseAddress!, height: h, width: w, output: o.baseAddress!, scratch: s.baseAddress!, threads: threads,
+                             inputZeroPoint: p.inputZeroPoint)
+                }}}
+                XCTAssertEqual(output, expected, "\(label) threads \(threads)")
+            }
+        }
+        for (cin, cout) in [(1, 17), (17, 16), (33, 3), (16, 64), (70, 20)] {
+            for (h, w) in [(2, 2), (4, 6), (8, 10), (6, 14)] {
+                let p = randomConv(&rng, kind: .dense, kernel: 3, stride: 1, inChannels: cin, outChannels: cout, fused: (cin + h) % 2 == 0)
+                try check(p, input: (0..<(h * w * cin)).map { _ in rng.int8() }, height: h, width: w, "\(cin)->\(cout) \(h)x\(w)")
+            }
+        }
+        // The extremes: every x - zero point = -255 and every weight ±127, 96 channels; the transforms reach
+        // their largest magnitudes (|V| = 1020, |U| = 1143) and the sums wrap through int32 on the way.
+        let weights = (0..<(8 * 96 * 9)).map { i -> Int8 in i % 3 == 0 ? -127 : 127 }
+        let extreme = QuantizedConvParameters(kind: .dense, kernel: 3, stride: 1, inChannels: 96, outChannels: 8, weights: weights,
+                                              bias: [Int32](repeating: 0, count: 8), multipliers: (0..<8).map { _ in QuantizedMultiplier(1e-5) },
+                                              inputZeroPoint: 127, outputZeroPoint: 0)
+        try check(extreme, input: [Int8](repeating: -128, count: 4 * 4 * 96), height: 4, width: 4, "extremes")
+        XCTAssertNotEqual(Set(referenceQuantizedConv(extreme, input: [Int8](repeating: -128, count: 4 * 4 * 96), height: 4, width: 4)).count, 1,
+                          "border and interior pixels differ, so the check sees the padding")
+
+        // Exactness needs 4 x 255 x sum|w| < 2^31: 1,900 channels of full-scale weights are beyond it (refused),
+        // the same channels with small weights are not. Narrow or strided convs stay on the direct kernel.
+        func conv(_ cin: Int, weight: Int8, kernel: Int = 3, stride: Int = 1) -> QuantizedConvParameters {
+            QuantizedConvParameters(kind: .dense, kernel: kernel, stride: stride, inChannels: cin, outChannels: 1,
+                                    weights: [Int8](repeating: weight, count: cin * kernel * kernel), bias: [0],
+                                    multipliers: [QuantizedMultiplier(0.001)], inputZeroPoint: 0, outputZeroPoint: 0)
+        }
+        XCTAssertNil(Int8Winograd3x3(conv(1_900, weight: 127), minimumChannels: 1))
+        XCTAssertNotNil(Int8Winograd3x3(conv(1_900, weight: 10), minimumChannels: 1))
+        XCTAssertNil(Int8Winograd3x3(conv(64, weight: 1, stride: 2), minimumChannels: 1))
+        XCTAssertNil(Int8Winograd3x3(conv(64, weight: 1, kernel: 1), minimumChannels: 1))
+        XCTAssertNil(Int8Winograd3x3(conv(32, weight: 1)), "below the default channel minimum")
+    }
+
     func testPointwiseMatchesReference() {
         checkConv(kind: .dense, kernel: 1, strides: [1], channels: [(17, 33), (33, 17), (3, 1), (96, 24), (24, 144)],
                   sizes: [(7, 9), (1, 5), (6, 6)], seed: 12)

@@ -208,25 +208,38 @@ func load16(_ p: UnsafePointer<Int16>) -> SIMD16<Int16> { UnsafeRawPointer(p).lo
 
 #if arch(arm64)
 typealias PackedWeight = Int16
-
-/// 16 int16 weights (one `ldp q, q`).
-@inline(__always)
-func loadWeights16(_ p: UnsafePointer<Int16>) -> SIMD16<Int16> { load16(p) }
 #else
 typealias PackedWeight = Int8
-
-/// 16 int8 weights sign-extended to int16, lane by lane (one `vpmovsxbw` from memory on AVX2).
-@inline(__always)
-func loadWeights16(_ p: UnsafePointer<Int8>) -> SIMD16<Int16> {
-    widenToInt16(UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Int8>.self))
-}
 #endif
 
+/// A packed weight type the microkernel reads 16 at a time as int16: int8 (the direct kernel on x86-64)
+/// or int16 (the direct kernel on arm64, and the Winograd kernel's transformed weights everywhere).
+protocol MicrokernelWeight {
+    static func load16(_ p: UnsafePointer<Self>) -> SIMD16<Int16>
+}
+
+extension Int8: MicrokernelWeight {
+    /// 16 int8 weights sign-extended to int16, lane by lane (one `vpmovsxbw` from memory on AVX2).
+    @inline(__always)
+    static func load16(_ p: UnsafePointer<Int8>) -> SIMD16<Int16> {
+        widenToInt16(UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Int8>.self))
+    }
+}
+
+extension Int16: MicrokernelWeight {
+    /// 16 int16 weights (one `ldp q, q` on arm64, one `vmovdqu` on AVX2).
+    @inline(__always)
+    static func load16(_ p: UnsafePointer<Int16>) -> SIMD16<Int16> { QuantEngine.load16(p) }
+}
+
 /// The microkernel: int32 dot products of 3 pixels x 4 output channels over `segments` contiguous runs
-/// of `chunks` x 16 values (one run per kernel row).
+/// of `chunks` x 16 values (one run per kernel row). Generic over the weight type, specialised at each
+/// call site (both are in this module, and the function is inlined into them).
 @inline(__always)
-func dotTile3x4(_ p0: UnsafePointer<Int16>, _ p1: UnsafePointer<Int16>, _ p2: UnsafePointer<Int16>, weights: UnsafePointer<PackedWeight>,
-                segmentOffsets: UnsafePointer<Int>, segments: Int, chunks: Int) -> (SIMD4<Int32>, SIMD4<Int32>, SIMD4<Int32>) {
+func dotTile3x4<Weight: MicrokernelWeight>(
+    _ p0: UnsafePointer<Int16>, _ p1: UnsafePointer<Int16>, _ p2: UnsafePointer<Int16>, weights: UnsafePointer<Weight>,
+    segmentOffsets: UnsafePointer<Int>, segments: Int, chunks: Int
+) -> (SIMD4<Int32>, SIMD4<Int32>, SIMD4<Int32>) {
     var a00 = SIMD8<Int32>(), a01 = SIMD8<Int32>(), a02 = SIMD8<Int32>(), a03 = SIMD8<Int32>()
     var a10 = SIMD8<Int32>(), a11 = SIMD8<Int32>(), a12 = SIMD8<Int32>(), a13 = SIMD8<Int32>()
     var a20 = SIMD8<Int32>(), a21 = SIMD8<Int32>(), a22 = SIMD8<Int32>(), a23 = SIMD8<Int32>()
@@ -237,13 +250,13 @@ func dotTile3x4(_ p0: UnsafePointer<Int16>, _ p1: UnsafePointer<Int16>, _ p2: Un
         for _ in 0..<chunks {
             let x0 = load16(q0), x1 = load16(q1), x2 = load16(q2)
             q0 += 16; q1 += 16; q2 += 16
-            let w0 = loadWeights16(w)
+            let w0 = Weight.load16(w)
             a00 = multiplyAccumulate(a00, x0, w0); a10 = multiplyAccumulate(a10, x1, w0); a20 = multiplyAccumulate(a20, x2, w0)
-            let w1 = loadWeights16(w + 16)
+            let w1 = Weight.load16(w + 16)
             a01 = multiplyAccumulate(a01, x0, w1); a11 = multiplyAccumulate(a11, x1, w1); a21 = multiplyAccumulate(a21, x2, w1)
-            let w2 = loadWeights16(w + 32)
+            let w2 = Weight.load16(w + 32)
             a02 = multiplyAccumulate(a02, x0, w2); a12 = multiplyAccumulate(a12, x1, w2); a22 = multiplyAccumulate(a22, x2, w2)
-            let w3 = loadWeights16(w + 48)
+            let w3 = Weight.load16(w + 48)
             a03 = multiplyAccumulate(a03, x0, w3); a13 = multiplyAccumulate(a13, x1, w3); a23 = multiplyAccumulate(a23, x2, w3)
             w += 64
         }

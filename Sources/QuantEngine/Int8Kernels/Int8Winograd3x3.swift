@@ -1,0 +1,224 @@
+/// int8 3x3 stride-1 convolution by Winograd's F(2x2, 3x3), exact: bit for bit the direct kernel's result.
+///
+/// The float engine's version (FloatKernels/Winograd.swift) has the method. In integers it needs one
+/// change: G has halves, so the weights are transformed with G' = 2G = [2 0 0; 1 1 1; 1 -1 1; 0 0 2],
+/// and then
+///
+///   Aᵀ [ (G' g G'ᵀ) ⊙ (Bᵀ d B) ] A = 4 · (d ⋆ g)      for every 4x4 input patch d, exactly,
+///
+/// so the output transform gives 4x the direct sum and an arithmetic shift right by 2 gives the sum.
+/// Ranges: d holds x - zero point (|d| ≤ 255), Bᵀ and B have row sums of |coefficients| ≤ 2, so
+/// |Bᵀ d B| ≤ 1020; G' has row sums ≤ 3, so |G' g G'ᵀ| ≤ 9 · 127 = 1143. Both fit int16, and the 16
+/// GEMMs run on the direct kernel's int16 x int16 -> int32 microkernel (`dotTile3x4`) unchanged.
+/// The products and all later sums use wrapping int32 arithmetic, which is exact modulo 2^32: the result is
+/// right whenever the final value, 4x the direct sum, fits int32. The direct sum of output channel o is at
+/// most 255 · Σ|w[o]|, so `init?` accepts a convolution only if 4 · 255 · Σ|w[o]| < 2^31 for every o
+/// (about 1,800 input channels of full-scale weights; the model's largest is 1,376).
+///
+/// Steps per call (scratch: staged input, transformed input V, products M, all in the int16 scratch):
+///   1. stage the input as int16 x - zero point with a zero border (`stageInt16`, as the direct kernel);
+///   2. V[ξ][tile][c] = (Bᵀ d B)[ξ] per 2x2 output tile and channel, 16 channels per SIMD vector;
+///   3. M[ξ][tile][o] = Σ_c V[ξ][tile][c] · U[ξ][o][c]: 16 GEMMs of tiles x channels x outputs, each a
+///      1x1 convolution on the microkernel (3 tiles x 4 outputs per call);
+///   4. per tile and 16 outputs: Aᵀ M A (int32), >> 2, then the direct kernel's epilogue (`requantizeRow`:
+///      bias, requantize, clamp, store).
+/// Cost: 16 multiplies per 2x2 output block and channel pair instead of 36 (2.25x fewer), plus the
+/// transforms: per tile 32 int16 adds per input channel and 24 int32 adds per output channel, which is
+/// why it only pays for wide convolutions (`minimumChannels`).
+public final class Int8Winograd3x3 {
+    public let inChannels: Int
+    public let outChannels: Int
+    /// Input channels rounded up to a multiple of 16 (a SIMD16<Int16> per 16 channels).
+    let stagedChannels: Int
+    /// Output channels rounded up to a multiple of 16: the epilogue's chunk; the extra weights are zero.
+    let paddedOutputs: Int
+    /// U[ξ] = G' g G'ᵀ, packed per ξ like a 1x1 conv for the microkernel: [ξ][group of 4][16-channel chunk][4][16].
+    let weights: [Int16]
+    let requant: PackedRequantization
+
+    /// Narrower convolutions stay on the direct kernel: there the transforms cost about what the saved
+    /// multiplies do (the float engine's rule is the same; measured for int8 in docs/PERFORMANCE.md).
+    public static let minimumChannels = 64
+
+    /// nil unless `p` is a dense 3x3 stride-1 convolution with at least `minimumChannels` input and output
+    /// channels whose sums stay exact (see the type's comment).
+    public init?(_ p: QuantizedConvParameters, minimumChannels: Int = Int8Winograd3x3.minimumChannels) {
+        guard p.kind == .dense, p.kernel == 3, p.stride == 1, p.inChannels >= minimumChannels, p.outChannels >= minimumChannels else {
+            return nil
+        }
+        let perOutput = p.inChannels * 9
+        for o in 0..<p.outChannels {
+            let absoluteSum = p.weights[(o * perOutput)..<((o + 1) * perOutput)].reduce(0) { $0 + abs(Int($1)) }
+            if 4 * 255 * absoluteSum >= 1 << 31 { return nil }
+        }
+        inChannels = p.inChannels
+        outChannels = p.outChannels
+        stagedChannels = (p.inChannels + 15) & ~15
+        paddedOutputs = (p.outChannels + 15) & ~15
+        requant = PackedRequantization(p, paddedCount: paddedOutputs)
+        let G: [[Int]] = [[2, 0, 0], [1, 1, 1], [1, -1, 1], [0, 0, 2]]
+        let chunks = stagedChannels / 16
+        var packed = [Int16](repeating: 0, count: 16 * paddedOutputs * stagedChannels)
+        for o in 0..<p.outChannels {
+            let group = o / 4, lane = o % 4
+            for c in 0..<p.inChannels {
+                let g = (0..<9).map { Int(p.weights[(o * p.inChannels + c) * 9 + $0]) }
+                for i in 0..<4 {
+                    for j in 0..<4 {
+                        var u = 0
+                        for k in 0..<3 { for l in 0..<3 { u += G[i][k] * g[k * 3 + l] * G[j][l] } }
+                        let xi = i * 4 + j
+                        let index = ((((xi * (paddedOutputs / 4) + group) * chunks + c / 16) * 4 + lane) * 16) + c % 16
+                        packed[index] = Int16(u)
+                    }
+                }
+            }
+        }
+        weights = packed
+    }
+
+    /// Whether an input of this size can run here (the tiles are 2x2 output pixels); else use the direct kernel.
+    public func supports(height: Int, width: Int) -> Bool { height % 2 == 0 && width % 2 == 0 && height > 0 && width > 0 }
+
+    /// Int16 scratch elements `run` needs: staged input, V, and M (int32, two elements each), each
+    /// starting on a 32-byte boundary.
+    public func scratchCount(height: Int, width: Int) -> Int {
+        let layout = scratchLayout(height: height, width: width)
+        return layout.products + 2 * 16 * layout.tiles * paddedOutputs
+    }
+
+    private func scratchLayout(height: Int, width: Int) -> (tiles: Int, transformed: Int, products: Int) {
+        let tiles = (height / 2) * (width / 2)
+        let staged = (height + 2) * (width + 2) * stagedChannels
+        let transformed = (staged + 15) & ~15
+        let products = (transformed + 16 * tiles * stagedChannels + 15) & ~15
+        return (tiles, transformed, products)
+    }
+
+    /// input: [height][width][inChannels] int8; output: [height][width][outChannels] int8 (padding 1).
+    public func run(input: UnsafePointer<Int8>, height: Int, width: Int, output: UnsafeMutablePointer<Int8>,
+                    scratch: UnsafeMutablePointer<Int16>, threads: Int, inputZeroPoint: Int32) {
+        precondition(supports(height: height, width: width), "Int8Winograd3x3: \(height)x\(width) is not a whole number of 2x2 tiles")
+        let cp = stagedChannels, outputs = outChannels, paddedOutputs = self.paddedOutputs
+        let layout = scratchLayout(height: height, width: width)
+        let tiles = layout.tiles, tilesX = width / 2, tilesY = height / 2
+        stageInt16(input, height: height, width: width, channels: inChannels, zeroPoint: inputZeroPoint,
+                   pad: 1, paddedChannels: cp, into: scratch, threads: threads)
+        let staged = UnsafePointer(scratch), transformed = scratch + layout.transformed
+        let products = UnsafeMutableRawPointer(scratch + layout.products)  // int32 [ξ][tile][paddedOutputs]
+
+        // 2. Input transform. The patch of tile (ty, tx) starts at padded pixel (2ty, 2tx).
+        let stagedRow = (width + 2) * cp
+        parallelChunks(tilesY, threads: threads) { tileRows in
+            for ty in tileRows {
+                for tx in 0..<tilesX {
+                    let tile = ty * tilesX + tx
+                    let patch = staged + 2 * ty * stagedRow + 2 * tx * cp
+                    for c in stride(from: 0, to: cp, by: 16) {
+                        // Bᵀ d: combine the patch's 4 rows, for each of its 4 columns.
+                        @inline(__always) func column(_ col: Int) -> (SIMD16<Int16>, SIMD16<Int16>, SIMD16<Int16>, SIMD16<Int16>) {
+                            let p = patch + col * cp + c
+                            let d0 = load16(p), d1 = load16(p + stagedRow), d2 = load16(p + 2 * stagedRow), d3 = load16(p + 3 * stagedRow)
+                            return (d0 &- d2, d1 &+ d2, d2 &- d1, d1 &- d3)
+                        }
+                        let k0 = column(0), k1 = column(1), k2 = column(2), k3 = column(3)
+                        // (Bᵀ d) B: the same combination across the columns, for each row i: V[i * 4 + j].
+                        let base = transformed + tile * cp + c
+                        let plane = tiles * cp
+                        @inline(__always) func store(_ i: Int, _ e0: SIMD16<Int16>, _ e1: SIMD16<Int16>, _ e2: SIMD16<Int16>, _ e3: SIMD16<Int16>) {
+                            UnsafeMutableRawPointer(base + (i * 4 + 0) * plane).storeBytes(of: e0 &- e2, as: SIMD16<Int16>.self)
+                            UnsafeMutableRawPointer(base + (i * 4 + 1) * plane).storeBytes(of: e1 &+ e2, as: SIMD16<Int16>.self)
+                            UnsafeMutableRawPointer(base + (i * 4 + 2) * plane).storeBytes(of: e2 &- e1, as: SIMD16<Int16>.self)
+                            UnsafeMutableRawPointer(base + (i * 4 + 3) * plane).storeBytes(of: e1 &- e3, as: SIMD16<Int16>.self)
+                        }
+                        store(0, k0.0, k1.0, k2.0, k3.0)
+                        store(1, k0.1, k1.1, k2.1, k3.1)
+                        store(2, k0.2, k1.2, k2.2, k3.2)
+                        store(3, k0.3, k1.3, k2.3, k3.3)
+                    }
+                }
+            }
+        }
+
+        // 3. Sixteen GEMMs. Work items are (ξ, 16-output chunk): one chunk's U[ξ] (cp x 16 int16) stays in
+        //    cache while every tile streams past it.
+        let chunksOut = paddedOutputs / 16
+        let groupElements = cp * 4
+        let transformedView = UnsafePointer(transformed)
+        weights.withUnsafeBufferPointer { weightBuffer in
+            var zeroOffset = 0
+            withUnsafePointer(to: &zeroOffset) { offsets in
+                parallelChunks(16 * chunksOut, threads: threads) { items in
+                    for item in items {
+                        let xi = item / chunksOut, chunk = item % chunksOut
+                        let v = transformedView + xi * tiles * cp
+                        let m = products + xi * tiles * paddedOutputs * 4
+                        for group in (chunk * 4)..<(chunk * 4 + 4) {
+                            let u = weightBuffer.baseAddress! + (xi * (paddedOutputs / 4) + group) * groupElements
+                            var t = 0
+                            while t < tiles {
+                                // The last triple repeats its final tile instead of reading past the plane.
+                                let s = dotTile3x4(v + t * cp, v + min(t + 1, tiles - 1) * cp, v + min(t + 2, tiles - 1) * cp, weights: u,
+                                                   segmentOffsets: offsets, segments: 1, chunks: cp / 16)
+                                m.storeBytes(of: s.0, toByteOffset: (t * paddedOutputs + group * 4) * 4, as: SIMD4<Int32>.self)
+                                if t + 1 < tiles { m.storeBytes(of: s.1, toByteOffset: ((t + 1) * paddedOutputs + group * 4) * 4, as: SIMD4<Int32>.self) }
+                                if t + 2 < tiles { m.storeBytes(of: s.2, toByteOffset: ((t + 2) * paddedOutputs + group * 4) * 4, as: SIMD4<Int32>.self) }
+                                t += 3
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        // 4. Output transform and epilogue, per (tile row, 16-output chunk): two output rows of int32 sums.
+        let requant = self.requant
+        let productsView = UnsafeRawPointer(products)
+        let plane = tiles * paddedOutputs * 4  // bytes per ξ
+        requant.bias.withUnsafeBufferPointer { bias in
+        requant.multiplier.withUnsafeBufferPointer { multiplier in
+        requant.leftShift.withUnsafeBufferPointer { leftShift in
+        requant.rightShift.withUnsafeBufferPointer { rightShift in
+            let zeroPoint = SIMD8<Int32>(repeating: requant.zeroPoint)
+            let lo = SIMD8<Int32>(repeating: requant.lo), hi = SIMD8<Int32>(repeating: requant.hi)
+            parallelChunks(tilesY * chunksOut, threads: threads) { items in
+                withUnsafeTemporaryAllocation(of: Int32.self, capacity: 2 * width * 16) { rows in
+                    let top = rows.baseAddress!, bottom = top + width * 16
+                    for item in items {
+                        let ty = item / chunksOut, c0 = (item % chunksOut) * 16
+                        for tx in 0..<tilesX {
+                            let tileBase = ((ty * tilesX + tx) * paddedOutputs + c0) * 4
+                            for half in 0..<2 {
+                                let at = tileBase + half * 32
+                                @inline(__always) func m(_ i: Int, _ j: Int) -> SIMD8<Int32> {
+                                    productsView.loadUnaligned(fromByteOffset: at + (i * 4 + j) * plane, as: SIMD8<Int32>.self)
+                                }
+                                // Aᵀ M: two rows, each over the 4 columns; then · A, and 4 · sum >> 2.
+                                let s0 = (m(0, 0) &+ m(1, 0) &+ m(2, 0), m(0, 1) &+ m(1, 1) &+ m(2, 1),
+                                          m(0, 2) &+ m(1, 2) &+ m(2, 2), m(0, 3) &+ m(1, 3) &+ m(2, 3))
+                                let s1 = (m(1, 0) &- m(2, 0) &- m(3, 0), m(1, 1) &- m(2, 1) &- m(3, 1),
+                                          m(1, 2) &- m(2, 2) &- m(3, 2), m(1, 3) &- m(2, 3) &- m(3, 3))
+                                let lane = half * 8
+                                storeSums((s0.0 &+ s0.1 &+ s0.2) &>> 2, top + 2 * tx * 16 + lane)
+                                storeSums((s0.1 &- s0.2 &- s0.3) &>> 2, top + (2 * tx + 1) * 16 + lane)
+                                storeSums((s1.0 &+ s1.1 &+ s1.2) &>> 2, bottom + 2 * tx * 16 + lane)
+                                storeSums((s1.1 &- s1.2 &- s1.3) &>> 2, bottom + (2 * tx + 1) * 16 + lane)
+                            }
+                        }
+                        for dy in 0..<2 {
+                            requantizeRow(dy == 0 ? top : bottom, pixels: width, channel: c0, valid: min(16, outputs - c0),
+                                          output: output + (2 * ty + dy) * width * outputs + c0, pixelStride: outputs,
+                                          bias: bias.baseAddress!, multiplier: multiplier.baseAddress!, leftShift: leftShift.baseAddress!,
+                                          rightShift: rightShift.baseAddress!, needsLeftShift: requant.needsLeftShift, zeroPoint: zeroPoint, lo: lo, hi: hi)
+                        }
+                    }
+                }
+            }
+        }}}}
+    }
+}
+
+@inline(__always)
+private func storeSums(_ v: SIMD8<Int32>, _ p: UnsafeMutablePointer<Int32>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Int32>.self)
+}
