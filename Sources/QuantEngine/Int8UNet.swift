@@ -16,8 +16,7 @@ public final class Int8UNet: SegmentationModel {
     public let model: Int8Model
 
     private enum Step {
-        /// `winograd`: the same convolution by F(2x2, 3x3), used when the input size allows (bit-identical).
-        case dense(Int8DenseConv, winograd: Int8Winograd3x3?, inputZeroPoint: Int32)
+        case dense(DenseConvStep, inputZeroPoint: Int32)
         case depthwise(Int8Depthwise3x3, inputZeroPoint: Int32)
         case transposed(Int8TransposedConv2x2, inputZeroPoint: Int32)
         case add(Int8AddParameters)
@@ -37,7 +36,7 @@ public final class Int8UNet: SegmentationModel {
             case .conv(let spec, let input, let output):
                 let p = model.convParameters(spec, input: input, output: output)
                 switch spec.kind {
-                case .standard: return .dense(Int8DenseConv(p), winograd: Int8Winograd3x3(p), inputZeroPoint: p.inputZeroPoint)
+                case .standard: return .dense(DenseConvStep(p), inputZeroPoint: p.inputZeroPoint)
                 case .depthwise: return .depthwise(Int8Depthwise3x3(p), inputZeroPoint: p.inputZeroPoint)
                 case .transposed: return .transposed(Int8TransposedConv2x2(p), inputZeroPoint: p.inputZeroPoint)
                 }
@@ -112,10 +111,12 @@ public final class Int8UNet: SegmentationModel {
         let info = graph.values[op.inputs[0]]
         let h = plan.height / info.downsample, w = plan.width / info.downsample
         switch steps[index] {
-        case .dense(_, let winograd?, let zp) where winograd.supports(height: h, width: w):
-            winograd.run(input: plan.pointer(op.inputs[0]), height: h, width: w, output: out, scratch: plan.scratch, threads: threads, inputZeroPoint: zp)
-        case .dense(let conv, _, let zp):
-            conv.run(input: plan.pointer(op.inputs[0]), height: h, width: w, output: out, scratch: plan.scratch, threads: threads, inputZeroPoint: zp)
+        case .dense(let step, let zp):
+            if let winograd = step.winograd, winograd.supports(height: h, width: w) {
+                winograd.run(input: plan.pointer(op.inputs[0]), height: h, width: w, output: out, scratch: plan.scratch, threads: threads, inputZeroPoint: zp)
+            } else {
+                step.direct.run(input: plan.pointer(op.inputs[0]), height: h, width: w, output: out, scratch: plan.scratch, threads: threads, inputZeroPoint: zp)
+            }
         case .depthwise(let conv, let zp):
             conv.run(input: plan.pointer(op.inputs[0]), height: h, width: w, output: out, scratch: plan.scratch, threads: threads, inputZeroPoint: zp)
         case .transposed(let conv, let zp):
@@ -169,9 +170,12 @@ public final class Int8UNet: SegmentationModel {
             let info = graph.values[op.inputs[0]]
             let h = height / info.downsample, w = width / info.downsample
             switch steps[index] {
-            case .dense(let conv, let winograd, _):
-                scratch = max(scratch, conv.scratchCount(height: h, width: w))
-                if let winograd, winograd.supports(height: h, width: w) { scratch = max(scratch, winograd.scratchCount(height: h, width: w)) }
+            case .dense(let step, _):
+                if let winograd = step.winograd, winograd.supports(height: h, width: w) {
+                    scratch = max(scratch, winograd.scratchCount(height: h, width: w))
+                } else {
+                    scratch = max(scratch, step.direct.scratchCount(height: h, width: w))
+                }
             case .depthwise(let conv, _): scratch = max(scratch, conv.scratchCount(height: h, width: w))
             case .transposed(let conv, _): scratch = max(scratch, conv.scratchCount(height: h, width: w))
             default: break
@@ -235,6 +239,29 @@ public final class Int8UNet: SegmentationModel {
             arena.deallocate()
             scratch.deallocate()
         }
+    }
+}
+
+/// A dense convolution of the int8 engine: Winograd (`Int8Winograd3x3`) where it applies and the input
+/// size allows, the direct kernel otherwise. The direct kernel's packed weights are made on first use, so
+/// a model whose sizes always suit Winograd (the MobileNetV2 U-Net at sizes that are multiples of 32) does
+/// not hold the layer's weights twice. Used under `Int8UNet`'s lock.
+final class DenseConvStep {
+    let winograd: Int8Winograd3x3?
+    private let parameters: QuantizedConvParameters
+    private var directKernel: Int8DenseConv?
+
+    init(_ p: QuantizedConvParameters) {
+        parameters = p
+        winograd = Int8Winograd3x3(p)
+        directKernel = winograd == nil ? Int8DenseConv(p) : nil
+    }
+
+    var direct: Int8DenseConv {
+        if let directKernel { return directKernel }
+        let kernel = Int8DenseConv(parameters)
+        directKernel = kernel
+        return kernel
     }
 }
 

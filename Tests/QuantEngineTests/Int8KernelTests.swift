@@ -85,8 +85,8 @@ final class Int8KernelTests: XCTestCase {
     /// arithmetic). Channel minimum lowered to 1 so that odd, narrow shapes are covered too.
     func testWinograd3x3MatchesReferenceExactly() throws {
         var rng = TestRandom(seed: 19)
-        func check(_ p: QuantizedConvParameters, input: [Int8], height h: Int, width w: Int, _ label: String) throws {
-            let conv = try XCTUnwrap(Int8Winograd3x3(p, minimumChannels: 1), label)
+        func check(_ p: QuantizedConvParameters, input: [Int8], height h: Int, width w: Int, _ label: String, bandBytes: Int? = nil) throws {
+            let conv = try XCTUnwrap(Int8Winograd3x3(p, minimumChannels: 1, bandBytes: bandBytes), label)
             XCTAssertTrue(conv.supports(height: h, width: w))
             let expected = referenceQuantizedConv(p, input: input, height: h, width: w)
             for threads in [1, 2, 3] {
@@ -102,7 +102,10 @@ final class Int8KernelTests: XCTestCase {
         for (cin, cout) in [(1, 17), (17, 16), (33, 3), (16, 64), (70, 20)] {
             for (h, w) in [(2, 2), (4, 6), (8, 10), (6, 14)] {
                 let p = randomConv(&rng, kind: .dense, kernel: 3, stride: 1, inChannels: cin, outChannels: cout, fused: (cin + h) % 2 == 0)
-                try check(p, input: (0..<(h * w * cin)).map { _ in rng.int8() }, height: h, width: w, "\(cin)->\(cout) \(h)x\(w)")
+                let input = (0..<(h * w * cin)).map { _ in rng.int8() }
+                try check(p, input: input, height: h, width: w, "\(cin)->\(cout) \(h)x\(w)")
+                // Bands of one tile row (the smallest), as large frames run.
+                try check(p, input: input, height: h, width: w, "\(cin)->\(cout) \(h)x\(w) one-row bands", bandBytes: 1)
             }
         }
         // The extremes: every x - zero point = -255 and every weight ±127, 96 channels; the transforms reach

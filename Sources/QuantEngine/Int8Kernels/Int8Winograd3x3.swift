@@ -17,6 +17,8 @@
 ///
 /// Steps per call (scratch: staged input, transformed input V, products M, all in the int16 scratch):
 ///   1. stage the input as int16 x - zero point with a zero border (`stageInt16`, as the direct kernel);
+///   then for each band of tile rows (`defaultBandBytes` of V and M, so they stay in cache from one step to the
+///   next and the scratch stays small at large frame sizes):
 ///   2. V[ξ][tile][c] = (Bᵀ d B)[ξ] per 2x2 output tile and channel, 16 channels per SIMD vector;
 ///   3. M[ξ][tile][o] = Σ_c V[ξ][tile][c] · U[ξ][o][c]: 16 GEMMs of tiles x channels x outputs, each a
 ///      1x1 convolution on the microkernel (3 tiles x 4 outputs per call);
@@ -36,13 +38,21 @@ public final class Int8Winograd3x3 {
     let weights: [Int16]
     let requant: PackedRequantization
 
+    /// V and M of one band of tile rows, at most (at least one tile row)...
+    public static let defaultBandBytes = 1 << 20
+    /// ...or as many bytes as the transformed weights, if more: every band streams all of U once, so
+    /// smaller bands would make a wide layer (unet-baseline's 1024 -> 512) read its weights many times
+    /// (measured: 25.5 ms for that layer with 1 MB bands, docs/PERFORMANCE.md).
+    let bandBytes: Int
+
     /// Narrower convolutions stay on the direct kernel: there the transforms cost about what the saved
     /// multiplies do (the float engine's rule is the same; measured for int8 in docs/PERFORMANCE.md).
     public static let minimumChannels = 64
 
     /// nil unless `p` is a dense 3x3 stride-1 convolution with at least `minimumChannels` input and output
-    /// channels whose sums stay exact (see the type's comment).
-    public init?(_ p: QuantizedConvParameters, minimumChannels: Int = Int8Winograd3x3.minimumChannels) {
+    /// channels whose sums stay exact (see the type's comment). `bandBytes` overrides the band rule (tests).
+    public init?(_ p: QuantizedConvParameters, minimumChannels: Int = Int8Winograd3x3.minimumChannels,
+                 bandBytes: Int? = nil) {
         guard p.kind == .dense, p.kernel == 3, p.stride == 1, p.inChannels >= minimumChannels, p.outChannels >= minimumChannels else {
             return nil
         }
@@ -75,44 +85,60 @@ public final class Int8Winograd3x3 {
             }
         }
         weights = packed
+        self.bandBytes = bandBytes ?? max(Self.defaultBandBytes, 2 * packed.count)
     }
 
     /// Whether an input of this size can run here (the tiles are 2x2 output pixels); else use the direct kernel.
     public func supports(height: Int, width: Int) -> Bool { height % 2 == 0 && width % 2 == 0 && height > 0 && width > 0 }
 
-    /// Int16 scratch elements `run` needs: staged input, V, and M (int32, two elements each), each
-    /// starting on a 32-byte boundary.
+    /// Int16 scratch elements `run` needs: staged input, then one band's V and M (int32, two elements
+    /// each), each starting on a 32-byte boundary.
     public func scratchCount(height: Int, width: Int) -> Int {
         let layout = scratchLayout(height: height, width: width)
-        return layout.products + 2 * 16 * layout.tiles * paddedOutputs
+        return layout.products + 2 * 16 * layout.bandRows * (width / 2) * paddedOutputs
     }
 
-    private func scratchLayout(height: Int, width: Int) -> (tiles: Int, transformed: Int, products: Int) {
-        let tiles = (height / 2) * (width / 2)
+    private func scratchLayout(height: Int, width: Int) -> (bandRows: Int, transformed: Int, products: Int) {
+        let tilesX = width / 2
+        let bytesPerTile = 16 * stagedChannels * 2 + 16 * paddedOutputs * 4
+        let bandRows = max(1, min(height / 2, bandBytes / (tilesX * bytesPerTile)))
         let staged = (height + 2) * (width + 2) * stagedChannels
         let transformed = (staged + 15) & ~15
-        let products = (transformed + 16 * tiles * stagedChannels + 15) & ~15
-        return (tiles, transformed, products)
+        let products = (transformed + 16 * bandRows * tilesX * stagedChannels + 15) & ~15
+        return (bandRows, transformed, products)
     }
 
     /// input: [height][width][inChannels] int8; output: [height][width][outChannels] int8 (padding 1).
     public func run(input: UnsafePointer<Int8>, height: Int, width: Int, output: UnsafeMutablePointer<Int8>,
                     scratch: UnsafeMutablePointer<Int16>, threads: Int, inputZeroPoint: Int32) {
         precondition(supports(height: height, width: width), "Int8Winograd3x3: \(height)x\(width) is not a whole number of 2x2 tiles")
-        let cp = stagedChannels, outputs = outChannels, paddedOutputs = self.paddedOutputs
         let layout = scratchLayout(height: height, width: width)
-        let tiles = layout.tiles, tilesX = width / 2, tilesY = height / 2
+        let tilesX = width / 2, tilesY = height / 2
         stageInt16(input, height: height, width: width, channels: inChannels, zeroPoint: inputZeroPoint,
-                   pad: 1, paddedChannels: cp, into: scratch, threads: threads)
+                   pad: 1, paddedChannels: stagedChannels, into: scratch, threads: threads)
         let staged = UnsafePointer(scratch), transformed = scratch + layout.transformed
-        let products = UnsafeMutableRawPointer(scratch + layout.products)  // int32 [ξ][tile][paddedOutputs]
+        let products = UnsafeMutableRawPointer(scratch + layout.products)  // int32 [ξ][band tile][paddedOutputs]
+        for firstRow in stride(from: 0, to: tilesY, by: layout.bandRows) {
+            runBand(tileRows: firstRow..<min(firstRow + layout.bandRows, tilesY), tilesX: tilesX, width: width,
+                    staged: staged, transformed: transformed, products: products, output: output, threads: threads)
+        }
+    }
+
+    /// Steps 2-4 for the tile rows `tileRows`; V and M hold this band only (tile = local row x tilesX + tx).
+    private func runBand(tileRows: Range<Int>, tilesX: Int, width: Int, staged: UnsafePointer<Int16>,
+                         transformed: UnsafeMutablePointer<Int16>, products: UnsafeMutableRawPointer,
+                         output: UnsafeMutablePointer<Int8>, threads: Int) {
+        let cp = stagedChannels, outputs = outChannels, paddedOutputs = self.paddedOutputs
+        let tiles = tileRows.count * tilesX
+        let firstRow = tileRows.lowerBound
 
         // 2. Input transform. The patch of tile (ty, tx) starts at padded pixel (2ty, 2tx).
         let stagedRow = (width + 2) * cp
-        parallelChunks(tilesY, threads: threads) { tileRows in
-            for ty in tileRows {
+        parallelChunks(tileRows.count, threads: threads) { rows in
+            for row in rows {
+                let ty = firstRow + row
                 for tx in 0..<tilesX {
-                    let tile = ty * tilesX + tx
+                    let tile = row * tilesX + tx
                     let patch = staged + 2 * ty * stagedRow + 2 * tx * cp
                     for c in stride(from: 0, to: cp, by: 16) {
                         // Bᵀ d: combine the patch's 4 rows, for each of its 4 columns.
@@ -181,13 +207,13 @@ public final class Int8Winograd3x3 {
         requant.rightShift.withUnsafeBufferPointer { rightShift in
             let zeroPoint = SIMD8<Int32>(repeating: requant.zeroPoint)
             let lo = SIMD8<Int32>(repeating: requant.lo), hi = SIMD8<Int32>(repeating: requant.hi)
-            parallelChunks(tilesY * chunksOut, threads: threads) { items in
+            parallelChunks(tileRows.count * chunksOut, threads: threads) { items in
                 withUnsafeTemporaryAllocation(of: Int32.self, capacity: 2 * width * 16) { rows in
                     let top = rows.baseAddress!, bottom = top + width * 16
                     for item in items {
-                        let ty = item / chunksOut, c0 = (item % chunksOut) * 16
+                        let row = item / chunksOut, ty = firstRow + row, c0 = (item % chunksOut) * 16
                         for tx in 0..<tilesX {
-                            let tileBase = ((ty * tilesX + tx) * paddedOutputs + c0) * 4
+                            let tileBase = ((row * tilesX + tx) * paddedOutputs + c0) * 4
                             for half in 0..<2 {
                                 let at = tileBase + half * 32
                                 @inline(__always) func m(_ i: Int, _ j: Int) -> SIMD8<Int32> {
