@@ -97,13 +97,8 @@ public final class Int8DenseConv {
         let (stride, outChannels, kernel, groupedOutputs) = (self.stride, self.outChannels, self.kernel, self.groupedOutputs)
         let requant = self.requant  // a local copy: the hot loop reads it without touching `self`
         weights.withUnsafeBufferPointer { weightBuffer in
-        requant.bias.withUnsafeBufferPointer { bias in
-        requant.multiplier.withUnsafeBufferPointer { multiplier in
-        requant.leftShift.withUnsafeBufferPointer { leftShift in
-        requant.rightShift.withUnsafeBufferPointer { rightShift in
+        requant.withPointers { requant in
         rowOffsets.withUnsafeBufferPointer { offsets in
-            let zeroPoint = SIMD8<Int32>(repeating: requant.zeroPoint)
-            let lo = SIMD8<Int32>(repeating: requant.lo), hi = SIMD8<Int32>(repeating: requant.hi)
             parallelChunks(chunks * outH, threads: threads) { items in
                 // int32 sums of one row x 16 outputs, requantized when the row chunk is done.
                 withUnsafeTemporaryAllocation(of: Int32.self, capacity: outW * Self.chunkOutputs) { sums in
@@ -132,13 +127,11 @@ public final class Int8DenseConv {
                         }
                         // Epilogue: bias, requantize, clamp, store the valid channels.
                         requantizeRow(sums, pixels: outW, channel: c0, valid: min(Self.chunkOutputs, outChannels - c0),
-                                      output: output + oy * outputRowStride + c0, pixelStride: outChannels,
-                                      bias: bias.baseAddress!, multiplier: multiplier.baseAddress!, leftShift: leftShift.baseAddress!,
-                                      rightShift: rightShift.baseAddress!, needsLeftShift: requant.needsLeftShift, zeroPoint: zeroPoint, lo: lo, hi: hi)
+                                      output: output + oy * outputRowStride + c0, pixelStride: outChannels, requant)
                     }
                 }
             }
-        }}}}}}
+        }}}
     }
 }
 
@@ -149,12 +142,12 @@ public final class Int8DenseConv {
 /// 8 outputs with its constants rebuilt each time. Here it inlines and its constants stay in registers.
 @inline(never)
 func requantizeRow(_ sums: UnsafePointer<Int32>, pixels: Int, channel c0: Int, valid: Int, output: UnsafeMutablePointer<Int8>, pixelStride: Int,
-                   bias: UnsafePointer<Int32>, multiplier: UnsafePointer<Int32>, leftShift: UnsafePointer<Int32>, rightShift: UnsafePointer<Int32>,
-                   needsLeftShift: Bool, zeroPoint: SIMD8<Int32>, lo: SIMD8<Int32>, hi: SIMD8<Int32>) {
-    let b0 = load8(bias + c0), b1 = load8(bias + c0 + 8)
-    let m0 = load8(multiplier + c0), m1 = load8(multiplier + c0 + 8)
-    let r0 = load8(rightShift + c0), r1 = load8(rightShift + c0 + 8)
-    let l0 = load8(leftShift + c0), l1 = load8(leftShift + c0 + 8)
+                   _ r: RequantizationPointers) {
+    let b0 = load8(r.bias + c0), b1 = load8(r.bias + c0 + 8)
+    let m0 = load8(r.multiplier + c0), m1 = load8(r.multiplier + c0 + 8)
+    let r0 = load8(r.rightShift + c0), r1 = load8(r.rightShift + c0 + 8)
+    let l0 = load8(r.leftShift + c0), l1 = load8(r.leftShift + c0 + 8)
+    let (needsLeftShift, zeroPoint, lo, hi) = (r.needsLeftShift, r.zeroPoint, r.lo, r.hi)
     for x in 0..<pixels {
         var a0 = load8(sums + x * 16) &+ b0, a1 = load8(sums + x * 16 + 8) &+ b1
         if needsLeftShift { a0 = saturatingLeftShift(a0, l0); a1 = saturatingLeftShift(a1, l1) }

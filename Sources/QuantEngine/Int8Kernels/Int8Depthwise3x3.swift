@@ -39,12 +39,7 @@ public final class Int8Depthwise3x3 {
         let (stride, channels) = (self.stride, self.channels)
         let requant = self.requant  // a local copy: the hot loop reads it without touching `self`
         weights.withUnsafeBufferPointer { w in
-        requant.bias.withUnsafeBufferPointer { bias in
-        requant.multiplier.withUnsafeBufferPointer { multiplier in
-        requant.leftShift.withUnsafeBufferPointer { leftShift in
-        requant.rightShift.withUnsafeBufferPointer { rightShift in
-            let zeroPoint = SIMD8<Int32>(repeating: requant.zeroPoint)
-            let lo = SIMD8<Int32>(repeating: requant.lo), hi = SIMD8<Int32>(repeating: requant.hi)
+        requant.withPointers { requant in
             let w = w.baseAddress!
             parallelChunks(outH, threads: threads) { rows in
                 // int32 sums of one row x 16 channels, requantized by the shared row epilogue.
@@ -69,15 +64,12 @@ public final class Int8Depthwise3x3 {
                                 UnsafeMutableRawPointer(sums + ox * 16 + 8).storeBytes(of: acc1, as: SIMD8<Int32>.self)
                             }
                             requantizeRow(sums, pixels: outW, channel: c0, valid: min(16, channels - c0),
-                                          output: output + oy * outW * channels + c0, pixelStride: channels,
-                                          bias: bias.baseAddress!, multiplier: multiplier.baseAddress!, leftShift: leftShift.baseAddress!,
-                                          rightShift: rightShift.baseAddress!, needsLeftShift: requant.needsLeftShift,
-                                          zeroPoint: zeroPoint, lo: lo, hi: hi)
+                                          output: output + oy * outW * channels + c0, pixelStride: channels, requant)
                             c0 += 16
                         }
                     }
                 }
             }
-        }}}}}
+        }}
     }
 }

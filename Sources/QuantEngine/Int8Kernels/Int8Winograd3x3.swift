@@ -201,12 +201,7 @@ public final class Int8Winograd3x3 {
         let requant = self.requant
         let productsView = UnsafeRawPointer(products)
         let plane = tiles * paddedOutputs * 4  // bytes per ξ
-        requant.bias.withUnsafeBufferPointer { bias in
-        requant.multiplier.withUnsafeBufferPointer { multiplier in
-        requant.leftShift.withUnsafeBufferPointer { leftShift in
-        requant.rightShift.withUnsafeBufferPointer { rightShift in
-            let zeroPoint = SIMD8<Int32>(repeating: requant.zeroPoint)
-            let lo = SIMD8<Int32>(repeating: requant.lo), hi = SIMD8<Int32>(repeating: requant.hi)
+        requant.withPointers { requant in
             parallelChunks(tileRows.count * chunksOut, threads: threads) { items in
                 withUnsafeTemporaryAllocation(of: Int32.self, capacity: 2 * width * 16) { rows in
                     let top = rows.baseAddress!, bottom = top + width * 16
@@ -233,14 +228,12 @@ public final class Int8Winograd3x3 {
                         }
                         for dy in 0..<2 {
                             requantizeRow(dy == 0 ? top : bottom, pixels: width, channel: c0, valid: min(16, outputs - c0),
-                                          output: output + (2 * ty + dy) * width * outputs + c0, pixelStride: outputs,
-                                          bias: bias.baseAddress!, multiplier: multiplier.baseAddress!, leftShift: leftShift.baseAddress!,
-                                          rightShift: rightShift.baseAddress!, needsLeftShift: requant.needsLeftShift, zeroPoint: zeroPoint, lo: lo, hi: hi)
+                                          output: output + (2 * ty + dy) * width * outputs + c0, pixelStride: outputs, requant)
                         }
                     }
                 }
             }
-        }}}}
+        }
     }
 }
 

@@ -135,6 +135,32 @@ struct PackedRequantization {
     }
 }
 
+/// A `PackedRequantization` as the row epilogue (`requantizeRow`) reads it: pointers to its per-channel
+/// arrays, valid inside `withPointers`, and its constants broadcast to eight lanes.
+struct RequantizationPointers {
+    let bias: UnsafePointer<Int32>
+    let multiplier: UnsafePointer<Int32>
+    let leftShift: UnsafePointer<Int32>
+    let rightShift: UnsafePointer<Int32>
+    let needsLeftShift: Bool
+    let zeroPoint: SIMD8<Int32>
+    let lo: SIMD8<Int32>
+    let hi: SIMD8<Int32>
+}
+
+extension PackedRequantization {
+    func withPointers<Result>(_ body: (RequantizationPointers) -> Result) -> Result {
+        bias.withUnsafeBufferPointer { bias in
+        multiplier.withUnsafeBufferPointer { multiplier in
+        leftShift.withUnsafeBufferPointer { leftShift in
+        rightShift.withUnsafeBufferPointer { rightShift in
+            body(RequantizationPointers(bias: bias.baseAddress!, multiplier: multiplier.baseAddress!, leftShift: leftShift.baseAddress!,
+                                        rightShift: rightShift.baseAddress!, needsLeftShift: needsLeftShift,
+                                        zeroPoint: SIMD8(repeating: zeroPoint), lo: SIMD8(repeating: lo), hi: SIMD8(repeating: hi)))
+        }}}}
+    }
+}
+
 /// Loads eight Int32 from a (possibly unaligned) pointer.
 @inline(__always)
 func load8(_ p: UnsafePointer<Int32>) -> SIMD8<Int32> { UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Int32>.self) }
