@@ -112,11 +112,7 @@ public final class Int8UNet: SegmentationModel {
         let h = plan.height / info.downsample, w = plan.width / info.downsample
         switch steps[index] {
         case .dense(let step, let zp):
-            if let winograd = step.winograd, winograd.supports(height: h, width: w) {
-                winograd.run(input: plan.pointer(op.inputs[0]), height: h, width: w, output: out, scratch: plan.scratch, threads: threads, inputZeroPoint: zp)
-            } else {
-                step.direct.run(input: plan.pointer(op.inputs[0]), height: h, width: w, output: out, scratch: plan.scratch, threads: threads, inputZeroPoint: zp)
-            }
+            step.run(input: plan.pointer(op.inputs[0]), height: h, width: w, output: out, scratch: plan.scratch, threads: threads, inputZeroPoint: zp)
         case .depthwise(let conv, let zp):
             conv.run(input: plan.pointer(op.inputs[0]), height: h, width: w, output: out, scratch: plan.scratch, threads: threads, inputZeroPoint: zp)
         case .transposed(let conv, let zp):
@@ -170,12 +166,7 @@ public final class Int8UNet: SegmentationModel {
             let info = graph.values[op.inputs[0]]
             let h = height / info.downsample, w = width / info.downsample
             switch steps[index] {
-            case .dense(let step, _):
-                if let winograd = step.winograd, winograd.supports(height: h, width: w) {
-                    scratch = max(scratch, winograd.scratchCount(height: h, width: w))
-                } else {
-                    scratch = max(scratch, step.direct.scratchCount(height: h, width: w))
-                }
+            case .dense(let step, _): scratch = max(scratch, step.scratchCount(height: h, width: w))
             case .depthwise(let conv, _): scratch = max(scratch, conv.scratchCount(height: h, width: w))
             case .transposed(let conv, _): scratch = max(scratch, conv.scratchCount(height: h, width: w))
             default: break
@@ -247,7 +238,7 @@ public final class Int8UNet: SegmentationModel {
 /// a model whose sizes always suit Winograd (the MobileNetV2 U-Net at sizes that are multiples of 32) does
 /// not hold the layer's weights twice. Used under `Int8UNet`'s lock.
 final class DenseConvStep {
-    let winograd: Int8Winograd3x3?
+    private let winograd: Int8Winograd3x3?
     private let parameters: QuantizedConvParameters
     private var directKernel: Int8DenseConv?
 
@@ -257,11 +248,30 @@ final class DenseConvStep {
         directKernel = winograd == nil ? Int8DenseConv(p) : nil
     }
 
-    var direct: Int8DenseConv {
+    /// The one place that picks the kernel for an input size.
+    private func winograd(height: Int, width: Int) -> Int8Winograd3x3? {
+        guard let winograd, winograd.supports(height: height, width: width) else { return nil }
+        return winograd
+    }
+
+    private var direct: Int8DenseConv {
         if let directKernel { return directKernel }
         let kernel = Int8DenseConv(parameters)
         directKernel = kernel
         return kernel
+    }
+
+    func scratchCount(height: Int, width: Int) -> Int {
+        winograd(height: height, width: width)?.scratchCount(height: height, width: width) ?? direct.scratchCount(height: height, width: width)
+    }
+
+    func run(input: UnsafePointer<Int8>, height: Int, width: Int, output: UnsafeMutablePointer<Int8>,
+             scratch: UnsafeMutablePointer<Int16>, threads: Int, inputZeroPoint: Int32) {
+        if let winograd = winograd(height: height, width: width) {
+            winograd.run(input: input, height: height, width: width, output: output, scratch: scratch, threads: threads, inputZeroPoint: inputZeroPoint)
+        } else {
+            direct.run(input: input, height: height, width: width, output: output, scratch: scratch, threads: threads, inputZeroPoint: inputZeroPoint)
+        }
     }
 }
 
