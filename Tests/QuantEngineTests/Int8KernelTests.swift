@@ -77,8 +77,16 @@ final class Int8KernelTests: XCTestCase {
     }
 
     func testConv3x3MatchesReference() {
-        checkConv(kind: .dense, kernel: 3, strides: [1, 2], channels: [(1, 17), (3, 33), (17, 16), (33, 3), (2, 1)],
+        // 1 input channel: the patch-staged path (the first layer's); 2 and more: the padded staging.
+        checkConv(kind: .dense, kernel: 3, strides: [1, 2], channels: [(1, 17), (1, 32), (3, 33), (17, 16), (33, 3), (2, 1)],
                   sizes: [(7, 9), (5, 3), (1, 1), (8, 13)], seed: 11)
+        var rng = TestRandom(seed: 13)
+        func stagesPatches(_ cin: Int, kernel: Int) -> Bool {
+            Int8DenseConv(randomConv(&rng, kind: .dense, kernel: kernel, stride: 1, inChannels: cin, outChannels: 8, fused: false)).stagesPatches
+        }
+        XCTAssertTrue(stagesPatches(1, kernel: 3))
+        XCTAssertFalse(stagesPatches(2, kernel: 3), "18 values do not fit one 16-lane patch")
+        XCTAssertFalse(stagesPatches(1, kernel: 1))
     }
 
     /// Winograd F(2x2, 3x3) in integers must equal the direct convolution exactly (its comment has the

@@ -14,6 +14,11 @@
 /// weights from cache; each item writes int32 sums for its row x 16 outputs to a small stack buffer
 /// and requantizes them with the shared SIMD epilogue.
 ///
+/// A convolution whose whole receptive field fits one 16-lane vector (taps x input channels <= 16: the
+/// first layer, 3x3 taps of a gray frame) is staged differently, as patches: one vector per output pixel
+/// holding its taps (im2col), and then runs as a 1x1 convolution. Staged the usual way, each of its 9 taps
+/// would be a vector of 1 value and 15 zeros; int8 spent 6x the float kernel's time on that one layer.
+///
 /// The multiply-accumulate step is written per architecture (`multiplyAccumulate`); both give the same
 /// exact int32 sums, so both agree bit for bit with `referenceQuantizedConv`:
 ///   - x86-64 (AVX2): pairs of int16 products summed into int32 = one `vpmaddwd`.
@@ -23,7 +28,9 @@ public final class Int8DenseConv {
     public let stride: Int
     public let inChannels: Int
     public let outChannels: Int
-    /// Input channels rounded up to a multiple of 16.
+    /// The input staged as patches (see above) and run as a 1x1 convolution over them.
+    public let stagesPatches: Bool
+    /// Values per staged pixel, a multiple of 16: input channels rounded up, or one patch (16).
     let stagedChannels: Int
     /// Output channels rounded up to a multiple of 4 (the tile width).
     let groupedOutputs: Int
@@ -41,19 +48,21 @@ public final class Int8DenseConv {
     public init(_ p: QuantizedConvParameters) {
         precondition(p.kind == .dense, "Int8DenseConv: \(p.kind) parameters")
         kernel = p.kernel; stride = p.stride; inChannels = p.inChannels; outChannels = p.outChannels
-        stagedChannels = (p.inChannels + 15) & ~15
-        groupedOutputs = (p.outChannels + 3) & ~3
         taps = p.kernel * p.kernel
+        stagesPatches = p.kernel > 1 && taps * p.inChannels <= 16
+        stagedChannels = stagesPatches ? 16 : (p.inChannels + 15) & ~15
+        groupedOutputs = (p.outChannels + 3) & ~3
         requant = PackedRequantization(p, paddedCount: (p.outChannels + 15) & ~15)
-        let cp = stagedChannels, k2 = taps
-        var packed = [PackedWeight](repeating: 0, count: groupedOutputs * taps * cp)
+        // Patches run as a 1x1 convolution: one tap, whose channel t * inChannels + ic is tap t's channel ic.
+        let cp = stagedChannels, packedTaps = stagesPatches ? 1 : taps
+        var packed = [PackedWeight](repeating: 0, count: groupedOutputs * packedTaps * cp)
         for oc in 0..<p.outChannels {
             let group = oc / 4, lane = oc % 4
-            for t in 0..<k2 {
+            for t in 0..<taps {
                 for ic in 0..<p.inChannels {
-                    let chunk = ic / 16
-                    let index = (((group * k2 + t) * (cp / 16) + chunk) * 4 + lane) * 16 + ic % 16
-                    packed[index] = PackedWeight(p.weights[(oc * p.inChannels + ic) * k2 + t])
+                    let (tap, channel) = stagesPatches ? (0, t * p.inChannels + ic) : (t, ic)
+                    let index = (((group * packedTaps + tap) * (cp / 16) + channel / 16) * 4 + lane) * 16 + channel % 16
+                    packed[index] = PackedWeight(p.weights[(oc * p.inChannels + ic) * taps + t])
                 }
             }
         }
@@ -65,7 +74,8 @@ public final class Int8DenseConv {
 
     /// Int16 scratch elements `run` needs for an input of this size.
     public func scratchCount(height: Int, width: Int) -> Int {
-        (height + 2 * padding) * (width + 2 * padding) * stagedChannels
+        stagesPatches ? outputSize(height) * outputSize(width) * stagedChannels
+                      : (height + 2 * padding) * (width + 2 * padding) * stagedChannels
     }
 
     /// input: [height][width][inChannels] int8; output: [outH][outW][outChannels] int8.
@@ -78,23 +88,31 @@ public final class Int8DenseConv {
     public func run(input: UnsafePointer<Int8>, height: Int, width: Int, output: UnsafeMutablePointer<Int8>,
                     scratch: UnsafeMutablePointer<Int16>, threads: Int, inputZeroPoint: Int32,
                     outputRowStride: Int? = nil, inputIsStaged: Bool = false) {
-        let pad = padding, cp = stagedChannels
-        if !inputIsStaged {
-            stageInt16(input, height: height, width: width, channels: inChannels, zeroPoint: inputZeroPoint,
-                       pad: pad, paddedChannels: cp, into: scratch, threads: threads)
-        }
+        let cp = stagedChannels
         let outH = outputSize(height), outW = outputSize(width)
+        // The staged image the loop below walks: kernel, stride and width of the convolution it runs.
+        let (kernel, stride, paddedWidth): (Int, Int, Int)
+        if stagesPatches {
+            precondition(!inputIsStaged, "Int8DenseConv: a patch-staged convolution stages its own input")
+            stagePatches(input, height: height, width: width, zeroPoint: inputZeroPoint, into: scratch, threads: threads)
+            (kernel, stride, paddedWidth) = (1, 1, outW)
+        } else {
+            if !inputIsStaged {
+                stageInt16(input, height: height, width: width, channels: inChannels, zeroPoint: inputZeroPoint,
+                           pad: padding, paddedChannels: cp, into: scratch, threads: threads)
+            }
+            (kernel, stride, paddedWidth) = (self.kernel, self.stride, width + 2 * padding)
+        }
         let outputRowStride = outputRowStride ?? outW * outChannels
-        let paddedWidth = width + 2 * pad
         // In the padded NHWC staging, the k taps of one kernel row (kx = 0..k-1) are adjacent: k * cp int16
         // in a row, and the packed weights follow the same (ky, kx, channel) order. So the reduction is k
         // contiguous segments of k * cp values each, not k * k short ones.
         let rowOffsets = (0..<kernel).map { ky in ky * paddedWidth * cp }
         let chunksPerRow = kernel * cp / 16
-        let groupElements = taps * cp * 4
+        let groupElements = kernel * kernel * cp * 4
         let staged = UnsafePointer(scratch)
         let chunks = (outChannels + Self.chunkOutputs - 1) / Self.chunkOutputs
-        let (stride, outChannels, kernel, groupedOutputs) = (self.stride, self.outChannels, self.kernel, self.groupedOutputs)
+        let (outChannels, groupedOutputs) = (self.outChannels, self.groupedOutputs)
         let requant = self.requant  // a local copy: the hot loop reads it without touching `self`
         weights.withUnsafeBufferPointer { weightBuffer in
         requant.withPointers { requant in
@@ -132,6 +150,38 @@ public final class Int8DenseConv {
                 }
             }
         }}}
+    }
+}
+
+extension Int8DenseConv {
+    /// Stages the input as patches: for output pixel (oy, ox), the 16 int16 at `(oy * outW + ox) * 16` are
+    /// x - zero point of its taps in (ky, kx, channel) order, 0 for taps in the zero border and past the last.
+    func stagePatches(_ input: UnsafePointer<Int8>, height: Int, width: Int, zeroPoint: Int32,
+                      into staged: UnsafeMutablePointer<Int16>, threads: Int) {
+        let outH = outputSize(height), outW = outputSize(width)
+        let (kernel, stride, pad, channels) = (self.kernel, self.stride, padding, inChannels)
+        parallelChunks(outH, threads: threads) { rows in
+            for oy in rows {
+                for ox in 0..<outW {
+                    // Zero the patch, then write its taps in place (a SIMD16 built lane by lane with variable
+                    // indices went through the stack and made this loop most of the layer's time).
+                    let patch = staged + (oy * outW + ox) * 16
+                    UnsafeMutableRawPointer(patch).storeBytes(of: SIMD16<Int16>(), as: SIMD16<Int16>.self)
+                    // Wrapping arithmetic: the indices are bounded by the frame, and checked adds cost as much as the copy.
+                    for ky in 0..<kernel {
+                        let y = oy &* stride &+ ky &- pad
+                        guard y >= 0 && y < height else { continue }
+                        let row = input + y &* width &* channels
+                        for kx in 0..<kernel {
+                            let x = ox &* stride &+ kx &- pad
+                            guard x >= 0 && x < width else { continue }
+                            let source = row + x &* channels, target = patch + (ky &* kernel &+ kx) &* channels
+                            for c in 0..<channels { target[c] = Int16(truncatingIfNeeded: Int32(source[c]) &- zeroPoint) }
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
