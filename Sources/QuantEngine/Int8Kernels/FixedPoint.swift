@@ -118,27 +118,43 @@ public func requantize(_ accumulator: Int32, multiplier: Int32, shift: Int32, ze
 
 // MARK: - SIMD8 versions (must match the scalar reference bit for bit)
 
+// Written with integer arithmetic only, no lane masks (`.<`, `replacing(with:where:)`) and no lane-by-lane
+// rebuilding: those compiled to per-lane extracts, tests and inserts in the kernels' epilogue, which then
+// took a quarter of the int8 network's time (perf, AVX2 and AVX-512 builds alike).
+
+/// All ones in the lanes where `x` is 0, zero elsewhere: x | -x has its sign bit set exactly when x != 0.
+@inline(__always)
+func isZeroBits(_ x: SIMD8<Int32>) -> SIMD8<Int32> {
+    ~((x | (0 &- x)) &>> 31)
+}
+
 @inline(__always)
 public func saturatingRoundingDoublingHighMul(_ a: SIMD8<Int32>, _ b: SIMD8<Int32>) -> SIMD8<Int32> {
-    // The equivalent floor form (see the file comment): one add and one shift per lane. Even and odd
-    // lanes are multiplied separately as 4 x int64 so that AVX2 uses `vpmuldq` (32 x 32 -> 64 on even
-    // lanes) without widening whole vectors; only bits 31...62 are kept, so a logical shift suffices.
+    // The equivalent floor form (see the file comment): one add and one shift per lane. Viewed as 4 x int64,
+    // the even lanes are the sign-extended low halves and the odd lanes the high halves; the multiplies are
+    // then 32 x 32 -> 64 (`vpmuldq` on AVX2). Bits 31...62 of the nudged product are the result: shifted
+    // down into the low half for the even lanes and up into the high half for the odd lanes, then merged.
+    let a64 = unsafeBitCast(a, to: SIMD4<Int64>.self), b64 = unsafeBitCast(b, to: SIMD4<Int64>.self)
     let nudge = SIMD4<Int64>(repeating: 1 << 30)
-    let even = SIMD4<Int32>(truncatingIfNeeded: (SIMD4<Int64>(truncatingIfNeeded: a.evenHalf) &* SIMD4<Int64>(truncatingIfNeeded: b.evenHalf) &+ nudge) &>> 31)
-    let odd = SIMD4<Int32>(truncatingIfNeeded: (SIMD4<Int64>(truncatingIfNeeded: a.oddHalf) &* SIMD4<Int64>(truncatingIfNeeded: b.oddHalf) &+ nudge) &>> 31)
-    var result = SIMD8<Int32>(even[0], odd[0], even[1], odd[1], even[2], odd[2], even[3], odd[3])
-    let overflow = (a .== SIMD8<Int32>(repeating: .min)) .& (b .== SIMD8<Int32>(repeating: .min))
-    result.replace(with: .max, where: overflow)
-    return result
+    let even = ((a64 &<< 32) &>> 32) &* ((b64 &<< 32) &>> 32) &+ nudge
+    let odd = (a64 &>> 32) &* (b64 &>> 32) &+ nudge
+    let lowHalves = SIMD4<Int64>(repeating: 0xFFFF_FFFF)
+    let merged = ((even &>> 31) & lowHalves) | ((odd &<< 1) & ~lowHalves)
+    // The one overflow, INT32_MIN * INT32_MIN, gives INT32_MIN here; flipping every bit makes it INT32_MAX.
+    let overflow = isZeroBits(a ^ SIMD8<Int32>(repeating: .min)) & isZeroBits(b ^ SIMD8<Int32>(repeating: .min))
+    return unsafeBitCast(merged, to: SIMD8<Int32>.self) ^ overflow
 }
 
 @inline(__always)
 public func roundingDivideByPOT(_ x: SIMD8<Int32>, _ exponent: SIMD8<Int32>) -> SIMD8<Int32> {
-    let one = SIMD8<Int32>(repeating: 1), zero = SIMD8<Int32>(repeating: 0)
+    let one = SIMD8<Int32>(repeating: 1)
     let mask = (one &<< exponent) &- one
     let remainder = x & mask
-    let threshold = (mask &>> 1) &+ zero.replacing(with: one, where: x .< zero)
-    return (x &>> exponent) &+ zero.replacing(with: one, where: remainder .> threshold)
+    // x >> 31 is -1 for negative x, 0 otherwise: subtracting it adds the 1 of the scalar form.
+    let threshold = (mask &>> 1) &- (x &>> 31)
+    // Both are in [0, 2^31), so threshold - remainder cannot wrap and is negative exactly when
+    // remainder > threshold; its sign, as 0 or -1, is the rounding step with the sign flipped.
+    return (x &>> exponent) &- ((threshold &- remainder) &>> 31)
 }
 
 @inline(__always)
@@ -175,7 +191,19 @@ public func requantize(_ accumulator: SIMD8<Int32>, multiplier: SIMD8<Int32>, ri
     let scaled = roundingDivideByPOT(saturatingRoundingDoublingHighMul(accumulator, multiplier), rightShift)
     // As in the scalar version: keep 256 away from the int32 limits so adding the zero point cannot wrap.
     let guarded = clampLanes(scaled, SIMD8<Int32>(repeating: Int32.min + 256), SIMD8<Int32>(repeating: Int32.max - 256))
-    return narrowToInt8(clampLanes(guarded &+ zeroPoint, lo, hi))
+    return narrowToInt8(clampToInt8Bounds(guarded &+ zeroPoint, lo, hi))
+}
+
+/// min(max(x, lo), hi) per lane, for int8 bounds lo and hi and x at least 128 inside the int32 limits
+/// (so x - lo and x - hi cannot wrap). Written as x - min(x - lo, 0) and x - max(x - hi, 0), with
+/// min(d, 0) = d & (d >> 31): with lane masks instead, LLVM pushed the narrowing to int8 that follows
+/// through the selects and rebuilt the result lane by lane (extracts, tests, inserts) in every epilogue.
+@inline(__always) @usableFromInline
+func clampToInt8Bounds(_ x: SIMD8<Int32>, _ lo: SIMD8<Int32>, _ hi: SIMD8<Int32>) -> SIMD8<Int32> {
+    let belowLow = x &- lo
+    let atLeastLow = x &- (belowLow & (belowLow &>> 31))
+    let aboveHigh = atLeastLow &- hi
+    return atLeastLow &- (aboveHigh & ~(aboveHigh &>> 31))
 }
 
 /// min(max(x, lo), hi) per lane. Written with compares and blends: the standard library's
