@@ -41,7 +41,6 @@ public final class Int8DenseConv {
     let weights: [PackedWeight]
     let requant: PackedRequantization
 
-    static let tilePixels = 3
     static let tileOutputs = 4
     static let chunkOutputs = 16
 
@@ -135,11 +134,11 @@ public final class Int8DenseConv {
                                 let p0 = rowBase + min(x0, outW - 1) * stride * cp
                                 let p1 = rowBase + min(x0 + 1, outW - 1) * stride * cp
                                 let p2 = rowBase + min(x0 + 2, outW - 1) * stride * cp
-                                let s = dotTile3x4(p0, p1, p2, weights: groupWeights, segmentOffsets: offsets.baseAddress!, segments: kernel, chunks: chunksPerRow)
+                                let s = dotTile(p0, p1, p2, weights: groupWeights, segmentOffsets: offsets.baseAddress!, segments: kernel, chunks: chunksPerRow)
                                 UnsafeMutableRawPointer(sums + x0 * 16 + lane).storeBytes(of: s.0, as: SIMD4<Int32>.self)
                                 if x0 + 1 < outW { UnsafeMutableRawPointer(sums + (x0 + 1) * 16 + lane).storeBytes(of: s.1, as: SIMD4<Int32>.self) }
-                                if x0 + 2 < outW { UnsafeMutableRawPointer(sums + (x0 + 2) * 16 + lane).storeBytes(of: s.2, as: SIMD4<Int32>.self) }
-                                x0 += Self.tilePixels
+                                if microkernelPixels > 2 && x0 + 2 < outW { UnsafeMutableRawPointer(sums + (x0 + 2) * 16 + lane).storeBytes(of: s.2, as: SIMD4<Int32>.self) }
+                                x0 += microkernelPixels
                             }
                             group += 1
                         }
@@ -273,6 +272,61 @@ extension Int16: MicrokernelWeight {
     /// 16 int16 weights (one `ldp q, q` on arm64, one `vmovdqu` on AVX2).
     @inline(__always)
     static func load16(_ p: UnsafePointer<Int16>) -> SIMD16<Int16> { QuantEngine.load16(p) }
+}
+
+/// Pixels per microkernel call: 3 (`dotTile3x4`) where the registers allow it, 2 (`dotTile2x4`) on
+/// x86-64 without VNNI. The 3 x 4 tile needs its 12 accumulators, 3 inputs and a weight in registers; AVX2's
+/// `vpmaddwd` also needs a register for its product before the add, the 17th of 16, so LLVM kept one
+/// accumulator on the stack and every step waited on a store and reload (perf: the hottest instruction of
+/// the int8 engine). VNNI's `vpdpwssd` adds in place and NEON has 32 registers, so both keep 3 x 4.
+#if arch(x86_64) && !SONOQUANT_VNNI
+let microkernelPixels = 2
+#else
+let microkernelPixels = 3
+#endif
+
+/// The microkernel for this target: dot products of `microkernelPixels` pixels (p0, p1 and, for 3, p2)
+/// x 4 output channels; the third result is zero when the tile has 2 pixels.
+@inline(__always)
+func dotTile<Weight: MicrokernelWeight>(
+    _ p0: UnsafePointer<Int16>, _ p1: UnsafePointer<Int16>, _ p2: UnsafePointer<Int16>, weights: UnsafePointer<Weight>,
+    segmentOffsets: UnsafePointer<Int>, segments: Int, chunks: Int
+) -> (SIMD4<Int32>, SIMD4<Int32>, SIMD4<Int32>) {
+    #if arch(x86_64) && !SONOQUANT_VNNI
+    let s = dotTile2x4(p0, p1, weights: weights, segmentOffsets: segmentOffsets, segments: segments, chunks: chunks)
+    return (s.0, s.1, SIMD4<Int32>())
+    #else
+    return dotTile3x4(p0, p1, p2, weights: weights, segmentOffsets: segmentOffsets, segments: segments, chunks: chunks)
+    #endif
+}
+
+/// 2 pixels x 4 output channels: 8 accumulators, 2 inputs, a weight and the product fit 16 registers.
+@inline(__always)
+func dotTile2x4<Weight: MicrokernelWeight>(
+    _ p0: UnsafePointer<Int16>, _ p1: UnsafePointer<Int16>, weights: UnsafePointer<Weight>,
+    segmentOffsets: UnsafePointer<Int>, segments: Int, chunks: Int
+) -> (SIMD4<Int32>, SIMD4<Int32>) {
+    var a00 = SIMD8<Int32>(), a01 = SIMD8<Int32>(), a02 = SIMD8<Int32>(), a03 = SIMD8<Int32>()
+    var a10 = SIMD8<Int32>(), a11 = SIMD8<Int32>(), a12 = SIMD8<Int32>(), a13 = SIMD8<Int32>()
+    var w = weights
+    for segment in 0..<segments {
+        let o = segmentOffsets[segment]
+        var q0 = p0 + o, q1 = p1 + o
+        for _ in 0..<chunks {
+            let x0 = load16(q0), x1 = load16(q1)
+            q0 += 16; q1 += 16
+            let w0 = Weight.load16(w)
+            a00 = multiplyAccumulate(a00, x0, w0); a10 = multiplyAccumulate(a10, x1, w0)
+            let w1 = Weight.load16(w + 16)
+            a01 = multiplyAccumulate(a01, x0, w1); a11 = multiplyAccumulate(a11, x1, w1)
+            let w2 = Weight.load16(w + 32)
+            a02 = multiplyAccumulate(a02, x0, w2); a12 = multiplyAccumulate(a12, x1, w2)
+            let w3 = Weight.load16(w + 48)
+            a03 = multiplyAccumulate(a03, x0, w3); a13 = multiplyAccumulate(a13, x1, w3)
+            w += 64
+        }
+    }
+    return (horizontalSums(a00, a01, a02, a03), horizontalSums(a10, a11, a12, a13))
 }
 
 /// The microkernel: int32 dot products of 3 pixels x 4 output channels over `segments` contiguous runs

@@ -9,7 +9,7 @@
 /// so the output transform gives 4x the direct sum and an arithmetic shift right by 2 gives the sum.
 /// Ranges: d holds x - zero point (|d| ≤ 255), Bᵀ and B have row sums of |coefficients| ≤ 2, so
 /// |Bᵀ d B| ≤ 1020; G' has row sums ≤ 3, so |G' g G'ᵀ| ≤ 9 · 127 = 1143. Both fit int16, and the 16
-/// GEMMs run on the direct kernel's int16 x int16 -> int32 microkernel (`dotTile3x4`) unchanged.
+/// GEMMs run on the direct kernel's int16 x int16 -> int32 microkernel (`dotTile`) unchanged.
 /// The products and all later sums use wrapping int32 arithmetic, which is exact modulo 2^32: the result is
 /// right whenever the final value, 4x the direct sum, fits int32. The direct sum of output channel o is at
 /// most 255 · Σ|w[o]|, so `init?` accepts a convolution only if 4 · 255 · Σ|w[o]| < 2^31 for every o
@@ -183,13 +183,13 @@ public final class Int8Winograd3x3 {
                             let u = weightBuffer.baseAddress! + (xi * (paddedOutputs / 4) + group) * groupElements
                             var t = 0
                             while t < tiles {
-                                // The last triple repeats its final tile instead of reading past the plane.
-                                let s = dotTile3x4(v + t * cp, v + min(t + 1, tiles - 1) * cp, v + min(t + 2, tiles - 1) * cp, weights: u,
-                                                   segmentOffsets: offsets, segments: 1, chunks: cp / 16)
+                                // The last group of tiles repeats its final tile instead of reading past the plane.
+                                let s = dotTile(v + t * cp, v + min(t + 1, tiles - 1) * cp, v + min(t + 2, tiles - 1) * cp, weights: u,
+                                                segmentOffsets: offsets, segments: 1, chunks: cp / 16)
                                 m.storeBytes(of: s.0, toByteOffset: (t * paddedOutputs + group * 4) * 4, as: SIMD4<Int32>.self)
                                 if t + 1 < tiles { m.storeBytes(of: s.1, toByteOffset: ((t + 1) * paddedOutputs + group * 4) * 4, as: SIMD4<Int32>.self) }
-                                if t + 2 < tiles { m.storeBytes(of: s.2, toByteOffset: ((t + 2) * paddedOutputs + group * 4) * 4, as: SIMD4<Int32>.self) }
-                                t += 3
+                                if microkernelPixels > 2 && t + 2 < tiles { m.storeBytes(of: s.2, toByteOffset: ((t + 2) * paddedOutputs + group * 4) * 4, as: SIMD4<Int32>.self) }
+                                t += microkernelPixels
                             }
                         }
                     }
