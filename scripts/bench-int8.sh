@@ -6,6 +6,7 @@
 #
 #   scripts/bench-int8.sh                   # ROUNDS=5 RUNS=30 OBSERVER=minmax by default
 #   ROUNDS=3 RUNS=20 scripts/bench-int8.sh
+#   SIMD_CPU=cascadelake scripts/bench-int8.sh   # our engine built for AVX-512 VNNI (scripts/lib/simd-build.sh)
 #
 # Needs ../shared/hc18 (calibration frames) and the peer Python environment (PEER_PYTHON, default
 # /work/peer/venv/bin/python): python3 -m venv /work/peer/venv &&
@@ -29,7 +30,8 @@ source scripts/lib/simd-build.sh
 simd_build
 if [ "$(uname -m)" = x86_64 ]; then
     madds=$(objdump -d --no-show-raw-insn "$OURS" | awk '/<\$s11QuantEngine13Int8DenseConv.*>:$/{on=1} /^$/{on=0} on' | grep -c 'vpmaddwd.*%ymm' || true)
-    echo "== int8 dense conv: $madds vpmaddwd ymm instructions in Int8DenseConv (0 would mean no AVX2)"
+    fused=$(objdump -d --no-show-raw-insn "$OURS" | awk '/<\$s11QuantEngine13Int8DenseConv.*>:$/{on=1} /^$/{on=0} on' | grep -c 'vpdpwssd.*%ymm' || true)
+    echo "== int8 dense conv: $madds vpmaddwd + $fused vpdpwssd (VNNI) ymm instructions in Int8DenseConv (0 and 0 would mean no AVX2)"
 fi
 
 [ -f "$INT8" ] || "$OURS" calibrate --model "$CHECKPOINT" --data "$DATA" --split "$SPLIT" --size 192x128 --images 64 --observer "$OBSERVER" --out "$INT8"
