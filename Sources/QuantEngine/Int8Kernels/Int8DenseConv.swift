@@ -7,8 +7,8 @@
 /// at a time: one vector of 16 int16 inputs (one pixel) against one vector of 16 int16
 /// weights (one output channel), accumulated in 8 int32 lanes, reduced horizontally once at the end.
 ///
-/// Microkernel tile: 3 output pixels (of one row) x 4 output channels = 12 accumulators, which with the
-/// 3 input vectors and 1 weight vector fills the 16 AVX2 registers. Weights are packed
+/// Microkernel tile: `microkernelPixels` output pixels (of one row; 2 on AVX2, 3 on NEON and VNNI, see
+/// there) x 4 output channels, one accumulator per pixel and output. Weights are packed
 /// [group of 4 outputs][tap][16-channel chunk][4 outputs][16], so a tile streams them linearly.
 /// Work items are (16-output chunk, output row), chunk-major, so consecutive items reuse one chunk's
 /// weights from cache; each item writes int32 sums for its row x 16 outputs to a small stack buffer
