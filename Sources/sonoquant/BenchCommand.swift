@@ -188,6 +188,12 @@ struct BenchCommand: ParsableCommand {
             calibrationImages: images, observer: Observer(rawValue: observer)!, latencyRounds: rounds, latencyRunsPerRound: runsPerRound,
             overlayFrames: frames, referencePath: referenceFile, train: !measureOnly, command: commandLine)
         print("bench: report will be at \(out)/REPORT.md (rewritten after every run)")
+        if referenceFile == nil {
+            // The defaults are relative to the working directory: say so, or a report made elsewhere
+            // silently lacks the PyTorch column.
+            print("bench: no PyTorch reference here (fixtures/pytorch_reference_results.json, ../shared/reference/...); "
+                  + "the report will show ours only: run from the repository or pass --reference FILE")
+        }
         fflush(stdout)
         let results = try runHarness(configuration, peakRSS: { path in
             probePeakRSS(model: path, width: width, height: height)
