@@ -7,9 +7,9 @@
 #
 # SIMD_CPU=cascadelake (x86-64 CPUs with AVX-512 VNNI: Intel Cascade Lake and later, AMD Zen 4 and later)
 # builds for that level instead, in .build/vnni, with -DSONOQUANT_VNNI: LLVM then fuses the int8 kernels'
-# vpmaddwd + vpaddd into one vpdpwssd, same results bit for bit. Measured on the AMD EPYC (Zen 4) machine: int8 1.28x
-# faster, float32 about 9% slower (docs/PERFORMANCE.md, "AVX-512 VNNI build"); so it is the build for
-# deploying int8 on such a CPU, not the default.
+# vpmaddwd + vpaddd into one vpdpwssd, same results bit for bit. Measured on the AMD EPYC (Zen 4) machine,
+# idle: int8 1.29x faster (20.7 -> 16.1 ms), float32 9% slower (26.3 -> 28.6 ms) (docs/PERFORMANCE.md,
+# "Fifth session", bench-int8.sh logs); so it is the build for deploying int8 on such a CPU, not the default.
 #
 #   source scripts/lib/simd-build.sh; simd_build    # sets OURS to the sonoquant binary
 simd_build() {
@@ -17,7 +17,7 @@ simd_build() {
     if [ "$(uname -m)" = x86_64 ]; then
         if [ -n "${SIMD_CPU:-}" ]; then
             cpu=$SIMD_CPU
-            scratch=.build/$([ "$cpu" = cascadelake ] && echo vnni || echo "$cpu")
+            scratch=.build/$cpu
         else
             cpu=x86-64-v3
             probe=$(mktemp -d)
@@ -27,9 +27,12 @@ simd_build() {
             scratch=.build/avx2
         fi
         flags=(-Xswiftc -target-cpu -Xswiftc "$cpu" -Xswiftc -DSONOQUANT_FMA)
-        # VNNI's in-place multiply-add frees the register that sets the int8 microkernel's tile on AVX2
-        # (microkernelPixels in Sources/QuantEngine/Int8Kernels/Int8DenseConv.swift).
-        [ "$cpu" = cascadelake ] && flags+=(-Xswiftc -DSONOQUANT_VNNI)
+        if [ "$cpu" = cascadelake ]; then
+            # VNNI's in-place multiply-add frees the register that sets the int8 microkernel's tile on AVX2
+            # (microkernelPixels in Sources/QuantEngine/Int8Kernels/Int8DenseConv.swift).
+            flags+=(-Xswiftc -DSONOQUANT_VNNI)
+            scratch=.build/vnni
+        fi
     fi
     echo "== building: swift build -c release --scratch-path $scratch ${flags[*]} --product sonoquant"
     swift build -c release --scratch-path "$scratch" "${flags[@]}" --product sonoquant 2>&1 | tail -1
