@@ -3,9 +3,27 @@
 // Builds with Swift 6.0 (Debian trixie's swiftlang, how an ARM board gets Swift) and 6.3.
 import PackageDescription
 
-// Release builds for x86-64 can opt into AVX2 with
-//   swift build -c release -Xswiftc -target-cpu -Xswiftc x86-64-v3
-// (see docs/PERFORMANCE.md). We do not bake it in here so that the default build runs on any x86-64.
+// The int8 microkernels are compiled once per instruction set, as modules built from the same files
+// (the extra directories hold symlinks to Sources/Int8Microkernels), and QuantEngine's `KernelPath` picks
+// the best one for the CPU at run time. So plain `swift build -c release` gives one binary that runs on any
+// CPU of its architecture and uses AVX2 or AVX-512 VNNI where they exist (docs/ARCHITECTURE.md, "Kernel
+// paths"). The manifest is evaluated on the build machine: `#if arch` here is the architecture built for.
+#if arch(x86_64)
+let microkernelTargets: [Target] = [
+    .target(name: "Int8MicrokernelsAVX2", path: "Sources/Int8MicrokernelsAVX2",
+            swiftSettings: [.unsafeFlags(["-target-cpu", "haswell"])]),
+    // -parse-stdlib reaches `vpdpbusd` through Builtin (Sources/X86DotProductIntrinsics/VNNI.swift).
+    .target(name: "X86DotProductIntrinsics",
+            swiftSettings: [.unsafeFlags(["-parse-stdlib", "-target-cpu", "cascadelake"])]),
+    .target(name: "Int8MicrokernelsAVX512VNNI", dependencies: ["X86DotProductIntrinsics"], path: "Sources/Int8MicrokernelsAVX512VNNI",
+            swiftSettings: [.define("SONOQUANT_VNNI"), .unsafeFlags(["-target-cpu", "cascadelake"])]),
+]
+let microkernelModules: [Target.Dependency] = ["Int8Microkernels", "Int8MicrokernelsAVX2", "Int8MicrokernelsAVX512VNNI"]
+#else
+let microkernelTargets: [Target] = []
+let microkernelModules: [Target.Dependency] = ["Int8Microkernels"]
+#endif
+
 let package = Package(
     name: "SonoQuant",
     products: [
@@ -27,7 +45,12 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
         // The deployable engine: safetensors, the model graph, float32 and int8 kernels. No training code.
-        .target(name: "QuantEngine"),
+        .target(name: "QuantEngine", dependencies: ["CPUFeatures"] + microkernelModules),
+        // The int8 microkernels for the baseline instruction set (SSE2 on x86-64, NEON on arm64).
+        .target(name: "Int8Microkernels"),
+        // CPUID / auxiliary-vector feature detection for the run-time kernel choice (a few lines of C:
+        // Swift has no inline assembly for CPUID and XGETBV).
+        .target(name: "CPUFeatures"),
         // HC18 data: frames, annotation outlines -> masks, resizing, splits, HC measurement, metrics.
         .target(name: "HC18", dependencies: ["ImageCodecs", "QuantEngine"]),
         // Float32 trainer: forward/backward per layer, BCE-with-logits, Adam, fine-tuning presets.
@@ -44,11 +67,11 @@ let package = Package(
         ]),
         // Fixture locations, temporary directories and assertions shared by every test target.
         .target(name: "TestSupport", dependencies: ["QuantEngine", "HC18"], path: "Tests/TestSupport"),
-        .testTarget(name: "QuantEngineTests", dependencies: ["QuantEngine", "TestSupport"]),
+        .testTarget(name: "QuantEngineTests", dependencies: ["QuantEngine", "Int8Microkernels", "TestSupport"]),
         .testTarget(name: "HC18Tests", dependencies: ["HC18", "ImageCodecs", "QuantEngine", "TestSupport"]),
         .testTarget(name: "TrainTests", dependencies: ["Train", "QuantEngine", "HC18", "TestSupport"]),
         .testTarget(name: "DeployTests", dependencies: ["Deploy", "Bench", "HC18", "ImageCodecs", "QuantEngine", "TestSupport"]),
         .testTarget(name: "CalibrateTests", dependencies: ["Calibrate", "QuantEngine", "HC18", "TestSupport"]),
-    ],
+    ] + microkernelTargets,
     swiftLanguageModes: [.v5]
 )

@@ -14,6 +14,8 @@ public final class Int8UNet: SegmentationModel {
     public let precision = "int8"
     public let graph: ModelGraph
     public let model: Int8Model
+    /// The instruction set its kernels run on.
+    public let kernelPath: KernelPath
 
     private enum Step {
         case dense(DenseConvStep, inputZeroPoint: Int32)
@@ -28,17 +30,18 @@ public final class Int8UNet: SegmentationModel {
     private let lock = NSLock()
     private var plans: [Int: Plan] = [:]
 
-    public init(model: Int8Model) {
+    public init(model: Int8Model, kernelPath: KernelPath = .current) {
         self.model = model
+        self.kernelPath = kernelPath
         graph = model.graph
         steps = graph.ops.map { op in
             switch op {
             case .conv(let spec, let input, let output):
                 let p = model.convParameters(spec, input: input, output: output)
                 switch spec.kind {
-                case .standard: return .dense(DenseConvStep(p), inputZeroPoint: p.inputZeroPoint)
-                case .depthwise: return .depthwise(Int8Depthwise3x3(p), inputZeroPoint: p.inputZeroPoint)
-                case .transposed: return .transposed(Int8TransposedConv2x2(p), inputZeroPoint: p.inputZeroPoint)
+                case .standard: return .dense(DenseConvStep(p, path: kernelPath), inputZeroPoint: p.inputZeroPoint)
+                case .depthwise: return .depthwise(Int8Depthwise3x3(p, path: kernelPath), inputZeroPoint: p.inputZeroPoint)
+                case .transposed: return .transposed(Int8TransposedConv2x2(p, path: kernelPath), inputZeroPoint: p.inputZeroPoint)
                 }
             case .add(let a, let b, let output): return .add(model.addParameters(a: a, b: b, output: output))
             case .upsample2x: return .upsample
@@ -120,12 +123,12 @@ public final class Int8UNet: SegmentationModel {
         case .maxPool:
             int8MaxPool2x2(plan.pointer(op.inputs[0]), height: h, width: w, channels: info.channels, output: out, threads: threads)
         case .add(let p):
-            int8Add(plan.pointer(op.inputs[0]), plan.pointer(op.inputs[1]), count: h * w * info.channels, output: out, p, threads: threads)
+            int8Add(plan.pointer(op.inputs[0]), plan.pointer(op.inputs[1]), count: h * w * info.channels, output: out, p, threads: threads, path: kernelPath)
         case .upsample:
             int8Upsample2x(plan.pointer(op.inputs[0]), height: h, width: w, channels: info.channels, output: out, threads: threads)
         case .concat(let ra, let rb):
             int8Concat(plan.pointer(op.inputs[0]), channelsA: info.channels, plan.pointer(op.inputs[1]), channelsB: graph.values[op.inputs[1]].channels,
-                       pixels: h * w, output: out, rescaleA: ra, rescaleB: rb, threads: threads)
+                       pixels: h * w, output: out, rescaleA: ra, rescaleB: rb, threads: threads, path: kernelPath)
         }
     }
 
@@ -233,19 +236,27 @@ public final class Int8UNet: SegmentationModel {
     }
 }
 
-/// A dense convolution of the int8 engine: Winograd (`Int8Winograd3x3`) where it applies and the input
-/// size allows, the direct kernel otherwise. The direct kernel's packed weights are made on first use, so
-/// a model whose sizes always suit Winograd (the MobileNetV2 U-Net at sizes that are multiples of 32) does
-/// not hold the layer's weights twice. Used under `Int8UNet`'s lock.
+/// A dense convolution of the int8 engine: on a path with 4-way dot products, `Int8DotProductConv`; else
+/// Winograd (`Int8Winograd3x3`) where it applies and the input size allows, the direct kernel otherwise.
+/// The direct kernel's packed weights are made on first use, so a model whose sizes always suit Winograd
+/// (the MobileNetV2 U-Net at sizes that are multiples of 32) does not hold the layer's weights twice.
+/// Used under `Int8UNet`'s lock.
 final class DenseConvStep {
+    private let dotProduct: Int8DotProductConv?
     private let winograd: Int8Winograd3x3?
     private let parameters: QuantizedConvParameters
+    private let path: KernelPath
     private var directKernel: Int8DenseConv?
 
-    init(_ p: QuantizedConvParameters) {
+    init(_ p: QuantizedConvParameters, path: KernelPath) {
         parameters = p
-        winograd = Int8Winograd3x3(p)
-        directKernel = winograd == nil ? Int8DenseConv(p) : nil
+        self.path = path
+        dotProduct = Int8DotProductConv(p, path: path)
+        // With 4-way dot products the direct kernel beats Winograd's int16 GEMMs on every layer of the
+        // MobileNetV2 U-Net (1376 -> 256 at 12x8: 2.42 vs 3.04 ms; 152 -> 64 at 48x32: 0.81 vs 1.93 ms;
+        // docs/PERFORMANCE.md, "int8 kernel paths"), so Winograd serves the int16 paths only.
+        winograd = dotProduct == nil ? Int8Winograd3x3(p, path: path) : nil
+        directKernel = winograd == nil && dotProduct == nil ? Int8DenseConv(p, path: path) : nil
     }
 
     /// The one place that picks the kernel for an input size.
@@ -256,19 +267,23 @@ final class DenseConvStep {
 
     private var direct: Int8DenseConv {
         if let directKernel { return directKernel }
-        let kernel = Int8DenseConv(parameters)
+        let kernel = Int8DenseConv(parameters, path: path)
         directKernel = kernel
         return kernel
     }
 
     func scratchCount(height: Int, width: Int) -> Int {
-        winograd(height: height, width: width)?.scratchCount(height: height, width: width) ?? direct.scratchCount(height: height, width: width)
+        if let winograd = winograd(height: height, width: width) { return winograd.scratchCount(height: height, width: width) }
+        if let dotProduct { return dotProduct.scratchCount(height: height, width: width) }
+        return direct.scratchCount(height: height, width: width)
     }
 
     func run(input: UnsafePointer<Int8>, height: Int, width: Int, output: UnsafeMutablePointer<Int8>,
              scratch: UnsafeMutablePointer<Int16>, threads: Int, inputZeroPoint: Int32) {
         if let winograd = winograd(height: height, width: width) {
             winograd.run(input: input, height: height, width: width, output: output, scratch: scratch, threads: threads, inputZeroPoint: inputZeroPoint)
+        } else if let dotProduct {
+            dotProduct.run(input: input, height: height, width: width, output: output, scratch: scratch, threads: threads, inputZeroPoint: inputZeroPoint)
         } else {
             direct.run(input: input, height: height, width: width, output: output, scratch: scratch, threads: threads, inputZeroPoint: inputZeroPoint)
         }

@@ -1,5 +1,6 @@
 import XCTest
 import QuantEngine
+import Int8Microkernels
 import TestSupport
 
 /// Integer helpers on the tests' generator (TestRandom, in TestSupport).

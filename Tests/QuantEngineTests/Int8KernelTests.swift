@@ -23,30 +23,42 @@ final class Int8KernelTests: XCTestCase {
                                        outputMin: fused ? outZero : -128, outputMax: fused ? min(127, outZero + 100) : 127)
     }
 
-    private func runKernel(_ p: QuantizedConvParameters, input: [Int8], height: Int, width: Int, threads: Int) -> [Int8] {
+    /// The kernel for `p` on `path`, run: for a dense conv, the int16 direct kernel and, on paths with 4-way
+    /// dot products, `Int8DotProductConv` too (each labelled).
+    private func runKernels(_ p: QuantizedConvParameters, input: [Int8], height: Int, width: Int, threads: Int,
+                            path: KernelPath = .current) -> [(kernel: String, output: [Int8])] {
         let outH = p.outputSize(height), outW = p.outputSize(width)
-        var output = [Int8](repeating: 0x55, count: outH * outW * p.outChannels)
+        func run(_ scratchCount: Int, _ body: (UnsafePointer<Int8>, UnsafeMutablePointer<Int8>, UnsafeMutablePointer<Int16>) -> Void) -> [Int8] {
+            var output = [Int8](repeating: 0x55, count: outH * outW * p.outChannels)
+            var scratch = [Int16](repeating: 0x7777, count: scratchCount)
+            input.withUnsafeBufferPointer { i in output.withUnsafeMutableBufferPointer { o in scratch.withUnsafeMutableBufferPointer { s in
+                body(i.baseAddress!, o.baseAddress!, s.baseAddress!)
+            }}}
+            return output
+        }
         switch p.kind {
         case .dense:
-            let conv = Int8DenseConv(p)
-            var scratch = [Int16](repeating: 0x7777, count: conv.scratchCount(height: height, width: width))
-            input.withUnsafeBufferPointer { i in output.withUnsafeMutableBufferPointer { o in scratch.withUnsafeMutableBufferPointer { s in
-                conv.run(input: i.baseAddress!, height: height, width: width, output: o.baseAddress!, scratch: s.baseAddress!, threads: threads, inputZeroPoint: p.inputZeroPoint)
-            }}}
+            let conv = Int8DenseConv(p, path: path)
+            var outputs = [("Int8DenseConv", run(conv.scratchCount(height: height, width: width)) {
+                conv.run(input: $0, height: height, width: width, output: $1, scratch: $2, threads: threads, inputZeroPoint: p.inputZeroPoint)
+            })]
+            if let dot = Int8DotProductConv(p, path: path) {
+                outputs.append(("Int8DotProductConv", run(dot.scratchCount(height: height, width: width)) {
+                    dot.run(input: $0, height: height, width: width, output: $1, scratch: $2, threads: threads, inputZeroPoint: p.inputZeroPoint)
+                }))
+            }
+            return outputs
         case .depthwise:
-            let conv = Int8Depthwise3x3(p)
-            var scratch = [Int16](repeating: 0x7777, count: conv.scratchCount(height: height, width: width))
-            input.withUnsafeBufferPointer { i in output.withUnsafeMutableBufferPointer { o in scratch.withUnsafeMutableBufferPointer { s in
-                conv.run(input: i.baseAddress!, height: height, width: width, output: o.baseAddress!, scratch: s.baseAddress!, threads: threads, inputZeroPoint: p.inputZeroPoint)
-            }}}
+            let conv = Int8Depthwise3x3(p, path: path)
+            return [("Int8Depthwise3x3", run(conv.scratchCount(height: height, width: width)) {
+                conv.run(input: $0, height: height, width: width, output: $1, scratch: $2, threads: threads, inputZeroPoint: p.inputZeroPoint)
+            })]
         case .transposed:
-            let conv = Int8TransposedConv2x2(p)
-            var scratch = [Int16](repeating: 0x7777, count: conv.scratchCount(height: height, width: width))
-            input.withUnsafeBufferPointer { i in output.withUnsafeMutableBufferPointer { o in scratch.withUnsafeMutableBufferPointer { s in
-                conv.run(input: i.baseAddress!, height: height, width: width, output: o.baseAddress!, scratch: s.baseAddress!, threads: threads, inputZeroPoint: p.inputZeroPoint)
-            }}}
+            let conv = Int8TransposedConv2x2(p, path: path)
+            return [("Int8TransposedConv2x2", run(conv.scratchCount(height: height, width: width)) {
+                conv.run(input: $0, height: height, width: width, output: $1, scratch: $2, threads: threads, inputZeroPoint: p.inputZeroPoint)
+            })]
         }
-        return output
     }
 
     private func checkConv(kind: QuantizedConvParameters.Kind, kernel: Int, strides: [Int], channels: [(Int, Int)], sizes: [(Int, Int)], seed: UInt64) {
@@ -64,9 +76,14 @@ final class Int8KernelTests: XCTestCase {
                     let p = randomConv(&rng, kind: kind, kernel: kernel, stride: stride, inChannels: cin, outChannels: cout, fused: kind != .transposed && (cin + h) % 2 == 0)
                     let input = (0..<(h * w * cin)).map { _ in rng.int8() }
                     let expected = referenceQuantizedConv(p, input: input, height: h, width: w)
-                    for threads in [1, 2, 3] {
-                        let got = runKernel(p, input: input, height: h, width: w, threads: threads)
-                        XCTAssertEqual(got, expected, "\(kind) k\(kernel) s\(stride) \(cin)->\(cout) \(h)x\(w) threads \(threads)")
+                    // Every kernel path this CPU runs (KernelPath.supported; the others are covered on CPUs that
+                    // have them, and the portable one under emulation: scripts/check-kernel-paths.sh).
+                    for path in KernelPath.supported {
+                        for threads in [1, 2, 3] {
+                            for (name, got) in runKernels(p, input: input, height: h, width: w, threads: threads, path: path) {
+                                XCTAssertEqual(got, expected, "\(name) on \(path.rawValue): \(kind) k\(kernel) s\(stride) \(cin)->\(cout) \(h)x\(w) threads \(threads)")
+                            }
+                        }
                     }
                     seen.formUnion(expected)
                     outputs += expected.count
@@ -94,7 +111,8 @@ final class Int8KernelTests: XCTestCase {
     func testWinograd3x3MatchesReferenceExactly() throws {
         var rng = TestRandom(seed: 19)
         func check(_ p: QuantizedConvParameters, input: [Int8], height h: Int, width w: Int, _ label: String, bandBytes: Int? = nil) throws {
-            let conv = try XCTUnwrap(Int8Winograd3x3(p, minimumChannels: 1, bandBytes: bandBytes), label)
+          for path in KernelPath.supported {
+            let conv = try XCTUnwrap(Int8Winograd3x3(p, minimumChannels: 1, bandBytes: bandBytes, path: path), label)
             XCTAssertTrue(conv.supports(height: h, width: w))
             let expected = referenceQuantizedConv(p, input: input, height: h, width: w)
             for threads in [1, 2, 3] {
@@ -104,8 +122,9 @@ final class Int8KernelTests: XCTestCase {
                     conv.run(input: i.baseAddress!, height: h, width: w, output: o.baseAddress!, scratch: s.baseAddress!, threads: threads,
                              inputZeroPoint: p.inputZeroPoint)
                 }}}
-                XCTAssertEqual(output, expected, "\(label) threads \(threads)")
+                XCTAssertEqual(output, expected, "\(label) on \(path.rawValue), threads \(threads)")
             }
+          }
         }
         for (cin, cout) in [(1, 17), (17, 16), (33, 3), (16, 64), (70, 20)] {
             for (h, w) in [(2, 2), (4, 6), (8, 10), (6, 14)] {
@@ -140,6 +159,29 @@ final class Int8KernelTests: XCTestCase {
         XCTAssertNil(Int8Winograd3x3(conv(32, weight: 1)), "below the default channel minimum")
     }
 
+    /// The largest sums a layer of the model can reach, on every dense kernel: x - zero point = +255 and -255
+    /// everywhere, weights at ±127, 200 input channels (3x3: 1,800 products per output). The 4-way kernel
+    /// stages x + 128 and corrects the bias by (zp + 128) Σw; both extremes of the zero point test that.
+    func testDenseConvExtremesOnEveryPath() {
+        for (zeroPoint, value) in [(Int32(-128), Int8(127)), (Int32(127), Int8(-128))] {
+            for (kernel, stride) in [(3, 1), (3, 2), (1, 1)] {
+                let cin = 200, cout = 20
+                let weights = (0..<(cout * cin * kernel * kernel)).map { i -> Int8 in i % 5 == 0 ? -127 : 127 }
+                let p = QuantizedConvParameters(kind: .dense, kernel: kernel, stride: stride, inChannels: cin, outChannels: cout, weights: weights,
+                                                bias: (0..<cout).map { Int32($0 * 1_000) }, multipliers: (0..<cout).map { QuantizedMultiplier(2e-7 * Double(1 + $0)) },
+                                                inputZeroPoint: zeroPoint, outputZeroPoint: 0)
+                let input = [Int8](repeating: value, count: 5 * 11 * cin)
+                let expected = referenceQuantizedConv(p, input: input, height: 5, width: 11)
+                XCTAssertGreaterThan(Set(expected).count, 1, "border and interior pixels differ")
+                for path in KernelPath.supported {
+                    for (name, got) in runKernels(p, input: input, height: 5, width: 11, threads: 2, path: path) {
+                        XCTAssertEqual(got, expected, "\(name) on \(path.rawValue): k\(kernel) s\(stride) zero point \(zeroPoint)")
+                    }
+                }
+            }
+        }
+    }
+
     func testPointwiseMatchesReference() {
         checkConv(kind: .dense, kernel: 1, strides: [1], channels: [(17, 33), (33, 17), (3, 1), (96, 24), (24, 144)],
                   sizes: [(7, 9), (1, 5), (6, 6)], seed: 12)
@@ -160,7 +202,7 @@ final class Int8KernelTests: XCTestCase {
         let p = QuantizedConvParameters(kind: .transposed, kernel: 2, stride: 2, inChannels: 1, outChannels: 1, weights: [1, 2, 3, 4], bias: [1],
                                         multipliers: [QuantizedMultiplier(0.5)], inputZeroPoint: 1, outputZeroPoint: -1)
         XCTAssertEqual(referenceQuantizedTransposedConv(p, input: [3], height: 1, width: 1), [1, 2, 3, 4])
-        XCTAssertEqual(runKernel(p, input: [3], height: 1, width: 1, threads: 1), [1, 2, 3, 4])
+        XCTAssertEqual(runKernels(p, input: [3], height: 1, width: 1, threads: 1).first?.output, [1, 2, 3, 4])
     }
 
     func testMaxPool2x2MatchesReference() {
@@ -187,12 +229,14 @@ final class Int8KernelTests: XCTestCase {
                                       outputScale: Float(0.02 + rng.unit() * 0.1), outputZeroPoint: Int32(rng.int(-128...127)))
             let a = (0..<count).map { _ in rng.int8() }, b = (0..<count).map { _ in rng.int8() }
             let expected = referenceAdd(a, b, p)
-            for threads in [1, 2] {
-                var out = [Int8](repeating: 0, count: count)
-                a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in out.withUnsafeMutableBufferPointer { o in
-                    int8Add(ap.baseAddress!, bp.baseAddress!, count: count, output: o.baseAddress!, p, threads: threads)
-                }}}
-                XCTAssertEqual(out, expected, "count \(count)")
+            for path in KernelPath.supported {
+                for threads in [1, 2] {
+                    var out = [Int8](repeating: 0, count: count)
+                    a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in out.withUnsafeMutableBufferPointer { o in
+                        int8Add(ap.baseAddress!, bp.baseAddress!, count: count, output: o.baseAddress!, p, threads: threads, path: path)
+                    }}}
+                    XCTAssertEqual(out, expected, "count \(count) on \(path.rawValue)")
+                }
             }
         }
         // Semantics on a known case: 0.5 + 0.25 at scale 0.05 = 0.75 / 0.05 = 15.
@@ -208,13 +252,15 @@ final class Int8KernelTests: XCTestCase {
                               : Int8Rescale(inputScale: Float(0.01 + rng.unit()), inputZeroPoint: Int32(rng.int(-128...127)), outputScale: 0.5, outputZeroPoint: 7)
             let a = (0..<(ca * pixels)).map { _ in rng.int8() }, b = (0..<(cb * pixels)).map { _ in rng.int8() }
             let expected = referenceConcat(a, channelsA: ca, b, channelsB: cb, rescaleA: ra, rescaleB: rb)
-            for threads in [1, 2] {
-                var out = [Int8](repeating: 0, count: expected.count)
-                a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in out.withUnsafeMutableBufferPointer { o in
-                    int8Concat(ap.baseAddress!, channelsA: ca, bp.baseAddress!, channelsB: cb, pixels: pixels, output: o.baseAddress!,
-                               rescaleA: ra, rescaleB: rb, threads: threads)
-                }}}
-                XCTAssertEqual(out, expected, "\(ca)+\(cb) x \(pixels)")
+            for path in KernelPath.supported {
+                for threads in [1, 2] {
+                    var out = [Int8](repeating: 0, count: expected.count)
+                    a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in out.withUnsafeMutableBufferPointer { o in
+                        int8Concat(ap.baseAddress!, channelsA: ca, bp.baseAddress!, channelsB: cb, pixels: pixels, output: o.baseAddress!,
+                                   rescaleA: ra, rescaleB: rb, threads: threads, path: path)
+                    }}}
+                    XCTAssertEqual(out, expected, "\(ca)+\(cb) x \(pixels) on \(path.rawValue)")
+                }
             }
         }
         // Rescale semantics: 10 at (0.1, 0) is 1.0 -> at (0.25, 2) 4 + 2 = 6.

@@ -25,11 +25,16 @@ final class Int8ModelTests: XCTestCase {
     }()
 
     func testEngineMatchesScalarReferenceBitForBit() throws {
-        let net = Int8UNet(model: Self.model)
-        let reference = try net.referenceQuantizedLogits(frame: Self.frame64, width: 64, height: 64)
-        for threads in [1, 2, 3] {
-            XCTAssertEqual(try net.quantizedLogits(frame: Self.frame64, width: 64, height: 64, threads: threads), reference, "threads \(threads)")
+        let reference = try Int8UNet(model: Self.model).referenceQuantizedLogits(frame: Self.frame64, width: 64, height: 64)
+        // Every kernel path this CPU runs gives the same bits (the int8 arithmetic is exact on each).
+        for path in KernelPath.supported {
+            let net = Int8UNet(model: Self.model, kernelPath: path)
+            for threads in [1, 2, 3] {
+                XCTAssertEqual(try net.quantizedLogits(frame: Self.frame64, width: 64, height: 64, threads: threads), reference,
+                               "\(path.rawValue), threads \(threads)")
+            }
         }
+        let net = Int8UNet(model: Self.model)
         // Repeatable: a second run on the same (reused) arena gives the same bits.
         XCTAssertEqual(try net.quantizedLogits(frame: Self.frame64, width: 64, height: 64, threads: 2), reference)
         XCTAssertGreaterThan(Set(reference).count, 20, "logits should vary over the frame")

@@ -33,26 +33,16 @@ public func referenceAdd(_ a: [Int8], _ b: [Int8], _ p: Int8AddParameters) -> [I
     return (0..<a.count).map { p.add(a[$0], b[$0]) }
 }
 
-/// output[i] = p.add(a[i], b[i]); eight lanes at a time, split across threads.
+/// output[i] = p.add(a[i], b[i]), split across threads, on the given path's kernel.
 public func int8Add(_ a: UnsafePointer<Int8>, _ b: UnsafePointer<Int8>, count: Int, output: UnsafeMutablePointer<Int8>,
-                    _ p: Int8AddParameters, threads: Int) {
-    @inline(__always) func vector(_ m: QuantizedMultiplier) -> (SIMD8<Int32>, SIMD8<Int32>, SIMD8<Int32>) {
-        (SIMD8(repeating: m.multiplier), SIMD8(repeating: max(m.shift, 0)), SIMD8(repeating: max(-m.shift, 0)))
-    }
-    let (am, al, ar) = vector(p.aMultiplier), (bm, bl, br) = vector(p.bMultiplier), (om, ol, or) = vector(p.outputMultiplier)
-    let azp = SIMD8<Int32>(repeating: p.aZeroPoint), bzp = SIMD8<Int32>(repeating: p.bZeroPoint), ozp = SIMD8<Int32>(repeating: p.outputZeroPoint)
-    let lo = SIMD8<Int32>(repeating: p.outputMin), hi = SIMD8<Int32>(repeating: p.outputMax)
-    let vectors = count / 8
+                    _ p: Int8AddParameters, threads: Int, path: KernelPath = .current) {
+    let addRun = Int8KernelTable.of(path).addRun
+    // Chunks of whole vectors, so the split does not change which values take the ragged end.
+    let vectors = (count + 7) / 8
     parallelChunks(vectors, threads: threads) { range in
-        for v in range {
-            let i = v * 8
-            let x = widenToInt32(UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Int8>.self))
-            let y = widenToInt32(UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Int8>.self))
-            let x1 = multiplyByQuantizedMultiplier((x &- azp) &<< Int8AddParameters.leftShift, multiplier: am, leftShift: al, rightShift: ar)
-            let y1 = multiplyByQuantizedMultiplier((y &- bzp) &<< Int8AddParameters.leftShift, multiplier: bm, leftShift: bl, rightShift: br)
-            let q = requantize(x1 &+ y1, multiplier: om, leftShift: ol, rightShift: or, zeroPoint: ozp, min: lo, max: hi)
-            UnsafeMutableRawPointer(output + i).storeBytes(of: q, as: SIMD8<Int8>.self)
-        }
+        let start = range.lowerBound * 8, end = min(range.upperBound * 8, count)
+        addRun(a + start, b + start, end - start, output + start, p.aZeroPoint, p.aMultiplier.multiplier, p.aMultiplier.shift,
+               p.bZeroPoint, p.bMultiplier.multiplier, p.bMultiplier.shift, p.outputZeroPoint, p.outputMultiplier.multiplier,
+               p.outputMultiplier.shift, p.outputMin, p.outputMax)
     }
-    for i in (vectors * 8)..<count { output[i] = p.add(a[i], b[i]) }
 }

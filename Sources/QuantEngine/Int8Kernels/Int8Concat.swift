@@ -1,12 +1,14 @@
 /// int8 channel concatenation [a, b] (NHWC: per pixel, a's channels then b's), each input rescaled to
 /// the output's quantization with `Int8Rescale` (a plain copy when they already match).
 public func int8Concat(_ a: UnsafePointer<Int8>, channelsA: Int, _ b: UnsafePointer<Int8>, channelsB: Int, pixels: Int,
-                       output: UnsafeMutablePointer<Int8>, rescaleA: Int8Rescale, rescaleB: Int8Rescale, threads: Int) {
+                       output: UnsafeMutablePointer<Int8>, rescaleA: Int8Rescale, rescaleB: Int8Rescale, threads: Int,
+                       path: KernelPath = .current) {
     let channels = channelsA + channelsB
+    let kernels = Int8KernelTable.of(path)
     parallelChunks(pixels, threads: threads) { range in
         for p in range {
-            rescaleInt8(a + p * channelsA, output + p * channels, count: channelsA, rescaleA)
-            rescaleInt8(b + p * channelsB, output + p * channels + channelsA, count: channelsB, rescaleB)
+            rescaleA.run(a + p * channelsA, output + p * channels, count: channelsA, kernels)
+            rescaleB.run(b + p * channelsB, output + p * channels + channelsA, count: channelsB, kernels)
         }
     }
 }

@@ -1,3 +1,5 @@
+import Int8Microkernels
+
 /// int8 dense convolution: conv 3x3 (stride 1 and 2) and pointwise 1x1, one microkernel for both.
 ///
 /// Method (direct convolution, no im2col): the input is staged once as int16 (x - zero point) with a
@@ -19,7 +21,8 @@
 /// holding its taps (im2col), and then runs as a 1x1 convolution. Staged the usual way, each of its 9 taps
 /// would be a vector of 1 value and 15 zeros; int8 spent 6x the float kernel's time on that one layer.
 ///
-/// The multiply-accumulate step is written per architecture (`multiplyAccumulate`); both give the same
+/// The microkernel (Sources/Int8Microkernels/Int16DotTiles.swift, compiled per instruction set) computes one
+/// output row of one 16-output chunk; this file stages, packs and runs it. The multiply-accumulate step is written per architecture (`multiplyAccumulate`); both give the same
 /// exact int32 sums, so both agree bit for bit with `referenceQuantizedConv`:
 ///   - x86-64 (AVX2): pairs of int16 products summed into int32 = one `vpmaddwd`.
 ///   - arm64 (NEON): widening multiply-accumulate of the low and high halves = `smlal` + `smlal2`.
@@ -40,12 +43,14 @@ public final class Int8DenseConv {
     /// turned int8 loads into 4-byte loads + `sshll` but loads int16 as plain `ldp q` pairs.
     let weights: [PackedWeight]
     let requant: PackedRequantization
+    /// The microkernels of the kernel path this convolution runs on.
+    let kernels: Int8KernelTable
 
-    static let tileOutputs = 4
     static let chunkOutputs = 16
 
-    public init(_ p: QuantizedConvParameters) {
+    public init(_ p: QuantizedConvParameters, path: KernelPath = .current) {
         precondition(p.kind == .dense, "Int8DenseConv: \(p.kind) parameters")
+        kernels = .of(path)
         kernel = p.kernel; stride = p.stride; inChannels = p.inChannels; outChannels = p.outChannels
         taps = p.kernel * p.kernel
         stagesPatches = p.kernel > 1 && taps * p.inChannels <= 16
@@ -112,9 +117,9 @@ public final class Int8DenseConv {
         let staged = UnsafePointer(scratch)
         let chunks = (outChannels + Self.chunkOutputs - 1) / Self.chunkOutputs
         let (outChannels, groupedOutputs) = (self.outChannels, self.groupedOutputs)
-        let requant = self.requant  // a local copy: the hot loop reads it without touching `self`
+        let (requant, gemmRow) = (self.requant, kernels.gemmRow)  // local copies: the loop reads them without touching `self`
         weights.withUnsafeBufferPointer { weightBuffer in
-        requant.withPointers { requant in
+        requant.withPointers(kernels) { requant in
         rowOffsets.withUnsafeBufferPointer { offsets in
             parallelChunks(chunks * outH, threads: threads) { items in
                 // int32 sums of one row x 16 outputs, requantized when the row chunk is done.
@@ -123,28 +128,12 @@ public final class Int8DenseConv {
                     for item in items {
                         let chunk = item / outH, oy = item % outH
                         let c0 = chunk * Self.chunkOutputs
-                        let rowBase = staged + oy * stride * paddedWidth * cp
-                        var group = c0 / 4
-                        while group * 4 < min(c0 + Self.chunkOutputs, groupedOutputs) {
-                            let groupWeights = weightBuffer.baseAddress! + group * groupElements
-                            let lane = group * 4 - c0
-                            var x0 = 0
-                            while x0 < outW {
-                                // The last tile of a row repeats its final pixel instead of reading past the row.
-                                let p0 = rowBase + min(x0, outW - 1) * stride * cp
-                                let p1 = rowBase + min(x0 + 1, outW - 1) * stride * cp
-                                let p2 = rowBase + min(x0 + 2, outW - 1) * stride * cp
-                                let s = dotTile(p0, p1, p2, weights: groupWeights, segmentOffsets: offsets.baseAddress!, segments: kernel, chunks: chunksPerRow)
-                                UnsafeMutableRawPointer(sums + x0 * 16 + lane).storeBytes(of: s.0, as: SIMD4<Int32>.self)
-                                if x0 + 1 < outW { UnsafeMutableRawPointer(sums + (x0 + 1) * 16 + lane).storeBytes(of: s.1, as: SIMD4<Int32>.self) }
-                                if microkernelPixels > 2 && x0 + 2 < outW { UnsafeMutableRawPointer(sums + (x0 + 2) * 16 + lane).storeBytes(of: s.2, as: SIMD4<Int32>.self) }
-                                x0 += microkernelPixels
-                            }
-                            group += 1
-                        }
+                        let groups = (min(c0 + Self.chunkOutputs, groupedOutputs) - c0) / 4
+                        gemmRow(staged + oy * stride * paddedWidth * cp, stride * cp, outW, weightBuffer.baseAddress! + (c0 / 4) * groupElements,
+                                groups, groupElements, offsets.baseAddress!, kernel, chunksPerRow, sums, Self.chunkOutputs)
                         // Epilogue: bias, requantize, clamp, store the valid channels.
-                        requantizeRow(sums, pixels: outW, channel: c0, valid: min(Self.chunkOutputs, outChannels - c0),
-                                      output: output + oy * outputRowStride + c0, pixelStride: outChannels, requant)
+                        requant.row(sums, pixels: outW, channel: c0, valid: min(Self.chunkOutputs, outChannels - c0),
+                                    output: output + oy * outputRowStride + c0, pixelStride: outChannels)
                     }
                 }
             }
@@ -184,179 +173,20 @@ extension Int8DenseConv {
     }
 }
 
-/// Requantizes one row x 16 outputs of int32 sums (`sums[x * 16 + lane]`) into int8 NHWC.
-///
-/// Deliberately not inlined into the conv: the conv's closure is already so large after the microkernel is
-/// inlined that the optimizer stops inlining into it, and `requantize` would stay an out-of-line call per
-/// 8 outputs with its constants rebuilt each time. Here it inlines and its constants stay in registers.
-@inline(never)
-func requantizeRow(_ sums: UnsafePointer<Int32>, pixels: Int, channel c0: Int, valid: Int, output: UnsafeMutablePointer<Int8>, pixelStride: Int,
-                   _ r: RequantizationPointers) {
-    let b0 = load8(r.bias + c0), b1 = load8(r.bias + c0 + 8)
-    let m0 = load8(r.multiplier + c0), m1 = load8(r.multiplier + c0 + 8)
-    let r0 = load8(r.rightShift + c0), r1 = load8(r.rightShift + c0 + 8)
-    let l0 = load8(r.leftShift + c0), l1 = load8(r.leftShift + c0 + 8)
-    let (needsLeftShift, zeroPoint, lo, hi) = (r.needsLeftShift, r.zeroPoint, r.lo, r.hi)
-    for x in 0..<pixels {
-        var a0 = load8(sums + x * 16) &+ b0, a1 = load8(sums + x * 16 + 8) &+ b1
-        if needsLeftShift { a0 = saturatingLeftShift(a0, l0); a1 = saturatingLeftShift(a1, l1) }
-        let out = output + x * pixelStride
-        store(requantize(a0, multiplier: m0, rightShift: r0, zeroPoint: zeroPoint, min: lo, max: hi), to: out, count: valid)
-        if valid > 8 { store(requantize(a1, multiplier: m1, rightShift: r1, zeroPoint: zeroPoint, min: lo, max: hi), to: out + 8, count: valid - 8) }
-    }
-}
-
-#if arch(arm64)
-/// acc + the 16 products a[i] * w[i], folded into 8 lanes: NEON `smlal` (low halves) + `smlal2` (high halves).
-@inline(__always)
-func multiplyAccumulate(_ acc: SIMD8<Int32>, _ a: SIMD16<Int16>, _ w: SIMD16<Int16>) -> SIMD8<Int32> {
-    acc &+ SIMD8<Int32>(truncatingIfNeeded: a.lowHalf) &* SIMD8<Int32>(truncatingIfNeeded: w.lowHalf)
-        &+ SIMD8<Int32>(truncatingIfNeeded: a.highHalf) &* SIMD8<Int32>(truncatingIfNeeded: w.highHalf)
-}
-#else
-/// acc + the 16 products a[i] * w[i], folded into 8 lanes as adjacent pairs: AVX2 `vpmaddwd` + `vpaddd`.
-///
-/// The shape matters (checked in the assembly, docs/QUANTIZATION.md): LLVM matches `vpmaddwd` when it
-/// sees "multiply two sign-extended 16 x int16 vectors, add the even and odd lanes of the product".
-/// Splitting the inputs into even/odd halves first (the textbook form) stops matching as soon as one
-/// input vector feeds several multiplies (a register-blocked tile), and
-/// `SIMD16<Int32>(truncatingIfNeeded:)` from SIMD16<Int16> is not inlined; `widen` below is both.
-@inline(__always)
-func multiplyAccumulate(_ acc: SIMD8<Int32>, _ a: SIMD16<Int16>, _ w: SIMD16<Int16>) -> SIMD8<Int32> {
-    let products = widen(a) &* widen(w)
-    return acc &+ (products.evenHalf &+ products.oddHalf)
-}
-
-/// Sign-extends 16 int16 lanes to int32, lane by lane (LLVM turns this into one `vpmovsxwd` per half,
-/// or folds it into `vpmaddwd`).
-@inline(__always)
-func widen(_ a: SIMD16<Int16>) -> SIMD16<Int32> {
-    SIMD16<Int32>(Int32(a[0]), Int32(a[1]), Int32(a[2]), Int32(a[3]), Int32(a[4]), Int32(a[5]), Int32(a[6]), Int32(a[7]),
-                  Int32(a[8]), Int32(a[9]), Int32(a[10]), Int32(a[11]), Int32(a[12]), Int32(a[13]), Int32(a[14]), Int32(a[15]))
-}
-#endif
-
-/// [sum of a's lanes, sum of b's, sum of c's, sum of d's].
-@inline(__always)
-func horizontalSums(_ a: SIMD8<Int32>, _ b: SIMD8<Int32>, _ c: SIMD8<Int32>, _ d: SIMD8<Int32>) -> SIMD4<Int32> {
-    let ab = SIMD8<Int32>(lowHalf: a.lowHalf &+ a.highHalf, highHalf: b.lowHalf &+ b.highHalf)
-    let cd = SIMD8<Int32>(lowHalf: c.lowHalf &+ c.highHalf, highHalf: d.lowHalf &+ d.highHalf)
-    let pairs = SIMD8<Int32>(lowHalf: ab.evenHalf &+ ab.oddHalf, highHalf: cd.evenHalf &+ cd.oddHalf)
-    return pairs.evenHalf &+ pairs.oddHalf
-}
-
-@inline(__always)
-func load16(_ p: UnsafePointer<Int16>) -> SIMD16<Int16> { UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Int16>.self) }
-
+/// The direct kernel's packed weight type: int8 on x86-64, int16 on arm64 (see `Int8DenseConv.weights`).
 #if arch(arm64)
 typealias PackedWeight = Int16
 #else
 typealias PackedWeight = Int8
 #endif
 
-/// A packed weight type the microkernel reads 16 at a time as int16: int8 (the direct kernel on x86-64)
-/// or int16 (the direct kernel on arm64, and the Winograd kernel's transformed weights everywhere).
-protocol MicrokernelWeight {
-    static func load16(_ p: UnsafePointer<Self>) -> SIMD16<Int16>
-}
-
-extension Int8: MicrokernelWeight {
-    /// 16 int8 weights sign-extended to int16, lane by lane (one `vpmovsxbw` from memory on AVX2).
-    @inline(__always)
-    static func load16(_ p: UnsafePointer<Int8>) -> SIMD16<Int16> {
-        widenToInt16(UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Int8>.self))
+extension Int8KernelTable {
+    /// The row GEMM for the direct kernel's packed weight type.
+    var gemmRow: Int16GemmRow<PackedWeight> {
+        #if arch(arm64)
+        return gemmRowInt16Weights
+        #else
+        return gemmRowInt8Weights
+        #endif
     }
-}
-
-extension Int16: MicrokernelWeight {
-    /// 16 int16 weights (one `ldp q, q` on arm64, one `vmovdqu` on AVX2).
-    @inline(__always)
-    static func load16(_ p: UnsafePointer<Int16>) -> SIMD16<Int16> { QuantEngine.load16(p) }
-}
-
-/// Pixels per microkernel call: 3 (`dotTile3x4`) where the registers allow it, 2 (`dotTile2x4`) on
-/// x86-64 without VNNI. The 3 x 4 tile needs its 12 accumulators, 3 inputs and a weight in registers; AVX2's
-/// `vpmaddwd` also needs a register for its product before the add, the 17th of 16, so LLVM kept one
-/// accumulator on the stack and every step waited on a store and reload (perf: the hottest instruction of
-/// the int8 engine). VNNI's `vpdpwssd` adds in place and NEON has 32 registers, so both keep 3 x 4.
-#if arch(x86_64) && !SONOQUANT_VNNI
-let microkernelPixels = 2
-#else
-let microkernelPixels = 3
-#endif
-
-/// The microkernel for this target: dot products of `microkernelPixels` pixels (p0, p1 and, for 3, p2)
-/// x 4 output channels; the third result is zero when the tile has 2 pixels.
-@inline(__always)
-func dotTile<Weight: MicrokernelWeight>(
-    _ p0: UnsafePointer<Int16>, _ p1: UnsafePointer<Int16>, _ p2: UnsafePointer<Int16>, weights: UnsafePointer<Weight>,
-    segmentOffsets: UnsafePointer<Int>, segments: Int, chunks: Int
-) -> (SIMD4<Int32>, SIMD4<Int32>, SIMD4<Int32>) {
-    #if arch(x86_64) && !SONOQUANT_VNNI
-    let s = dotTile2x4(p0, p1, weights: weights, segmentOffsets: segmentOffsets, segments: segments, chunks: chunks)
-    return (s.0, s.1, SIMD4<Int32>())
-    #else
-    return dotTile3x4(p0, p1, p2, weights: weights, segmentOffsets: segmentOffsets, segments: segments, chunks: chunks)
-    #endif
-}
-
-/// 2 pixels x 4 output channels: 8 accumulators, 2 inputs, a weight and the product fit 16 registers.
-@inline(__always)
-func dotTile2x4<Weight: MicrokernelWeight>(
-    _ p0: UnsafePointer<Int16>, _ p1: UnsafePointer<Int16>, weights: UnsafePointer<Weight>,
-    segmentOffsets: UnsafePointer<Int>, segments: Int, chunks: Int
-) -> (SIMD4<Int32>, SIMD4<Int32>) {
-    var a00 = SIMD8<Int32>(), a01 = SIMD8<Int32>(), a02 = SIMD8<Int32>(), a03 = SIMD8<Int32>()
-    var a10 = SIMD8<Int32>(), a11 = SIMD8<Int32>(), a12 = SIMD8<Int32>(), a13 = SIMD8<Int32>()
-    var w = weights
-    for segment in 0..<segments {
-        let o = segmentOffsets[segment]
-        var q0 = p0 + o, q1 = p1 + o
-        for _ in 0..<chunks {
-            let x0 = load16(q0), x1 = load16(q1)
-            q0 += 16; q1 += 16
-            let w0 = Weight.load16(w)
-            a00 = multiplyAccumulate(a00, x0, w0); a10 = multiplyAccumulate(a10, x1, w0)
-            let w1 = Weight.load16(w + 16)
-            a01 = multiplyAccumulate(a01, x0, w1); a11 = multiplyAccumulate(a11, x1, w1)
-            let w2 = Weight.load16(w + 32)
-            a02 = multiplyAccumulate(a02, x0, w2); a12 = multiplyAccumulate(a12, x1, w2)
-            let w3 = Weight.load16(w + 48)
-            a03 = multiplyAccumulate(a03, x0, w3); a13 = multiplyAccumulate(a13, x1, w3)
-            w += 64
-        }
-    }
-    return (horizontalSums(a00, a01, a02, a03), horizontalSums(a10, a11, a12, a13))
-}
-
-/// The microkernel: int32 dot products of 3 pixels x 4 output channels over `segments` contiguous runs
-/// of `chunks` x 16 values (one run per kernel row). Generic over the weight type, specialised at each
-/// call site (both are in this module, and the function is inlined into them).
-@inline(__always)
-func dotTile3x4<Weight: MicrokernelWeight>(
-    _ p0: UnsafePointer<Int16>, _ p1: UnsafePointer<Int16>, _ p2: UnsafePointer<Int16>, weights: UnsafePointer<Weight>,
-    segmentOffsets: UnsafePointer<Int>, segments: Int, chunks: Int
-) -> (SIMD4<Int32>, SIMD4<Int32>, SIMD4<Int32>) {
-    var a00 = SIMD8<Int32>(), a01 = SIMD8<Int32>(), a02 = SIMD8<Int32>(), a03 = SIMD8<Int32>()
-    var a10 = SIMD8<Int32>(), a11 = SIMD8<Int32>(), a12 = SIMD8<Int32>(), a13 = SIMD8<Int32>()
-    var a20 = SIMD8<Int32>(), a21 = SIMD8<Int32>(), a22 = SIMD8<Int32>(), a23 = SIMD8<Int32>()
-    var w = weights
-    for segment in 0..<segments {
-        let o = segmentOffsets[segment]
-        var q0 = p0 + o, q1 = p1 + o, q2 = p2 + o
-        for _ in 0..<chunks {
-            let x0 = load16(q0), x1 = load16(q1), x2 = load16(q2)
-            q0 += 16; q1 += 16; q2 += 16
-            let w0 = Weight.load16(w)
-            a00 = multiplyAccumulate(a00, x0, w0); a10 = multiplyAccumulate(a10, x1, w0); a20 = multiplyAccumulate(a20, x2, w0)
-            let w1 = Weight.load16(w + 16)
-            a01 = multiplyAccumulate(a01, x0, w1); a11 = multiplyAccumulate(a11, x1, w1); a21 = multiplyAccumulate(a21, x2, w1)
-            let w2 = Weight.load16(w + 32)
-            a02 = multiplyAccumulate(a02, x0, w2); a12 = multiplyAccumulate(a12, x1, w2); a22 = multiplyAccumulate(a22, x2, w2)
-            let w3 = Weight.load16(w + 48)
-            a03 = multiplyAccumulate(a03, x0, w3); a13 = multiplyAccumulate(a13, x1, w3); a23 = multiplyAccumulate(a23, x2, w3)
-            w += 64
-        }
-    }
-    return (horizontalSums(a00, a01, a02, a03), horizontalSums(a10, a11, a12, a13), horizontalSums(a20, a21, a22, a23))
 }

@@ -1,3 +1,5 @@
+import Int8Microkernels
+
 /// int8 depthwise 3x3 convolution, stride 1 or 2 (MobileNetV2's per-channel filters).
 ///
 /// The input is staged as int16 (x - zero point) with a one-pixel zero border and channels padded to a
@@ -13,9 +15,12 @@ public final class Int8Depthwise3x3 {
     /// [tap][stagedChannels], int32 (already widened: the loop is load-bound on the input).
     let weights: [Int32]
     let requant: PackedRequantization
+    /// The epilogue of the kernel path this convolution runs on.
+    let kernels: Int8KernelTable
 
-    public init(_ p: QuantizedConvParameters) {
+    public init(_ p: QuantizedConvParameters, path: KernelPath = .current) {
         precondition(p.kind == .depthwise && p.kernel == 3, "Int8Depthwise3x3: needs a depthwise 3x3 conv")
+        kernels = .of(path)
         stride = p.stride; channels = p.outChannels
         stagedChannels = (p.outChannels + 15) & ~15
         var packed = [Int32](repeating: 0, count: 9 * stagedChannels)
@@ -37,9 +42,9 @@ public final class Int8Depthwise3x3 {
         let paddedWidth = width + 2
         let staged = UnsafePointer(scratch)
         let (stride, channels) = (self.stride, self.channels)
-        let requant = self.requant  // a local copy: the hot loop reads it without touching `self`
+        let (requant, depthwise3x3Row) = (self.requant, kernels.depthwise3x3Row)  // local copies: the loop reads them without touching `self`
         weights.withUnsafeBufferPointer { w in
-        requant.withPointers { requant in
+        requant.withPointers(kernels) { requant in
             let w = w.baseAddress!
             parallelChunks(outH, threads: threads) { rows in
                 // int32 sums of one row x 16 channels, requantized by the shared row epilogue.
@@ -48,23 +53,9 @@ public final class Int8Depthwise3x3 {
                     for oy in rows {
                         var c0 = 0
                         while c0 < channels {
-                            for ox in 0..<outW {
-                                let origin = staged + (oy * stride * paddedWidth + ox * stride) * cp + c0
-                                var acc0 = SIMD8<Int32>(), acc1 = SIMD8<Int32>()
-                                for ky in 0..<3 {
-                                    for kx in 0..<3 {
-                                        // Two 8-lane halves, widened lane by lane (SIMDConversions.swift).
-                                        let x = origin + (ky * paddedWidth + kx) * cp
-                                        let k = w + (ky * 3 + kx) * cp + c0
-                                        acc0 &+= widenToInt32(UnsafeRawPointer(x).loadUnaligned(as: SIMD8<Int16>.self)) &* load8(k)
-                                        acc1 &+= widenToInt32(UnsafeRawPointer(x + 8).loadUnaligned(as: SIMD8<Int16>.self)) &* load8(k + 8)
-                                    }
-                                }
-                                UnsafeMutableRawPointer(sums + ox * 16).storeBytes(of: acc0, as: SIMD8<Int32>.self)
-                                UnsafeMutableRawPointer(sums + ox * 16 + 8).storeBytes(of: acc1, as: SIMD8<Int32>.self)
-                            }
-                            requantizeRow(sums, pixels: outW, channel: c0, valid: min(16, channels - c0),
-                                          output: output + oy * outW * channels + c0, pixelStride: channels, requant)
+                            depthwise3x3Row(staged + oy * stride * paddedWidth * cp + c0, stride * cp, outW, paddedWidth * cp, cp, w + c0, sums)
+                            requant.row(sums, pixels: outW, channel: c0, valid: min(16, channels - c0),
+                                        output: output + oy * outW * channels + c0, pixelStride: channels)
                             c0 += 16
                         }
                     }

@@ -26,28 +26,14 @@ public struct Int8Rescale: Equatable {
     }
 }
 
-/// dst[i] = rescale.apply(src[i]) for i in 0..<count; eight lanes at a time, scalar tail.
-/// (Out of line on purpose: see `requantizeRow`.)
-@inline(never)
-func rescaleInt8(_ src: UnsafePointer<Int8>, _ dst: UnsafeMutablePointer<Int8>, count: Int, _ r: Int8Rescale) {
-    if r.isIdentity {
-        dst.update(from: src, count: count)
-        return
+extension Int8Rescale {
+    /// dst[i] = apply(src[i]) for i in 0..<count, on the given path's kernel (a copy when the rescale is the identity).
+    @inline(__always)
+    func run(_ src: UnsafePointer<Int8>, _ dst: UnsafeMutablePointer<Int8>, count: Int, _ kernels: Int8KernelTable) {
+        if isIdentity {
+            dst.update(from: src, count: count)
+        } else {
+            kernels.rescaleRun(src, dst, count, inputZeroPoint, multiplier.multiplier, multiplier.shift, outputZeroPoint)
+        }
     }
-    let zpIn = SIMD8<Int32>(repeating: r.inputZeroPoint), zpOut = SIMD8<Int32>(repeating: r.outputZeroPoint)
-    let m = SIMD8<Int32>(repeating: r.multiplier.multiplier)
-    let left = SIMD8<Int32>(repeating: max(r.multiplier.shift, 0)), right = SIMD8<Int32>(repeating: max(-r.multiplier.shift, 0))
-    let lo = SIMD8<Int32>(repeating: -128), hi = SIMD8<Int32>(repeating: 127)
-    var i = 0
-    while i + 8 <= count {
-        let x = widenToInt32(UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<Int8>.self))
-        let shifted = (x &- zpIn) &<< Int8Rescale.leftShift
-        // M = s_in / (s_out * 2^20) is below 1 for any sane pair of scales: then no left shift is needed.
-        let q = r.multiplier.shift <= 0
-            ? requantize(shifted, multiplier: m, rightShift: right, zeroPoint: zpOut, min: lo, max: hi)
-            : requantize(shifted, multiplier: m, leftShift: left, rightShift: right, zeroPoint: zpOut, min: lo, max: hi)
-        UnsafeMutableRawPointer(dst + i).storeBytes(of: q, as: SIMD8<Int8>.self)
-        i += 8
-    }
-    while i < count { dst[i] = r.apply(src[i]); i += 1 }
 }

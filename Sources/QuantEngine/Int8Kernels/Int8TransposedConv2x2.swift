@@ -16,11 +16,11 @@ public final class Int8TransposedConv2x2 {
     /// dy = 0 and 1.
     let rows: [Int8DenseConv]
 
-    public init(_ p: QuantizedConvParameters) {
+    public init(_ p: QuantizedConvParameters, path: KernelPath = .current) {
         precondition(p.kind == .transposed && p.kernel == 2 && p.stride == 2, "Int8TransposedConv2x2: needs a 2x2 stride-2 transposed conv")
         inChannels = p.inChannels
         outChannels = p.outChannels
-        rows = (0..<2).map { dy in Int8DenseConv(Self.row(p, dy: dy)) }
+        rows = (0..<2).map { dy in Int8DenseConv(Self.row(p, dy: dy), path: path) }
     }
 
     /// Output row dy as a 1x1 conv cin -> 2 cout: weight [dx * cout + o][c] = W[c][o][dy][dx]; bias and

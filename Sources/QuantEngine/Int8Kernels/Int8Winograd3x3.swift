@@ -1,3 +1,5 @@
+import Int8Microkernels
+
 /// int8 3x3 stride-1 convolution by Winograd's F(2x2, 3x3), exact: bit for bit the direct kernel's result.
 ///
 /// The float engine's version (FloatKernels/Winograd.swift) has the method. In integers it needs one
@@ -9,7 +11,7 @@
 /// so the output transform gives 4x the direct sum and an arithmetic shift right by 2 gives the sum.
 /// Ranges: d holds x - zero point (|d| ≤ 255), Bᵀ and B have row sums of |coefficients| ≤ 2, so
 /// |Bᵀ d B| ≤ 1020; G' has row sums ≤ 3, so |G' g G'ᵀ| ≤ 9 · 127 = 1143. Both fit int16, and the 16
-/// GEMMs run on the direct kernel's int16 x int16 -> int32 microkernel (`dotTile`) unchanged.
+/// GEMMs run on the direct kernel's int16 x int16 -> int32 row microkernel (`int16GemmRow`) unchanged.
 /// The products and all later sums use wrapping int32 arithmetic, which is exact modulo 2^32: the result is
 /// right whenever the final value, 4x the direct sum, fits int32. The direct sum of output channel o is at
 /// most 255 · Σ|w[o]|, so `init?` accepts a convolution only if 4 · 255 · Σ|w[o]| < 2^31 for every o
@@ -21,7 +23,7 @@
 ///   next and the scratch stays small at large frame sizes):
 ///   2. V[ξ][tile][c] = (Bᵀ d B)[ξ] per 2x2 output tile and channel, 16 channels per SIMD vector;
 ///   3. M[ξ][tile][o] = Σ_c V[ξ][tile][c] · U[ξ][o][c]: 16 GEMMs of tiles x channels x outputs, each a
-///      1x1 convolution on the microkernel (3 tiles x 4 outputs per call);
+///      1x1 convolution on the direct kernel's row microkernel (`int16GemmRow`);
 ///   4. per tile and 16 outputs: Aᵀ M A (int32), >> 2, then the direct kernel's epilogue (`requantizeRow`:
 ///      bias, requantize, clamp, store).
 /// Cost: 16 multiplies per 2x2 output block and channel pair instead of 36 (2.25x fewer), plus the
@@ -37,6 +39,8 @@ public final class Int8Winograd3x3 {
     /// U[ξ] = G' g G'ᵀ, packed per ξ like a 1x1 conv for the microkernel: [ξ][group of 4][16-channel chunk][4][16].
     let weights: [Int16]
     let requant: PackedRequantization
+    /// The microkernels of the kernel path this convolution runs on.
+    let kernels: Int8KernelTable
 
     /// V and M of one band of tile rows, at most (at least one tile row)...
     public static let defaultBandBytes = 1 << 20
@@ -52,7 +56,7 @@ public final class Int8Winograd3x3 {
     /// nil unless `p` is a dense 3x3 stride-1 convolution with at least `minimumChannels` input and output
     /// channels whose sums stay exact (see the type's comment). `bandBytes` overrides the band rule (tests).
     public init?(_ p: QuantizedConvParameters, minimumChannels: Int = Int8Winograd3x3.minimumChannels,
-                 bandBytes: Int? = nil) {
+                 bandBytes: Int? = nil, path: KernelPath = .current) {
         guard p.kind == .dense, p.kernel == 3, p.stride == 1, p.inChannels >= minimumChannels, p.outChannels >= minimumChannels else {
             return nil
         }
@@ -61,6 +65,7 @@ public final class Int8Winograd3x3 {
             let absoluteSum = p.weights[(o * perOutput)..<((o + 1) * perOutput)].reduce(0) { $0 + abs(Int($1)) }
             if 4 * 255 * absoluteSum >= 1 << 31 { return nil }
         }
+        kernels = .of(path)
         inChannels = p.inChannels
         outChannels = p.outChannels
         stagedChannels = (p.inChannels + 15) & ~15
@@ -171,6 +176,7 @@ public final class Int8Winograd3x3 {
         let chunksOut = paddedOutputs / 16
         let groupElements = cp * 4
         let transformedView = UnsafePointer(transformed)
+        let gemmRow = kernels.gemmRowInt16Weights
         weights.withUnsafeBufferPointer { weightBuffer in
             var zeroOffset = 0
             withUnsafePointer(to: &zeroOffset) { offsets in
@@ -178,20 +184,9 @@ public final class Int8Winograd3x3 {
                     for item in items {
                         let xi = item / chunksOut, chunk = item % chunksOut
                         let v = transformedView + xi * tiles * cp
-                        let m = products + xi * tiles * paddedOutputs * 4
-                        for group in (chunk * 4)..<(chunk * 4 + 4) {
-                            let u = weightBuffer.baseAddress! + (xi * (paddedOutputs / 4) + group) * groupElements
-                            var t = 0
-                            while t < tiles {
-                                // The last group of tiles repeats its final tile instead of reading past the plane.
-                                let s = dotTile(v + t * cp, v + min(t + 1, tiles - 1) * cp, v + min(t + 2, tiles - 1) * cp, weights: u,
-                                                segmentOffsets: offsets, segments: 1, chunks: cp / 16)
-                                m.storeBytes(of: s.0, toByteOffset: (t * paddedOutputs + group * 4) * 4, as: SIMD4<Int32>.self)
-                                if t + 1 < tiles { m.storeBytes(of: s.1, toByteOffset: ((t + 1) * paddedOutputs + group * 4) * 4, as: SIMD4<Int32>.self) }
-                                if microkernelPixels > 2 && t + 2 < tiles { m.storeBytes(of: s.2, toByteOffset: ((t + 2) * paddedOutputs + group * 4) * 4, as: SIMD4<Int32>.self) }
-                                t += microkernelPixels
-                            }
-                        }
+                        let m = products.assumingMemoryBound(to: Int32.self) + xi * tiles * paddedOutputs + chunk * 16
+                        let u = weightBuffer.baseAddress! + (xi * (paddedOutputs / 4) + chunk * 4) * groupElements
+                        gemmRow(v, cp, tiles, u, 4, groupElements, offsets, 1, cp / 16, m, paddedOutputs)
                     }
                 }
             }
@@ -201,7 +196,7 @@ public final class Int8Winograd3x3 {
         let requant = self.requant
         let productsView = UnsafeRawPointer(products)
         let plane = tiles * paddedOutputs * 4  // bytes per ξ
-        requant.withPointers { requant in
+        requant.withPointers(kernels) { requant in
             parallelChunks(tileRows.count * chunksOut, threads: threads) { items in
                 withUnsafeTemporaryAllocation(of: Int32.self, capacity: 2 * width * 16) { rows in
                     let top = rows.baseAddress!, bottom = top + width * 16
@@ -227,8 +222,8 @@ public final class Int8Winograd3x3 {
                             }
                         }
                         for dy in 0..<2 {
-                            requantizeRow(dy == 0 ? top : bottom, pixels: width, channel: c0, valid: min(16, outputs - c0),
-                                          output: output + (2 * ty + dy) * width * outputs + c0, pixelStride: outputs, requant)
+                            requant.row(dy == 0 ? top : bottom, pixels: width, channel: c0, valid: min(16, outputs - c0),
+                                        output: output + (2 * ty + dy) * width * outputs + c0, pixelStride: outputs)
                         }
                     }
                 }
@@ -241,3 +236,6 @@ public final class Int8Winograd3x3 {
 private func storeSums(_ v: SIMD8<Int32>, _ p: UnsafeMutablePointer<Int32>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Int32>.self)
 }
+
+@inline(__always)
+private func load16(_ p: UnsafePointer<Int16>) -> SIMD16<Int16> { UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Int16>.self) }

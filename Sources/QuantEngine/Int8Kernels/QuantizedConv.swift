@@ -1,3 +1,5 @@
+import Int8Microkernels
+
 /// Parameters of one quantized convolution as the model file stores them (PyTorch weight layout),
 /// shared by every int8 conv kernel and its scalar reference.
 ///
@@ -135,43 +137,38 @@ struct PackedRequantization {
     }
 }
 
-/// A `PackedRequantization` as the row epilogue (`requantizeRow`) reads it: pointers to its per-channel
-/// arrays, valid inside `withPointers`, and its constants broadcast to eight lanes.
+/// A `PackedRequantization` as the row epilogue reads it: pointers to its per-channel arrays, valid inside
+/// `withPointers`, and the epilogue of the kernel path in use.
 struct RequantizationPointers {
     let bias: UnsafePointer<Int32>
     let multiplier: UnsafePointer<Int32>
     let leftShift: UnsafePointer<Int32>
     let rightShift: UnsafePointer<Int32>
     let needsLeftShift: Bool
-    let zeroPoint: SIMD8<Int32>
-    let lo: SIMD8<Int32>
-    let hi: SIMD8<Int32>
+    let zeroPoint: Int32
+    let lo: Int32
+    let hi: Int32
+    let requantizeRow: Int8KernelTable.RequantizeRow
+
+    /// Requantizes one row x 16 outputs of int32 sums (`sums[x * 16 + lane]`, lane = channel - c0) into int8
+    /// NHWC at `output + x * pixelStride`, the first `valid` channels (Sources/Int8Microkernels/SIMDRequantization.swift).
+    @inline(__always)
+    func row(_ sums: UnsafePointer<Int32>, pixels: Int, channel c0: Int, valid: Int, output: UnsafeMutablePointer<Int8>, pixelStride: Int) {
+        requantizeRow(sums, pixels, valid, output, pixelStride, bias + c0, multiplier + c0, leftShift + c0, rightShift + c0,
+                      needsLeftShift, zeroPoint, lo, hi)
+    }
 }
 
 extension PackedRequantization {
-    func withPointers<Result>(_ body: (RequantizationPointers) -> Result) -> Result {
+    func withPointers<Result>(_ kernels: Int8KernelTable, _ body: (RequantizationPointers) -> Result) -> Result {
         bias.withUnsafeBufferPointer { bias in
         multiplier.withUnsafeBufferPointer { multiplier in
         leftShift.withUnsafeBufferPointer { leftShift in
         rightShift.withUnsafeBufferPointer { rightShift in
             body(RequantizationPointers(bias: bias.baseAddress!, multiplier: multiplier.baseAddress!, leftShift: leftShift.baseAddress!,
                                         rightShift: rightShift.baseAddress!, needsLeftShift: needsLeftShift,
-                                        zeroPoint: SIMD8(repeating: zeroPoint), lo: SIMD8(repeating: lo), hi: SIMD8(repeating: hi)))
+                                        zeroPoint: zeroPoint, lo: lo, hi: hi, requantizeRow: kernels.requantizeRow))
         }}}}
-    }
-}
-
-/// Loads eight Int32 from a (possibly unaligned) pointer.
-@inline(__always)
-func load8(_ p: UnsafePointer<Int32>) -> SIMD8<Int32> { UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Int32>.self) }
-
-/// Stores the first `count` lanes of `v` (all eight with one store when count == 8).
-@inline(__always)
-func store(_ v: SIMD8<Int8>, to p: UnsafeMutablePointer<Int8>, count: Int) {
-    if count >= 8 {
-        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Int8>.self)
-    } else {
-        for i in 0..<count { p[i] = v[i] }
     }
 }
 

@@ -1,0 +1,1 @@
+../Int8Microkernels/Int16DotTiles.swift

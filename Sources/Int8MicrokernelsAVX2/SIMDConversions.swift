@@ -1,0 +1,1 @@
+../Int8Microkernels/SIMDConversions.swift

@@ -1,0 +1,1 @@
+../Int8Microkernels/Int8RowKernels.swift

@@ -1,0 +1,155 @@
+/// int8 dense convolution (3x3 stride 1 and 2, 1x1) on a 4-way int8 dot-product microkernel: AVX-512 VNNI's
+/// `vpdpbusd` (Sources/Int8MicrokernelsAVX512VNNI/UInt8DotRows.swift), which multiplies 4 unsigned bytes
+/// by 4 signed bytes per int32 lane: twice the products per instruction of the int16 kernel (`Int8DenseConv`).
+///
+/// The instruction wants unsigned activations, ours are int8 with a zero point. So the input is staged as
+/// u = x + 128 (the int8 bit pattern with its top bit flipped) and the difference folded into the bias,
+/// exactly:
+///
+///     Σ (x - zp) · w  =  Σ (x + 128) · w  -  (zp + 128) · Σ w
+///
+/// where Σ w runs over every tap and input channel of the output channel. Padding pixels are staged as
+/// zp + 128 (real 0), so they contribute (zp + 128) · w, which the correction takes back: the border is
+/// handled as the int16 kernel handles it, by staging, and the sums equal `referenceQuantizedConv`'s bit
+/// for bit (int32 arithmetic wraps, and the true sum fits int32).
+///
+/// Layout: the staged image is [H + 2p][W + 2p][channels rounded up to 4] bytes, so a kernel row's taps
+/// are one contiguous run of k x channels bytes, walked 4 bytes (one "step") at a time; weights are packed
+/// [block of 16 outputs][kernel row][step][16 outputs][4 bytes], zero for padded channels and outputs.
+/// Work items are (16-output block, output row), block-major, like the int16 kernel's.
+public final class Int8DotProductConv {
+    public let kernel: Int
+    public let stride: Int
+    public let inChannels: Int
+    public let outChannels: Int
+    /// The input zero point the bias correction was made for.
+    let inputZeroPoint: Int32
+    /// Bytes per staged pixel: input channels rounded up to a multiple of 4.
+    let stagedChannels: Int
+    /// 4-byte steps per kernel row: kernel x stagedChannels / 4.
+    let steps: Int
+    let blocks: Int
+    let weights: [Int8]
+    /// Bias already corrected by -(zp + 128) Σ w (see the type's comment).
+    let requant: PackedRequantization
+    let kernels: Int8KernelTable
+    let gemmRow: Int8KernelTable.UInt8DotGemmRow
+
+    /// nil if `path` has no 4-way dot-product kernel.
+    public init?(_ p: QuantizedConvParameters, path: KernelPath = .current) {
+        precondition(p.kind == .dense, "Int8DotProductConv: \(p.kind) parameters")
+        kernels = .of(path)
+        guard let gemmRow = kernels.dotProductGemmRow else { return nil }
+        self.gemmRow = gemmRow
+        kernel = p.kernel; stride = p.stride; inChannels = p.inChannels; outChannels = p.outChannels
+        inputZeroPoint = p.inputZeroPoint
+        let cp = (p.inChannels + 3) & ~3
+        stagedChannels = cp
+        steps = p.kernel * cp / 4
+        blocks = (p.outChannels + 15) / 16
+        let k = p.kernel, taps = k * k
+        var packed = [Int8](repeating: 0, count: blocks * k * steps * 64)
+        for oc in 0..<p.outChannels {
+            let block = oc / 16, lane = oc % 16
+            for ky in 0..<k {
+                for kx in 0..<k {
+                    for c in 0..<p.inChannels {
+                        let position = kx * cp + c  // byte within the kernel row's run
+                        let index = (((block * k + ky) * steps + position / 4) * 16 + lane) * 4 + position % 4
+                        packed[index] = p.weights[((oc * p.inChannels + c) * k + ky) * k + kx]
+                    }
+                }
+            }
+        }
+        weights = packed
+        var requant = PackedRequantization(p, paddedCount: blocks * 16)
+        let correction = p.inputZeroPoint + 128
+        for oc in 0..<p.outChannels {
+            let sum = p.weights[(oc * p.inChannels * taps)..<((oc + 1) * p.inChannels * taps)].reduce(Int32(0)) { $0 &+ Int32($1) }
+            requant.bias[oc] = requant.bias[oc] &- correction &* sum
+        }
+        self.requant = requant
+    }
+
+    public var padding: Int { kernel / 2 }
+    public func outputSize(_ n: Int) -> Int { (n + 2 * padding - kernel) / stride + 1 }
+
+    /// Int16 scratch elements `run` needs (the staged bytes, two per element).
+    public func scratchCount(height: Int, width: Int) -> Int {
+        ((height + 2 * padding) * (width + 2 * padding) * stagedChannels + 1) / 2
+    }
+
+    /// input: [height][width][inChannels] int8; output: [outH][outW][outChannels] int8.
+    public func run(input: UnsafePointer<Int8>, height: Int, width: Int, output: UnsafeMutablePointer<Int8>,
+                    scratch: UnsafeMutablePointer<Int16>, threads: Int, inputZeroPoint: Int32) {
+        precondition(inputZeroPoint == self.inputZeroPoint, "Int8DotProductConv: packed for input zero point \(self.inputZeroPoint)")
+        let cp = stagedChannels, pad = padding
+        let outH = outputSize(height), outW = outputSize(width)
+        let paddedWidth = width + 2 * pad
+        let staged = UnsafeMutableRawPointer(scratch).bindMemory(to: UInt8.self, capacity: (height + 2 * pad) * paddedWidth * cp)
+        stageUnsigned(input, height: height, width: width, into: staged, threads: threads)
+        let rowOffsets = (0..<kernel).map { ky in ky * paddedWidth * cp }
+        let blockElements = kernel * steps * 64
+        let (kernel, stride, steps, outChannels, gemmRow) = (self.kernel, self.stride, self.steps, self.outChannels, self.gemmRow)
+        weights.withUnsafeBufferPointer { weightBuffer in
+        requant.withPointers(kernels) { requant in
+        rowOffsets.withUnsafeBufferPointer { offsets in
+            parallelChunks(blocks * outH, threads: threads) { items in
+                withUnsafeTemporaryAllocation(of: Int32.self, capacity: outW * 16) { sums in
+                    let sums = sums.baseAddress!
+                    for item in items {
+                        let block = item / outH, oy = item % outH
+                        gemmRow(staged + oy * stride * paddedWidth * cp, stride * cp, outW, weightBuffer.baseAddress! + block * blockElements,
+                                offsets.baseAddress!, kernel, steps, sums, 16)
+                        requant.row(sums, pixels: outW, channel: block * 16, valid: min(16, outChannels - block * 16),
+                                    output: output + oy * outW * outChannels + block * 16, pixelStride: outChannels)
+                    }
+                }
+            }
+        }}}
+    }
+
+    /// Stages x + 128 as bytes with a border of zp + 128 (real 0) and the padded channels 0.
+    func stageUnsigned(_ input: UnsafePointer<Int8>, height: Int, width: Int, into staged: UnsafeMutablePointer<UInt8>, threads: Int) {
+        let (cp, pad, channels) = (stagedChannels, padding, inChannels)
+        let paddedWidth = width + 2 * pad
+        let border = UInt8(truncatingIfNeeded: inputZeroPoint + 128)
+        var borderPixel = [UInt8](repeating: 0, count: cp)
+        for c in 0..<channels { borderPixel[c] = border }
+        borderPixel.withUnsafeBufferPointer { borderPixel in
+            let borderPixel = borderPixel.baseAddress!
+            @inline(__always) func fillBorder(_ p: UnsafeMutablePointer<UInt8>, pixels: Int) {
+                for i in 0..<pixels { (p + i * cp).update(from: borderPixel, count: cp) }
+            }
+            for y in 0..<pad {
+                fillBorder(staged + y * paddedWidth * cp, pixels: paddedWidth)
+                fillBorder(staged + (pad + height + y) * paddedWidth * cp, pixels: paddedWidth)
+            }
+            parallelChunks(height, threads: threads) { rows in
+                for y in rows {
+                    let row = staged + (y + pad) * paddedWidth * cp
+                    fillBorder(row, pixels: pad)
+                    fillBorder(row + (pad + width) * cp, pixels: pad)
+                    let source = UnsafeRawPointer(input + y * width * channels)
+                    let target = row + pad * cp
+                    if channels == cp {
+                        // One run: flip the sign bit 16 bytes at a time.
+                        let count = width * channels
+                        var i = 0
+                        while i + 16 <= count {
+                            let v = source.loadUnaligned(fromByteOffset: i, as: SIMD16<UInt8>.self) ^ SIMD16<UInt8>(repeating: 0x80)
+                            UnsafeMutableRawPointer(target + i).storeBytes(of: v, as: SIMD16<UInt8>.self)
+                            i += 16
+                        }
+                        while i < count { target[i] = source.load(fromByteOffset: i, as: UInt8.self) ^ 0x80; i += 1 }
+                    } else {
+                        for x in 0..<width {
+                            for c in 0..<channels { target[x * cp + c] = source.load(fromByteOffset: x * channels + c, as: UInt8.self) ^ 0x80 }
+                            for c in channels..<cp { target[x * cp + c] = 0 }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

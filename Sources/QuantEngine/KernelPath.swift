@@ -1,0 +1,140 @@
+import CPUFeatures
+import Int8Microkernels
+#if arch(x86_64)
+import Int8MicrokernelsAVX2
+import Int8MicrokernelsAVX512VNNI
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The instruction set the engine's kernels run on: the best one this CPU supports, chosen once per process
+/// at run time, so one binary is fast on every CPU of its architecture. `SONOQUANT_KERNELS=<name>` forces a
+/// path (tests, comparisons); a path the CPU cannot run is an error, never a crash.
+///
+/// | path | CPU | int8 dense convolution |
+/// |---|---|---|
+/// | `portable` | any x86-64 (SSE2) | int16 pairs (`pmaddwd`) |
+/// | `avx2` | AVX2 + FMA (Haswell, Zen 1 and later) | int16 pairs, `vpmaddwd` ymm |
+/// | `avx512-vnni` | AVX-512 VNNI (Cascade Lake, Ice Lake, Zen 4 and later) | 4-way u8 x s8, `vpdpbusd` ymm |
+/// | `neon` | any arm64 | int16 widening `smlal` |
+public enum KernelPath: String, CaseIterable, Sendable {
+    case portable
+    case avx2
+    case avx512VNNI = "avx512-vnni"
+    case neon
+
+    /// The environment variable that forces a path.
+    public static let environmentVariable = "SONOQUANT_KERNELS"
+
+    /// The paths of this binary's architecture, slowest first.
+    public static var built: [KernelPath] {
+        #if arch(x86_64)
+        return [.portable, .avx2, .avx512VNNI]
+        #else
+        return [.neon]
+        #endif
+    }
+
+    /// The paths this CPU can run, slowest first.
+    public static var supported: [KernelPath] {
+        let features = sonoquant_cpu_features()
+        return built.filter { path in
+            switch path {
+            case .portable, .neon: return true
+            case .avx2: return features & UInt32(SONOQUANT_CPU_AVX2_FMA) != 0
+            case .avx512VNNI: return features & UInt32(SONOQUANT_CPU_AVX512_VNNI) != 0
+            }
+        }
+    }
+
+    /// The path for this process: `SONOQUANT_KERNELS` if set (and valid), else the fastest supported one.
+    public static func select(environment: [String: String]) throws -> KernelPath {
+        guard let forced = environment[environmentVariable], !forced.isEmpty else { return supported.last! }
+        guard let path = KernelPath(rawValue: forced), built.contains(path) else {
+            throw SonoQuantError("\(environmentVariable)=\(forced)", "not a kernel path of this binary (one of: \(built.map(\.rawValue).joined(separator: ", ")))")
+        }
+        guard supported.contains(path) else {
+            throw SonoQuantError("\(environmentVariable)=\(forced)", "this CPU cannot run it (it supports: \(supported.map(\.rawValue).joined(separator: ", ")))")
+        }
+        return path
+    }
+
+    /// The path chosen for this process (see `select`); a bad `SONOQUANT_KERNELS` falls back to the best
+    /// supported path here, and `checkEnvironment()` (called by the command-line tool first) reports it.
+    public static let current: KernelPath = (try? select(environment: processEnvironment())) ?? supported.last!
+
+    /// Throws the one-line error for a `SONOQUANT_KERNELS` that names no usable path.
+    public static func checkEnvironment() throws { _ = try select(environment: processEnvironment()) }
+
+    /// Whether the int8 dense convolutions use the 4-way dot-product kernel (`Int8DotProductConv`).
+    var hasInt8DotProduct: Bool { self == .avx512VNNI }
+}
+
+func processEnvironment() -> [String: String] {
+    var result: [String: String] = [:]
+    var entry = environ
+    while let pointer = entry.pointee {
+        let pair = String(cString: pointer)
+        if let equals = pair.firstIndex(of: "=") {
+            result[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
+        }
+        entry += 1
+    }
+    return result
+}
+
+/// The int8 microkernels of one path, as function values (one indirect call per output row and chunk).
+struct Int8KernelTable {
+    typealias Int16GemmRow<Weight> = (_ pixels: UnsafePointer<Int16>, _ pixelStride: Int, _ count: Int, _ weights: UnsafePointer<Weight>,
+                                      _ groups: Int, _ groupStride: Int, _ segmentOffsets: UnsafePointer<Int>, _ segments: Int,
+                                      _ chunks: Int, _ sums: UnsafeMutablePointer<Int32>, _ sumsStride: Int) -> Void
+    typealias RequantizeRow = (_ sums: UnsafePointer<Int32>, _ pixels: Int, _ valid: Int, _ output: UnsafeMutablePointer<Int8>,
+                               _ pixelStride: Int, _ bias: UnsafePointer<Int32>, _ multiplier: UnsafePointer<Int32>,
+                               _ leftShift: UnsafePointer<Int32>, _ rightShift: UnsafePointer<Int32>, _ needsLeftShift: Bool,
+                               _ zeroPoint: Int32, _ min: Int32, _ max: Int32) -> Void
+    typealias UInt8DotGemmRow = (_ pixels: UnsafePointer<UInt8>, _ pixelStride: Int, _ count: Int, _ weights: UnsafePointer<Int8>,
+                                 _ segmentOffsets: UnsafePointer<Int>, _ segments: Int, _ steps: Int,
+                                 _ sums: UnsafeMutablePointer<Int32>, _ sumsStride: Int) -> Void
+
+    typealias Depthwise3x3Row = (_ origin: UnsafePointer<Int16>, _ pixelStride: Int, _ count: Int, _ rowStride: Int, _ channelStride: Int,
+                                 _ weights: UnsafePointer<Int32>, _ sums: UnsafeMutablePointer<Int32>) -> Void
+    typealias RescaleRun = (_ source: UnsafePointer<Int8>, _ destination: UnsafeMutablePointer<Int8>, _ count: Int, _ inputZeroPoint: Int32,
+                            _ multiplier: Int32, _ shift: Int32, _ outputZeroPoint: Int32) -> Void
+    typealias AddRun = (_ a: UnsafePointer<Int8>, _ b: UnsafePointer<Int8>, _ count: Int, _ output: UnsafeMutablePointer<Int8>,
+                        _ aZeroPoint: Int32, _ aMultiplier: Int32, _ aShift: Int32, _ bZeroPoint: Int32, _ bMultiplier: Int32, _ bShift: Int32,
+                        _ outputZeroPoint: Int32, _ outputMultiplier: Int32, _ outputShift: Int32, _ min: Int32, _ max: Int32) -> Void
+
+    let gemmRowInt8Weights: Int16GemmRow<Int8>
+    let gemmRowInt16Weights: Int16GemmRow<Int16>
+    let requantizeRow: RequantizeRow
+    let depthwise3x3Row: Depthwise3x3Row
+    let rescaleRun: RescaleRun
+    let addRun: AddRun
+    /// The 4-way dot-product row (`uint8DotGemmRow`), on the paths that have one.
+    let dotProductGemmRow: UInt8DotGemmRow?
+
+    static func of(_ path: KernelPath) -> Int8KernelTable {
+        switch path {
+        case .portable, .neon:
+            return Int8KernelTable(gemmRowInt8Weights: Int8Microkernels.int16GemmRow, gemmRowInt16Weights: Int8Microkernels.int16GemmRow,
+                                    requantizeRow: Int8Microkernels.requantizeRow,
+                                   depthwise3x3Row: Int8Microkernels.depthwise3x3Row, rescaleRun: Int8Microkernels.rescaleRun, addRun: Int8Microkernels.addRun, dotProductGemmRow: nil)
+        #if arch(x86_64)
+        case .avx2:
+            return Int8KernelTable(gemmRowInt8Weights: Int8MicrokernelsAVX2.int16GemmRow, gemmRowInt16Weights: Int8MicrokernelsAVX2.int16GemmRow,
+                                    requantizeRow: Int8MicrokernelsAVX2.requantizeRow,
+                                   depthwise3x3Row: Int8MicrokernelsAVX2.depthwise3x3Row, rescaleRun: Int8MicrokernelsAVX2.rescaleRun, addRun: Int8MicrokernelsAVX2.addRun, dotProductGemmRow: nil)
+        case .avx512VNNI:
+            return Int8KernelTable(gemmRowInt8Weights: Int8MicrokernelsAVX512VNNI.int16GemmRow,
+                                    gemmRowInt16Weights: Int8MicrokernelsAVX512VNNI.int16GemmRow,
+                                    requantizeRow: Int8MicrokernelsAVX512VNNI.requantizeRow,
+                                   depthwise3x3Row: Int8MicrokernelsAVX512VNNI.depthwise3x3Row, rescaleRun: Int8MicrokernelsAVX512VNNI.rescaleRun, addRun: Int8MicrokernelsAVX512VNNI.addRun,
+                                    dotProductGemmRow: Int8MicrokernelsAVX512VNNI.uint8DotGemmRow)
+        #else
+        case .avx2, .avx512VNNI:
+            preconditionFailure("\(path.rawValue) is an x86-64 path")
+        #endif
+        }
+    }
+}
