@@ -3,13 +3,15 @@
 // Builds with Swift 6.0 (Debian trixie's swiftlang, how an ARM board gets Swift) and 6.3.
 import PackageDescription
 
-// The int8 microkernels are compiled once per instruction set, as modules built from the same files
-// (the extra directories hold symlinks to Sources/Int8Microkernels), and QuantEngine's `KernelPath` picks
+// The float and int8 microkernels are compiled once per instruction set, as modules built from the same files
+// (the extra directories hold symlinks to Sources/FloatMicrokernels and Sources/Int8Microkernels), and QuantEngine's `KernelPath` picks
 // the best one for the CPU at run time. So plain `swift build -c release` gives one binary that runs on any
 // CPU of its architecture and uses AVX2 or AVX-512 VNNI where they exist (docs/ARCHITECTURE.md, "Kernel
 // paths"). The manifest is evaluated on the build machine: `#if arch` here is the architecture built for.
 #if arch(x86_64)
 let microkernelTargets: [Target] = [
+    .target(name: "FloatMicrokernelsAVX2", path: "Sources/FloatMicrokernelsAVX2",
+            swiftSettings: [.define("SONOQUANT_FMA"), .unsafeFlags(["-target-cpu", "haswell"])]),
     .target(name: "Int8MicrokernelsAVX2", path: "Sources/Int8MicrokernelsAVX2",
             swiftSettings: [.unsafeFlags(["-target-cpu", "haswell"])]),
     // -parse-stdlib reaches `vpdpbusd` through Builtin (Sources/X86DotProductIntrinsics/VNNI.swift).
@@ -18,10 +20,11 @@ let microkernelTargets: [Target] = [
     .target(name: "Int8MicrokernelsAVX512VNNI", dependencies: ["X86DotProductIntrinsics"], path: "Sources/Int8MicrokernelsAVX512VNNI",
             swiftSettings: [.define("SONOQUANT_VNNI"), .unsafeFlags(["-target-cpu", "cascadelake"])]),
 ]
-let microkernelModules: [Target.Dependency] = ["Int8Microkernels", "Int8MicrokernelsAVX2", "Int8MicrokernelsAVX512VNNI"]
+let microkernelModules: [Target.Dependency] = ["FloatMicrokernels", "Int8Microkernels",
+                                               "FloatMicrokernelsAVX2", "Int8MicrokernelsAVX2", "Int8MicrokernelsAVX512VNNI"]
 #else
 let microkernelTargets: [Target] = []
-let microkernelModules: [Target.Dependency] = ["Int8Microkernels"]
+let microkernelModules: [Target.Dependency] = ["FloatMicrokernels", "Int8Microkernels"]
 #endif
 
 let package = Package(
@@ -46,7 +49,8 @@ let package = Package(
         .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
         // The deployable engine: safetensors, the model graph, float32 and int8 kernels. No training code.
         .target(name: "QuantEngine", dependencies: ["CPUFeatures"] + microkernelModules),
-        // The int8 microkernels for the baseline instruction set (SSE2 on x86-64, NEON on arm64).
+        // The float and int8 microkernels for the baseline instruction set (SSE2 on x86-64, NEON on arm64).
+        .target(name: "FloatMicrokernels"),
         .target(name: "Int8Microkernels"),
         // CPUID / auxiliary-vector feature detection for the run-time kernel choice (a few lines of C:
         // Swift has no inline assembly for CPUID and XGETBV).

@@ -272,15 +272,9 @@ public struct HarnessResults: Codable, Equatable {
     }
 }
 
-/// How this binary was built, for the report: the latency of the float kernels depends on it.
+/// The kernels this process runs, for the report: latency depends on them.
 public var buildDescription: String {
-    #if SONOQUANT_FMA
-    return "release build with FMA (-DSONOQUANT_FMA, AVX2 target; scripts/lib/simd-build.sh)"
-    #elseif arch(x86_64)
-    return "portable x86-64 release build (SSE2; no AVX2/FMA)"
-    #else
-    return "release build"
-    #endif
+    "kernels \(KernelPath.current.rawValue) (chosen at run time from the CPU; \(KernelPath.environmentVariable) forces one)"
 }
 
 /// Test frames of a split whose fetus also appears among its training frames.

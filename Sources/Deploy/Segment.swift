@@ -61,6 +61,8 @@ public struct SegmentationResult: Codable, Equatable {
     public var networkHeight: Int
     public var model: String
     public var precision: String
+    /// The kernel path that ran the model (`KernelPath`: portable, avx2, avx512-vnni, neon).
+    public var kernels: String
     public var headFound: Bool
     /// Pixel size used for HC in mm; absent when none was given for this frame.
     public var pixelSizeMM: Double?
@@ -155,7 +157,7 @@ public final class Segmenter {
 
         let result = SegmentationResult(
             frame: name, width: frame.width, height: frame.height, networkWidth: width, networkHeight: height,
-            model: modelName, precision: model.precision, headFound: measurement != nil,
+            model: modelName, precision: model.precision, kernels: model.kernelPath.rawValue, headFound: measurement != nil,
             pixelSizeMM: scale?.pixelSizeMM, hcMM: hcMM, hcPixels: measurement?.circumferencePixels,
             ellipse: measurement.map { HeadEllipse($0.ellipse) },
             referenceHCmm: scale?.referenceHCmm, hcErrorMM: hcError,
@@ -203,6 +205,8 @@ public struct SegmentFailure: Codable, Equatable {
 public struct SegmentSummary: Codable, Equatable {
     public var model: String
     public var precision: String
+    /// The kernel path that ran the model.
+    public var kernels: String
     public var networkWidth: Int
     public var networkHeight: Int
     public var frames: Int
@@ -215,10 +219,11 @@ public struct SegmentSummary: Codable, Equatable {
     public var medianTotalMS: Double?
     public var results: [SegmentationResult]
 
-    public init(model: String, precision: String, networkWidth: Int, networkHeight: Int,
+    public init(model: String, precision: String, kernels: String, networkWidth: Int, networkHeight: Int,
                 results: [SegmentationResult], failures: [SegmentFailure]) {
         self.model = model
         self.precision = precision
+        self.kernels = kernels
         self.networkWidth = networkWidth
         self.networkHeight = networkHeight
         self.results = results
@@ -274,7 +279,7 @@ public func segmentFrames(_ frames: [String], with segmenter: Segmenter, scale: 
         results.append(result)
         log(describe(result, file: file))
     }
-    let summary = SegmentSummary(model: segmenter.modelName, precision: segmenter.model.precision,
+    let summary = SegmentSummary(model: segmenter.modelName, precision: segmenter.model.precision, kernels: segmenter.model.kernelPath.rawValue,
                                  networkWidth: segmenter.width, networkHeight: segmenter.height,
                                  results: results, failures: failures)
     try writeFileAtomically(path: (outDirectory as NSString).appendingPathComponent("summary.json"), text: prettyJSON(summary))

@@ -12,6 +12,8 @@ public final class FloatUNet: SegmentationModel {
     public let precision = "float32"
     /// The graph of the weights it was built from (1- or 3-channel).
     public let graph: ModelGraph
+    /// The instruction set its kernels run on.
+    public let kernelPath: KernelPath
 
     private enum Step {
         case dense(PackedDenseConv)
@@ -28,22 +30,23 @@ public final class FloatUNet: SegmentationModel {
     private let lock = NSLock()
     private var arenas: [ArenaKey: Arena] = [:]
 
-    public convenience init(weights: ModelWeights) {
+    public convenience init(weights: ModelWeights, kernelPath: KernelPath = .current) {
         var copy = weights  // shares the caller's tensors: releasing them from the copy frees nothing
-        self.init(releasing: &copy)
+        self.init(releasing: &copy, kernelPath: kernelPath)
     }
 
     /// Builds the engine and removes each tensor from `weights` as soon as its layer is packed, so that
     /// the float tensors and the packed weights are not all alive at once (the baseline U-Net's peak at
     /// load). `weights` is left without tensors.
-    public init(releasing weights: inout ModelWeights) {
+    public init(releasing weights: inout ModelWeights, kernelPath: KernelPath = .current) {
         graph = weights.graph
+        self.kernelPath = kernelPath
         // The same weights serve a gray and an RGB input: only the first convolution differs. The other
         // channel count's first conv is packed first, while its weights are still there.
         var otherFirstConvs: [Int: PackedDenseConv] = [:]
         for channels in [1, 3] where channels != graph.inputChannels {
             guard let other = ModelGraph.named(graph.architecture, inputChannels: channels) else { continue }
-            otherFirstConvs[channels] = PackedDenseConv(weights.folded(other.convs[0]))
+            otherFirstConvs[channels] = PackedDenseConv(weights.folded(other.convs[0]), path: kernelPath)
         }
         var steps: [Step] = []
         for op in graph.ops {
@@ -51,13 +54,13 @@ public final class FloatUNet: SegmentationModel {
             case .conv(let spec, _, _):
                 let folded = weights.folded(spec)
                 if spec.kind == .depthwise {
-                    steps.append(.depthwise(PackedDepthwiseConv(folded)))
+                    steps.append(.depthwise(PackedDepthwiseConv(folded, path: kernelPath)))
                 } else if spec.kind == .transposed {
-                    steps.append(.transposed(PackedTransposedConv2x2(folded)))
+                    steps.append(.transposed(PackedTransposedConv2x2(folded, path: kernelPath)))
                 } else if Self.useWinograd(spec, graph: graph, output: op.output) {
-                    steps.append(.winograd(PackedWinogradConv(folded)))
+                    steps.append(.winograd(PackedWinogradConv(folded, path: kernelPath)))
                 } else {
-                    steps.append(.dense(PackedDenseConv(folded)))
+                    steps.append(.dense(PackedDenseConv(folded, path: kernelPath)))
                 }
                 for name in spec.tensorNames { weights.tensors[name] = nil }
             case .add: steps.append(.add)

@@ -1,6 +1,8 @@
 import CPUFeatures
+import FloatMicrokernels
 import Int8Microkernels
 #if arch(x86_64)
+import FloatMicrokernelsAVX2
 import Int8MicrokernelsAVX2
 import Int8MicrokernelsAVX512VNNI
 #endif
@@ -12,12 +14,14 @@ import Glibc
 /// at run time, so one binary is fast on every CPU of its architecture. `SONOQUANT_KERNELS=<name>` forces a
 /// path (tests, comparisons); a path the CPU cannot run is an error, never a crash.
 ///
-/// | path | CPU | int8 dense convolution |
-/// |---|---|---|
-/// | `portable` | any x86-64 (SSE2) | int16 pairs (`pmaddwd`) |
-/// | `avx2` | AVX2 + FMA (Haswell, Zen 1 and later) | int16 pairs, `vpmaddwd` ymm |
-/// | `avx512-vnni` | AVX-512 VNNI (Cascade Lake, Ice Lake, Zen 4 and later) | 4-way u8 x s8, `vpdpbusd` ymm |
-/// | `neon` | any arm64 | int16 widening `smlal` |
+/// | path | CPU | int8 dense convolution | float |
+/// |---|---|---|---|
+/// | `portable` | any x86-64 (SSE2) | int16 pairs (`pmaddwd`) | SSE, multiply then add |
+/// | `avx2` | AVX2 + FMA (Haswell, Zen 1 and later) | int16 pairs, `vpmaddwd` ymm | AVX2 + FMA |
+/// | `avx512-vnni` | AVX-512 VNNI (Cascade Lake, Ice Lake, Zen 4 and later) | 4-way u8 x s8, `vpdpbusd` ymm | AVX2 + FMA |
+/// | `neon` | any arm64 | int16 widening `smlal` | NEON fused multiply-add |
+///
+/// The float kernels of the VNNI path are the AVX2 ones: built for an AVX-512 CPU they ran 8-12% slower.
 public enum KernelPath: String, CaseIterable, Sendable {
     case portable
     case avx2
@@ -131,6 +135,34 @@ struct Int8KernelTable {
                                     requantizeRow: Int8MicrokernelsAVX512VNNI.requantizeRow,
                                    depthwise3x3Row: Int8MicrokernelsAVX512VNNI.depthwise3x3Row, rescaleRun: Int8MicrokernelsAVX512VNNI.rescaleRun, addRun: Int8MicrokernelsAVX512VNNI.addRun,
                                     dotProductGemmRow: Int8MicrokernelsAVX512VNNI.uint8DotGemmRow)
+        #else
+        case .avx2, .avx512VNNI:
+            preconditionFailure("\(path.rawValue) is an x86-64 path")
+        #endif
+        }
+    }
+}
+
+/// The float microkernels of one path.
+struct FloatKernelTable {
+    typealias DenseTile = (_ inputs: UnsafePointer<UnsafePointer<Float>>, _ outputs: UnsafePointer<UnsafeMutablePointer<Float>>, _ valid: Int,
+                           _ weights: UnsafePointer<SIMD8<Float>>, _ blocks: Int, _ bias: UnsafePointer<SIMD8<Float>>,
+                           _ taps: UnsafePointer<Int>, _ tapCount: Int, _ inChannels: Int, _ channelStart: Int, _ channelEnd: Int,
+                           _ outputLanes: Int, _ accumulate: Bool, _ finish: Bool, _ lower: Float, _ upper: Float) -> Void
+    typealias Depthwise3x3Row = (_ input: UnsafePointer<Float>, _ inputStep: Int, _ output: UnsafeMutablePointer<Float>, _ outputStep: Int,
+                                 _ count: Int, _ taps: UnsafePointer<Int>, _ weights: UnsafePointer<SIMD8<Float>>, _ bias: SIMD8<Float>,
+                                 _ lower: Float, _ upper: Float) -> Void
+
+    let denseTile: DenseTile
+    let depthwise3x3Row: Depthwise3x3Row
+
+    static func of(_ path: KernelPath) -> FloatKernelTable {
+        switch path {
+        case .portable, .neon:
+            return FloatKernelTable(denseTile: FloatMicrokernels.floatDenseTile, depthwise3x3Row: FloatMicrokernels.floatDepthwise3x3Row)
+        #if arch(x86_64)
+        case .avx2, .avx512VNNI:
+            return FloatKernelTable(denseTile: FloatMicrokernelsAVX2.floatDenseTile, depthwise3x3Row: FloatMicrokernelsAVX2.floatDepthwise3x3Row)
         #else
         case .avx2, .avx512VNNI:
             preconditionFailure("\(path.rawValue) is an x86-64 path")

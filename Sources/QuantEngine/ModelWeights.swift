@@ -130,10 +130,17 @@ public protocol SegmentationModel: AnyObject {
     /// "float32" or "int8".
     var precision: String { get }
     var graph: ModelGraph { get }
+    /// The instruction set its kernels run on (`KernelPath.current` unless built for another).
+    var kernelPath: KernelPath { get }
     /// Logits [N, 1, H, W] for an input [N, C, H, W] in [0, 1] (C = 1 gray or 3 RGB, H and W multiples of
     /// `graph.sizeMultiple`).
     /// Throws with a clear message for a wrong shape.
     func logits(for input: Tensor, threads: Int) throws -> Tensor
+}
+
+extension SegmentationModel {
+    /// A model that runs no engine kernels of its own (a test stub) reports the process's path.
+    public var kernelPath: KernelPath { .current }
 }
 
 extension ModelWeights {

@@ -1,4 +1,6 @@
 import ArgumentParser
+import Foundation
+import QuantEngine
 import Train
 
 @main
@@ -10,6 +12,10 @@ struct SonoQuant: ParsableCommand {
         The usual path: `train` a fine-tuning strategy on HC18, `calibrate` it to an int8 model file,
         `bench` accuracy / size / latency per strategy and precision, then `segment` frames on the board.
         `forward` and `evaluate` check a model against PyTorch and against the test split.
+
+        Kernels: one binary runs the fastest kernels for the CPU it finds (x86-64: portable, avx2, \
+        avx512-vnni; arm64: neon). SONOQUANT_KERNELS=<path> forces one; `latency`, `segment` and the bench \
+        report name the path that ran.
         """,
         subcommands: [ForwardCommand.self, LatencyCommand.self, EvaluateCommand.self, TrainCommand.self, CalibrateCommand.self,
                       SplitCommand.self, HCAnnotationsCommand.self,
@@ -19,6 +25,13 @@ struct SonoQuant: ParsableCommand {
     static func main() {
         // Before anything else: the trainer's GEMMs need OpenBLAS's kernels for this CPU (may restart the program).
         OpenBLASCore.useTheCPUsKernels()
+        // A SONOQUANT_KERNELS that names no usable path is an error, not a silent fallback.
+        do {
+            try KernelPath.checkEnvironment()
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            Foundation.exit(1)
+        }
         main(nil)
     }
 }

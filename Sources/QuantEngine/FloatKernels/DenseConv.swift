@@ -1,3 +1,5 @@
+import FloatMicrokernels
+
 /// Dense (non-depthwise) convolution, 1x1 or 3x3, stride 1 or 2, as an indirect GEMM in the manner of
 /// XNNPACK's igemm: output pixels x output channels, with K = taps x input channels.
 ///
@@ -5,7 +7,7 @@
 /// pixel's input position (NHWC with a zero border, see `FeatureMap`), so one microkernel serves
 /// 1x1 (one tap) and 3x3 (nine taps) at either stride; no im2col buffer is built.
 ///
-/// Microkernel: a tile of 6 output pixels x 16 output channels held in 12 vector accumulators
+/// Microkernel (`floatDenseTile`, compiled per instruction set): a tile of 6 output pixels x 16 output channels held in 12 vector accumulators
 /// (12 of the 16 ymm registers on AVX2). Each step of K loads two weight vectors and broadcasts one
 /// input value per pixel, then does 12 multiply-adds: 8 loads per 12 FMAs keeps the FMA units busy.
 /// Weights are packed once at load time so the microkernel reads them as one linear stream.
@@ -27,12 +29,15 @@ public final class PackedDenseConv {
     let weights: UnsafeMutablePointer<FloatVector>
     /// Bias per 8-channel block (zero past `outChannels`).
     let bias: UnsafeMutablePointer<FloatVector>
+    /// The microkernels of the kernel path this convolution runs on.
+    let kernels: FloatKernelTable
 
     public var taps: Int { kernel * kernel }
     public var padding: Int { kernel / 2 }
 
     /// Packs a folded convolution (weight [out][in][k][k]).
-    public init(_ conv: FoldedConv) {
+    public init(_ conv: FoldedConv, path: KernelPath = .current) {
+        kernels = .of(path)
         let spec = conv.spec
         precondition(spec.kind == .standard, "PackedDenseConv: \(spec.weightPrefix) is not a dense convolution")
         precondition(spec.kernel == 1 || spec.kernel == 3, "PackedDenseConv: kernel \(spec.kernel) unsupported")
@@ -170,15 +175,9 @@ public func denseConv(_ conv: PackedDenseConv, input: FeatureMap, output: Featur
                         let (i0, o0) = cursor.next(), (i1, o1) = cursor.next(), (i2, o2) = cursor.next()
                         let (i3, o3) = cursor.next(), (i4, o4) = cursor.next(), (i5, o5) = cursor.next()
                         let ip = UnsafePointer(input.pointer), op = output.pointer
-                        if conv.panelBlocks(panel) == 2 {
-                            denseTile6x16(conv, panel: panel, taps: taps, channels: channels, accumulate: !isFirst, finish: isLast,
-                                          ip + i0, ip + i1, ip + i2, ip + i3, ip + i4, ip + i5,
-                                          op + o0, op + o1, op + o2, op + o3, op + o4, op + o5, valid: valid)
-                        } else {
-                            denseTile6x8(conv, panel: panel, taps: taps, channels: channels, accumulate: !isFirst, finish: isLast,
-                                         ip + i0, ip + i1, ip + i2, ip + i3, ip + i4, ip + i5,
-                                         op + o0, op + o1, op + o2, op + o3, op + o4, op + o5, valid: valid)
-                        }
+                        denseTile(conv, panel: panel, taps: taps, channels: channels, accumulate: !isFirst, finish: isLast,
+                                  ip + i0, ip + i1, ip + i2, ip + i3, ip + i4, ip + i5,
+                                  op + o0, op + o1, op + o2, op + o3, op + o4, op + o5, valid: valid)
                     }
                 }
                 item = panel * tiles + tileRange.upperBound
@@ -195,139 +194,33 @@ func denseTile(_ conv: PackedDenseConv, panel: Int, taps: UnsafePointer<Int>,
                _ o0: UnsafeMutablePointer<Float>, _ o1: UnsafeMutablePointer<Float>, _ o2: UnsafeMutablePointer<Float>,
                _ o3: UnsafeMutablePointer<Float>, _ o4: UnsafeMutablePointer<Float>, _ o5: UnsafeMutablePointer<Float>,
                valid: Int) {
-    if conv.panelBlocks(panel) == 2 {
-        denseTile6x16(conv, panel: panel, taps: taps, channels: 0..<conv.inChannels, accumulate: false, finish: true,
-                      p0, p1, p2, p3, p4, p5, o0, o1, o2, o3, o4, o5, valid: valid)
-    } else {
-        denseTile6x8(conv, panel: panel, taps: taps, channels: 0..<conv.inChannels, accumulate: false, finish: true,
-                     p0, p1, p2, p3, p4, p5, o0, o1, o2, o3, o4, o5, valid: valid)
-    }
+    denseTile(conv, panel: panel, taps: taps, channels: 0..<conv.inChannels, accumulate: false, finish: true,
+              p0, p1, p2, p3, p4, p5, o0, o1, o2, o3, o4, o5, valid: valid)
 }
 
-/// Stores the first `count` lanes (all 8 when count >= 8) of v at p.
+/// 6 pixels x the panel's 16 (or 8) output channels, over the input channels `channels` of every tap, on
+/// the path's microkernel (`floatDenseTile`, Sources/FloatMicrokernels/FloatTiles.swift). Starts from the
+/// bias, or (`accumulate`) from the partial sums already in the output; applies the activation only when
+/// `finish` (the last chunk of input channels). Pixels at index >= valid are computed but not stored.
 @inline(__always)
-func storeLanes(_ v: FloatVector, _ p: UnsafeMutablePointer<Float>, count: Int) {
-    if count >= 8 {
-        storeVector(v, p)
-    } else {
-        for lane in 0..<max(count, 0) { p[lane] = v[lane] }
-    }
-}
-
-/// Loads the first `count` lanes (all 8 when count >= 8) from p; the other lanes are zero.
-@inline(__always)
-func loadLanes(_ p: UnsafePointer<Float>, count: Int) -> FloatVector {
-    if count >= 8 { return loadVector(p) }
-    var v = FloatVector()
-    for lane in 0..<max(count, 0) { v[lane] = p[lane] }
-    return v
-}
-
-/// 6 pixels x 16 output channels of panel `panel`, over the input channels `channels` of every tap.
-/// Starts from the bias, or (`accumulate`) from the partial sums already in the output; applies the
-/// activation only when `finish` (the last chunk of input channels). Pixels at index >= valid are
-/// computed but not stored.
-@inline(__always)
-func denseTile6x16(_ conv: PackedDenseConv, panel: Int, taps: UnsafePointer<Int>, channels: Range<Int>, accumulate: Bool, finish: Bool,
-                   _ p0: UnsafePointer<Float>, _ p1: UnsafePointer<Float>, _ p2: UnsafePointer<Float>,
-                   _ p3: UnsafePointer<Float>, _ p4: UnsafePointer<Float>, _ p5: UnsafePointer<Float>,
-                   _ o0: UnsafeMutablePointer<Float>, _ o1: UnsafeMutablePointer<Float>, _ o2: UnsafeMutablePointer<Float>,
-                   _ o3: UnsafeMutablePointer<Float>, _ o4: UnsafeMutablePointer<Float>, _ o5: UnsafeMutablePointer<Float>,
-                   valid: Int) {
+func denseTile(_ conv: PackedDenseConv, panel: Int, taps: UnsafePointer<Int>, channels: Range<Int>, accumulate: Bool, finish: Bool,
+               _ p0: UnsafePointer<Float>, _ p1: UnsafePointer<Float>, _ p2: UnsafePointer<Float>,
+               _ p3: UnsafePointer<Float>, _ p4: UnsafePointer<Float>, _ p5: UnsafePointer<Float>,
+               _ o0: UnsafeMutablePointer<Float>, _ o1: UnsafeMutablePointer<Float>, _ o2: UnsafeMutablePointer<Float>,
+               _ o3: UnsafeMutablePointer<Float>, _ o4: UnsafeMutablePointer<Float>, _ o5: UnsafeMutablePointer<Float>,
+               valid: Int) {
     let channel = panel * 16
-    let rest = conv.outChannels - channel - 8  // lanes of the second block that exist
-    var a00, a01, a10, a11, a20, a21, a30, a31, a40, a41, a50, a51: FloatVector
-    if accumulate {
-        a00 = loadVector(o0 + channel); a01 = loadLanes(o0 + channel + 8, count: rest)
-        a10 = loadVector(o1 + channel); a11 = loadLanes(o1 + channel + 8, count: rest)
-        a20 = loadVector(o2 + channel); a21 = loadLanes(o2 + channel + 8, count: rest)
-        a30 = loadVector(o3 + channel); a31 = loadLanes(o3 + channel + 8, count: rest)
-        a40 = loadVector(o4 + channel); a41 = loadLanes(o4 + channel + 8, count: rest)
-        a50 = loadVector(o5 + channel); a51 = loadLanes(o5 + channel + 8, count: rest)
-    } else {
-        let bias0 = conv.bias[2 * panel], bias1 = conv.bias[2 * panel + 1]
-        a00 = bias0; a01 = bias1; a10 = bias0; a11 = bias1; a20 = bias0; a21 = bias1
-        a30 = bias0; a31 = bias1; a40 = bias0; a41 = bias1; a50 = bias0; a51 = bias1
-    }
-    let panelWeights = UnsafePointer(conv.panelStart(panel))
-    let inChannels = conv.inChannels
-    for t in 0..<conv.taps {
-        let offset = taps[t]
-        let q0 = p0 + offset, q1 = p1 + offset, q2 = p2 + offset, q3 = p3 + offset, q4 = p4 + offset, q5 = p5 + offset
-        var w = panelWeights + (t * inChannels + channels.lowerBound) * 2
-        for c in channels {
-            let w0 = w[0], w1 = w[1]
-            w += 2
-            let x0 = FloatVector(repeating: q0[c]); a00 = multiplyAdd(a00, x0, w0); a01 = multiplyAdd(a01, x0, w1)
-            let x1 = FloatVector(repeating: q1[c]); a10 = multiplyAdd(a10, x1, w0); a11 = multiplyAdd(a11, x1, w1)
-            let x2 = FloatVector(repeating: q2[c]); a20 = multiplyAdd(a20, x2, w0); a21 = multiplyAdd(a21, x2, w1)
-            let x3 = FloatVector(repeating: q3[c]); a30 = multiplyAdd(a30, x3, w0); a31 = multiplyAdd(a31, x3, w1)
-            let x4 = FloatVector(repeating: q4[c]); a40 = multiplyAdd(a40, x4, w0); a41 = multiplyAdd(a41, x4, w1)
-            let x5 = FloatVector(repeating: q5[c]); a50 = multiplyAdd(a50, x5, w0); a51 = multiplyAdd(a51, x5, w1)
+    var inputs = (p0, p1, p2, p3, p4, p5)
+    var outputs = (o0 + channel, o1 + channel, o2 + channel, o3 + channel, o4 + channel, o5 + channel)
+    withUnsafePointer(to: &inputs) { inputs in
+        withUnsafePointer(to: &outputs) { outputs in
+            conv.kernels.denseTile(UnsafeRawPointer(inputs).assumingMemoryBound(to: UnsafePointer<Float>.self),
+                                   UnsafeRawPointer(outputs).assumingMemoryBound(to: UnsafeMutablePointer<Float>.self), valid,
+                                   conv.panelStart(panel), conv.panelBlocks(panel), conv.bias + 2 * panel, taps, conv.taps,
+                                   conv.inChannels, channels.lowerBound, channels.upperBound, conv.outChannels - channel,
+                                   accumulate, finish, conv.clamp.lower, conv.clamp.upper)
         }
     }
-    if finish {
-        let clamp = conv.clamp
-        a00 = clamp.apply(a00); a01 = clamp.apply(a01); a10 = clamp.apply(a10); a11 = clamp.apply(a11)
-        a20 = clamp.apply(a20); a21 = clamp.apply(a21); a30 = clamp.apply(a30); a31 = clamp.apply(a31)
-        a40 = clamp.apply(a40); a41 = clamp.apply(a41); a50 = clamp.apply(a50); a51 = clamp.apply(a51)
-    }
-    storeVector(a00, o0 + channel); storeLanes(a01, o0 + channel + 8, count: rest)
-    if valid > 1 { storeVector(a10, o1 + channel); storeLanes(a11, o1 + channel + 8, count: rest) }
-    if valid > 2 { storeVector(a20, o2 + channel); storeLanes(a21, o2 + channel + 8, count: rest) }
-    if valid > 3 { storeVector(a30, o3 + channel); storeLanes(a31, o3 + channel + 8, count: rest) }
-    if valid > 4 { storeVector(a40, o4 + channel); storeLanes(a41, o4 + channel + 8, count: rest) }
-    if valid > 5 { storeVector(a50, o5 + channel); storeLanes(a51, o5 + channel + 8, count: rest) }
-}
-
-/// 6 pixels x 8 output channels: the last panel when it has a single block (e.g. 24 channels).
-/// Same contract as `denseTile6x16`.
-@inline(__always)
-func denseTile6x8(_ conv: PackedDenseConv, panel: Int, taps: UnsafePointer<Int>, channels: Range<Int>, accumulate: Bool, finish: Bool,
-                  _ p0: UnsafePointer<Float>, _ p1: UnsafePointer<Float>, _ p2: UnsafePointer<Float>,
-                  _ p3: UnsafePointer<Float>, _ p4: UnsafePointer<Float>, _ p5: UnsafePointer<Float>,
-                  _ o0: UnsafeMutablePointer<Float>, _ o1: UnsafeMutablePointer<Float>, _ o2: UnsafeMutablePointer<Float>,
-                  _ o3: UnsafeMutablePointer<Float>, _ o4: UnsafeMutablePointer<Float>, _ o5: UnsafeMutablePointer<Float>,
-                  valid: Int) {
-    let channel = panel * 16
-    let count = conv.outChannels - channel
-    var a0, a1, a2, a3, a4, a5: FloatVector
-    if accumulate {
-        a0 = loadLanes(o0 + channel, count: count); a1 = loadLanes(o1 + channel, count: count)
-        a2 = loadLanes(o2 + channel, count: count); a3 = loadLanes(o3 + channel, count: count)
-        a4 = loadLanes(o4 + channel, count: count); a5 = loadLanes(o5 + channel, count: count)
-    } else {
-        let bias0 = conv.bias[2 * panel]
-        a0 = bias0; a1 = bias0; a2 = bias0; a3 = bias0; a4 = bias0; a5 = bias0
-    }
-    let panelWeights = UnsafePointer(conv.panelStart(panel))
-    let inChannels = conv.inChannels
-    for t in 0..<conv.taps {
-        let offset = taps[t]
-        let q0 = p0 + offset, q1 = p1 + offset, q2 = p2 + offset, q3 = p3 + offset, q4 = p4 + offset, q5 = p5 + offset
-        var w = panelWeights + t * inChannels + channels.lowerBound
-        for c in channels {
-            let w0 = w[0]
-            w += 1
-            a0 = multiplyAdd(a0, FloatVector(repeating: q0[c]), w0)
-            a1 = multiplyAdd(a1, FloatVector(repeating: q1[c]), w0)
-            a2 = multiplyAdd(a2, FloatVector(repeating: q2[c]), w0)
-            a3 = multiplyAdd(a3, FloatVector(repeating: q3[c]), w0)
-            a4 = multiplyAdd(a4, FloatVector(repeating: q4[c]), w0)
-            a5 = multiplyAdd(a5, FloatVector(repeating: q5[c]), w0)
-        }
-    }
-    if finish {
-        let clamp = conv.clamp
-        a0 = clamp.apply(a0); a1 = clamp.apply(a1); a2 = clamp.apply(a2)
-        a3 = clamp.apply(a3); a4 = clamp.apply(a4); a5 = clamp.apply(a5)
-    }
-    storeLanes(a0, o0 + channel, count: count)
-    if valid > 1 { storeLanes(a1, o1 + channel, count: count) }
-    if valid > 2 { storeLanes(a2, o2 + channel, count: count) }
-    if valid > 3 { storeLanes(a3, o3 + channel, count: count) }
-    if valid > 4 { storeLanes(a4, o4 + channel, count: count) }
-    if valid > 5 { storeLanes(a5, o5 + channel, count: count) }
 }
 
 /// A convolution with one output channel (the segmentation head, 16 -> 1): the 16x-wasteful

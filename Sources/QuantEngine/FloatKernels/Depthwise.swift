@@ -1,3 +1,5 @@
+import FloatMicrokernels
+
 /// Depthwise 3x3 convolution (one filter per channel, MobileNetV2's spatial step), stride 1 or 2, padding 1.
 ///
 /// NHWC makes it a pure vector operation: 8 consecutive channels of a pixel are one vector, and each of
@@ -17,8 +19,11 @@ public final class PackedDepthwiseConv {
     /// Weights [channel][tap] and bias of the scalar tail (and of the reference), as in PyTorch.
     let scalarWeights: [Float]
     let scalarBias: [Float]
+    /// The microkernels of the kernel path this convolution runs on.
+    let kernels: FloatKernelTable
 
-    public init(_ conv: FoldedConv) {
+    public init(_ conv: FoldedConv, path: KernelPath = .current) {
+        kernels = .of(path)
         let spec = conv.spec
         precondition(spec.kind == .depthwise && spec.kernel == 3, "PackedDepthwiseConv: \(spec.weightPrefix) is not a depthwise 3x3 convolution")
         channels = spec.outChannels
@@ -58,34 +63,18 @@ public func depthwiseConv3x3(_ conv: PackedDepthwiseConv, input: FeatureMap, out
     // Offsets of the 9 taps from the window's centre.
     var taps = [Int]()
     for ky in -1...1 { for kx in -1...1 { taps.append(ky * rowStride + kx * channels) } }
-    let t0 = taps[0], t1 = taps[1], t2 = taps[2], t3 = taps[3], t5 = taps[5], t6 = taps[6], t7 = taps[7], t8 = taps[8]
     let inPixelStep = stride * channels
-    let clamp = conv.clamp
+    let (clamp, depthwiseRow) = (conv.clamp, conv.kernels.depthwise3x3Row)
+    taps.withUnsafeBufferPointer { tapBuffer in
+    let taps = tapBuffer.baseAddress!
     parallelChunks(output.images * output.height, threads: threads) { rows in
         for row in rows {
             let n = row / output.height, oy = row % output.height
             let inRow = UnsafePointer(input.pointer + input.offset(n, oy * stride, 0))
             let outRow = output.pointer + output.offset(n, oy, 0)
             for b in 0..<conv.vectorBlocks {
-                let w = conv.weights + b * 9
-                let w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4], w5 = w[5], w6 = w[6], w7 = w[7], w8 = w[8]
-                let bias = conv.bias[b]
-                var x = inRow + b * 8
-                var y = outRow + b * 8
-                for _ in 0..<output.width {
-                    var acc = multiplyAdd(bias, loadVector(x + t0), w0)
-                    acc = multiplyAdd(acc, loadVector(x + t1), w1)
-                    acc = multiplyAdd(acc, loadVector(x + t2), w2)
-                    acc = multiplyAdd(acc, loadVector(x + t3), w3)
-                    acc = multiplyAdd(acc, loadVector(x), w4)
-                    acc = multiplyAdd(acc, loadVector(x + t5), w5)
-                    acc = multiplyAdd(acc, loadVector(x + t6), w6)
-                    acc = multiplyAdd(acc, loadVector(x + t7), w7)
-                    acc = multiplyAdd(acc, loadVector(x + t8), w8)
-                    storeVector(clamp.apply(acc), y)
-                    x += inPixelStep
-                    y += channels
-                }
+                depthwiseRow(inRow + b * 8, inPixelStep, outRow + b * 8, channels, output.width, taps, conv.weights + b * 9, conv.bias[b],
+                             clamp.lower, clamp.upper)
             }
             // Scalar tail: channels that do not fill a vector.
             for c in (conv.vectorBlocks * 8)..<channels {
@@ -97,6 +86,7 @@ public func depthwiseConv3x3(_ conv: PackedDepthwiseConv, input: FeatureMap, out
                 }
             }
         }
+    }
     }
 }
 

@@ -1,3 +1,5 @@
+import FloatMicrokernels
+
 /// The graph's data-movement operations on NHWC feature maps: residual add, nearest 2x upsample and
 /// channel concatenation. Each works on whole pixel rows (contiguous runs of width x channels floats),
 /// so vectorisation is a matter of the compiler's loop vectoriser; the references index pixel by pixel.

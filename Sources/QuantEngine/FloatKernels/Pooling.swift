@@ -1,3 +1,5 @@
+import FloatMicrokernels
+
 /// 2x2 max-pool, stride 2 (PyTorch `MaxPool2d(2)`): output pixel (y, x) = the channel-wise maximum of
 /// input pixels (2y, 2x), (2y, 2x + 1), (2y + 1, 2x), (2y + 1, 2x + 1). An odd last row or column is
 /// dropped (floor), as PyTorch does.

@@ -15,13 +15,13 @@ public final class PackedTransposedConv2x2 {
     let rows: [PackedDenseConv]
 
     /// Packs a transposed conv's folded weights ([in][out][2][2], PyTorch's ConvTranspose2d layout) and bias.
-    public init(_ conv: FoldedConv) {
+    public init(_ conv: FoldedConv, path: KernelPath = .current) {
         let spec = conv.spec
         precondition(spec.kind == .transposed && spec.kernel == 2 && spec.stride == 2,
                      "PackedTransposedConv2x2: \(spec.weightPrefix) is not a 2x2 stride-2 transposed convolution")
         inChannels = spec.inChannels
         outChannels = spec.outChannels
-        rows = (0..<2).map { dy in PackedDenseConv(transposedConvRow(conv, dy: dy)) }
+        rows = (0..<2).map { dy in PackedDenseConv(transposedConvRow(conv, dy: dy), path: path) }
     }
 
     public func outputSize(_ n: Int) -> Int { 2 * n }

@@ -1,3 +1,5 @@
+import FloatMicrokernels
+
 /// 3x3 stride-1 convolution by Winograd's minimal filtering F(2x2, 3x3) (Lavin & Gray, "Fast Algorithms
 /// for Convolutional Neural Networks", 2016): each 2x2 block of output pixels is computed from a 4x4
 /// input patch with 16 multiplies per (input, output) channel pair instead of 36, a 2.25x cut in the
@@ -29,7 +31,7 @@ public final class PackedWinogradConv {
             && spec.outChannels % 8 == 0 && outputHeight % 2 == 0 && outputWidth % 2 == 0
     }
 
-    public init(_ conv: FoldedConv) {
+    public init(_ conv: FoldedConv, path: KernelPath = .current) {
         let spec = conv.spec
         precondition(spec.kind == .standard && spec.kernel == 3 && spec.stride == 1 && spec.inChannels % 8 == 0 && spec.outChannels % 8 == 0,
                      "PackedWinogradConv: \(spec.weightPrefix) is not a 3x3 stride-1 convolution with channels in multiples of 8")
@@ -54,7 +56,7 @@ public final class PackedWinogradConv {
         let gemmSpec = ConvSpec(weightPrefix: spec.weightPrefix + ".winograd", batchNormPrefix: nil, hasBias: false, kind: .standard,
                                 kernel: 1, stride: 1, inChannels: inChannels, outChannels: outChannels, activation: .none, group: spec.group)
         let zeros = [Float](repeating: 0, count: outChannels)
-        transformedWeights = u.map { PackedDenseConv(FoldedConv(spec: gemmSpec, weight: $0, bias: zeros)) }
+        transformedWeights = u.map { PackedDenseConv(FoldedConv(spec: gemmSpec, weight: $0, bias: zeros), path: path) }
         bias = (0..<(outChannels / 8)).map { b in FloatVector((0..<8).map { conv.bias[b * 8 + $0] }) }
     }
 

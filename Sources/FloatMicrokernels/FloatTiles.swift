@@ -1,0 +1,146 @@
+/// The float engine's microkernels, compiled once per instruction set (portable and AVX2 + FMA) from these
+/// files, like the int8 ones (Sources/Int8Microkernels/Int16DotTiles.swift says how the copies stay apart).
+/// `PackedDenseConv`, `PackedWinogradConv` and `PackedDepthwiseConv` (Sources/QuantEngine/FloatKernels)
+/// pack the weights and walk the pixels; these compute.
+
+/// One tile of the dense convolution's indirect GEMM (XNNPACK's igemm): 6 output pixels x 16 output channels
+/// (`blocks` = 2) or x 8 (`blocks` = 1), held in 12 (or 6) vector accumulators. Each step of K loads the
+/// block weights and broadcasts one input value per pixel: 8 loads per 12 multiply-adds on AVX2.
+///
+/// - inputs[i]: pixel i's input position; tap t of it is at inputs[i] + taps[t], channel c at + c.
+/// - outputs[i]: pixel i's output, already at the tile's first output channel; `outputLanes` of them exist
+///   (16, or fewer in the last panel). Pixels at index >= valid are computed but not stored.
+/// - weights: the panel, [tap][input channel][block] vectors; bias: its `blocks` bias vectors.
+/// - Sums input channels channelStart..<channelEnd of every tap, starting from the bias or (`accumulate`) from
+///   the partial sums already in the outputs; clamps to [lower, upper] only when `finish`.
+@inline(never)
+public func floatDenseTile(inputs: UnsafePointer<UnsafePointer<Float>>, outputs: UnsafePointer<UnsafeMutablePointer<Float>>, valid: Int,
+                           weights: UnsafePointer<SIMD8<Float>>, blocks: Int, bias: UnsafePointer<SIMD8<Float>>,
+                           taps: UnsafePointer<Int>, tapCount: Int, inChannels: Int, channelStart: Int, channelEnd: Int,
+                           outputLanes: Int, accumulate: Bool, finish: Bool, lower: Float, upper: Float) {
+    if blocks == 2 {
+        tile6x16(inputs, outputs, valid, weights, bias, taps, tapCount, inChannels, channelStart, channelEnd, outputLanes, accumulate, finish, lower, upper)
+    } else {
+        tile6x8(inputs, outputs, valid, weights, bias, taps, tapCount, inChannels, channelStart, channelEnd, outputLanes, accumulate, finish, lower, upper)
+    }
+}
+
+@inline(__always)
+func tile6x16(_ inputs: UnsafePointer<UnsafePointer<Float>>, _ outputs: UnsafePointer<UnsafeMutablePointer<Float>>, _ valid: Int,
+              _ weights: UnsafePointer<SIMD8<Float>>, _ bias: UnsafePointer<SIMD8<Float>>, _ taps: UnsafePointer<Int>, _ tapCount: Int,
+              _ inChannels: Int, _ channelStart: Int, _ channelEnd: Int, _ outputLanes: Int, _ accumulate: Bool, _ finish: Bool,
+              _ lower: Float, _ upper: Float) {
+    let rest = outputLanes - 8  // lanes of the second block that exist
+    let o0 = outputs[0], o1 = outputs[1], o2 = outputs[2], o3 = outputs[3], o4 = outputs[4], o5 = outputs[5]
+    var a00, a01, a10, a11, a20, a21, a30, a31, a40, a41, a50, a51: SIMD8<Float>
+    if accumulate {
+        a00 = loadVector(o0); a01 = loadLanes(o0 + 8, count: rest)
+        a10 = loadVector(o1); a11 = loadLanes(o1 + 8, count: rest)
+        a20 = loadVector(o2); a21 = loadLanes(o2 + 8, count: rest)
+        a30 = loadVector(o3); a31 = loadLanes(o3 + 8, count: rest)
+        a40 = loadVector(o4); a41 = loadLanes(o4 + 8, count: rest)
+        a50 = loadVector(o5); a51 = loadLanes(o5 + 8, count: rest)
+    } else {
+        let bias0 = bias[0], bias1 = bias[1]
+        a00 = bias0; a01 = bias1; a10 = bias0; a11 = bias1; a20 = bias0; a21 = bias1
+        a30 = bias0; a31 = bias1; a40 = bias0; a41 = bias1; a50 = bias0; a51 = bias1
+    }
+    let p0 = inputs[0], p1 = inputs[1], p2 = inputs[2], p3 = inputs[3], p4 = inputs[4], p5 = inputs[5]
+    for t in 0..<tapCount {
+        let offset = taps[t]
+        let q0 = p0 + offset, q1 = p1 + offset, q2 = p2 + offset, q3 = p3 + offset, q4 = p4 + offset, q5 = p5 + offset
+        var w = weights + (t * inChannels + channelStart) * 2
+        for c in channelStart..<channelEnd {
+            let w0 = w[0], w1 = w[1]
+            w += 2
+            let x0 = SIMD8<Float>(repeating: q0[c]); a00 = multiplyAdd(a00, x0, w0); a01 = multiplyAdd(a01, x0, w1)
+            let x1 = SIMD8<Float>(repeating: q1[c]); a10 = multiplyAdd(a10, x1, w0); a11 = multiplyAdd(a11, x1, w1)
+            let x2 = SIMD8<Float>(repeating: q2[c]); a20 = multiplyAdd(a20, x2, w0); a21 = multiplyAdd(a21, x2, w1)
+            let x3 = SIMD8<Float>(repeating: q3[c]); a30 = multiplyAdd(a30, x3, w0); a31 = multiplyAdd(a31, x3, w1)
+            let x4 = SIMD8<Float>(repeating: q4[c]); a40 = multiplyAdd(a40, x4, w0); a41 = multiplyAdd(a41, x4, w1)
+            let x5 = SIMD8<Float>(repeating: q5[c]); a50 = multiplyAdd(a50, x5, w0); a51 = multiplyAdd(a51, x5, w1)
+        }
+    }
+    if finish {
+        a00 = clamp(a00, lower, upper); a01 = clamp(a01, lower, upper); a10 = clamp(a10, lower, upper); a11 = clamp(a11, lower, upper)
+        a20 = clamp(a20, lower, upper); a21 = clamp(a21, lower, upper); a30 = clamp(a30, lower, upper); a31 = clamp(a31, lower, upper)
+        a40 = clamp(a40, lower, upper); a41 = clamp(a41, lower, upper); a50 = clamp(a50, lower, upper); a51 = clamp(a51, lower, upper)
+    }
+    storeVector(a00, o0); storeLanes(a01, o0 + 8, count: rest)
+    if valid > 1 { storeVector(a10, o1); storeLanes(a11, o1 + 8, count: rest) }
+    if valid > 2 { storeVector(a20, o2); storeLanes(a21, o2 + 8, count: rest) }
+    if valid > 3 { storeVector(a30, o3); storeLanes(a31, o3 + 8, count: rest) }
+    if valid > 4 { storeVector(a40, o4); storeLanes(a41, o4 + 8, count: rest) }
+    if valid > 5 { storeVector(a50, o5); storeLanes(a51, o5 + 8, count: rest) }
+}
+
+/// 6 pixels x 8 output channels: the last panel when it has a single block (e.g. 24 channels).
+@inline(__always)
+func tile6x8(_ inputs: UnsafePointer<UnsafePointer<Float>>, _ outputs: UnsafePointer<UnsafeMutablePointer<Float>>, _ valid: Int,
+             _ weights: UnsafePointer<SIMD8<Float>>, _ bias: UnsafePointer<SIMD8<Float>>, _ taps: UnsafePointer<Int>, _ tapCount: Int,
+             _ inChannels: Int, _ channelStart: Int, _ channelEnd: Int, _ outputLanes: Int, _ accumulate: Bool, _ finish: Bool,
+             _ lower: Float, _ upper: Float) {
+    let count = outputLanes
+    let o0 = outputs[0], o1 = outputs[1], o2 = outputs[2], o3 = outputs[3], o4 = outputs[4], o5 = outputs[5]
+    var a0, a1, a2, a3, a4, a5: SIMD8<Float>
+    if accumulate {
+        a0 = loadLanes(o0, count: count); a1 = loadLanes(o1, count: count)
+        a2 = loadLanes(o2, count: count); a3 = loadLanes(o3, count: count)
+        a4 = loadLanes(o4, count: count); a5 = loadLanes(o5, count: count)
+    } else {
+        let bias0 = bias[0]
+        a0 = bias0; a1 = bias0; a2 = bias0; a3 = bias0; a4 = bias0; a5 = bias0
+    }
+    let p0 = inputs[0], p1 = inputs[1], p2 = inputs[2], p3 = inputs[3], p4 = inputs[4], p5 = inputs[5]
+    for t in 0..<tapCount {
+        let offset = taps[t]
+        let q0 = p0 + offset, q1 = p1 + offset, q2 = p2 + offset, q3 = p3 + offset, q4 = p4 + offset, q5 = p5 + offset
+        var w = weights + t * inChannels + channelStart
+        for c in channelStart..<channelEnd {
+            let w0 = w[0]
+            w += 1
+            a0 = multiplyAdd(a0, SIMD8<Float>(repeating: q0[c]), w0)
+            a1 = multiplyAdd(a1, SIMD8<Float>(repeating: q1[c]), w0)
+            a2 = multiplyAdd(a2, SIMD8<Float>(repeating: q2[c]), w0)
+            a3 = multiplyAdd(a3, SIMD8<Float>(repeating: q3[c]), w0)
+            a4 = multiplyAdd(a4, SIMD8<Float>(repeating: q4[c]), w0)
+            a5 = multiplyAdd(a5, SIMD8<Float>(repeating: q5[c]), w0)
+        }
+    }
+    if finish {
+        a0 = clamp(a0, lower, upper); a1 = clamp(a1, lower, upper); a2 = clamp(a2, lower, upper)
+        a3 = clamp(a3, lower, upper); a4 = clamp(a4, lower, upper); a5 = clamp(a5, lower, upper)
+    }
+    storeLanes(a0, o0, count: count)
+    if valid > 1 { storeLanes(a1, o1, count: count) }
+    if valid > 2 { storeLanes(a2, o2, count: count) }
+    if valid > 3 { storeLanes(a3, o3, count: count) }
+    if valid > 4 { storeLanes(a4, o4, count: count) }
+    if valid > 5 { storeLanes(a5, o5, count: count) }
+}
+
+/// One output row of a depthwise 3x3 convolution for one block of 8 channels: `count` pixels, input
+/// windows centred at `input + x * inputStep` (taps at `taps[0..<9]` from the centre), outputs at
+/// `output + x * outputStep`; `weights` holds the block's 9 tap vectors.
+@inline(never)
+public func floatDepthwise3x3Row(input: UnsafePointer<Float>, inputStep: Int, output: UnsafeMutablePointer<Float>, outputStep: Int, count: Int,
+                                 taps: UnsafePointer<Int>, weights: UnsafePointer<SIMD8<Float>>, bias: SIMD8<Float>, lower: Float, upper: Float) {
+    let t0 = taps[0], t1 = taps[1], t2 = taps[2], t3 = taps[3], t5 = taps[5], t6 = taps[6], t7 = taps[7], t8 = taps[8]
+    let w0 = weights[0], w1 = weights[1], w2 = weights[2], w3 = weights[3], w4 = weights[4]
+    let w5 = weights[5], w6 = weights[6], w7 = weights[7], w8 = weights[8]
+    var x = input, y = output
+    for _ in 0..<count {
+        var acc = multiplyAdd(bias, loadVector(x + t0), w0)
+        acc = multiplyAdd(acc, loadVector(x + t1), w1)
+        acc = multiplyAdd(acc, loadVector(x + t2), w2)
+        acc = multiplyAdd(acc, loadVector(x + t3), w3)
+        acc = multiplyAdd(acc, loadVector(x), w4)
+        acc = multiplyAdd(acc, loadVector(x + t5), w5)
+        acc = multiplyAdd(acc, loadVector(x + t6), w6)
+        acc = multiplyAdd(acc, loadVector(x + t7), w7)
+        acc = multiplyAdd(acc, loadVector(x + t8), w8)
+        storeVector(clamp(acc, lower, upper), y)
+        x += inputStep
+        y += outputStep
+    }
+}
