@@ -29,8 +29,8 @@ MOBILENET_INT8=$PEERS/dall_fixture-calibrated_192x128.int8.safetensors
 BASELINE_ONNX=$PEERS/${name}_fp32_192x128.onnx
 mkdir -p "$PEERS"
 
-source scripts/lib/simd-build.sh
-simd_build
+source scripts/lib/release-build.sh
+release_build
 
 [ -f "$BASELINE" ] || "$PY" scripts/peers/unet_baseline.py random --out "$BASELINE"
 [ -f "$BASELINE_INT8" ] || "$OURS" calibrate --model "$BASELINE" --data "$DATA" --split "$SPLIT" --size "$SIZE" --images 24 --out "$BASELINE_INT8"

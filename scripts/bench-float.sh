@@ -21,12 +21,8 @@ HEIGHT=${SIZE#*x}
 CHECKPOINT=fixtures/pytorch_D-all_192x128.safetensors
 ONNX=.build/peers/dall_fp32_${SIZE}.onnx
 
-source scripts/lib/simd-build.sh
-simd_build
-if [ "$(uname -m)" = x86_64 ]; then
-    fmas=$(objdump -d --no-show-raw-insn "$OURS" | awk '/<\$s11QuantEngine9denseConv.*>:$/{on=1} /^$/{on=0} on' | grep -c 'vfmadd...ps.*%ymm' || true)
-    echo "== dense conv microkernels: $fmas vfmadd*ps ymm instructions in denseConv (0 would mean no AVX2/FMA)"
-fi
+source scripts/lib/release-build.sh
+release_build
 
 [ -f "$ONNX" ] || "$PY" scripts/peers/export_onnx.py --checkpoint "$CHECKPOINT" --out "$ONNX" --width "$WIDTH" --height "$HEIGHT"
 

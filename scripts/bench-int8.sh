@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# int8 latency of one frame: our int8 engine vs ONNX Runtime int8 (QDQ, per-channel, static, 64 calibration
-# frames) vs our float engine, same D-all weights, 1 and 2 threads, interleaved in one run (engine by engine
-# within each round) so that load from other processes hits all of them alike. Then the model sizes and the
-# peak RSS of a one-frame int8 run. Prints every measurement and a summary (median of the round medians).
+# int8 and float32 latency of one frame, side by side with ONNX Runtime, on the build the README gives a user
+# (`swift build -c release`, kernels chosen at run time), same D-all weights, 192x128, 1 and 2 threads,
+# interleaved in one run (engine by engine within each round) so that load from other processes hits all alike:
+#   - sonoquant int8 on the path it picks for this CPU, and forced to the AVX2 path (SONOQUANT_KERNELS=avx2;
+#     on CPUs without AVX2 that row is skipped), so the AVX2 machines' gap is known too;
+#   - ONNX Runtime int8 (QDQ, per-channel, static, 64 calibration frames; MLAS picks its own kernels from CPUID);
+#   - sonoquant float32 and ONNX Runtime fp32.
+# Prints every measurement, a summary (median of the round medians) with the ratios, the model sizes and
+# the peak RSS of a one-frame int8 run and the binary size.
 #
 #   scripts/bench-int8.sh                   # ROUNDS=5 RUNS=30 OBSERVER=minmax by default
 #   ROUNDS=3 RUNS=20 scripts/bench-int8.sh
-#   SIMD_CPU=cascadelake scripts/bench-int8.sh   # our engine built for AVX-512 VNNI (scripts/lib/simd-build.sh)
 #
 # Needs ../shared/hc18 (calibration frames) and the peer Python environment (PEER_PYTHON, default
 # /work/peer/venv/bin/python): python3 -m venv /work/peer/venv &&
@@ -26,47 +30,60 @@ ONNX_FP32=$PEERS/dall_fp32_192x128.onnx
 ONNX_INT8=$PEERS/dall_int8_192x128.onnx
 mkdir -p "$PEERS"
 
-source scripts/lib/simd-build.sh
-simd_build
-if [ "$(uname -m)" = x86_64 ]; then
-    madds=$(objdump -d --no-show-raw-insn "$OURS" | awk '/<\$s11QuantEngine13Int8DenseConv.*>:$/{on=1} /^$/{on=0} on' | grep -c 'vpmaddwd.*%ymm' || true)
-    fused=$(objdump -d --no-show-raw-insn "$OURS" | awk '/<\$s11QuantEngine13Int8DenseConv.*>:$/{on=1} /^$/{on=0} on' | grep -c 'vpdpwssd.*%ymm' || true)
-    echo "== int8 dense conv: $madds vpmaddwd + $fused vpdpwssd (VNNI) ymm instructions in Int8DenseConv (0 and 0 would mean no AVX2)"
-fi
+source scripts/lib/release-build.sh
+release_build
 
 [ -f "$INT8" ] || "$OURS" calibrate --model "$CHECKPOINT" --data "$DATA" --split "$SPLIT" --size 192x128 --images 64 --observer "$OBSERVER" --out "$INT8"
 [ -f "$ONNX_FP32" ] || "$PY" scripts/peers/export_onnx.py --checkpoint "$CHECKPOINT" --out "$ONNX_FP32"
 [ -f "$ONNX_INT8" ] || "$PY" scripts/peers/quantize_onnx.py --fp32 "$ONNX_FP32" --out "$ONNX_INT8" --data "$DATA" --split "$SPLIT" --images 64
 
+AVX2=no
+SONOQUANT_KERNELS=avx2 "$OURS" latency --model "$INT8" --size 64x64 --threads 1 --runs 1 --warmup 0 >/dev/null 2>&1 && AVX2=yes
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg)"
 LOG=$(mktemp)
 for round in $(seq 1 "$ROUNDS"); do
     for threads in 1 2; do
         echo "-- round $round, $threads thread(s)"
         "$OURS" latency --model "$INT8" --threads "$threads" --runs "$RUNS" | sed 's/^/sonoquant-int8 /' | tee -a "$LOG"
+        if [ "$AVX2" = yes ]; then
+            SONOQUANT_KERNELS=avx2 "$OURS" latency --model "$INT8" --threads "$threads" --runs "$RUNS" | sed 's/^/sonoquant-int8-avx2 /' | tee -a "$LOG"
+        fi
         (cd scripts/peers && "$PY" bench_float.py --engine ort --onnx "../../$ONNX_INT8" --threads "$threads" --runs "$RUNS") | sed 's/^onnxruntime/onnxruntime-int8/' | tee -a "$LOG"
         "$OURS" latency --model "$CHECKPOINT" --threads "$threads" --runs "$RUNS" | sed 's/^/sonoquant-float /' | tee -a "$LOG"
+        (cd scripts/peers && "$PY" bench_float.py --engine ort --onnx "../../$ONNX_FP32" --threads "$threads" --runs "$RUNS") | sed 's/^onnxruntime/onnxruntime-fp32/' | tee -a "$LOG"
     done
 done
 echo "== load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== summary: median over $ROUNDS rounds of each round's median of $RUNS runs (wall), and of each round's"
-echo "   process CPU time per run (all threads; robust to sharing the cores), ms (192x128, batch 1)"
+echo "   process CPU time per run (all threads; robust to sharing the cores), ms (192x128, batch 1);"
+echo "   ratio = ours / ONNX Runtime of the same precision, wall (below 1: ours is faster)"
 python3 - "$LOG" <<'PY'
 import re, sys, statistics
-rows, cpu = {}, {}
+names = {"sonoquant-int8": "sonoquant int8 (gray uint8 input)", "sonoquant-int8-avx2": "sonoquant int8, forced avx2 path",
+         "onnxruntime-int8": "ONNX Runtime int8 QDQ", "sonoquant-float": "sonoquant float32 (gray input)",
+         "onnxruntime-fp32": "ONNX Runtime fp32"}
+peer = {"sonoquant-int8": "onnxruntime-int8", "sonoquant-int8-avx2": "onnxruntime-int8", "sonoquant-float": "onnxruntime-fp32"}
+rows, cpu, paths = {}, {}, {}
 for line in open(sys.argv[1]):
-    m = re.match(r"(\S+) .*threads=(\d+): median ([\d.]+) ms.*?(?:cpu ([\d.]+) ms/run)?$", line.strip())
+    m = re.match(r"(\S+) .*?(?:kernels=(\S+) )?threads=(\d+): median ([\d.]+) ms.*?(?:cpu ([\d.]+) ms/run)?$", line.strip())
     if m:
-        engine = {"sonoquant-int8": "sonoquant int8 (gray uint8 input)", "onnxruntime-int8": "ONNX Runtime int8 QDQ",
-                  "sonoquant-float": "sonoquant float32 (gray input)"}[m.group(1)]
-        rows.setdefault(engine, {}).setdefault(int(m.group(2)), []).append(float(m.group(3)))
-        if m.group(4):
-            cpu.setdefault(engine, {}).setdefault(int(m.group(2)), []).append(float(m.group(4)))
-med = lambda d, t: f"{statistics.median(d[t]):.1f}" if t in d else ""
-print("| engine | wall, 1 thread | wall, 2 threads | CPU per frame, 1 thread | CPU per frame, 2 threads |\n|---|---|---|---|---|")
-for engine, by_threads in rows.items():
-    c = cpu.get(engine, {})
-    print(f"| {engine} | {med(by_threads, 1)} | {med(by_threads, 2)} | {med(c, 1)} | {med(c, 2)} |")
+        engine, threads = m.group(1), int(m.group(3))
+        if m.group(2): paths[engine] = m.group(2)
+        rows.setdefault(engine, {}).setdefault(threads, []).append(float(m.group(4)))
+        if m.group(5):
+            cpu.setdefault(engine, {}).setdefault(threads, []).append(float(m.group(5)))
+med = lambda d, t: statistics.median(d[t]) if t in d else None
+fmt = lambda v: "" if v is None else f"{v:.1f}"
+def ratio(engine, t):
+    if engine not in peer or peer[engine] not in rows: return ""
+    a, b = med(rows[engine], t), med(rows[peer[engine]], t)
+    return "" if a is None or b is None else f"{a / b:.2f}"
+print("| engine | kernels | wall, 1 thread | wall, 2 threads | CPU per frame, 1 thread | CPU per frame, 2 threads | ratio, 1 thread | ratio, 2 threads |")
+print("|---|---|---|---|---|---|---|---|")
+for engine in names:
+    if engine not in rows: continue
+    by_threads, c = rows[engine], cpu.get(engine, {})
+    print(f"| {names[engine]} | {paths.get(engine, '')} | {fmt(med(by_threads, 1))} | {fmt(med(by_threads, 2))} | {fmt(med(c, 1))} | {fmt(med(c, 2))} | {ratio(engine, 1)} | {ratio(engine, 2)} |")
 PY
 rm -f "$LOG"
 
@@ -78,6 +95,7 @@ with safe_open('$CHECKPOINT', 'np') as f:
     print(sum(4 * math.prod(f.get_slice(k).get_shape()) for k in f.keys()))")
 int8=$(stat -c %s "$INT8")
 echo "float32 checkpoint (same tensors as F32): $f32; int8 model: $int8 ($(python3 -c "print(f'{100 * $int8 / $f32:.1f}')")%); ONNX fp32 $(stat -c %s "$ONNX_FP32"), ONNX int8 $(stat -c %s "$ONNX_INT8")"
+echo "sonoquant binary: $(stat -c %s "$OURS") bytes"
 echo "== peak RSS of a one-frame run (sonoquant latency --runs 1 --warmup 0 --threads 1)"
 /usr/bin/time -f "int8 model:    %M KB max RSS, %e s wall (load + plan + 1 frame)" "$OURS" latency --model "$INT8" --threads 1 --runs 1 --warmup 0 >/dev/null
 /usr/bin/time -f "float32 model: %M KB max RSS, %e s wall (load + plan + 1 frame)" "$OURS" latency --model "$CHECKPOINT" --threads 1 --runs 1 --warmup 0 >/dev/null

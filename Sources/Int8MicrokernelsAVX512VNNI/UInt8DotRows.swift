@@ -10,8 +10,8 @@ import X86DotProductIntrinsics
 /// row). Weights are packed per block of 16 output channels as [segment][step][16 outputs][4 bytes]: one
 /// step is two 32-byte weight vectors (8 outputs x 4 bytes each), and each pixel's 4 bytes of that step are
 /// broadcast to all 8 lanes. An accumulator then holds 8 finished output channels of one pixel: no
-/// horizontal sums. Tile: 8 pixels x 16 outputs = 16 accumulators, which AVX-512VL's 32 ymm registers hold
-/// with the weights and broadcasts.
+/// horizontal sums. Tiles: 8 pixels x 16 outputs = 16 accumulators, which AVX-512VL's 32 ymm registers hold
+/// with the weights and broadcasts, and 4 x 16 for the ends of rows.
 ///
 /// Exact: products and sums wrap in int32 (as the scalar reference's sums would, were they to overflow), so
 /// the sums equal the reference's bit for bit.
@@ -23,50 +23,97 @@ public func uint8DotGemmRow(pixels: UnsafePointer<UInt8>, pixelStride: Int, coun
                             segmentOffsets: UnsafePointer<Int>, segments: Int, steps: Int,
                             sums: UnsafeMutablePointer<Int32>, sumsStride: Int) {
     var x0 = 0
-    while x0 < count {
-        // The last tile of a row repeats its final pixel instead of reading past the row.
-        @inline(__always) func pixel(_ i: Int) -> UnsafePointer<UInt8> { pixels + min(x0 + i, count - 1) * pixelStride }
-        let p0 = pixel(0), p1 = pixel(1), p2 = pixel(2), p3 = pixel(3), p4 = pixel(4), p5 = pixel(5), p6 = pixel(6), p7 = pixel(7)
-        var a00 = SIMD8<Int32>(), a01 = SIMD8<Int32>(), a10 = SIMD8<Int32>(), a11 = SIMD8<Int32>()
-        var a20 = SIMD8<Int32>(), a21 = SIMD8<Int32>(), a30 = SIMD8<Int32>(), a31 = SIMD8<Int32>()
-        var a40 = SIMD8<Int32>(), a41 = SIMD8<Int32>(), a50 = SIMD8<Int32>(), a51 = SIMD8<Int32>()
-        var a60 = SIMD8<Int32>(), a61 = SIMD8<Int32>(), a70 = SIMD8<Int32>(), a71 = SIMD8<Int32>()
-        var w = UnsafeRawPointer(weights)
-        for segment in 0..<segments {
-            let o = segmentOffsets[segment]
-            var i = o
-            for _ in 0..<steps {
-                let w0 = w.loadUnaligned(as: SIMD8<Int32>.self), w1 = w.loadUnaligned(fromByteOffset: 32, as: SIMD8<Int32>.self)
-                w += 64
-                var b = broadcast4(p0 + i)
-                a00 = dotProductAccumulate(a00, unsignedBytes: b, signedBytes: w0); a01 = dotProductAccumulate(a01, unsignedBytes: b, signedBytes: w1)
-                b = broadcast4(p1 + i)
-                a10 = dotProductAccumulate(a10, unsignedBytes: b, signedBytes: w0); a11 = dotProductAccumulate(a11, unsignedBytes: b, signedBytes: w1)
-                b = broadcast4(p2 + i)
-                a20 = dotProductAccumulate(a20, unsignedBytes: b, signedBytes: w0); a21 = dotProductAccumulate(a21, unsignedBytes: b, signedBytes: w1)
-                b = broadcast4(p3 + i)
-                a30 = dotProductAccumulate(a30, unsignedBytes: b, signedBytes: w0); a31 = dotProductAccumulate(a31, unsignedBytes: b, signedBytes: w1)
-                b = broadcast4(p4 + i)
-                a40 = dotProductAccumulate(a40, unsignedBytes: b, signedBytes: w0); a41 = dotProductAccumulate(a41, unsignedBytes: b, signedBytes: w1)
-                b = broadcast4(p5 + i)
-                a50 = dotProductAccumulate(a50, unsignedBytes: b, signedBytes: w0); a51 = dotProductAccumulate(a51, unsignedBytes: b, signedBytes: w1)
-                b = broadcast4(p6 + i)
-                a60 = dotProductAccumulate(a60, unsignedBytes: b, signedBytes: w0); a61 = dotProductAccumulate(a61, unsignedBytes: b, signedBytes: w1)
-                b = broadcast4(p7 + i)
-                a70 = dotProductAccumulate(a70, unsignedBytes: b, signedBytes: w0); a71 = dotProductAccumulate(a71, unsignedBytes: b, signedBytes: w1)
-                i += 4
-            }
-        }
-        @inline(__always) func store(_ i: Int, _ low: SIMD8<Int32>, _ high: SIMD8<Int32>) {
-            guard x0 + i < count else { return }
-            let out = UnsafeMutableRawPointer(sums + (x0 + i) * sumsStride)
-            out.storeBytes(of: low, as: SIMD8<Int32>.self)
-            out.storeBytes(of: high, toByteOffset: 32, as: SIMD8<Int32>.self)
-        }
-        store(0, a00, a01); store(1, a10, a11); store(2, a20, a21); store(3, a30, a31)
-        store(4, a40, a41); store(5, a50, a51); store(6, a60, a61); store(7, a70, a71)
+    while x0 + 8 <= count {
+        tile8x16(pixels + x0 * pixelStride, pixelStride: pixelStride, weights: weights, segmentOffsets: segmentOffsets, segments: segments,
+                 steps: steps, sums: sums + x0 * sumsStride, sumsStride: sumsStride, valid: 8)
         x0 += 8
     }
+    // The rest (1 to 7 pixels) in tiles of 4, the last repeating its final pixel instead of reading past the row:
+    // a 12-pixel row (the widest decoder layer's) is 8 + 4, not 16 with 4 wasted.
+    while x0 < count {
+        tile4x16(pixels + x0 * pixelStride, pixelStride: pixelStride, weights: weights, segmentOffsets: segmentOffsets, segments: segments,
+                 steps: steps, sums: sums + x0 * sumsStride, sumsStride: sumsStride, valid: min(4, count - x0))
+        x0 += 4
+    }
+}
+
+/// 8 pixels x 16 outputs: 16 accumulators, two weight vectors and a broadcast (AVX-512VL has 32 ymm registers).
+@inline(__always)
+func tile8x16(_ first: UnsafePointer<UInt8>, pixelStride: Int, weights: UnsafePointer<Int8>, segmentOffsets: UnsafePointer<Int>,
+              segments: Int, steps: Int, sums: UnsafeMutablePointer<Int32>, sumsStride: Int, valid: Int) {
+    let p0 = first, p1 = first + pixelStride, p2 = first + 2 * pixelStride, p3 = first + 3 * pixelStride
+    let p4 = first + 4 * pixelStride, p5 = first + 5 * pixelStride, p6 = first + 6 * pixelStride, p7 = first + 7 * pixelStride
+    var a00 = SIMD8<Int32>(), a01 = SIMD8<Int32>(), a10 = SIMD8<Int32>(), a11 = SIMD8<Int32>()
+    var a20 = SIMD8<Int32>(), a21 = SIMD8<Int32>(), a30 = SIMD8<Int32>(), a31 = SIMD8<Int32>()
+    var a40 = SIMD8<Int32>(), a41 = SIMD8<Int32>(), a50 = SIMD8<Int32>(), a51 = SIMD8<Int32>()
+    var a60 = SIMD8<Int32>(), a61 = SIMD8<Int32>(), a70 = SIMD8<Int32>(), a71 = SIMD8<Int32>()
+    var w = UnsafeRawPointer(weights)
+    for segment in 0..<segments {
+        var i = segmentOffsets[segment]
+        for _ in 0..<steps {
+            let w0 = w.loadUnaligned(as: SIMD8<Int32>.self), w1 = w.loadUnaligned(fromByteOffset: 32, as: SIMD8<Int32>.self)
+            w += 64
+            var b = broadcast4(p0 + i)
+            a00 = dotProductAccumulate(a00, unsignedBytes: b, signedBytes: w0); a01 = dotProductAccumulate(a01, unsignedBytes: b, signedBytes: w1)
+            b = broadcast4(p1 + i)
+            a10 = dotProductAccumulate(a10, unsignedBytes: b, signedBytes: w0); a11 = dotProductAccumulate(a11, unsignedBytes: b, signedBytes: w1)
+            b = broadcast4(p2 + i)
+            a20 = dotProductAccumulate(a20, unsignedBytes: b, signedBytes: w0); a21 = dotProductAccumulate(a21, unsignedBytes: b, signedBytes: w1)
+            b = broadcast4(p3 + i)
+            a30 = dotProductAccumulate(a30, unsignedBytes: b, signedBytes: w0); a31 = dotProductAccumulate(a31, unsignedBytes: b, signedBytes: w1)
+            b = broadcast4(p4 + i)
+            a40 = dotProductAccumulate(a40, unsignedBytes: b, signedBytes: w0); a41 = dotProductAccumulate(a41, unsignedBytes: b, signedBytes: w1)
+            b = broadcast4(p5 + i)
+            a50 = dotProductAccumulate(a50, unsignedBytes: b, signedBytes: w0); a51 = dotProductAccumulate(a51, unsignedBytes: b, signedBytes: w1)
+            b = broadcast4(p6 + i)
+            a60 = dotProductAccumulate(a60, unsignedBytes: b, signedBytes: w0); a61 = dotProductAccumulate(a61, unsignedBytes: b, signedBytes: w1)
+            b = broadcast4(p7 + i)
+            a70 = dotProductAccumulate(a70, unsignedBytes: b, signedBytes: w0); a71 = dotProductAccumulate(a71, unsignedBytes: b, signedBytes: w1)
+            i += 4
+        }
+    }
+    store16(a00, a01, sums); store16(a10, a11, sums + sumsStride)
+    store16(a20, a21, sums + 2 * sumsStride); store16(a30, a31, sums + 3 * sumsStride)
+    store16(a40, a41, sums + 4 * sumsStride); store16(a50, a51, sums + 5 * sumsStride)
+    store16(a60, a61, sums + 6 * sumsStride); store16(a70, a71, sums + 7 * sumsStride)
+}
+
+/// 4 pixels x 16 outputs, for row ends; pixels at index >= valid repeat the last valid one and are not stored.
+@inline(__always)
+func tile4x16(_ first: UnsafePointer<UInt8>, pixelStride: Int, weights: UnsafePointer<Int8>, segmentOffsets: UnsafePointer<Int>,
+              segments: Int, steps: Int, sums: UnsafeMutablePointer<Int32>, sumsStride: Int, valid: Int) {
+    let p0 = first, p1 = first + min(1, valid - 1) * pixelStride
+    let p2 = first + min(2, valid - 1) * pixelStride, p3 = first + min(3, valid - 1) * pixelStride
+    var a00 = SIMD8<Int32>(), a01 = SIMD8<Int32>(), a10 = SIMD8<Int32>(), a11 = SIMD8<Int32>()
+    var a20 = SIMD8<Int32>(), a21 = SIMD8<Int32>(), a30 = SIMD8<Int32>(), a31 = SIMD8<Int32>()
+    var w = UnsafeRawPointer(weights)
+    for segment in 0..<segments {
+        var i = segmentOffsets[segment]
+        for _ in 0..<steps {
+            let w0 = w.loadUnaligned(as: SIMD8<Int32>.self), w1 = w.loadUnaligned(fromByteOffset: 32, as: SIMD8<Int32>.self)
+            w += 64
+            var b = broadcast4(p0 + i)
+            a00 = dotProductAccumulate(a00, unsignedBytes: b, signedBytes: w0); a01 = dotProductAccumulate(a01, unsignedBytes: b, signedBytes: w1)
+            b = broadcast4(p1 + i)
+            a10 = dotProductAccumulate(a10, unsignedBytes: b, signedBytes: w0); a11 = dotProductAccumulate(a11, unsignedBytes: b, signedBytes: w1)
+            b = broadcast4(p2 + i)
+            a20 = dotProductAccumulate(a20, unsignedBytes: b, signedBytes: w0); a21 = dotProductAccumulate(a21, unsignedBytes: b, signedBytes: w1)
+            b = broadcast4(p3 + i)
+            a30 = dotProductAccumulate(a30, unsignedBytes: b, signedBytes: w0); a31 = dotProductAccumulate(a31, unsignedBytes: b, signedBytes: w1)
+            i += 4
+        }
+    }
+    store16(a00, a01, sums)
+    if valid > 1 { store16(a10, a11, sums + sumsStride) }
+    if valid > 2 { store16(a20, a21, sums + 2 * sumsStride) }
+    if valid > 3 { store16(a30, a31, sums + 3 * sumsStride) }
+}
+
+/// Stores one pixel's 16 sums (outputs 0-7, then 8-15).
+@inline(__always)
+func store16(_ low: SIMD8<Int32>, _ high: SIMD8<Int32>, _ p: UnsafeMutablePointer<Int32>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: low, as: SIMD8<Int32>.self)
+    UnsafeMutableRawPointer(p).storeBytes(of: high, toByteOffset: 32, as: SIMD8<Int32>.self)
 }
 
 /// The 4 bytes at p in every int32 lane (`vpbroadcastd` from memory).
