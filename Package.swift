@@ -8,7 +8,10 @@ import PackageDescription
 // the best one for the CPU at run time. So plain `swift build -c release` gives one binary that runs on any
 // CPU of its architecture and uses AVX2 or AVX-512 VNNI where they exist (docs/ARCHITECTURE.md, "Kernel
 // paths"). The manifest is evaluated on the build machine: `#if arch` here is the architecture built for.
-#if arch(x86_64)
+// Swift 6.0.3 cannot build the x86-64 copies (its -target-cpu hands clang an `-mcpu=` that x86 rejects, and
+// its Builtin module has no vpdpbusd): there the package builds the portable path only (checked with 6.0.3
+// and 6.3.1; the gate sits at the version checked).
+#if arch(x86_64) && compiler(>=6.3)
 let microkernelTargets: [Target] = [
     .target(name: "FloatMicrokernelsAVX2", path: "Sources/FloatMicrokernelsAVX2",
             swiftSettings: [.define("SONOQUANT_FMA"), .unsafeFlags(["-target-cpu", "haswell"])]),

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# The test command: installs what is missing, then runs every test in a release build
-# (the model-sized tests need optimised code to finish in minutes).
+# The test command: installs what is missing, then runs every test in a release build (the model-sized
+# tests need optimised code to finish in minutes), then checks that the binary's kernel paths stay apart
+# (scripts/check-kernel-paths.sh: the portable path has no AVX instruction and runs on an emulated CPU
+# without AVX).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 swift test -c release "$@"
+scripts/check-kernel-paths.sh

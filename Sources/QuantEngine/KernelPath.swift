@@ -1,7 +1,7 @@
 import CPUFeatures
 import FloatMicrokernels
 import Int8Microkernels
-#if arch(x86_64)
+#if arch(x86_64) && compiler(>=6.3)  // as Package.swift builds them
 import FloatMicrokernelsAVX2
 import Int8MicrokernelsAVX2
 import Int8MicrokernelsAVX512VNNI
@@ -33,8 +33,10 @@ public enum KernelPath: String, CaseIterable, Sendable {
 
     /// The paths of this binary's architecture, slowest first.
     public static var built: [KernelPath] {
-        #if arch(x86_64)
+        #if arch(x86_64) && compiler(>=6.3)
         return [.portable, .avx2, .avx512VNNI]
+        #elseif arch(x86_64)
+        return [.portable]
         #else
         return [.neon]
         #endif
@@ -124,7 +126,7 @@ struct Int8KernelTable {
             return Int8KernelTable(gemmRowInt8Weights: Int8Microkernels.int16GemmRow, gemmRowInt16Weights: Int8Microkernels.int16GemmRow,
                                     requantizeRow: Int8Microkernels.requantizeRow,
                                    depthwise3x3Row: Int8Microkernels.depthwise3x3Row, rescaleRun: Int8Microkernels.rescaleRun, addRun: Int8Microkernels.addRun, dotProductGemmRow: nil)
-        #if arch(x86_64)
+        #if arch(x86_64) && compiler(>=6.3)
         case .avx2:
             return Int8KernelTable(gemmRowInt8Weights: Int8MicrokernelsAVX2.int16GemmRow, gemmRowInt16Weights: Int8MicrokernelsAVX2.int16GemmRow,
                                     requantizeRow: Int8MicrokernelsAVX2.requantizeRow,
@@ -137,7 +139,7 @@ struct Int8KernelTable {
                                     dotProductGemmRow: Int8MicrokernelsAVX512VNNI.uint8DotGemmRow)
         #else
         case .avx2, .avx512VNNI:
-            preconditionFailure("\(path.rawValue) is an x86-64 path")
+            preconditionFailure("\(path.rawValue) is not built into this binary")
         #endif
         }
     }
@@ -160,12 +162,12 @@ struct FloatKernelTable {
         switch path {
         case .portable, .neon:
             return FloatKernelTable(denseTile: FloatMicrokernels.floatDenseTile, depthwise3x3Row: FloatMicrokernels.floatDepthwise3x3Row)
-        #if arch(x86_64)
+        #if arch(x86_64) && compiler(>=6.3)
         case .avx2, .avx512VNNI:
             return FloatKernelTable(denseTile: FloatMicrokernelsAVX2.floatDenseTile, depthwise3x3Row: FloatMicrokernelsAVX2.floatDepthwise3x3Row)
         #else
         case .avx2, .avx512VNNI:
-            preconditionFailure("\(path.rawValue) is an x86-64 path")
+            preconditionFailure("\(path.rawValue) is not built into this binary")
         #endif
         }
     }
