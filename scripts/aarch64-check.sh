@@ -15,7 +15,7 @@
 # minutes and the tests several more.
 #
 # What is built: a small package assembled under /work/qe in each root from this repository's
-# Sources/{QuantEngine,ImageCodecs,CImageCodecs,CJPEGShim,HC18}, Tests/{QuantEngineTests,TestSupport}, fixtures/ and
+# Sources/{QuantEngine,FloatMicrokernels,Int8Microkernels,CPUFeatures,ImageCodecs,CImageCodecs,CJPEGShim,HC18}, Tests/{QuantEngineTests,TestSupport}, fixtures/ and
 # scripts/aarch64/LogitsDump.swift (a tool that writes logits of the fixture frames as raw float32).
 # It leaves out the trainer (OpenBLAS), the calibrator and the command-line tool, which a board
 # running `segment` does not need to prove the engine.
@@ -35,7 +35,7 @@ fi
 assemble_package() {
     local qe="$1/work/qe"
     mkdir -p "$qe/Sources/LogitsDump" "$qe/Tests" "$qe/models"
-    for dir in QuantEngine ImageCodecs CImageCodecs CJPEGShim HC18; do
+    for dir in QuantEngine FloatMicrokernels Int8Microkernels CPUFeatures ImageCodecs CImageCodecs CJPEGShim HC18; do
         rsync -a --delete "Sources/$dir/" "$qe/Sources/$dir/"
     done
     rsync -a --delete Tests/QuantEngineTests/ "$qe/Tests/QuantEngineTests/"
@@ -53,13 +53,16 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CImageCodecs", path: "Sources/CImageCodecs"),
         .target(name: "CJPEGShim", linkerSettings: [.linkedLibrary("jpeg")]),
-        .target(name: "QuantEngine"),
+        .target(name: "FloatMicrokernels"),
+        .target(name: "Int8Microkernels"),
+        .target(name: "CPUFeatures"),
+        .target(name: "QuantEngine", dependencies: ["CPUFeatures", "FloatMicrokernels", "Int8Microkernels"]),
         .target(name: "ImageCodecs", dependencies: ["CImageCodecs", "CJPEGShim", "QuantEngine"]),
         .target(name: "HC18", dependencies: ["ImageCodecs", "QuantEngine"]),
         .executableTarget(name: "logits-dump", dependencies: ["QuantEngine", "ImageCodecs", "HC18"],
                           path: "Sources/LogitsDump"),
         .target(name: "TestSupport", dependencies: ["QuantEngine", "HC18"], path: "Tests/TestSupport"),
-        .testTarget(name: "QuantEngineTests", dependencies: ["QuantEngine", "TestSupport"]),
+        .testTarget(name: "QuantEngineTests", dependencies: ["QuantEngine", "Int8Microkernels", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )
