@@ -195,6 +195,9 @@ public final class FloatUNet: SegmentationModel {
         }
         let (n, c, h, w) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
         guard n >= 1 else { throw SonoQuantError(subject, "batch size is \(n); need at least one image") }
+        if let bad = input.data.firstIndex(where: { !$0.isFinite }) {
+            throw SonoQuantError(subject, "holds \(input.data[bad]) at index \(bad); frames are finite values in [0, 1]")
+        }
         guard firstConvs[c] != nil else {
             let accepted = firstConvs.keys.sorted().map(String.init).joined(separator: " or ")
             throw SonoQuantError(subject, "has \(c) channels; this model takes \(accepted) (gray or RGB) channels")

@@ -195,12 +195,31 @@ public struct ModelGraph: Equatable {
     /// Throws unless a width x height frame suits this network: both sides positive multiples of
     /// `sizeMultiple`, because the network halves the frame log2(sizeMultiple) times and its decoder
     /// doubles it back. `subject` says where the size came from (`--size 200x128`, `input`, a file).
-    public func checkFrameSize(width: Int, height: Int, subject: String) throws {
+    ///
+    /// Also refuses a size whose activations could not fit this machine's memory, before anything is
+    /// allocated (an absurd `--size` used to abort in the allocator): `images` frames with every graph value
+    /// alive at once in float32 (more than the engines keep; the trainer keeps about that per image, twice
+    /// with the gradients, so it passes 2 x batch) must take at most half of the physical memory.
+    public func checkFrameSize(width: Int, height: Int, subject: String, images: Int = 1) throws {
         let m = sizeMultiple
         guard width > 0, height > 0, width % m == 0, height % m == 0 else {
             throw SonoQuantError(subject, "size \(width)x\(height) (WxH): width and height must be positive multiples of \(m) "
                                  + "for \(architecture) (it halves the frame \(m.trailingZeroBitCount) times)")
         }
+        let (need, limit) = (activationBytes(width: width, height: height, images: images), physicalMemoryBytes / 2)
+        guard need <= limit else {
+            let gb = { (bytes: Double) in String(format: "%.1f GB", bytes / 1e9) }
+            throw SonoQuantError(subject, "size \(width)x\(height) needs about \(gb(need)) of activations\(images > 1 ? " (\(images) frames)" : ""), "
+                                 + "more than half of this machine's \(gb(Double(physicalMemoryBytes))) memory")
+        }
+    }
+
+    /// Bytes of every graph value of `images` frames of this size in float32, all alive at once (an upper
+    /// bound: the engines reuse buffers). As a Double, so an absurd size cannot overflow.
+    public func activationBytes(width: Int, height: Int, images: Int = 1) -> Double {
+        values.reduce(0.0) { sum, v in
+            sum + 4 * Double(v.channels) * Double(width / v.downsample) * Double(height / v.downsample)
+        } * Double(images)
     }
 
     /// A human-readable name for op `index` on a width x height frame, as the engines' `profile` prints
@@ -424,3 +443,14 @@ extension ModelGraph {
         return g
     }
 }
+
+/// The machine's physical memory in bytes.
+public var physicalMemoryBytes: Double {
+    Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif

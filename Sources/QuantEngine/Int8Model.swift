@@ -14,7 +14,9 @@ public struct ActivationQuantization: Equatable, Codable {
     /// scale = (max - min) / 255, zeroPoint = round(-128 - min / scale).
     public init(min lo: Float, max hi: Float) {
         var lo = Swift.min(lo, 0), hi = Swift.max(hi, 0)
-        if !(hi - lo > 1e-6) { hi = lo + 1e-6 }  // constant (or empty) tensors still get a valid scale
+        // Constant (or empty) tensors still get a usable scale: with the 1e-6 this floor used to be, an all-zero
+        // activation got scale 3.9e-9 and the multiplier of the conv writing it 3e7, which the loader refuses.
+        if !(hi - lo > 1e-3) { hi = lo + 1e-3 }
         if !lo.isFinite || !hi.isFinite { lo = -1; hi = 1 }
         scale = (hi - lo) / 255
         zeroPoint = Int32(Swift.max(-128, Swift.min(127, (-128 - lo / scale).rounded())))
@@ -173,6 +175,8 @@ extension Int8Model {
     /// Writes the model atomically: I8 weights, I32 biases, F32 weight scales, F32/I32 activation
     /// quantization, and metadata describing the graph and every value's quantization.
     public func save(to path: String) throws {
+        // What the loader would refuse is never written (a calibration that produced it fails here, naming the file).
+        try checkMultipliers(source: path)
         var metadata: [String: String] = [:]
         for (key, value) in info { metadata["sonoquant." + key] = value }
         metadata["sonoquant.format"] = Self.format
@@ -201,6 +205,45 @@ extension Int8Model {
 
     public init(loading path: String) throws {
         try self.init(file: try SafeTensorsFile(path: path))
+    }
+
+    /// The smallest conv multiplier s_in * s_w / s_out that can change an output (see `checkMultipliers`).
+    static let smallestMultiplier = pow2(-32)
+
+    /// The checks on the scales that the file's tensors cannot show one by one: every fixed-point multiplier the
+    /// engine will build must be representable and not degenerate. The loader and the writer (`save`) both run them.
+    func checkMultipliers(source: String) throws {
+        let graph = self.graph, activations = self.activations, convs = self.convs
+        // Every real multiplier must be representable (finite, < 2^31); a tampered scale could break that.
+        for op in graph.ops {
+            guard case .conv(let spec, let i, let o) = op else { continue }
+            for s in convs[spec.weightPrefix]!.weightScales {
+                let m = Double(activations[i].scale) * Double(s) / Double(activations[o].scale)
+                guard m.isFinite, m < 65536 else { throw SonoQuantError(source, "\(spec.weightPrefix): requantization multiplier \(m) out of range (inconsistent scales)") }
+                // Below 2^-32 every int32 sum rounds to 0: the layer would output its zero point whatever the input.
+                guard m >= Self.smallestMultiplier else {
+                    throw SonoQuantError(source, "\(spec.weightPrefix): requantization multiplier \(m) below 2^-32: the layer's output would be constant (a tampered or degenerate scale)")
+                }
+            }
+        }
+        // The same for the rescales of residual adds and concats (Int8AddParameters, Int8Rescale), whose
+        // fixed-point multipliers must stay below 2^31 too: each scale alone can be valid while their ratio
+        // is not (it used to trap when the engine was built; see DeployTests.HardeningTests).
+        let rescaleBound = 65536 * pow2(Int(Int8Rescale.leftShift))
+        for op in graph.ops {
+            switch op {
+            case .add(let a, let b, let o):
+                let m = 2 * Double(max(activations[a].scale, activations[b].scale)) / Double(activations[o].scale)
+                guard m.isFinite, m < rescaleBound else { throw SonoQuantError(source, "value \(o) (residual add): requantization multiplier \(m) out of range (inconsistent scales)") }
+            case .concat(let a, let b, let o):
+                for v in [a, b] {
+                    let m = Double(activations[v].scale) / Double(activations[o].scale)
+                    guard m.isFinite, m < rescaleBound else { throw SonoQuantError(source, "value \(o) (concat of value \(v)): requantization multiplier \(m) out of range (inconsistent scales)") }
+                }
+            default:
+                break
+            }
+        }
     }
 
     /// Validates everything before use: format, architecture, every tensor's presence, dtype and shape,
@@ -275,31 +318,6 @@ extension Int8Model {
         }
         for key in ["format", "format_version", "architecture", "input_channels", "activations", "weights", "requantization"] { info[key] = nil }
         self.init(graph: graph, activations: activations, convs: convs, info: info)
-        // Every real multiplier must be representable (finite, < 2^31); a tampered scale could break that.
-        for op in graph.ops {
-            guard case .conv(let spec, let i, let o) = op else { continue }
-            for s in convs[spec.weightPrefix]!.weightScales {
-                let m = Double(activations[i].scale) * Double(s) / Double(activations[o].scale)
-                guard m.isFinite, m < 65536 else { throw fail("\(spec.weightPrefix): requantization multiplier \(m) out of range (inconsistent scales)") }
-            }
-        }
-        // The same for the rescales of residual adds and concats (Int8AddParameters, Int8Rescale), whose
-        // fixed-point multipliers must stay below 2^31 too: each scale alone can be valid while their ratio
-        // is not (it used to trap when the engine was built; see DeployTests.HardeningTests).
-        let rescaleBound = 65536 * pow2(Int(Int8Rescale.leftShift))
-        for op in graph.ops {
-            switch op {
-            case .add(let a, let b, let o):
-                let m = 2 * Double(max(activations[a].scale, activations[b].scale)) / Double(activations[o].scale)
-                guard m.isFinite, m < rescaleBound else { throw fail("value \(o) (residual add): requantization multiplier \(m) out of range (inconsistent scales)") }
-            case .concat(let a, let b, let o):
-                for v in [a, b] {
-                    let m = Double(activations[v].scale) / Double(activations[o].scale)
-                    guard m.isFinite, m < rescaleBound else { throw fail("value \(o) (concat of value \(v)): requantization multiplier \(m) out of range (inconsistent scales)") }
-                }
-            default:
-                break
-            }
-        }
+        try checkMultipliers(source: source)
     }
 }

@@ -62,6 +62,10 @@ public final class Int8UNet: SegmentationModel {
             throw SonoQuantError("input", "expected a tensor [N, 1 or 3, H, W], got shape \(input.shape)")
         }
         let (n, c, h, w) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
+        guard n >= 1 else { throw SonoQuantError("input", "batch size is \(n); need at least one image") }
+        if let bad = input.data.firstIndex(where: { !$0.isFinite }) {
+            throw SonoQuantError("input", "holds \(input.data[bad]) at index \(bad); frames are finite values in [0, 1]")
+        }
         try checkSize(width: w, height: h)
         var result = [Float](); result.reserveCapacity(n * h * w)
         for image in 0..<n {

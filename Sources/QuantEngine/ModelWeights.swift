@@ -55,6 +55,18 @@ public struct ModelWeights {
                 throw SonoQuantError(file.source, "missing tensor \(stored) (shape \(shape)): not a complete \(graph.architecture) checkpoint")
             }
         }
+        // A corrupt value must stop here: a NaN weight otherwise runs through as "no head found", and a
+        // negative running variance as a NaN after BatchNorm folding.
+        for (name, shape) in expected {
+            guard let data = tensors[name]?.data else { continue }
+            let stored = isEncoderOnly ? Self.torchvisionName(name) : name
+            if let bad = data.firstIndex(where: { !$0.isFinite }) {
+                throw SonoQuantError(file.source, "tensor \(stored) (shape \(shape)) holds \(data[bad]) at index \(bad): a corrupt or diverged checkpoint")
+            }
+            if name.hasSuffix(".running_var"), let bad = data.firstIndex(where: { $0 < 0 }) {
+                throw SonoQuantError(file.source, "tensor \(stored) holds a negative variance (\(data[bad]) at index \(bad)): a corrupt checkpoint")
+            }
+        }
         self.tensors = tensors
     }
 

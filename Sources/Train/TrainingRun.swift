@@ -115,7 +115,7 @@ public final class TrainingRun {
         guard c.epochs >= 1, c.batchSize >= 1, c.learningRate > 0, c.threads >= 1 else {
             throw SonoQuantError("train", "epochs, batch, lr and threads must be positive")
         }
-        try c.strategy.graph.checkFrameSize(width: c.width, height: c.height, subject: "--size \(c.width)x\(c.height)")
+        try c.strategy.graph.checkFrameSize(width: c.width, height: c.height, subject: "--size \(c.width)x\(c.height)", images: 2 * c.batchSize)
         try FileManager.default.createDirectory(atPath: c.runDirectory, withIntermediateDirectories: true)
         setGemmThreads(c.threads)
         keepFreedMemoryForReuse()
@@ -178,7 +178,10 @@ public final class TrainingRun {
                 let (input, target) = Self.makeBatch(batch.map { train[$0] }, width: c.width, height: c.height, rng: &augmentRandom)
                 let (loss, _) = model.lossAndGradients(input: input, targets: target, threads: c.threads)
                 guard loss.isFinite else {
-                    throw SonoQuantError(c.runDirectory, "loss became \(loss) at epoch \(epoch + 1), step \(step + 1) of \(stepsPerEpoch); stopped (the last good state is in resume.safetensors, after epoch \(epoch))")
+                    let saved = FileManager.default.fileExists(atPath: resumePath)
+                        ? "the last good state is in resume.safetensors, after epoch \(epoch)"
+                        : "no epoch had finished, so nothing was saved; try a smaller --lr"
+                    throw SonoQuantError(c.runDirectory, "loss became \(loss) at epoch \(epoch + 1), step \(step + 1) of \(stepsPerEpoch); stopped (\(saved))")
                 }
                 adam.update(model.trainableParameters)
                 lossSum += loss * Double(batch.count)

@@ -37,8 +37,12 @@ struct SplitCommand: ParsableCommand {
         try reportingErrors {
             let samples = try readPixelSizeCSV(directory: data)
             let rows = patientGroupedSplit(filenames: samples.map { $0.name + ".png" }, testFraction: testFraction, seed: seed)
-            try writeFileAtomically(path: out, text: splitCSVText(rows))
             let test = rows.filter { $0.split == "test" }
+            // Whole fetuses go to one side, so an extreme fraction can empty the other: refuse, write nothing.
+            guard !test.isEmpty, test.count < rows.count else {
+                throw SonoQuantError(out, "--test-fraction \(testFraction) of \(rows.count) frames leaves \(test.isEmpty ? "no test" : "no training") frames; choose a fraction nearer 0.2")
+            }
+            try writeFileAtomically(path: out, text: splitCSVText(rows))
             let fetuses = Set(test.map { patientID(ofFrame: $0.filename) }).count
             print("wrote \(out): \(rows.count - test.count) train frames, \(test.count) test frames (\(fetuses) fetuses)")
         }

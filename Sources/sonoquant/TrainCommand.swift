@@ -93,6 +93,18 @@ struct TrainCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Instead of training: time N training steps on synthetic frames (no data needed) and print images/s.", valueName: "N"))
     var measureSpeed: Int?
 
+    /// Absurd options are refused before any data is read (a negative --limit-train used to trap, and
+    /// --lr inf trained to a checkpoint of non-finite weights).
+    func validate() throws {
+        guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
+        guard batch >= 1 else { throw ValidationError("--batch must be at least 1, got \(batch)") }
+        guard lr.isFinite, lr > 0, lr <= 1 else { throw ValidationError("--lr must be a finite number in (0, 1], got \(lr)") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        if let limitTrain, limitTrain < 1 { throw ValidationError("--limit-train must be at least 1, got \(limitTrain)") }
+        if let limitTest, limitTest < 1 { throw ValidationError("--limit-test must be at least 1, got \(limitTest)") }
+        if let measureSpeed, measureSpeed < 1 { throw ValidationError("--measure-speed needs at least 1 step, got \(measureSpeed)") }
+    }
+
     func resolvedStrategy() throws -> Strategy {
         let preset = try Strategy.preset(strategy)
         let groups = try trainable.map { try Strategy.groups($0) } ?? preset.trainable
@@ -131,7 +143,7 @@ struct TrainCommand: ParsableCommand {
 
     func measure(strategy: Strategy, steps: Int) throws {
         guard steps >= 1 else { throw ValidationError("--measure-speed needs at least 1 step") }
-        try size.check(for: strategy.graph)
+        try strategy.graph.checkFrameSize(width: size.width, height: size.height, subject: "--size \(size)", images: 2 * batch)
         setGemmThreads(threads)
         keepFreedMemoryForReuse()
         let weights = try Initialization.initialWeights(architecture: strategy.architecture, initPath: nil, randomEncoder: true, seed: seed)

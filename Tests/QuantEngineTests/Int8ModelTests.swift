@@ -57,6 +57,13 @@ final class Int8ModelTests: XCTestCase {
         XCTAssertThrowsError(try net.quantizedLogits(frame: [UInt8](repeating: 0, count: 60 * 64), width: 60, height: 64, threads: 1))
         XCTAssertThrowsError(try net.quantizedLogits(frame: [UInt8](repeating: 0, count: 10), width: 64, height: 64, threads: 1))
         XCTAssertThrowsError(try net.logits(for: Tensor(zeros: [1, 2, 64, 64]), threads: 1))
+        // No frame, or a frame of NaN: an error, not logits that look like an empty frame.
+        assertSonoQuantError(try net.logits(for: Tensor(zeros: [0, 1, 64, 64]), threads: 1), contains: "batch size is 0")
+        assertSonoQuantError(try net.logits(for: Tensor(shape: [1, 1, 64, 64], data: [Float](repeating: .nan, count: 64 * 64)), threads: 1),
+                             contains: "holds nan at index 0")
+        let float = Fixtures.dAllModel
+        assertSonoQuantError(try float.logits(for: Tensor(shape: [1, 1, 64, 64], data: [Float](repeating: .infinity, count: 64 * 64)), threads: 1),
+                             contains: "holds inf at index 0")
     }
 
     // MARK: - The file

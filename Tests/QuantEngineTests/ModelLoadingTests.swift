@@ -138,8 +138,61 @@ final class ModelLoadingTests: XCTestCase {
             activations[value] = ActivationQuantization(scale: 1e-30, zeroPoint: 0)
             let path = NSTemporaryDirectory() + "sonoquant-int8-rescale-\(label)-\(getpid()).safetensors"
             defer { try? FileManager.default.removeItem(atPath: path) }
-            try Int8Model(graph: graph, activations: activations, convs: base.convs, info: [:]).save(to: path)
-            assertSonoQuantError(try loadSegmentationModel(path: path), subject: path, contains: "multiplier")
+            // The writer runs the loader's checks: nothing is written.
+            assertSonoQuantError(try Int8Model(graph: graph, activations: activations, convs: base.convs, info: [:]).save(to: path),
+                                 subject: path, contains: "multiplier")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: path))
         }
+    }
+
+    /// A float checkpoint with one NaN or Inf weight, or a negative BatchNorm variance, is refused at load with
+    /// the tensor named (it used to run through as "no head found", and to trap in calibrate's histograms).
+    func testNonFiniteWeightsAndNegativeVarianceAreRejected() throws {
+        let weights = try ModelWeights(loading: Fixtures.path("pytorch_D-all_192x128.safetensors"), graph: .mobileNetV2UNet())
+        func checkpoint(_ change: (inout [String: Tensor]) -> Void) throws -> [UInt8] {
+            var tensors = weights.tensors
+            change(&tensors)
+            var writer = SafeTensorsWriter()
+            for name in tensors.keys.sorted() { writer.add(name, floats: tensors[name]!.data, shape: tensors[name]!.shape) }
+            return try writer.serialized()
+        }
+        for (label, value) in [("nan", Float.nan), ("inf", -Float.infinity)] {
+            let bytes = try checkpoint { $0["decoder.blocks.2.conv1.0.weight"]!.data[5] = value }
+            XCTAssertEqual(loadProblem(bytes, label),
+                           "tensor decoder.blocks.2.conv1.0.weight (shape [64, 152, 3, 3]) holds \(value) at index 5: a corrupt or diverged checkpoint")
+        }
+        let negative = try checkpoint { $0["decoder.blocks.1.conv2.1.running_var"]!.data[3] = -1 }
+        XCTAssertEqual(loadProblem(negative, "negvar"), "tensor decoder.blocks.1.conv2.1.running_var holds a negative variance (-1.0 at index 3): a corrupt checkpoint")
+        XCTAssertEqual(loadProblem(try checkpoint { _ in }, "intact"), "loaded")
+    }
+
+    /// A weight scale so small that the layer's multiplier rounds every sum to 0 would give a constant output
+    /// (a plausible "no head found"): refused at load and by the writer.
+    func testDegenerateInt8ScalesAreRejected() throws {
+        let weights = try ModelWeights(loading: Fixtures.path("pytorch_D-all_192x128.safetensors"), graph: .mobileNetV2UNet())
+        let base = Int8Model(quantizing: weights, ranges: [ClosedRange<Float>](repeating: -4...4, count: weights.graph.values.count), info: [:])
+        var convs = base.convs
+        let head = try XCTUnwrap(convs["segmentation_head.0"])
+        convs["segmentation_head.0"] = Int8ConvWeights(weights: head.weights, bias: head.bias, weightScales: head.weightScales.map { _ in 1e-30 })
+        let path = NSTemporaryDirectory() + "sonoquant-int8-degenerate-\(getpid()).safetensors"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        assertSonoQuantError(try Int8Model(graph: base.graph, activations: base.activations, convs: convs, info: [:]).save(to: path),
+                             subject: path, contains: "below 2^-32")
+        var output = base.activations
+        output[base.graph.output] = ActivationQuantization(scale: 1e30, zeroPoint: 0)
+        assertSonoQuantError(try Int8Model(graph: base.graph, activations: output, convs: base.convs, info: [:]).save(to: path),
+                             subject: path, contains: "below 2^-32")
+        // A constant activation gets a usable scale (1e-3 / 255), not one whose multipliers overflow.
+        XCTAssertEqual(ActivationQuantization(min: 0, max: 0).scale, 1e-3 / 255)
+    }
+
+    /// An absurd frame size is refused before anything is allocated, from the machine's memory.
+    func testFrameSizeBeyondMemoryIsRefused() {
+        let graph = ModelGraph.mobileNetV2UNet()
+        XCTAssertNoThrow(try graph.checkFrameSize(width: 192, height: 128, subject: "--size 192x128"))
+        XCTAssertNoThrow(try graph.checkFrameSize(width: 800, height: 544, subject: "--size 800x544"))
+        assertSonoQuantError(try graph.checkFrameSize(width: 100_000, height: 100_000, subject: "--size 100000x100000"),
+                             subject: "--size 100000x100000", contains: "more than half of this machine's")
+        XCTAssertLessThan(graph.activationBytes(width: 192, height: 128), 1e8)
     }
 }
