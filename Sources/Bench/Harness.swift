@@ -287,6 +287,8 @@ public func testFramesSharingFetus(train: [HC18Sample], test: [HC18Sample]) -> I
 /// (the command re-runs itself). Returns the results also written to OUT.
 @discardableResult
 public func runHarness(_ c: HarnessConfiguration, peakRSS: (String) -> Int?, log: @escaping (String) -> Void) throws -> HarnessResults {
+    let lock = try DirectoryLock(directory: c.outDirectory, purpose: "bench")
+    defer { withExtendedLifetime(lock) {} }
     guard !c.strategies.isEmpty, !c.seeds.isEmpty, !c.threads.isEmpty, c.epochs >= 1, c.calibrationImages >= 1,
           c.latencyRounds >= 1, c.latencyRunsPerRound >= 1, c.latencyWarmup >= 0, c.overlayFrames >= 0 else {
         throw SonoQuantError("bench", "strategies, seeds, threads, epochs, calibration images and latency rounds must be given and positive")
@@ -347,7 +349,7 @@ public func runHarness(_ c: HarnessConfiguration, peakRSS: (String) -> Int?, log
             let training = TrainingConfiguration(
                 dataDirectory: c.dataDirectory, splitCSV: c.splitCSV, strategy: strategy, width: c.width, height: c.height,
                 epochs: c.epochs, batchSize: c.batchSize, learningRate: c.learningRate, seed: seed, initPath: c.initPath,
-                runDirectory: directory, resume: true, threads: threads)
+                runDirectory: directory, resume: state != .notStarted, threads: threads)
             if case .finished = state {} else {
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
                 let previous = (try? String(contentsOfFile: directory + "/command.txt", encoding: .utf8)) ?? ""

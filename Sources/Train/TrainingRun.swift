@@ -119,6 +119,8 @@ public final class TrainingRun {
         try FileManager.default.createDirectory(atPath: c.runDirectory, withIntermediateDirectories: true)
         setGemmThreads(c.threads)
         keepFreedMemoryForReuse()
+        let lock = try DirectoryLock(directory: c.runDirectory, purpose: "train \(c.strategy.name) seed \(c.seed)")
+        defer { withExtendedLifetime(lock) {} }
 
         // Start or resume.
         var adam = Adam(learningRate: c.learningRate)
@@ -134,6 +136,10 @@ public final class TrainingRun {
             history = state.history
             log("resuming \(c.runDirectory) after epoch \(history.count) (Adam step \(adam.step))")
         } else {
+            // --resume promises to continue: starting from scratch instead would silently lose that intent.
+            if c.resume {
+                throw SonoQuantError(c.runDirectory, "--resume: no resume.safetensors here, so there is no run to continue; drop --resume to start one")
+            }
             if c.initPath == nil && !c.strategy.randomEncoder {
                 throw SonoQuantError("--init", "strategy \(c.strategy.name) fine-tunes a pretrained encoder: give --init ENCODER.safetensors (e.g. ../shared/weights/mobilenet_v2_imagenet.safetensors) or a full checkpoint")
             }

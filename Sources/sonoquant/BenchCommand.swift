@@ -161,6 +161,8 @@ struct BenchCommand: ParsableCommand {
                 try runHarnessMode(strategies, data: data!, split: split!)
             } else if let merge {
                 let directories = merge.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+                let lock = try DirectoryLock(directory: out, purpose: "bench --merge")
+                defer { withExtendedLifetime(lock) {} }
                 let merged = try mergeHarnessOutputs(directories: directories, outDirectory: out, command: commandLine)
                 print("bench: merged \(merged.rows.count) runs from \(directories.count) outputs; wrote \(out)/REPORT.md, results.csv, results.json, *.svg")
             } else {
@@ -205,6 +207,8 @@ struct BenchCommand: ParsableCommand {
     }
 
     func runCompareMode(data: String, split: String) throws {
+        let lock = try DirectoryLock(directory: out, purpose: "bench --model")
+        defer { withExtendedLifetime(lock) {} }
         let (width, height) = (size.width, size.height)
         let specs = try models.map { try BenchModelSpec(parsing: $0) }
         let names = specs.map(\.name)

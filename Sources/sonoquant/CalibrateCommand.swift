@@ -67,6 +67,7 @@ struct CalibrateCommand: ParsableCommand {
             throw ValidationError("--observer must be one of \(Observer.allCases.map(\.rawValue).joined(separator: ", ")), got \(observer)")
         }
         guard images >= 1 else { throw ValidationError("--images must be at least 1") }
+        try refuseOverwritingInput(output: out, option: "--out", inputs: [(model, "--model")])
         guard percentile > 50, percentile <= 100 else { throw ValidationError("--percentile must be in (50, 100]") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
     }

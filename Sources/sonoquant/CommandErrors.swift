@@ -22,3 +22,17 @@ func reportingErrors(_ body: () throws -> Void) throws {
         throw ExitCode.failure
     }
 }
+
+/// Refuses an output path that is one of the command's input files (`cp` refuses to copy a file onto itself):
+/// `calibrate --model m --out m` would replace the checkpoint it reads, `forward --input x --output x` the input.
+/// Paths are compared after resolving symlinks, `..` and the working directory.
+func refuseOverwritingInput(output: String, option: String, inputs: [(path: String, option: String)]) throws {
+    let target = canonicalPath(output)
+    for input in inputs where canonicalPath(input.path) == target {
+        throw ValidationError("\(option) \(output) is the \(input.option) file: refusing to overwrite an input; choose another \(option)")
+    }
+}
+
+func canonicalPath(_ path: String) -> String {
+    URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
+}

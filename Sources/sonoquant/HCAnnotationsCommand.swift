@@ -27,6 +27,10 @@ struct HCAnnotationsCommand: ParsableCommand {
     @Option(help: "Threads (default: all cores).")
     var threads: Int = availableCores
 
+    func validate() throws {
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
+    }
+
     func run() throws {
         try reportingErrors {
             let samples = try readPixelSizeCSV(directory: data)

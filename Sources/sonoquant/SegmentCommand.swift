@@ -59,8 +59,10 @@ struct SegmentCommand: ParsableCommand {
 
     func validate() throws {
         if pixelSize != nil && pixelCSV != nil { throw ValidationError("give --pixel-size or --pixel-csv, not both") }
-        if let pixelSize, !(pixelSize.isFinite && pixelSize > 0) {
-            throw ValidationError("--pixel-size must be a positive number of millimetres, got \(pixelSize)")
+        // Ultrasound pixels are tenths of a millimetre; beyond 10 mm the HC would be meaningless (and 1e308
+        // made it infinite, which ended the whole batch in the JSON encoder).
+        if let pixelSize, !(pixelSize.isFinite && pixelSize > 0 && pixelSize <= 10) {
+            throw ValidationError("--pixel-size must be a number of millimetres in (0, 10], got \(pixelSize)")
         }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
     }
