@@ -57,34 +57,7 @@ echo "== load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== summary: median over $ROUNDS rounds of each round's median of $RUNS runs (wall), and of each round's"
 echo "   process CPU time per run (all threads; robust to sharing the cores), ms (192x128, batch 1);"
 echo "   ratio = ours / ONNX Runtime of the same precision, wall (below 1: ours is faster)"
-python3 - "$LOG" <<'PY'
-import re, sys, statistics
-names = {"sonoquant-int8": "sonoquant int8 (gray uint8 input)", "sonoquant-int8-avx2": "sonoquant int8, forced avx2 path",
-         "onnxruntime-int8": "ONNX Runtime int8 QDQ", "sonoquant-float": "sonoquant float32 (gray input)",
-         "onnxruntime-fp32": "ONNX Runtime fp32"}
-peer = {"sonoquant-int8": "onnxruntime-int8", "sonoquant-int8-avx2": "onnxruntime-int8", "sonoquant-float": "onnxruntime-fp32"}
-rows, cpu, paths = {}, {}, {}
-for line in open(sys.argv[1]):
-    m = re.match(r"(\S+) .*?(?:kernels=(\S+) )?threads=(\d+): median ([\d.]+) ms.*?(?:cpu ([\d.]+) ms/run)?$", line.strip())
-    if m:
-        engine, threads = m.group(1), int(m.group(3))
-        if m.group(2): paths[engine] = m.group(2)
-        rows.setdefault(engine, {}).setdefault(threads, []).append(float(m.group(4)))
-        if m.group(5):
-            cpu.setdefault(engine, {}).setdefault(threads, []).append(float(m.group(5)))
-med = lambda d, t: statistics.median(d[t]) if t in d else None
-fmt = lambda v: "" if v is None else f"{v:.1f}"
-def ratio(engine, t):
-    if engine not in peer or peer[engine] not in rows: return ""
-    a, b = med(rows[engine], t), med(rows[peer[engine]], t)
-    return "" if a is None or b is None else f"{a / b:.2f}"
-print("| engine | kernels | wall, 1 thread | wall, 2 threads | CPU per frame, 1 thread | CPU per frame, 2 threads | ratio, 1 thread | ratio, 2 threads |")
-print("|---|---|---|---|---|---|---|---|")
-for engine in names:
-    if engine not in rows: continue
-    by_threads, c = rows[engine], cpu.get(engine, {})
-    print(f"| {names[engine]} | {paths.get(engine, '')} | {fmt(med(by_threads, 1))} | {fmt(med(by_threads, 2))} | {fmt(med(c, 1))} | {fmt(med(c, 2))} | {ratio(engine, 1)} | {ratio(engine, 2)} |")
-PY
+python3 scripts/peers/latency_summary.py "$LOG"
 rm -f "$LOG"
 
 echo "== sizes (bytes)"
