@@ -319,6 +319,10 @@ public struct SafeTensorsWriter {
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so readers
 /// see either the old file or the complete new one, never a partial write.
 public func writeFileAtomically(path: String, bytes: [UInt8]) throws {
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+        throw SonoQuantError(path, "is a directory; give a file name to write")
+    }
     let url = URL(fileURLWithPath: path)
     let directory = url.deletingLastPathComponent()
     try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -327,8 +331,11 @@ public func writeFileAtomically(path: String, bytes: [UInt8]) throws {
         try Data(bytes).write(to: temporary)
         // POSIX rename within one directory is atomic: the old file or the new one, never a mix.
         guard rename(temporary.path, path) == 0 else {
-            throw SonoQuantError(path, "cannot rename \(temporary.path) into place (errno \(errno))")
+            throw SonoQuantError(path, "cannot rename \(temporary.path) into place: \(String(cString: strerror(errno)))")
         }
+    } catch let error as SonoQuantError {
+        try? FileManager.default.removeItem(at: temporary)
+        throw error
     } catch {
         try? FileManager.default.removeItem(at: temporary)
         throw SonoQuantError(path, "cannot write file: \(error.localizedDescription)")

@@ -136,6 +136,13 @@ public final class TrainingRun {
             history = state.history
             log("resuming \(c.runDirectory) after epoch \(history.count) (Adam step \(adam.step))")
         } else {
+            // A fresh run writes these: if they are here without a resume file, they are someone else's.
+            let foreign = ((try? FileManager.default.contentsOfDirectory(atPath: c.runDirectory)) ?? []).filter {
+                ["model.safetensors", "metrics.csv", "evaluation.json"].contains($0) || ($0.hasPrefix("epoch-") && $0.hasSuffix(".safetensors"))
+            }.sorted()
+            if !foreign.isEmpty {
+                throw SonoQuantError(c.runDirectory, "holds \(foreign.prefix(3).joined(separator: ", ")) of another run but no resume.safetensors; refusing to replace them: choose an empty --out")
+            }
             // --resume promises to continue: starting from scratch instead would silently lose that intent.
             if c.resume {
                 throw SonoQuantError(c.runDirectory, "--resume: no resume.safetensors here, so there is no run to continue; drop --resume to start one")

@@ -54,6 +54,26 @@ final class TrainingRunTests: XCTestCase {
                               runDirectory: directory, resume: resume, threads: 2, limitTrain: 4, limitTest: 2)
     }
 
+    /// A run never replaces files it does not own, never starts over when told to resume, and refuses a
+    /// directory another run holds (DirectoryLock): each a one-line error naming the directory.
+    func testRefusesForeignFilesMissingResumeAndALockedDirectory() throws {
+        let root = NSTemporaryDirectory() + "sonoquant-refuse-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let foreign = root + "/foreign", empty = root + "/empty", locked = root + "/locked"
+        try FileManager.default.createDirectory(atPath: foreign, withIntermediateDirectories: true)
+        try writeFileAtomically(path: foreign + "/model.safetensors", text: "someone's model")
+        try writeFileAtomically(path: foreign + "/metrics.csv", text: "someone's metrics")
+        assertSonoQuantError(try TrainingRun(configuration: configuration(foreign, epochs: 1, resume: false)) { _ in }.run(),
+                             subject: foreign, contains: "holds metrics.csv, model.safetensors of another run but no resume.safetensors")
+        XCTAssertEqual(try String(contentsOfFile: foreign + "/model.safetensors", encoding: .utf8), "someone's model")
+        assertSonoQuantError(try TrainingRun(configuration: configuration(empty, epochs: 1, resume: true)) { _ in }.run(),
+                             subject: empty, contains: "--resume: no resume.safetensors here")
+        let lock = try DirectoryLock(directory: locked, purpose: "another run")
+        assertSonoQuantError(try TrainingRun(configuration: configuration(locked, epochs: 1, resume: false)) { _ in }.run(),
+                             subject: locked, contains: "in use by another sonoquant process")
+        withExtendedLifetime(lock) {}
+    }
+
     /// Two epochs in one go, and one epoch then a resumed second: the same weights, bit for bit.
     func testResumeGivesIdenticalWeights() throws {
         let root = NSTemporaryDirectory() + "sonoquant-resume-\(getpid())"
