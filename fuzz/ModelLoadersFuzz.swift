@@ -2,6 +2,7 @@
 // fuzzed through a file because a path is its interface. Only inputs that already parse as safetensors
 // are written out (the rest cannot get further than SafeTensorsFile, which the caller fuzzed directly).
 import Foundation
+import QuantEngine
 
 private let scratchPath = "/dev/shm/sonoquant-fuzz-model-\(getpid()).safetensors"
 

@@ -4,6 +4,7 @@
 // The contract under test: any byte string either loads or throws SonoQuantError; it never traps,
 // reads out of bounds or allocates without bound.
 import Foundation
+import QuantEngine
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzSafeTensors(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {

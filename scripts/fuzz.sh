@@ -4,8 +4,8 @@
 #   scripts/fuzz.sh safetensors [RUNS]   # SafeTensorsFile, its readers, ModelWeights, loadSegmentationModel
 #   scripts/fuzz.sh images [RUNS]        # PNG and JPEG decoding from bytes (ImageCodecs over libpng/libjpeg)
 #
-# RUNS defaults to 1,000,000. The harness is compiled with swiftc straight from the package's sources
-# (one module: the sources plus fuzz/<Target>Fuzz.swift), so no package build is involved.
+# RUNS defaults to 1,000,000. The harness and the engine's modules are compiled with swiftc straight from the
+# package's sources, with the sanitizers, so no package build is involved.
 # Seeds come from fuzz/corpus/<target>/ (kept small, committed); new interesting inputs go to
 # .build-fuzz/corpus-<target>/ (not committed); a crashing input is written to .build-fuzz/crash-<target>-*
 # and should become a regression test in Tests/.
@@ -23,27 +23,52 @@ out=.build-fuzz
 mkdir -p "$out/corpus-$target"
 binary="$out/fuzz-$target"
 flags=(-O -sanitize=fuzzer,address -parse-as-library -g)
+# The engine as the package builds it: QuantEngine on its kernel modules (one per instruction set on x86-64
+# with Swift 6.3, as Package.swift) and the CPUFeatures C module, each compiled with the sanitizers into
+# $out/modules; the harness then imports QuantEngine.
+mkdir -p "$out/modules"
+module_objects=()
+build_module() {  # NAME SOURCE_DIR [swiftc flags...]
+    local name="$1" dir="$2"; shift 2
+    echo "building $out/$name.o"
+    swiftc "${flags[@]}" -wmo -module-name "$name" -I "$out/modules" -emit-module -emit-module-path "$out/modules/$name.swiftmodule" \
+        "$@" -c $(find "$dir" -name "*.swift" | sort) -o "$out/$name.o"
+    module_objects+=("$out/$name.o")
+}
+build_engine() {
+    printf 'module CPUFeatures {\n  header "%s/Sources/CPUFeatures/include/CPUFeatures.h"\n  export *\n}\n' "$PWD" \
+        > "$out/modules/module.modulemap"
+    printf 'module CJPEGShim {\n  header "%s/Sources/CJPEGShim/include/cjpegshim.h"\n  export *\n}\n' "$PWD" \
+        >> "$out/modules/module.modulemap"
+    clang -O1 -g -fsanitize=fuzzer-no-link,address -I Sources/CPUFeatures/include -c Sources/CPUFeatures/CPUFeatures.c -o "$out/cpufeatures.o"
+    module_objects=("$out/cpufeatures.o")
+    build_module FloatMicrokernels Sources/FloatMicrokernels
+    build_module Int8Microkernels Sources/Int8Microkernels
+    if [ "$(uname -m)" = x86_64 ] && swiftc -typecheck -target-cpu haswell - <<< "" 2>/dev/null \
+        && swift --version 2>&1 | grep -qE "Swift version 6\.([3-9]|[1-9][0-9])"; then
+        build_module FloatMicrokernelsAVX2 Sources/FloatMicrokernelsAVX2 -DSONOQUANT_FMA -target-cpu haswell
+        build_module Int8MicrokernelsAVX2 Sources/Int8MicrokernelsAVX2 -target-cpu haswell
+        build_module X86DotProductIntrinsics Sources/X86DotProductIntrinsics -parse-stdlib -target-cpu cascadelake
+        build_module Int8MicrokernelsAVX512VNNI Sources/Int8MicrokernelsAVX512VNNI -DSONOQUANT_VNNI -target-cpu cascadelake
+    fi
+    build_module QuantEngine Sources/QuantEngine
+}
 case "$target" in
     safetensors)
-        sources=($(find Sources/QuantEngine -name "*.swift" | sort) fuzz/SafeTensorsFuzz.swift fuzz/ModelLoadersFuzz.swift)
-        dict=fuzz/safetensors.dict; maxlen=8192
+        build_engine
         echo "building $binary"
-        swiftc "${flags[@]}" -module-name "Fuzz_$target" "${sources[@]}" -o "$binary" ;;
+        swiftc "${flags[@]}" -module-name "Fuzz_$target" -I "$out/modules" fuzz/SafeTensorsFuzz.swift fuzz/ModelLoadersFuzz.swift \
+            "${module_objects[@]}" -o "$binary"
+        dict=fuzz/safetensors.dict; maxlen=8192 ;;
     images)
-        # ImageCodecs imports QuantEngine (for SonoQuantError and atomic writes) and the two C modules:
-        # build QuantEngine as its own module first, the JPEG shim with clang, then the harness module.
-        mkdir -p "$out/modules"
-        printf 'module CJPEGShim {\n  header "%s/Sources/CJPEGShim/include/cjpegshim.h"\n  export *\n}\n' "$PWD" \
-            > "$out/modules/module.modulemap"
-        echo "building $out/QuantEngine.o"
-        swiftc "${flags[@]}" -wmo -module-name QuantEngine -emit-module -emit-module-path "$out/modules/QuantEngine.swiftmodule" \
-            -c $(find Sources/QuantEngine -name "*.swift" | sort) -o "$out/QuantEngine.o"
+        # ImageCodecs imports QuantEngine (for SonoQuantError and atomic writes) and the two C modules.
+        build_engine
         clang -O1 -g -fsanitize=fuzzer-no-link,address -I Sources/CJPEGShim/include -c Sources/CJPEGShim/cjpegshim.c \
             -o "$out/cjpegshim.o"
         echo "building $binary"
         swiftc "${flags[@]}" -module-name "Fuzz_$target" -I "$out/modules" -I Sources/CImageCodecs \
             $(find Sources/ImageCodecs -name "*.swift" | sort) fuzz/ImageFuzz.swift \
-            "$out/QuantEngine.o" "$out/cjpegshim.o" -lpng16 -ljpeg -o "$binary"
+            "${module_objects[@]}" "$out/cjpegshim.o" -lpng16 -ljpeg -o "$binary"
         dict=fuzz/images.dict; maxlen=65536 ;;
     *) echo "unknown target $target (safetensors|images)" >&2; exit 2 ;;
 esac
