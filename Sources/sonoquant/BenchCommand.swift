@@ -133,6 +133,7 @@ struct BenchCommand: ParsableCommand {
 
     func validate() throws {
         _ = try parsedThreads()
+        try checkWritableDirectory(out, option: "--out")
         guard [!models.isEmpty, strategies != nil, merge != nil].filter({ $0 }).count == 1 else {
             throw ValidationError("give one of --strategies (train and measure strategies), --model NAME=PATH (compare model files) "
                                   + "or --merge DIR,DIR (merge harness outputs)")

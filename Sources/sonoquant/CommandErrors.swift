@@ -36,3 +36,34 @@ func refuseOverwritingInput(output: String, option: String, inputs: [(path: Stri
 func canonicalPath(_ path: String) -> String {
     URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
 }
+
+/// Checks before any long work that `path` can be written: it is not a directory and its directory exists
+/// (or can be created) and is writable. `evaluate` and `latency` used to do all their work and only then
+/// fail to write; `train` printed the raw NSCocoaErrorDomain text.
+func checkWritableFile(_ path: String, option: String) throws {
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+        throw ValidationError("\(option) \(path) is a directory; give a file name")
+    }
+    try checkWritableDirectory((path as NSString).deletingLastPathComponent, option: option, for: path)
+}
+
+/// The same for an output directory (created if missing, as the commands do).
+func checkWritableDirectory(_ directory: String, option: String, for path: String? = nil) throws {
+    let directory = directory.isEmpty ? "." : directory
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
+        guard isDirectory.boolValue else { throw ValidationError("\(option) \(path ?? directory): \(directory) is a file, not a directory") }
+        guard access(directory, W_OK) == 0 else {
+            throw ValidationError("\(option) \(path ?? directory): cannot write in \(directory) (\(String(cString: strerror(errno))))")
+        }
+    } else {
+        // Missing: the nearest existing ancestor must be writable for the command to create it.
+        var ancestor = (directory as NSString).deletingLastPathComponent
+        while !ancestor.isEmpty && !FileManager.default.fileExists(atPath: ancestor) { ancestor = (ancestor as NSString).deletingLastPathComponent }
+        let parent = ancestor.isEmpty ? "." : ancestor
+        guard access(parent, W_OK) == 0 else {
+            throw ValidationError("\(option) \(path ?? directory): cannot create \(directory) in \(parent) (\(String(cString: strerror(errno))))")
+        }
+    }
+}

@@ -46,6 +46,7 @@ struct EvaluateCommand: ParsableCommand {
 
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        if let out { try checkWritableFile(out, option: "--out") }
     }
 
     func run() throws {

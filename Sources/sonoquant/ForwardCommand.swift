@@ -50,6 +50,7 @@ struct ForwardCommand: ParsableCommand {
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
         try refuseOverwritingInput(output: output, option: "--output", inputs: [(input, "--input"), (model, "--model")])
+        try checkWritableFile(output, option: "--output")
     }
 
     func run() throws {

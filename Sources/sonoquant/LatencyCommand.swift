@@ -55,6 +55,7 @@ struct LatencyCommand: ParsableCommand {
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
         guard warmup >= 0 else { throw ValidationError("--warmup cannot be negative") }
         guard channels == 1 || channels == 3 else { throw ValidationError("--channels must be 1 or 3") }
+        if let json { try checkWritableFile(json, option: "--json") }
     }
 
     func run() throws {

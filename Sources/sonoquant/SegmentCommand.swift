@@ -67,6 +67,7 @@ struct SegmentCommand: ParsableCommand {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         // Writing NAME_mask.png beside the frames would overwrite a frame of that name and, on a rerun,
         // segment the outputs as new frames.
+        try checkWritableDirectory(out, option: "--out")
         if canonicalPath(out) == canonicalPath(input) {
             throw ValidationError("--out \(out) is the frame directory: the masks and overlays would mix with the frames; choose another --out")
         }

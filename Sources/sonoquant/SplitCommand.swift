@@ -31,6 +31,7 @@ struct SplitCommand: ParsableCommand {
 
     func validate() throws {
         guard testFraction > 0, testFraction < 1 else { throw ValidationError("--test-fraction must be in (0, 1)") }
+        try checkWritableFile(out, option: "--out")
     }
 
     func run() throws {

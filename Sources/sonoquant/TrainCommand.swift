@@ -103,6 +103,7 @@ struct TrainCommand: ParsableCommand {
         if let limitTrain, limitTrain < 1 { throw ValidationError("--limit-train must be at least 1, got \(limitTrain)") }
         if let limitTest, limitTest < 1 { throw ValidationError("--limit-test must be at least 1, got \(limitTest)") }
         if let measureSpeed, measureSpeed < 1 { throw ValidationError("--measure-speed needs at least 1 step, got \(measureSpeed)") }
+        if let out { try checkWritableDirectory(out, option: "--out") }
     }
 
     func resolvedStrategy() throws -> Strategy {
