@@ -210,10 +210,32 @@ extension Int8Model {
     /// The smallest conv multiplier s_in * s_w / s_out that can change an output (see `checkMultipliers`).
     static let smallestMultiplier = pow2(-32)
 
-    /// The checks on the scales that the file's tensors cannot show one by one: every fixed-point multiplier the
-    /// engine will build must be representable and not degenerate. The loader and the writer (`save`) both run them.
+    /// The checks that the file's tensors cannot show one by one: every accumulator fits int32, and every
+    /// fixed-point multiplier the engine will build is representable and not degenerate. The loader and the
+    /// writer (`save`) both run them.
     func checkMultipliers(source: String) throws {
         let graph = self.graph, activations = self.activations, convs = self.convs
+        // Every accumulator must fit int32: |bias| + 255 Σ|w| (255 = the largest |x - zero point|) per output
+        // channel, or the sums would wrap silently (a bias at the int32 limits used to be accepted).
+        for spec in graph.convs {
+            let w = convs[spec.weightPrefix]!
+            let perOutput = w.weights.count / max(1, spec.outChannels)
+            for o in 0..<spec.outChannels {
+                let absoluteSum: Int
+                if spec.kind == .transposed {
+                    // [in][out][k][k]: output o's weights are spread over the input channels.
+                    let k2 = spec.kernel * spec.kernel
+                    absoluteSum = (0..<spec.inChannels).reduce(0) { sum, c in
+                        sum + (0..<k2).reduce(0) { $0 + abs(Int(w.weights[(c * spec.outChannels + o) * k2 + $1])) }
+                    }
+                } else {
+                    absoluteSum = w.weights[(o * perOutput)..<((o + 1) * perOutput)].reduce(0) { $0 + abs(Int($1)) }
+                }
+                guard abs(Int(w.bias[o])) + 255 * absoluteSum < Int(Int32.max) else {
+                    throw SonoQuantError(source, "\(spec.weightPrefix): output channel \(o) can overflow its int32 accumulator (bias \(w.bias[o]), Σ|w| \(absoluteSum)): a tampered or corrupt model")
+                }
+            }
+        }
         // Every real multiplier must be representable (finite, < 2^31); a tampered scale could break that.
         for op in graph.ops {
             guard case .conv(let spec, let i, let o) = op else { continue }

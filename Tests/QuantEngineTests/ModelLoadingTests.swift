@@ -182,6 +182,11 @@ final class ModelLoadingTests: XCTestCase {
         output[base.graph.output] = ActivationQuantization(scale: 1e30, zeroPoint: 0)
         assertSonoQuantError(try Int8Model(graph: base.graph, activations: output, convs: base.convs, info: [:]).save(to: path),
                              subject: path, contains: "below 2^-32")
+        // A bias at the int32 limit would overflow the accumulator: refused.
+        var biased = base.convs
+        biased["segmentation_head.0"] = Int8ConvWeights(weights: head.weights, bias: [Int32.max - 10], weightScales: head.weightScales)
+        assertSonoQuantError(try Int8Model(graph: base.graph, activations: base.activations, convs: biased, info: [:]).save(to: path),
+                             subject: path, contains: "can overflow its int32 accumulator")
         // A constant activation gets a usable scale (1e-3 / 255), not one whose multipliers overflow.
         XCTAssertEqual(ActivationQuantization(min: 0, max: 0).scale, 1e-3 / 255)
     }
