@@ -70,24 +70,45 @@ int sq_jpeg_decode_gray(const unsigned char *data, size_t size,
         jpeg_destroy_decompress(&cinfo);
         return 1;
     }
-    cinfo.out_color_space = JCS_GRAYSCALE;
+    // CMYK and YCCK files (Adobe's, from print workflows) cannot be converted to gray by libjpeg: decode
+    // them as CMYK and compute the gray value here. Others: libjpeg's Y channel.
+    const int cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
+    cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_GRAYSCALE;
     jpeg_start_decompress(&cinfo);
-    if (cinfo.output_components != 1) {
-        sq_set_error(error, error_capacity, "libjpeg did not produce one gray channel");
+    if (cinfo.output_components != (cmyk ? 4 : 1)) {
+        sq_set_error(error, error_capacity, "libjpeg did not produce the expected channels");
         jpeg_destroy_decompress(&cinfo);
         return 1;
     }
     size_t row_bytes = (size_t)cinfo.output_width;
     buffer = malloc(row_bytes * (size_t)cinfo.output_height);
-    if (buffer == NULL) {
+    unsigned char *volatile cmyk_row = cmyk ? malloc(4 * row_bytes) : NULL;
+    if (buffer == NULL || (cmyk && cmyk_row == NULL)) {
         sq_set_error(error, error_capacity, "out of memory");
+        free(cmyk_row);
         jpeg_destroy_decompress(&cinfo);
         return 1;
     }
+    // Adobe's files (the APP14 marker) store CMYK inverted: 255 = no ink.
+    const int inverted = cinfo.saw_Adobe_marker;
     while (cinfo.output_scanline < cinfo.output_height) {
-        JSAMPROW row = buffer + (size_t)cinfo.output_scanline * row_bytes;
+        unsigned char *gray = buffer + (size_t)cinfo.output_scanline * row_bytes;
+        if (!cmyk) {
+            JSAMPROW row = gray;
+            jpeg_read_scanlines(&cinfo, &row, 1);
+            continue;
+        }
+        JSAMPROW row = cmyk_row;
         jpeg_read_scanlines(&cinfo, &row, 1);
+        for (size_t x = 0; x < row_bytes; x++) {
+            // Ink amounts -> light: channel = (255 - ink) (255 - black) / 255; then BT.601 luma, as for RGB files.
+            int light[4];
+            for (int i = 0; i < 4; i++) light[i] = inverted ? cmyk_row[4 * x + i] : 255 - cmyk_row[4 * x + i];
+            const int r = light[0] * light[3], g = light[1] * light[3], b = light[2] * light[3];  // x 255
+            gray[x] = (unsigned char)((299 * r + 587 * g + 114 * b + 127500) / 255000);
+        }
     }
+    free(cmyk_row);
     jpeg_finish_decompress(&cinfo);
     *width = (int)cinfo.output_width;
     *height = (int)cinfo.output_height;

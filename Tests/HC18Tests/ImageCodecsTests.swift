@@ -42,6 +42,12 @@ final class ImageCodecsTests: XCTestCase {
         let progressive = try readGrayImage(path: codecs + "progressive.jpg")
         let pilProgressive: [UInt8] = [40, 58, 87, 137, 180, 222, 224, 33, 33, 68, 101, 138]
         for (ours, theirs) in zip(progressive.pixels, pilProgressive) { XCTAssertLessThanOrEqual(abs(Int(ours) - Int(theirs)), 1) }
+        // CMYK (Adobe, inverted): the gray frame written as black ink decodes back to it (PIL's decode of the
+        // same file to L, within 1 level). It used to fail with "Unsupported color conversion request".
+        let cmyk = try readGrayImage(path: codecs + "cmyk.jpg")
+        XCTAssertEqual(cmyk.width, 4)
+        let pilCMYK: [UInt8] = [0, 50, 100, 150, 200, 251, 255, 1, 17, 34, 67, 136]
+        for (ours, theirs) in zip(cmyk.pixels, pilCMYK) { XCTAssertLessThanOrEqual(abs(Int(ours) - Int(theirs)), 1, "\(cmyk.pixels)") }
     }
 
     func testDecodeFromBytesMatchesPath() throws {

@@ -33,3 +33,5 @@ for name in ["gray8.png", "gray16.png", "rgb8.png", "rgba8.png", "gray_alpha.png
     print(name, im.mode, np.asarray(im.convert("L")).tolist() if im.mode != "I;16" else np.asarray(im).tolist())
 print("rgb->L", np.asarray(Image.open(out + "rgb8.png").convert("L")).tolist())
 print("palette->RGB->L", np.asarray(Image.open(out + "palette.png").convert("RGB").convert("L")).tolist())
+# CMYK (Adobe APP14 marker, inverted ink, as Photoshop and Pillow write it): the gray frame as black ink only.
+Image.fromarray(gray, "L").convert("CMYK").save(out + "cmyk.jpg", quality=100)

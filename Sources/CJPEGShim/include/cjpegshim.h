@@ -3,7 +3,8 @@
 #include <stddef.h>
 
 /// Decodes a JPEG held in memory to 8-bit gray (libjpeg's JCS_GRAYSCALE output: the Y channel,
-/// i.e. 0.299 R + 0.587 G + 0.114 B for a colour JFIF file).
+/// i.e. 0.299 R + 0.587 G + 0.114 B for a colour JFIF file; for a CMYK or YCCK file, the same luma of
+/// R, G, B = (255 - ink)(255 - black) / 255, Adobe's inverted storage undone).
 ///
 /// Returns 0 and sets *pixels (free it with sq_jpeg_free), *width and *height on success.
 /// Returns non-zero on any failure (corrupt or truncated data, any libjpeg warning, a side longer
