@@ -476,8 +476,8 @@ public func interleavedLatency(_ a: SegmentationModel, _ b: SegmentationModel, w
     }
     let results = (0..<2).map { i -> HarnessLatency in
         let sorted = samples[i].sorted()
-        return HarnessLatency(threads: threads, runs: sorted.count, medianMS: LatencyStats.percentile(sorted, 0.5),
-                              p95MS: LatencyStats.percentile(sorted, 0.95), cpuMSPerRun: cpu[i])
+        return HarnessLatency(threads: threads, runs: sorted.count, medianMS: quantile(sorted, 0.5),
+                              p95MS: quantile(sorted, 0.95), cpuMSPerRun: cpu[i])
     }
     return (results[0], results[1])
 }

@@ -276,7 +276,7 @@ private func noHeadNote(_ counts: [Int]) -> String {
     return total > 0 ? " (\(total) no head)" : ""
 }
 
-private func median(_ values: [Double]) -> Double { LatencyStats.percentile(values.sorted(), 0.5) }
+private func median(_ values: [Double]) -> Double { quantile(values.sorted(), 0.5) }
 
 // MARK: - Plots (plain SVG)
 

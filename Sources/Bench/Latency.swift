@@ -1,4 +1,5 @@
 import Dispatch
+import HC18
 import QuantEngine
 #if canImport(Glibc)
 import Glibc
@@ -27,19 +28,13 @@ public struct LatencyStats: Codable, Equatable {
         self.runs = samplesMS.count
         self.samplesMS = samplesMS
         let sorted = samplesMS.sorted()
-        medianMS = Self.percentile(sorted, 0.5)
-        p10MS = Self.percentile(sorted, 0.1)
-        p90MS = Self.percentile(sorted, 0.9)
+        medianMS = quantile(sorted, 0.5)
+        p10MS = quantile(sorted, 0.1)
+        p90MS = quantile(sorted, 0.9)
         minMS = sorted[0]
         self.cpuMSPerRun = cpuMSPerRun
     }
 
-    /// Linear interpolation between closest ranks (numpy's default), on sorted values.
-    static func percentile(_ sorted: [Double], _ q: Double) -> Double {
-        let position = q * Double(sorted.count - 1)
-        let lower = Int(position.rounded(.down)), upper = min(lower + 1, sorted.count - 1)
-        return sorted[lower] + (sorted[upper] - sorted[lower]) * (position - Double(lower))
-    }
 }
 
 /// Times `model.logits` on one synthetic frame of `width` x `height` (a smooth gray pattern in [0, 1],

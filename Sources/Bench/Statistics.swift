@@ -46,7 +46,7 @@ public func summarize(_ values: [Double], resamples: Int = Bootstrap.resamples, 
     means.sort()
     let tail = (1 - confidence) / 2
     return Summary(count: n, mean: mean, std: std,
-                   low: LatencyStats.percentile(means, tail), high: LatencyStats.percentile(means, 1 - tail))
+                   low: quantile(means, tail), high: quantile(means, 1 - tail))
 }
 
 /// Mean and sample standard deviation (divides by n - 1; 0 for one value) of results over seeds.

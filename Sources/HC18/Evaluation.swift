@@ -86,6 +86,11 @@ public struct EvaluationReport: Codable, Equatable {
     public var meanPixelAccuracy: Double
     /// Mean absolute HC error in mm over all images (no-head images count with their full reference HC).
     public var meanHCErrorMM: Double
+    /// The median, 90th and 95th percentile of the same per-image errors: the mean is dominated by a few
+    /// failures (one small head can add a quarter of a millimetre to it), these show the typical frame.
+    public var medianHCErrorMM: Double
+    public var p90HCErrorMM: Double
+    public var p95HCErrorMM: Double
     /// Images in which no head was found.
     public var noHeadFound: Int
     public var hcPolicy: String
@@ -107,6 +112,10 @@ public struct EvaluationReport: Codable, Equatable {
         meanIoU = mean(rows.map(\.iou))
         meanPixelAccuracy = mean(rows.map(\.pixelAccuracy))
         meanHCErrorMM = mean(rows.map(\.hcErrorMM))
+        let errors = rows.map(\.hcErrorMM).sorted()
+        medianHCErrorMM = quantile(errors, 0.5)
+        p90HCErrorMM = quantile(errors, 0.9)
+        p95HCErrorMM = quantile(errors, 0.95)
         noHeadFound = rows.filter { !$0.headFound }.count
         hcPolicy = Self.noHeadPolicy
     }
@@ -160,4 +169,14 @@ public func loadSamples(_ samples: [HC18Sample], width: Int, height: Int, thread
         }
     }
     return try results.map { try $0!.get() }
+}
+
+/// The q-quantile (q in 0...1) of sorted values by linear interpolation between closest ranks (NumPy's
+/// default: rank (n - 1) q); 0 for no values. The one quantile rule of the project (latency, bootstrap, HC).
+public func quantile(_ sorted: [Double], _ q: Double) -> Double {
+    guard let first = sorted.first else { return 0 }
+    guard sorted.count > 1 else { return first }
+    let rank = Double(sorted.count - 1) * q
+    let low = Int(rank.rounded(.down)), high = min(low + 1, sorted.count - 1)
+    return sorted[low] + (sorted[high] - sorted[low]) * (rank - Double(low))
 }

@@ -64,7 +64,7 @@ struct EvaluateCommand: ParsableCommand {
             print("  Dice              \(String(format: "%.4f ± %.4f", report.meanDice, report.diceStd))")
             print("  IoU               \(String(format: "%.4f", report.meanIoU))")
             print("  pixel accuracy    \(String(format: "%.4f", report.meanPixelAccuracy))")
-            print("  HC error (MAE)    \(String(format: "%.2f mm", report.meanHCErrorMM))")
+            print("  HC error          \(String(format: "mean %.2f mm, median %.2f, 90th percentile %.2f, 95th %.2f", report.meanHCErrorMM, report.medianHCErrorMM, report.p90HCErrorMM, report.p95HCErrorMM))")
             print("  no head found     \(report.noHeadFound)")
             print("worst frames by Dice:")
             for row in report.rows.sorted(by: { $0.dice < $1.dice }).prefix(5) {

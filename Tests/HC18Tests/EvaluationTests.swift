@@ -28,6 +28,14 @@ final class EvaluationTests: XCTestCase {
         XCTAssertEqual(SegmentationMetrics(predicted: [0, 0], target: [0, 0]).dice, 1)
     }
 
+    /// The HC error's median and upper percentiles beside the mean (NumPy's linear-interpolation quantiles).
+    func testHCErrorQuantiles() {
+        XCTAssertEqual(quantile([1, 2, 3, 4], 0.5), 2.5)
+        XCTAssertEqual(quantile([1, 2, 3, 4, 100], 0.9), 61.6, accuracy: 1e-9)  // numpy.percentile(..., 90)
+        XCTAssertEqual(quantile([7], 0.95), 7)
+        XCTAssertEqual(quantile([], 0.5), 0)
+    }
+
     func testNoHeadFoundIsReportedNotFatal() throws {
         let dataset = try HC18Dataset(directory: Fixtures.hc18Frames, splitCSV: Fixtures.hc18Split)
         let samples = Array(dataset.test.prefix(2))
