@@ -121,3 +121,38 @@ func store16(_ low: SIMD8<Int32>, _ high: SIMD8<Int32>, _ p: UnsafeMutablePointe
 func broadcast4(_ p: UnsafePointer<UInt8>) -> SIMD8<Int32> {
     SIMD8<Int32>(repeating: UnsafeRawPointer(p).loadUnaligned(as: Int32.self))
 }
+
+/// A convolution with one output channel (the segmentation head, 16 -> 1), one output row: there the 16-output
+/// tile above would waste 15 of its 16 lanes, so the lanes hold 8 neighbouring pixels instead. The caller
+/// stages the input planar by 4-channel groups, [row][group][pixel][4 bytes] (`Int8DotProductConv`), so that
+/// the 4 bytes of 8 consecutive pixels are one 32-byte load, and each tap's 4 weight bytes are broadcast.
+///
+/// sums[x * sumsStride] for x in 0..<count = Σ over kernel rows ky, groups g and taps kx of the dot product
+/// of pixel x + kx's bytes in row ky, group g (`rows + ky * rowBytes + g * groupBytes + (x + kx) * 4`) with
+/// weight word `weights[(ky * kernel + kx) * groups + g]`; kernel 1 or 3. Rows must hold 7 pixels of slack past
+/// the last one read, so the last group of 8 never reads out of bounds.
+@inline(never)
+public func uint8DotSingleOutputRow(rows: UnsafePointer<UInt8>, rowBytes: Int, groupBytes: Int, groups: Int, kernel: Int,
+                                    count: Int, weights: UnsafePointer<Int32>, sums: UnsafeMutablePointer<Int32>, sumsStride: Int) {
+    var x0 = 0
+    while x0 < count {
+        // One accumulator per tap column kx (kernel <= 3), so consecutive dot products do not wait on each other.
+        var a0 = SIMD8<Int32>(), a1 = SIMD8<Int32>(), a2 = SIMD8<Int32>()
+        for ky in 0..<kernel {
+            for g in 0..<groups {
+                let base = UnsafeRawPointer(rows + ky * rowBytes + g * groupBytes + x0 * 4)
+                let w = weights + ky * kernel * groups + g
+                a0 = dotProductAccumulate(a0, unsignedBytes: base.loadUnaligned(as: SIMD8<Int32>.self), signedBytes: SIMD8(repeating: w[0]))
+                if kernel > 1 {
+                    a1 = dotProductAccumulate(a1, unsignedBytes: base.loadUnaligned(fromByteOffset: 4, as: SIMD8<Int32>.self),
+                                              signedBytes: SIMD8(repeating: w[groups]))
+                    a2 = dotProductAccumulate(a2, unsignedBytes: base.loadUnaligned(fromByteOffset: 8, as: SIMD8<Int32>.self),
+                                              signedBytes: SIMD8(repeating: w[2 * groups]))
+                }
+            }
+        }
+        let total = a0 &+ a1 &+ a2
+        for i in 0..<min(8, count - x0) { sums[(x0 + i) * sumsStride] = total[i] }
+        x0 += 8
+    }
+}

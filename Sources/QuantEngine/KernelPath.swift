@@ -103,6 +103,8 @@ struct Int8KernelTable {
                                  _ segmentOffsets: UnsafePointer<Int>, _ segments: Int, _ steps: Int,
                                  _ sums: UnsafeMutablePointer<Int32>, _ sumsStride: Int) -> Void
 
+    typealias SingleOutputRow = (_ rows: UnsafePointer<UInt8>, _ rowBytes: Int, _ groupBytes: Int, _ groups: Int, _ kernel: Int,
+                                 _ count: Int, _ weights: UnsafePointer<Int32>, _ sums: UnsafeMutablePointer<Int32>, _ sumsStride: Int) -> Void
     typealias Depthwise3x3Row = (_ origin: UnsafePointer<Int16>, _ pixelStride: Int, _ count: Int, _ rowStride: Int, _ channelStride: Int,
                                  _ weights: UnsafePointer<Int32>, _ sums: UnsafeMutablePointer<Int32>) -> Void
     typealias RescaleRun = (_ source: UnsafePointer<Int8>, _ destination: UnsafeMutablePointer<Int8>, _ count: Int, _ inputZeroPoint: Int32,
@@ -117,26 +119,28 @@ struct Int8KernelTable {
     let depthwise3x3Row: Depthwise3x3Row
     let rescaleRun: RescaleRun
     let addRun: AddRun
-    /// The 4-way dot-product row (`uint8DotGemmRow`), on the paths that have one.
+    /// The 4-way dot-product row (`uint8DotGemmRow`) and its one-output-channel form, on the paths that have them.
     let dotProductGemmRow: UInt8DotGemmRow?
+    let dotProductSingleOutputRow: SingleOutputRow?
 
     static func of(_ path: KernelPath) -> Int8KernelTable {
         switch path {
         case .portable, .neon:
             return Int8KernelTable(gemmRowInt8Weights: Int8Microkernels.int16GemmRow, gemmRowInt16Weights: Int8Microkernels.int16GemmRow,
                                     requantizeRow: Int8Microkernels.requantizeRow,
-                                   depthwise3x3Row: Int8Microkernels.depthwise3x3Row, rescaleRun: Int8Microkernels.rescaleRun, addRun: Int8Microkernels.addRun, dotProductGemmRow: nil)
+                                   depthwise3x3Row: Int8Microkernels.depthwise3x3Row, rescaleRun: Int8Microkernels.rescaleRun, addRun: Int8Microkernels.addRun, dotProductGemmRow: nil, dotProductSingleOutputRow: nil)
         #if arch(x86_64) && compiler(>=6.3)
         case .avx2:
             return Int8KernelTable(gemmRowInt8Weights: Int8MicrokernelsAVX2.int16GemmRow, gemmRowInt16Weights: Int8MicrokernelsAVX2.int16GemmRow,
                                     requantizeRow: Int8MicrokernelsAVX2.requantizeRow,
-                                   depthwise3x3Row: Int8MicrokernelsAVX2.depthwise3x3Row, rescaleRun: Int8MicrokernelsAVX2.rescaleRun, addRun: Int8MicrokernelsAVX2.addRun, dotProductGemmRow: nil)
+                                   depthwise3x3Row: Int8MicrokernelsAVX2.depthwise3x3Row, rescaleRun: Int8MicrokernelsAVX2.rescaleRun, addRun: Int8MicrokernelsAVX2.addRun, dotProductGemmRow: nil, dotProductSingleOutputRow: nil)
         case .avx512VNNI:
             return Int8KernelTable(gemmRowInt8Weights: Int8MicrokernelsAVX512VNNI.int16GemmRow,
                                     gemmRowInt16Weights: Int8MicrokernelsAVX512VNNI.int16GemmRow,
                                     requantizeRow: Int8MicrokernelsAVX512VNNI.requantizeRow,
                                    depthwise3x3Row: Int8MicrokernelsAVX512VNNI.depthwise3x3Row, rescaleRun: Int8MicrokernelsAVX512VNNI.rescaleRun, addRun: Int8MicrokernelsAVX512VNNI.addRun,
-                                    dotProductGemmRow: Int8MicrokernelsAVX512VNNI.uint8DotGemmRow)
+                                    dotProductGemmRow: Int8MicrokernelsAVX512VNNI.uint8DotGemmRow,
+                                   dotProductSingleOutputRow: Int8MicrokernelsAVX512VNNI.uint8DotSingleOutputRow)
         #else
         case .avx2, .avx512VNNI:
             preconditionFailure("\(path.rawValue) is not built into this binary")

@@ -17,6 +17,11 @@
 /// are one contiguous run of k x channels bytes, walked 4 bytes (one "step") at a time; weights are packed
 /// [block of 16 outputs][kernel row][step][16 outputs][4 bytes], zero for padded channels and outputs.
 /// Work items are (16-output block, output row), block-major, like the int16 kernel's.
+///
+/// One output channel (the segmentation head, stride 1): the 16-output tile would waste 15 of 16 lanes, so
+/// the lanes hold 8 neighbouring pixels instead (`uint8DotSingleOutputRow`). The input is then staged planar by
+/// 4-channel groups, [row][group][pixel][4 bytes], with 8 pixels of slack per row, and the weights are one
+/// 4-byte word per (kernel row, tap, group).
 public final class Int8DotProductConv {
     public let kernel: Int
     public let stride: Int
@@ -34,6 +39,10 @@ public final class Int8DotProductConv {
     let requant: PackedRequantization
     let kernels: Int8KernelTable
     let gemmRow: Int8KernelTable.UInt8DotGemmRow
+    /// The one-output-channel kernel, when this convolution uses it (see the type's comment).
+    let singleOutputRow: Int8KernelTable.SingleOutputRow?
+    /// Its weights: [ky][kx][group] words of 4 channel bytes.
+    let singleOutputWeights: [Int32]
 
     /// nil if `path` has no 4-way dot-product kernel.
     public init?(_ p: QuantizedConvParameters, path: KernelPath = .current) {
@@ -62,6 +71,26 @@ public final class Int8DotProductConv {
             }
         }
         weights = packed
+        if p.outChannels == 1, p.stride == 1, p.kernel == 1 || p.kernel == 3, let row = kernels.dotProductSingleOutputRow {
+            singleOutputRow = row
+            let groups = cp / 4
+            var words = [Int32](repeating: 0, count: taps * groups)
+            for ky in 0..<k {
+                for kx in 0..<k {
+                    for g in 0..<groups {
+                        var bytes: UInt32 = 0
+                        for j in 0..<4 where g * 4 + j < p.inChannels {
+                            bytes |= UInt32(UInt8(bitPattern: p.weights[((g * 4 + j) * k + ky) * k + kx])) << (8 * j)
+                        }
+                        words[(ky * k + kx) * groups + g] = Int32(bitPattern: bytes)
+                    }
+                }
+            }
+            singleOutputWeights = words
+        } else {
+            singleOutputRow = nil
+            singleOutputWeights = []
+        }
         var requant = PackedRequantization(p, paddedCount: blocks * 16)
         let correction = p.inputZeroPoint + 128
         for oc in 0..<p.outChannels {
@@ -76,8 +105,12 @@ public final class Int8DotProductConv {
 
     /// Int16 scratch elements `run` needs (the staged bytes, two per element).
     public func scratchCount(height: Int, width: Int) -> Int {
-        ((height + 2 * padding) * (width + 2 * padding) * stagedChannels + 1) / 2
+        let rowPixels = (width + 2 * padding) + (singleOutputRow == nil ? 0 : Self.slackPixels)
+        return ((height + 2 * padding) * rowPixels * stagedChannels + 1) / 2
     }
+
+    /// Pixels of slack per planar row: the single-output kernel's last group of 8 reads up to 7 past the row.
+    static let slackPixels = 8
 
     /// input: [height][width][inChannels] int8; output: [outH][outW][outChannels] int8.
     public func run(input: UnsafePointer<Int8>, height: Int, width: Int, output: UnsafeMutablePointer<Int8>,
@@ -86,6 +119,10 @@ public final class Int8DotProductConv {
         let cp = stagedChannels, pad = padding
         let outH = outputSize(height), outW = outputSize(width)
         let paddedWidth = width + 2 * pad
+        if let singleOutputRow {
+            runSingleOutput(singleOutputRow, input: input, height: height, width: width, output: output, scratch: scratch, threads: threads)
+            return
+        }
         let staged = UnsafeMutableRawPointer(scratch).bindMemory(to: UInt8.self, capacity: (height + 2 * pad) * paddedWidth * cp)
         stageUnsigned(input, height: height, width: width, into: staged, threads: threads)
         let rowOffsets = (0..<kernel).map { ky in ky * paddedWidth * cp }
@@ -107,6 +144,62 @@ public final class Int8DotProductConv {
                 }
             }
         }}}
+    }
+
+    /// The one-output-channel form (see the type's comment): planar staging, then one row of 8-pixel lanes.
+    private func runSingleOutput(_ row: Int8KernelTable.SingleOutputRow, input: UnsafePointer<Int8>, height: Int, width: Int,
+                                 output: UnsafeMutablePointer<Int8>, scratch: UnsafeMutablePointer<Int16>, threads: Int) {
+        let pad = padding, groups = stagedChannels / 4, channels = inChannels
+        let rowPixels = width + 2 * pad + Self.slackPixels
+        let groupBytes = rowPixels * 4, rowBytes = groups * groupBytes
+        let rows = height + 2 * pad
+        let staged = UnsafeMutableRawPointer(scratch).bindMemory(to: UInt8.self, capacity: rows * rowBytes)
+        let border = UInt8(truncatingIfNeeded: inputZeroPoint + 128)
+        // Stage, one 4-byte word per pixel and group: the frame's pixels as x + 128 (the sign bit of each byte
+        // flipped), the border and the slack as zp + 128 (real 0); bytes of padded channels 0 (their weights are 0).
+        parallelChunks(rows, threads: threads) { range in
+            for r in range {
+                let y = r - pad
+                for g in 0..<groups {
+                    let plane = UnsafeMutableRawPointer(staged + r * rowBytes + g * groupBytes)
+                    let present = min(4, channels - g * 4)
+                    var borderWord: UInt32 = 0
+                    for j in 0..<present { borderWord |= UInt32(border) << (8 * j) }
+                    @inline(__always) func fill(_ pixels: Range<Int>) {
+                        for x in pixels { plane.storeBytes(of: borderWord, toByteOffset: x * 4, as: UInt32.self) }
+                    }
+                    guard y >= 0 && y < height else { fill(0..<rowPixels); continue }
+                    fill(0..<pad)
+                    fill((pad + width)..<rowPixels)
+                    let source = UnsafeRawPointer(input + y * width * channels + g * 4)
+                    if present == 4 {
+                        for x in 0..<width {
+                            let word = source.loadUnaligned(fromByteOffset: x * channels, as: UInt32.self) ^ 0x8080_8080
+                            plane.storeBytes(of: word, toByteOffset: (x + pad) * 4, as: UInt32.self)
+                        }
+                    } else {
+                        for x in 0..<width {
+                            var word: UInt32 = 0
+                            for j in 0..<present { word |= UInt32(source.load(fromByteOffset: x * channels + j, as: UInt8.self) ^ 0x80) << (8 * j) }
+                            plane.storeBytes(of: word, toByteOffset: (x + pad) * 4, as: UInt32.self)
+                        }
+                    }
+                }
+            }
+        }
+        let outH = outputSize(height), outW = outputSize(width), kernel = self.kernel
+        singleOutputWeights.withUnsafeBufferPointer { words in
+        requant.withPointers(kernels) { requant in
+            parallelChunks(outH, threads: threads) { range in
+                withUnsafeTemporaryAllocation(of: Int32.self, capacity: outW * 16) { sums in
+                    let sums = sums.baseAddress!
+                    for oy in range {
+                        row(staged + oy * rowBytes, rowBytes, groupBytes, groups, kernel, outW, words.baseAddress!, sums, 16)
+                        requant.row(sums, pixels: outW, channel: 0, valid: 1, output: output + oy * outW, pixelStride: 1)
+                    }
+                }
+            }
+        }}
     }
 
     /// Stages x + 128 as bytes with a border of zp + 128 (real 0) and the padded channels 0.
