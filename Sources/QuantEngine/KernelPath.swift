@@ -6,9 +6,7 @@ import FloatMicrokernelsAVX2
 import Int8MicrokernelsAVX2
 import Int8MicrokernelsAVX512VNNI
 #endif
-#if canImport(Glibc)
-import Glibc
-#endif
+import Foundation
 
 /// The instruction set the engine's kernels run on: the best one this CPU supports, chosen once per process
 /// at run time, so one binary is fast on every CPU of its architecture. `SONOQUANT_KERNELS=<name>` forces a
@@ -68,26 +66,13 @@ public enum KernelPath: String, CaseIterable, Sendable {
 
     /// The path chosen for this process (see `select`); a bad `SONOQUANT_KERNELS` falls back to the best
     /// supported path here, and `checkEnvironment()` (called by the command-line tool first) reports it.
-    public static let current: KernelPath = (try? select(environment: processEnvironment())) ?? supported.last!
+    public static let current: KernelPath = (try? select(environment: ProcessInfo.processInfo.environment)) ?? supported.last!
 
     /// Throws the one-line error for a `SONOQUANT_KERNELS` that names no usable path.
-    public static func checkEnvironment() throws { _ = try select(environment: processEnvironment()) }
+    public static func checkEnvironment() throws { _ = try select(environment: ProcessInfo.processInfo.environment) }
 
     /// Whether the int8 dense convolutions use the 4-way dot-product kernel (`Int8DotProductConv`).
     var hasInt8DotProduct: Bool { self == .avx512VNNI }
-}
-
-func processEnvironment() -> [String: String] {
-    var result: [String: String] = [:]
-    var entry = environ
-    while let pointer = entry.pointee {
-        let pair = String(cString: pointer)
-        if let equals = pair.firstIndex(of: "=") {
-            result[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
-        }
-        entry += 1
-    }
-    return result
 }
 
 /// The int8 microkernels of one path, as function values (one indirect call per output row and chunk).
