@@ -3,6 +3,7 @@
 #
 #   scripts/fuzz.sh safetensors [RUNS]   # SafeTensorsFile, its readers, ModelWeights, loadSegmentationModel
 #   scripts/fuzz.sh images [RUNS]        # PNG and JPEG decoding from bytes (ImageCodecs over libpng/libjpeg)
+#   scripts/fuzz.sh int8model [RUNS]     # structure-aware: edits of a valid int8 model -> Int8Model(file:) -> Int8UNet
 #
 # RUNS defaults to 1,000,000. The harness and the engine's modules are compiled with swiftc straight from the
 # package's sources, with the sanitizers, so no package build is involved.
@@ -13,7 +14,7 @@
 # crashed run's pipe open and hang libFuzzer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-target="${1:?usage: scripts/fuzz.sh safetensors|images [RUNS] [libFuzzer flags...]}"
+target="${1:?usage: scripts/fuzz.sh safetensors|images|int8model [RUNS] [libFuzzer flags...]}"
 runs="${2:-1000000}"
 shift $(( $# >= 2 ? 2 : 1 ))
 export PATH="/opt/swift/usr/bin:$PATH"
@@ -70,9 +71,16 @@ case "$target" in
             $(find Sources/ImageCodecs -name "*.swift" | sort) fuzz/ImageFuzz.swift \
             "${module_objects[@]}" "$out/cjpegshim.o" -lpng16 -ljpeg -o "$binary"
         dict=fuzz/images.dict; maxlen=65536 ;;
-    *) echo "unknown target $target (safetensors|images)" >&2; exit 2 ;;
+    int8model)
+        build_engine
+        echo "building $binary"
+        swiftc "${flags[@]}" -module-name "Fuzz_$target" -I "$out/modules" fuzz/Int8ModelFuzz.swift "${module_objects[@]}" -o "$binary"
+        # The input is a list of edits, not a file: no dictionary; short inputs suffice.
+        dict=""; maxlen=128
+        ;;
+    *) echo "unknown target $target (safetensors|images|int8model)" >&2; exit 2 ;;
 esac
 
 echo "fuzzing $target for $runs runs (seeds: fuzz/corpus/$target)"
-nice -n 19 "$binary" -runs="$runs" -max_len="$maxlen" -dict="$dict" -print_final_stats=1 \
+nice -n 19 "$binary" -runs="$runs" -max_len="$maxlen" ${dict:+-dict="$dict"} -print_final_stats=1 \
     -artifact_prefix="$out/crash-$target-" "$@" "$out/corpus-$target" "fuzz/corpus/$target"
