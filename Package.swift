@@ -61,7 +61,7 @@ let package = Package(
         // HC18 data: frames, annotation outlines -> masks, resizing, splits, HC measurement, metrics.
         .target(name: "HC18", dependencies: ["ImageCodecs", "QuantEngine"]),
         // Float32 trainer: forward/backward per layer, BCE-with-logits, Adam, fine-tuning presets.
-        .target(name: "Train", dependencies: ["QuantEngine", "HC18", "COpenBLAS", "CMalloc"]),
+        .target(name: "Train", dependencies: ["QuantEngine", "HC18", "COpenBLAS", "CMalloc", "CPUFeatures"]),
         // Post-training quantization: BN folding, per-channel int8 weights, activation observers.
         .target(name: "Calibrate", dependencies: ["QuantEngine", "HC18"]),
         // Accuracy / size / latency / memory reports per strategy and precision.

@@ -70,9 +70,6 @@ PY
 FLOAT=fixtures/pytorch_D-all_192x128.safetensors
 "$BIN" calibrate --model "$FLOAT" --data fixtures/hc18/training_set --split fixtures/hc18/split.csv --size 64x64 --images 4 \
     --observer minmax --out "$WORK/model.int8.safetensors" >/dev/null
-# OPENBLAS_CORETYPE set: else `sonoquant` restarts itself for OpenBLAS's kernels after reading the host's
-# /proc/cpuinfo (Sources/Train/OpenBLASCore.swift), and qemu-user runs a re-executed program natively.
-export OPENBLAS_CORETYPE=Nehalem
 status=0
 for model in "$FLOAT" "$WORK/model.int8.safetensors"; do
     SONOQUANT_KERNELS=portable "$BIN" forward --model "$model" --input "$WORK/input.safetensors" --output "$WORK/native.safetensors" >/dev/null

@@ -1,4 +1,5 @@
 import COpenBLAS
+import CPUFeatures
 import Foundation
 
 /// Which kernel set OpenBLAS runs the trainer's GEMMs with, and the fix when it picked a slow one.
@@ -17,25 +18,31 @@ public enum OpenBLASCore {
     static let withoutAVX2: Set<String> = ["prescott", "core2", "penryn", "dunnington", "nehalem", "atom", "sandybridge"]
 
     /// The `OPENBLAS_CORETYPE` to force, or nil to keep OpenBLAS's choice: only when it chose a kernel set
-    /// without AVX2 while the CPU's flags (/proc/cpuinfo) have AVX2 and FMA. SkylakeX needs AVX-512 F, BW,
-    /// DQ and VL; Haswell needs AVX2 and FMA.
+    /// without AVX2 while the CPU has AVX2 and FMA (`cpuFlags` in /proc/cpuinfo's names). SkylakeX needs
+    /// AVX-512 F, BW, DQ and VL; Haswell needs AVX2 and FMA.
     public static func override(chosen: String, cpuFlags: Set<String>) -> String? {
         guard withoutAVX2.contains(chosen.lowercased()), cpuFlags.contains("avx2"), cpuFlags.contains("fma") else { return nil }
         return ["avx512f", "avx512bw", "avx512dq", "avx512vl"].allSatisfy(cpuFlags.contains) ? "SkylakeX" : "Haswell"
     }
 
+    /// The CPU's flags that `override` looks at, from CPUID (as the kernel paths read them), not from
+    /// /proc/cpuinfo: under an emulator such as qemu-user /proc/cpuinfo describes the host, not the CPU the
+    /// program runs on, and the restart below then escaped the emulator.
+    static var cpuFlags: Set<String> {
+        let features = sonoquant_cpu_features()
+        var flags: Set<String> = []
+        if features & UInt32(SONOQUANT_CPU_AVX2_FMA) != 0 { flags.formUnion(["avx2", "fma"]) }
+        if features & UInt32(SONOQUANT_CPU_AVX512_SKX) != 0 { flags.formUnion(["avx512f", "avx512bw", "avx512dq", "avx512vl"]) }
+        return flags
+    }
+
     /// Starts this program again with `OPENBLAS_CORETYPE` set when `override` says OpenBLAS chose kernels
     /// below the CPU's. Does nothing when `OPENBLAS_CORETYPE` is already set (the user's choice, or the
-    /// second start), off x86-64 Linux, or when the CPU flags cannot be read; if the restart itself fails,
-    /// the program carries on with OpenBLAS's choice.
+    /// second start) or off x86-64 Linux; if the restart itself fails, the program carries on with
+    /// OpenBLAS's choice.
     public static func useTheCPUsKernels() {
         #if arch(x86_64) && os(Linux)
-        guard getenv("OPENBLAS_CORETYPE") == nil,
-              let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-              let flagsLine = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
-              let flags = flagsLine.split(separator: ":", maxSplits: 1).last,
-              let core = override(chosen: chosen, cpuFlags: Set(flags.split(separator: " ").map(String.init)))
-        else { return }
+        guard getenv("OPENBLAS_CORETYPE") == nil, let core = override(chosen: chosen, cpuFlags: cpuFlags) else { return }
         setenv("OPENBLAS_CORETYPE", core, 1)
         execv("/proc/self/exe", CommandLine.unsafeArgv)
         #endif
