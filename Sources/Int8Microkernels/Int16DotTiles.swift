@@ -106,8 +106,8 @@ func horizontalSums(_ a: SIMD8<Int32>, _ b: SIMD8<Int32>, _ c: SIMD8<Int32>, _ d
     return pairs.evenHalf &+ pairs.oddHalf
 }
 
-@inline(__always)
-func load16(_ p: UnsafePointer<Int16>) -> SIMD16<Int16> { UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Int16>.self) }
+@inlinable @inline(__always)
+public func load16(_ p: UnsafePointer<Int16>) -> SIMD16<Int16> { UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Int16>.self) }
 
 /// A packed weight type the microkernel reads 16 at a time as int16: int8 (the direct kernel on x86-64)
 /// or int16 (the direct kernel on arm64, and the Winograd kernel's transformed weights everywhere).

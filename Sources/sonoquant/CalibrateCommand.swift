@@ -69,10 +69,6 @@ struct CalibrateCommand: ParsableCommand {
         guard images >= 1 else { throw ValidationError("--images must be at least 1") }
         try refuseOverwritingInput(output: out, option: "--out", inputs: [(model, "--model")])
         try checkWritableFile(out, option: "--out")
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: out, isDirectory: &isDirectory), isDirectory.boolValue {
-            throw ValidationError("--out \(out) is a directory; give the int8 model's file name, e.g. \(out)/model.int8.safetensors")
-        }
         guard percentile > 50, percentile <= 100 else { throw ValidationError("--percentile must be in (50, 100]") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
     }

@@ -9,8 +9,9 @@ import Int8Microkernels
 /// at a time: one vector of 16 int16 inputs (one pixel) against one vector of 16 int16
 /// weights (one output channel), accumulated in 8 int32 lanes, reduced horizontally once at the end.
 ///
-/// Microkernel tile: `microkernelPixels` output pixels (of one row; 2 on AVX2, 3 on NEON and VNNI, see
-/// there) x 4 output channels, one accumulator per pixel and output. Weights are packed
+/// Microkernel tile (Sources/Int8Microkernels/Int16DotTiles.swift, compiled per instruction set):
+/// `microkernelPixels` output pixels of one row (2 on AVX2, 3 on NEON and VNNI) x 4 output channels, one
+/// accumulator per pixel and output; one call computes one output row of one 16-output chunk. Weights are packed
 /// [group of 4 outputs][tap][16-channel chunk][4 outputs][16], so a tile streams them linearly.
 /// Work items are (16-output chunk, output row), chunk-major, so consecutive items reuse one chunk's
 /// weights from cache; each item writes int32 sums for its row x 16 outputs to a small stack buffer
@@ -21,8 +22,7 @@ import Int8Microkernels
 /// holding its taps (im2col), and then runs as a 1x1 convolution. Staged the usual way, each of its 9 taps
 /// would be a vector of 1 value and 15 zeros; int8 spent 6x the float kernel's time on that one layer.
 ///
-/// The microkernel (Sources/Int8Microkernels/Int16DotTiles.swift, compiled per instruction set) computes one
-/// output row of one 16-output chunk; this file stages, packs and runs it. The multiply-accumulate step is written per architecture (`multiplyAccumulate`); both give the same
+/// The multiply-accumulate step is written per architecture (`multiplyAccumulate`); both give the same
 /// exact int32 sums, so both agree bit for bit with `referenceQuantizedConv`:
 ///   - x86-64 (AVX2): pairs of int16 products summed into int32 = one `vpmaddwd`.
 ///   - arm64 (NEON): widening multiply-accumulate of the low and high halves = `smlal` + `smlal2`.

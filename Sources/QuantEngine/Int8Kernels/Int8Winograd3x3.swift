@@ -236,6 +236,3 @@ public final class Int8Winograd3x3 {
 private func storeSums(_ v: SIMD8<Int32>, _ p: UnsafeMutablePointer<Int32>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Int32>.self)
 }
-
-@inline(__always)
-private func load16(_ p: UnsafePointer<Int16>) -> SIMD16<Int16> { UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Int16>.self) }
