@@ -34,6 +34,7 @@ public final class Int8DotProductConv {
     /// 4-byte steps per kernel row: kernel x stagedChannels / 4.
     let steps: Int
     let blocks: Int
+    /// Packed for the 16-output kernel (empty when the one-output form runs).
     let weights: [Int8]
     /// Bias already corrected by -(zp + 128) Σ w (see the type's comment).
     let requant: PackedRequantization
@@ -57,21 +58,8 @@ public final class Int8DotProductConv {
         steps = p.kernel * cp / 4
         blocks = (p.outChannels + 15) / 16
         let k = p.kernel, taps = k * k
-        var packed = [Int8](repeating: 0, count: blocks * k * steps * 64)
-        for oc in 0..<p.outChannels {
-            let block = oc / 16, lane = oc % 16
-            for ky in 0..<k {
-                for kx in 0..<k {
-                    for c in 0..<p.inChannels {
-                        let position = kx * cp + c  // byte within the kernel row's run
-                        let index = (((block * k + ky) * steps + position / 4) * 16 + lane) * 4 + position % 4
-                        packed[index] = p.weights[((oc * p.inChannels + c) * k + ky) * k + kx]
-                    }
-                }
-            }
-        }
-        weights = packed
         if p.outChannels == 1, p.stride == 1, p.kernel == 1 || p.kernel == 3, let row = kernels.dotProductSingleOutputRow {
+            // The one-output form reads only its own words; the 16-output packing is not made.
             singleOutputRow = row
             let groups = cp / 4
             var words = [Int32](repeating: 0, count: taps * groups)
@@ -87,9 +75,24 @@ public final class Int8DotProductConv {
                 }
             }
             singleOutputWeights = words
+            weights = []
         } else {
             singleOutputRow = nil
             singleOutputWeights = []
+            var packed = [Int8](repeating: 0, count: blocks * k * steps * 64)
+            for oc in 0..<p.outChannels {
+                let block = oc / 16, lane = oc % 16
+                for ky in 0..<k {
+                    for kx in 0..<k {
+                        for c in 0..<p.inChannels {
+                            let position = kx * cp + c  // byte within the kernel row's run
+                            let index = (((block * k + ky) * steps + position / 4) * 16 + lane) * 4 + position % 4
+                            packed[index] = p.weights[((oc * p.inChannels + c) * k + ky) * k + kx]
+                        }
+                    }
+                }
+            }
+            weights = packed
         }
         var requant = PackedRequantization(p, paddedCount: blocks * 16)
         let correction = p.inputZeroPoint + 128
