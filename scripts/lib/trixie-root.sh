@@ -6,8 +6,13 @@
 
 set -euo pipefail
 
-# Debian's archive, as configured on the host (any Debian mirror works).
-DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+# Debian's archive, read from the host's apt configuration (deb822 .sources files, else sources.list; the
+# security archive skipped); DEBIAN_MIRROR overrides it.
+host_debian_archive() {
+    { grep -h -E '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}'
+      grep -h -E '^deb ' /etc/apt/sources.list 2>/dev/null | awk '{print $2}'; } | grep -v -i security | head -1 || true
+}
+DEBIAN_MIRROR="${DEBIAN_MIRROR:-$(host_debian_archive)}"
 # libopenblas-dev: the trainer (Train target) links OpenBLAS, so a whole-package build needs it.
 ROOT_PACKAGES="swiftlang libpng-dev libjpeg-dev libopenblas-dev git ca-certificates"
 
@@ -56,6 +61,7 @@ ensure_root() {
     if [ ! -e "$root/.debootstrap-done" ]; then
         log "debootstrap trixie $arch -> $root"
         rm -rf "$root"; mkdir -p "$root"
+        [ -n "$DEBIAN_MIRROR" ] || { echo "no Debian archive in /etc/apt (set DEBIAN_MIRROR)" >&2; return 1; }
         debootstrap --arch="$arch" --variant=minbase trixie "$root" "$DEBIAN_MIRROR"
         touch "$root/.debootstrap-done"
     fi
