@@ -98,6 +98,9 @@ public enum DenseConv {
 
     /// z = conv(x, W) (+ bias). Weight layout [Cout][Cin][k][k] (PyTorch's).
     public static func forward(_ x: FeatureBatch, weight: [Float], bias: [Float]?, spec: ConvSpec, threads: Int) -> FeatureBatch {
+        if EngineConv3x3.supports(spec) {
+            return EngineConv3x3.forward(x, weight: weight, bias: bias, spec: spec, threads: threads)
+        }
         let outHeight = spec.outputSize(x.height), outWidth = spec.outputSize(x.width)
         var out = FeatureBatch(zerosChannels: spec.outChannels, batch: x.batch, height: outHeight, width: outWidth)
         let p = out.plane, np = out.perChannel
@@ -108,7 +111,7 @@ public enum DenseConv {
                     if spec.kernel == 1 && spec.stride == 1 {
                         // A 1x1 convolution over the whole batch is one GEMM: W[Cout][Cin] x X[Cin][N*H*W].
                         sgemm(transposeA: false, transposeB: false, m: spec.outChannels, n: np, k: spec.inChannels,
-                              wb.baseAddress!, lda: spec.inChannels, xb.baseAddress!, ldb: np, beta: 0, ob.baseAddress!, ldc: np)
+                              wb.baseAddress!, lda: spec.inChannels, xb.baseAddress!, ldb: np, beta: 0, ob.baseAddress!, ldc: np, threads: threads)
                         return
                     }
                     let group = imagesPerGroup(x, spec: spec, outPlane: p)
@@ -120,7 +123,7 @@ public enum DenseConv {
                                    into: cb.baseAddress!, threads: threads)
                             sgemm(transposeA: false, transposeB: false, m: spec.outChannels, n: images.count * p, k: rows,
                                   wb.baseAddress!, lda: rows, cb.baseAddress!, ldb: images.count * p, beta: 0,
-                                  ob.baseAddress! + first * p, ldc: np)
+                                  ob.baseAddress! + first * p, ldc: np, threads: threads)
                         }
                     }
                 }
@@ -140,11 +143,19 @@ public enum DenseConv {
                          wantWeightGradient: Bool, wantInputGradient: Bool, threads: Int) -> (dWeight: [Float]?, dInput: FeatureBatch?) {
         let rows = spec.inChannels * spec.kernel * spec.kernel
         let p = dOut.plane, np = dOut.perChannel
-        var dWeight: [Float]? = wantWeightGradient ? [Float](repeating: 0, count: spec.outChannels * rows) : nil
-        var dInput: FeatureBatch? = wantInputGradient ? FeatureBatch(zerosChannels: x.channels, batch: x.batch, height: x.height, width: x.width) : nil
         if !wantWeightGradient && !wantInputGradient { return (nil, nil) }
+        // A stride-1 3x3 input gradient is a convolution on the engine's kernels; only dW needs im2col then.
+        var engineInputGradient: FeatureBatch?
+        var wantInputGradient = wantInputGradient
+        if wantInputGradient && EngineConv3x3.supports(spec) && spec.stride == 1 {
+            engineInputGradient = EngineConv3x3.inputGradient(dOut, weight: weight, spec: spec, threads: threads)
+            wantInputGradient = false
+            if !wantWeightGradient { return (nil, engineInputGradient) }
+        }
+        var dWeight: [Float]? = wantWeightGradient ? [Float](repeating: 0, count: spec.outChannels * rows) : nil
+        var dInput: FeatureBatch? = wantInputGradient ? FeatureBatch(zerosChannels: x.channels, batch: x.batch, height: x.height, width: x.width) : engineInputGradient
         var dw = dWeight ?? []
-        var dx = dInput?.data ?? []
+        var dx = wantInputGradient ? dInput!.data : []
         x.data.withUnsafeBufferPointer { xb in
         weight.withUnsafeBufferPointer { wb in
         dOut.data.withUnsafeBufferPointer { db in
@@ -153,11 +164,11 @@ public enum DenseConv {
             if spec.kernel == 1 && spec.stride == 1 {
                 if wantWeightGradient {
                     sgemm(transposeA: false, transposeB: true, m: spec.outChannels, n: spec.inChannels, k: np,
-                          db.baseAddress!, lda: np, xb.baseAddress!, ldb: np, beta: 0, dwb.baseAddress!, ldc: spec.inChannels)
+                          db.baseAddress!, lda: np, xb.baseAddress!, ldb: np, beta: 0, dwb.baseAddress!, ldc: spec.inChannels, threads: threads)
                 }
                 if wantInputGradient {
                     sgemm(transposeA: true, transposeB: false, m: spec.inChannels, n: np, k: spec.outChannels,
-                          wb.baseAddress!, lda: spec.inChannels, db.baseAddress!, ldb: np, beta: 0, dxb.baseAddress!, ldc: np)
+                          wb.baseAddress!, lda: spec.inChannels, db.baseAddress!, ldb: np, beta: 0, dxb.baseAddress!, ldc: np, threads: threads)
                 }
                 return
             }
@@ -172,11 +183,11 @@ public enum DenseConv {
                                into: cb.baseAddress!, threads: threads)
                         sgemm(transposeA: false, transposeB: true, m: spec.outChannels, n: rows, k: width,
                               db.baseAddress! + first * p, lda: np, cb.baseAddress!, ldb: width, beta: first == 0 ? 0 : 1,
-                              dwb.baseAddress!, ldc: rows)
+                              dwb.baseAddress!, ldc: rows, threads: threads)
                     }
                     if wantInputGradient {
                         sgemm(transposeA: true, transposeB: false, m: rows, n: width, k: spec.outChannels,
-                              wb.baseAddress!, lda: rows, db.baseAddress! + first * p, ldb: np, beta: 0, cb.baseAddress!, ldc: width)
+                              wb.baseAddress!, lda: rows, db.baseAddress! + first * p, ldb: np, beta: 0, cb.baseAddress!, ldc: width, threads: threads)
                         col2im(cb.baseAddress!, spec: spec, images: images, outHeight: dOut.height, outWidth: dOut.width,
                                into: dxb.baseAddress!, x, threads: threads)
                     }
@@ -332,7 +343,7 @@ public enum TransposedConv2x2 {
         col.withUnsafeMutableBufferPointer { cb in
         out.data.withUnsafeMutableBufferPointer { ob in
             sgemm(transposeA: true, transposeB: false, m: cout * 4, n: np, k: cin,
-                  wb.baseAddress!, lda: cout * 4, xb.baseAddress!, ldb: np, beta: 0, cb.baseAddress!, ldc: np)
+                  wb.baseAddress!, lda: cout * 4, xb.baseAddress!, ldb: np, beta: 0, cb.baseAddress!, ldc: np, threads: threads)
             exchange(col: cb.baseAddress!, map: ob.baseAddress!, outChannels: cout, batch: x.batch, height: x.height,
                      width: x.width, scatter: true, threads: threads)
         }}}}
@@ -366,11 +377,11 @@ public enum TransposedConv2x2 {
                      width: x.width, scatter: false, threads: threads)
             if wantWeightGradient {
                 sgemm(transposeA: false, transposeB: true, m: cin, n: cout * 4, k: np,
-                      xb.baseAddress!, lda: np, cb.baseAddress!, ldb: np, beta: 0, dwb.baseAddress!, ldc: cout * 4)
+                      xb.baseAddress!, lda: np, cb.baseAddress!, ldb: np, beta: 0, dwb.baseAddress!, ldc: cout * 4, threads: threads)
             }
             if wantInputGradient {
                 sgemm(transposeA: false, transposeB: false, m: cin, n: np, k: cout * 4,
-                      wb.baseAddress!, lda: cout * 4, cb.baseAddress!, ldb: np, beta: 0, dxb.baseAddress!, ldc: np)
+                      wb.baseAddress!, lda: cout * 4, cb.baseAddress!, ldb: np, beta: 0, dxb.baseAddress!, ldc: np, threads: threads)
             }
         }}}}}}
         let dInput = wantInputGradient ? FeatureBatch(channels: cin, batch: x.batch, height: x.height, width: x.width, data: dx) : nil

@@ -145,7 +145,6 @@ struct TrainCommand: ParsableCommand {
     func measure(strategy: Strategy, steps: Int) throws {
         guard steps >= 1 else { throw ValidationError("--measure-speed needs at least 1 step") }
         try strategy.graph.checkFrameSize(width: size.width, height: size.height, subject: "--size \(size)", images: 2 * batch)
-        setGemmThreads(threads)
         keepFreedMemoryForReuse()
         let weights = try Initialization.initialWeights(architecture: strategy.architecture, initPath: nil, randomEncoder: true, seed: seed)
         let model = TrainableUNet(weights: weights, trainable: strategy.trainable,
