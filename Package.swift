@@ -25,9 +25,11 @@ let microkernelTargets: [Target] = [
 ]
 let microkernelModules: [Target.Dependency] = ["FloatMicrokernels", "Int8Microkernels",
                                                "FloatMicrokernelsAVX2", "Int8MicrokernelsAVX2", "Int8MicrokernelsAVX512VNNI"]
+let floatMicrokernelModules: [Target.Dependency] = ["FloatMicrokernels", "FloatMicrokernelsAVX2"]
 #else
 let microkernelTargets: [Target] = []
 let microkernelModules: [Target.Dependency] = ["FloatMicrokernels", "Int8Microkernels"]
+let floatMicrokernelModules: [Target.Dependency] = ["FloatMicrokernels"]
 #endif
 
 let package = Package(
@@ -61,7 +63,7 @@ let package = Package(
         // HC18 data: frames, annotation outlines -> masks, resizing, splits, HC measurement, metrics.
         .target(name: "HC18", dependencies: ["ImageCodecs", "QuantEngine"]),
         // Float32 trainer: forward/backward per layer, BCE-with-logits, Adam, fine-tuning presets.
-        .target(name: "Train", dependencies: ["QuantEngine", "HC18", "COpenBLAS", "CMalloc", "CPUFeatures"]),
+        .target(name: "Train", dependencies: ["QuantEngine", "HC18", "COpenBLAS", "CMalloc", "CPUFeatures"] + floatMicrokernelModules),
         // Post-training quantization: BN folding, per-channel int8 weights, activation observers.
         .target(name: "Calibrate", dependencies: ["QuantEngine", "HC18"]),
         // Accuracy / size / latency / memory reports per strategy and precision.

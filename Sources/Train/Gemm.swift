@@ -5,8 +5,9 @@ import QuantEngine
 /// C[M][N] = op(A)[M][K] * op(B)[K][N] + beta * C, where op transposes when asked.
 ///
 /// The trainer's 1x1 convolutions and the weight gradients of its 3x3 ones are GEMMs. OpenBLAS runs
-/// single-threaded (`useSingleThreadedGemm`) and the threads are ours: C is cut into column (or row)
-/// panels that `parallelChunks` hands to the engine's worker pool, each panel one OpenBLAS call. OpenBLAS's
+/// single-threaded (`useSingleThreadedGemm`) and the threads are ours: C is cut into one column (or row) band
+/// per thread, each one OpenBLAS call on the engine's worker pool (each call packs its own copy of the
+/// shared operand, so more, smaller bands cost more packing). OpenBLAS's
 /// own thread server would keep two more threads spinning in sched_yield between GEMMs, on cores that the
 /// worker pool needs for everything else (about 12% of a training step's cycles, perf profile of full-ft).
 /// Every C element is one dot product over the whole K, and the cut depends only on the shape and the
@@ -20,14 +21,20 @@ func sgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
     if threads <= 1 || max(columnPanels, rowPanels) < 2 {
         sgemmCall(transposeA, transposeB, m, n, k, a, lda, b, ldb, beta, c, ldc)
     } else if columnPanels >= rowPanels {
-        parallelChunks(columnPanels, threads: threads) { panels in
-            let first = panels.lowerBound * 64, end = min(n, panels.upperBound * 64)
-            sgemmCall(transposeA, transposeB, m, end - first, k, a, lda, transposeB ? b + first * ldb : b + first, ldb, beta, c + first, ldc)
+        let parts = min(threads, columnPanels)
+        parallelChunks(parts, threads: threads) { chunk in
+            for part in chunk {
+                let first = columnPanels * part / parts * 64, end = min(n, columnPanels * (part + 1) / parts * 64)
+                sgemmCall(transposeA, transposeB, m, end - first, k, a, lda, transposeB ? b + first * ldb : b + first, ldb, beta, c + first, ldc)
+            }
         }
     } else {
-        parallelChunks(rowPanels, threads: threads) { panels in
-            let first = panels.lowerBound * 16, end = min(m, panels.upperBound * 16)
-            sgemmCall(transposeA, transposeB, end - first, n, k, transposeA ? a + first : a + first * lda, lda, b, ldb, beta, c + first * ldc, ldc)
+        let parts = min(threads, rowPanels)
+        parallelChunks(parts, threads: threads) { chunk in
+            for part in chunk {
+                let first = rowPanels * part / parts * 16, end = min(m, rowPanels * (part + 1) / parts * 16)
+                sgemmCall(transposeA, transposeB, end - first, n, k, transposeA ? a + first : a + first * lda, lda, b, ldb, beta, c + first * ldc, ldc)
+            }
         }
     }
 }

@@ -144,18 +144,14 @@ public enum DenseConv {
         let rows = spec.inChannels * spec.kernel * spec.kernel
         let p = dOut.plane, np = dOut.perChannel
         if !wantWeightGradient && !wantInputGradient { return (nil, nil) }
-        // A stride-1 3x3 input gradient is a convolution on the engine's kernels; only dW needs im2col then.
-        var engineInputGradient: FeatureBatch?
-        var wantInputGradient = wantInputGradient
-        if wantInputGradient && EngineConv3x3.supports(spec) && spec.stride == 1 {
-            engineInputGradient = EngineConv3x3.inputGradient(dOut, weight: weight, spec: spec, threads: threads)
-            wantInputGradient = false
-            if !wantWeightGradient { return (nil, engineInputGradient) }
+        if EngineConv3x3.supports(spec) && (spec.stride == 1 || !wantInputGradient) {
+            return EngineConv3x3.backward(x: x, dOut: dOut, weight: weight, spec: spec, wantWeightGradient: wantWeightGradient,
+                                          wantInputGradient: wantInputGradient, threads: threads)
         }
         var dWeight: [Float]? = wantWeightGradient ? [Float](repeating: 0, count: spec.outChannels * rows) : nil
-        var dInput: FeatureBatch? = wantInputGradient ? FeatureBatch(zerosChannels: x.channels, batch: x.batch, height: x.height, width: x.width) : engineInputGradient
+        var dInput: FeatureBatch? = wantInputGradient ? FeatureBatch(zerosChannels: x.channels, batch: x.batch, height: x.height, width: x.width) : nil
         var dw = dWeight ?? []
-        var dx = wantInputGradient ? dInput!.data : []
+        var dx = dInput?.data ?? []
         x.data.withUnsafeBufferPointer { xb in
         weight.withUnsafeBufferPointer { wb in
         dOut.data.withUnsafeBufferPointer { db in
@@ -589,27 +585,48 @@ public enum BatchNorm {
 
 public enum ActivationLayer {
     public static func forward(_ x: inout FeatureBatch, _ activation: Activation) {
+        let (lower, upper): (Float, Float)
         switch activation {
         case .none: return
-        case .relu: x.data.withUnsafeMutableBufferPointer { b in for i in 0..<b.count { b[i] = max(b[i], 0) } }
-        case .relu6: x.data.withUnsafeMutableBufferPointer { b in for i in 0..<b.count { b[i] = min(max(b[i], 0), 6) } }
+        case .relu: (lower, upper) = (0, .infinity)
+        case .relu6: (lower, upper) = (0, 6)
+        }
+        x.data.withUnsafeMutableBufferPointer { b in
+            let p = b.baseAddress!, vectors = b.count / 8
+            let lowerVector = SIMD8<Float>(repeating: lower), upperVector = SIMD8<Float>(repeating: upper)
+            UnsafeMutableRawPointer(p).withMemoryRebound(to: SIMD8<Float>.self, capacity: vectors) { v in
+                // (Not `clamped(lowerBound:upperBound:)`: the stdlib's generic pointwiseMin/Max is not specialised.)
+                for i in 0..<vectors {
+                    let x = v[i]
+                    v[i] = x.replacing(with: lowerVector, where: x .< lowerVector).replacing(with: upperVector, where: x .> upperVector)
+                }
+            }
+            for i in (8 * vectors)..<b.count { p[i] = min(max(p[i], lower), upper) }
         }
     }
 
     /// The gradient passes where the activation was not clamped. Decided from the output a = act(y):
     /// ReLU passes where a > 0 (y > 0); ReLU6 where 0 < a < 6 (PyTorch's hardtanh backward: min < y < max).
     public static func backward(_ dOut: inout FeatureBatch, output: FeatureBatch, _ activation: Activation) {
+        let upper: Float
         switch activation {
         case .none: return
-        case .relu:
-            dOut.data.withUnsafeMutableBufferPointer { g in output.data.withUnsafeBufferPointer { a in
-                for i in 0..<g.count where !(a[i] > 0) { g[i] = 0 }
-            } }
-        case .relu6:
-            dOut.data.withUnsafeMutableBufferPointer { g in output.data.withUnsafeBufferPointer { a in
-                for i in 0..<g.count where !(a[i] > 0 && a[i] < 6) { g[i] = 0 }
-            } }
+        case .relu: upper = .infinity
+        case .relu6: upper = 6
         }
+        dOut.data.withUnsafeMutableBufferPointer { g in output.data.withUnsafeBufferPointer { a in
+            let (gp, ap, vectors) = (g.baseAddress!, a.baseAddress!, g.count / 8)
+            let zero = SIMD8<Float>(), upperVector = SIMD8<Float>(repeating: upper)
+            UnsafeMutableRawPointer(gp).withMemoryRebound(to: SIMD8<Float>.self, capacity: vectors) { gv in
+                UnsafeRawPointer(ap).withMemoryRebound(to: SIMD8<Float>.self, capacity: vectors) { av in
+                    for i in 0..<vectors {
+                        let passes = (av[i] .> zero) .& (av[i] .< upperVector)
+                        gv[i] = zero.replacing(with: gv[i], where: passes)
+                    }
+                }
+            }
+            for i in (8 * vectors)..<g.count where !(ap[i] > 0 && ap[i] < upper) { gp[i] = 0 }
+        } }
     }
 }
 
