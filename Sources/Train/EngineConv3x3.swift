@@ -17,7 +17,7 @@ import QuantEngine
 // a GEMM over pixels, dW_t[o][c] = sum_p dZ[p][o] X[p + tap][c], on the tile `floatWeightGradientTile`
 // (Sources/FloatMicrokernels/FloatGradientTiles.swift) reading both NHWC maps in place.
 
-enum EngineConv3x3 {
+public enum EngineConv3x3 {
     /// Whether `spec` runs here: 3x3 dense, padding 1 (the engine's border is one pixel).
     static func supports(_ spec: ConvSpec) -> Bool {
         spec.kind == .standard && spec.kernel == 3 && spec.padding == 1 && (spec.stride == 1 || spec.stride == 2)
@@ -69,7 +69,8 @@ enum EngineConv3x3 {
     /// thread walks the pixels in blocks that fit its L2 cache and runs all its items on a block before the
     /// next, so the maps stream from memory once per thread, and an item's sums are added block by block in
     /// the same order whatever the thread count.
-    static func weightGradient(input: FeatureMap, gradient: FeatureMap, stride s: Int, threads: Int) -> [Float] {
+    static func weightGradient(input: FeatureMap, gradient: FeatureMap, stride s: Int, kernels: TrainKernels = .current,
+                               threads: Int) -> [Float] {
         let (cin, cout) = (input.channels, gradient.channels)
         let pixels = gradient.images * gradient.height * gradient.width
         var inputOffsets = [Int](repeating: 0, count: pixels), gradientOffsets = [Int](repeating: 0, count: pixels)
@@ -90,7 +91,7 @@ enum EngineConv3x3 {
         let items = 9 * rowTiles * panels
         // About 128 KB of the two maps per block.
         let block = max(64, min(4096, 32768 / (cin + cout)))
-        let tile = TrainKernels.current.weightGradientTile
+        let tile = kernels.weightGradientTile
         var sums = [Float](repeating: 0, count: 9 * cout * cin)  // [tap][out][in]
         sums.withUnsafeMutableBufferPointer { sums in
         inputOffsets.withUnsafeBufferPointer { inputOffsets in
@@ -118,6 +119,45 @@ enum EngineConv3x3 {
         for t in 0..<9 {
             for o in 0..<cout {
                 for c in 0..<cin { dWeight[(o * cin + c) * 9 + t] = sums[(t * cout + o) * cin + c] }
+            }
+        }
+        return dWeight
+    }
+
+    /// The weight gradient of a 3x3, padding-1 convolution on the microkernels of `path` (tests compare
+    /// every path with `weightGradientReference`).
+    public static func weightGradient(x: FeatureBatch, dOut: FeatureBatch, stride: Int, path: KernelPath, threads: Int) -> [Float] {
+        let input = NHWCBuffer(x, threads: threads), gradient = NHWCBuffer(dOut, threads: threads)
+        return withExtendedLifetime((input, gradient)) {
+            weightGradient(input: input.map, gradient: gradient.map, stride: stride, kernels: .of(path), threads: threads)
+        }
+    }
+
+    /// Plain-Swift reference: dW[o][c][ky][kx] = sum over n, oy, ox of dZ[o][n][oy][ox] X[c][n][s oy + ky - 1][s ox + kx - 1],
+    /// summed in Double.
+    public static func weightGradientReference(x: FeatureBatch, dOut: FeatureBatch, stride s: Int) -> [Float] {
+        let (cin, cout, n) = (x.channels, dOut.channels, x.batch)
+        var dWeight = [Float](repeating: 0, count: cout * cin * 9)
+        for o in 0..<cout {
+            for c in 0..<cin {
+                for ky in 0..<3 {
+                    for kx in 0..<3 {
+                        var sum = 0.0
+                        for image in 0..<n {
+                            for oy in 0..<dOut.height {
+                                let iy = s * oy + ky - 1
+                                guard iy >= 0 && iy < x.height else { continue }
+                                for ox in 0..<dOut.width {
+                                    let ix = s * ox + kx - 1
+                                    guard ix >= 0 && ix < x.width else { continue }
+                                    sum += Double(dOut.data[((o * n + image) * dOut.height + oy) * dOut.width + ox])
+                                        * Double(x.data[((c * n + image) * x.height + iy) * x.width + ix])
+                                }
+                            }
+                        }
+                        dWeight[((o * cin + c) * 3 + ky) * 3 + kx] = Float(sum)
+                    }
+                }
             }
         }
         return dWeight

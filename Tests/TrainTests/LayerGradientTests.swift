@@ -54,6 +54,25 @@ final class LayerGradientTests: XCTestCase {
         }
     }
 
+    /// The weight-gradient microkernel (`floatWeightGradientTile`) on every kernel path this CPU runs, against
+    /// the plain-Swift definition, with channel counts that leave partial tiles (13 = 2 x 6 + 1 output
+    /// channels, 19 = 16 + 3 input channels) and pixel counts past one cache block.
+    func testWeightGradientMicrokernelMatchesReference() {
+        for stride in [1, 2] {
+            let x = randomMap(19, 2, 23, 30)
+            let outHeight = (23 - 1) / stride + 1, outWidth = (30 - 1) / stride + 1
+            let dOut = randomMap(13, 2, outHeight, outWidth)
+            let reference = EngineConv3x3.weightGradientReference(x: x, dOut: dOut, stride: stride)
+            for path in KernelPath.supported {
+                for threads in [1, 2] {
+                    let fast = EngineConv3x3.weightGradient(x: x, dOut: dOut, stride: stride, path: path, threads: threads)
+                    let worst = zip(fast, reference).map { abs($0 - $1) / max(1, abs($1)) }.max()!
+                    XCTAssertLessThan(worst, 1e-4, "stride \(stride), \(path.rawValue), \(threads) threads")
+                }
+            }
+        }
+    }
+
     func testDenseConv3x3Stride2() { checkDenseConv("encoder.features.0.0", height: 7, width: 6) }
     func testDenseConv3x3Stride1() { checkDenseConv("decoder.blocks.4.conv2.0", height: 5, width: 4) }
     func testDenseConv1x1() { checkDenseConv("encoder.features.1.conv.1", height: 3, width: 5) }
