@@ -227,8 +227,8 @@ final class NHWCBuffer {
     /// NHWC -> channel-major [C][N][H][W].
     func batch(threads: Int) -> FeatureBatch {
         let (n, h, w, channels, map) = (map.images, map.height, map.width, map.channels, map)
-        var out = FeatureBatch(zerosChannels: channels, batch: n, height: h, width: w)
-        out.data.withUnsafeMutableBufferPointer { target in
+        // Every value is written below: no zero fill first.
+        let data = [Float](unsafeUninitializedCapacity: channels * n * h * w) { target, initialized in
             let target = target.baseAddress!
             parallelChunks(n * h, threads: threads) { rows in
                 for row in rows {
@@ -252,8 +252,9 @@ final class NHWCBuffer {
                     }
                 }
             }
+            initialized = channels * n * h * w
         }
-        return out
+        return FeatureBatch(channels: channels, batch: n, height: h, width: w, data: data)
     }
 }
 

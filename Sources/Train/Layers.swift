@@ -269,8 +269,15 @@ public enum DepthwiseConv {
                                     let offset = iy * w - pad + kx
                                     if wantWeightGradient {
                                         let sourceRow = source + offset
-                                        var sum: Float = 0
-                                        for ox in valid[kx] { sum += gradientRow[ox] * sourceRow[ox * s] }
+                                        let sum: Float
+                                        if s == 1 {
+                                            let range = valid[kx]
+                                            sum = Reduction.rowDot(gradientRow + range.lowerBound, sourceRow + range.lowerBound, count: range.count)
+                                        } else {
+                                            var strided: Float = 0
+                                            for ox in valid[kx] { strided += gradientRow[ox] * sourceRow[ox * s] }
+                                            sum = strided
+                                        }
                                         filterGradient[ky * k + kx] += Double(sum)
                                     }
                                     if let inputGradient {
@@ -481,12 +488,8 @@ public enum BatchNorm {
             parallelChunks(z.channels, threads: threads) { channels in
                 for c in channels {
                     let row = zp + c * m, out = np + c * m
-                    var sum = 0.0
-                    for i in 0..<m { sum += Double(row[i]) }
-                    let mu = sum / Double(m)
-                    var squares = 0.0
-                    for i in 0..<m { let d = Double(row[i]) - mu; squares += d * d }
-                    let biased = squares / Double(m)
+                    let mu = Reduction.sum(row, count: m) / Double(m)
+                    let biased = Reduction.sumOfSquaredDeviations(row, count: m, from: Float(mu)) / Double(m)
                     let invStd = Float(1 / (biased + Double(epsilon)).squareRoot())
                     let muF = Float(mu), g = gamma[c], b = beta[c]
                     for i in 0..<m {
@@ -557,11 +560,7 @@ public enum BatchNorm {
             parallelChunks(dy.channels, threads: threads) { channels in
                 for c in channels {
                     let g = dp + c * m, xhat = np + c * m
-                    var sumDy = 0.0, sumDyXhat = 0.0
-                    for i in 0..<m {
-                        sumDy += Double(g[i])
-                        sumDyXhat += Double(g[i] * xhat[i])
-                    }
+                    let sumDy = Reduction.sum(g, count: m), sumDyXhat = Reduction.sumOfProducts(g, xhat, count: m)
                     gp[c] = Float(sumDyXhat)
                     bp[c] = Float(sumDy)
                     guard let zp else { continue }
@@ -579,6 +578,65 @@ public enum BatchNorm {
         let dInput = wantInputGradient ? FeatureBatch(channels: dy.channels, batch: dy.batch, height: dy.height, width: dy.width, data: dz) : nil
         return (dInput, dGamma, dBeta)
     }
+}
+
+// MARK: - Reductions for BatchNorm
+
+/// Sums over a channel row of N*H*W values (up to millions): vectorised in Float over blocks of 512 values,
+/// each block's total added in Double, so the rounding error grows with the block, not with the row.
+enum Reduction {
+    static let block = 512
+
+    static func sum(_ x: UnsafePointer<Float>, count: Int) -> Double {
+        blocked(count) { start, end in
+            var acc = SIMD8<Float>(), i = start
+            while i + 8 <= end { acc += load(x + i); i += 8 }
+            var total = acc.sum()
+            while i < end { total += x[i]; i += 1 }
+            return total
+        }
+    }
+
+    static func sumOfSquaredDeviations(_ x: UnsafePointer<Float>, count: Int, from mean: Float) -> Double {
+        blocked(count) { start, end in
+            let m = SIMD8<Float>(repeating: mean)
+            var acc = SIMD8<Float>(), i = start
+            while i + 8 <= end { let d = load(x + i) - m; acc += d * d; i += 8 }
+            var total = acc.sum()
+            while i < end { let d = x[i] - mean; total += d * d; i += 1 }
+            return total
+        }
+    }
+
+    static func sumOfProducts(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Double {
+        blocked(count) { start, end in
+            var acc = SIMD8<Float>(), i = start
+            while i + 8 <= end { acc += load(a + i) * load(b + i); i += 8 }
+            var total = acc.sum()
+            while i < end { total += a[i] * b[i]; i += 1 }
+            return total
+        }
+    }
+
+    /// The dot product of two short rows (one feature-map row), in Float.
+    @inline(__always)
+    static func rowDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
+        var acc = SIMD8<Float>(), i = 0
+        while i + 8 <= count { acc += load(a + i) * load(b + i); i += 8 }
+        var total = acc.sum()
+        while i < count { total += a[i] * b[i]; i += 1 }
+        return total
+    }
+
+    @inline(__always)
+    static func blocked(_ count: Int, _ blockSum: (Int, Int) -> Float) -> Double {
+        var total = 0.0
+        for start in stride(from: 0, to: count, by: block) { total += Double(blockSum(start, min(count, start + block))) }
+        return total
+    }
+
+    @inline(__always)
+    static func load(_ p: UnsafePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
 }
 
 // MARK: - ReLU / ReLU6
