@@ -22,8 +22,10 @@ public struct Adam {
         let stepSize = Float(Double(learningRate) / correction1)
         let correction2Root = Float(correction2.squareRoot())
         for p in parameters where p.trainable {
-            var m = firstMoment[p.name] ?? [Float](repeating: 0, count: p.value.count)
-            var v = secondMoment[p.name] ?? [Float](repeating: 0, count: p.value.count)
+            // Taken out of the dictionaries while updated: mutating a copy that the dictionary still holds
+            // would copy the whole array every step.
+            var m = firstMoment.removeValue(forKey: p.name) ?? [Float](repeating: 0, count: p.value.count)
+            var v = secondMoment.removeValue(forKey: p.name) ?? [Float](repeating: 0, count: p.value.count)
             let (b1, b2, eps) = (beta1, beta2, epsilon)
             m.withUnsafeMutableBufferPointer { mb in
             v.withUnsafeMutableBufferPointer { vb in

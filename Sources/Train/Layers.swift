@@ -691,14 +691,17 @@ public enum ActivationLayer {
 // MARK: - Nearest 2x upsample, channel concat
 
 public enum Upsample2x {
-    public static func forward(_ x: FeatureBatch) -> FeatureBatch {
+    public static func forward(_ x: FeatureBatch, threads: Int) -> FeatureBatch {
         let (h, w) = (x.height, x.width)
         var out = FeatureBatch(zerosChannels: x.channels, batch: x.batch, height: 2 * h, width: 2 * w)
         x.data.withUnsafeBufferPointer { xb in out.data.withUnsafeMutableBufferPointer { ob in
-            for planeIndex in 0..<(x.channels * x.batch) {
-                let source = xb.baseAddress! + planeIndex * h * w, target = ob.baseAddress! + planeIndex * 4 * h * w
-                for y in 0..<(2 * h) {
-                    for xx in 0..<(2 * w) { target[y * 2 * w + xx] = source[(y / 2) * w + xx / 2] }
+            let (xp, op) = (xb.baseAddress!, ob.baseAddress!)
+            parallelChunks(x.channels * x.batch, threads: threads) { planes in
+                for planeIndex in planes {
+                    let source = xp + planeIndex * h * w, target = op + planeIndex * 4 * h * w
+                    for y in 0..<(2 * h) {
+                        for xx in 0..<(2 * w) { target[y * 2 * w + xx] = source[(y / 2) * w + xx / 2] }
+                    }
                 }
             }
         } }
@@ -706,16 +709,19 @@ public enum Upsample2x {
     }
 
     /// Each input pixel was copied to a 2x2 block: its gradient is the block's sum.
-    public static func backward(_ dOut: FeatureBatch) -> FeatureBatch {
+    public static func backward(_ dOut: FeatureBatch, threads: Int) -> FeatureBatch {
         let (h, w) = (dOut.height / 2, dOut.width / 2)
         var dx = FeatureBatch(zerosChannels: dOut.channels, batch: dOut.batch, height: h, width: w)
         dOut.data.withUnsafeBufferPointer { gb in dx.data.withUnsafeMutableBufferPointer { xb in
-            for planeIndex in 0..<(dOut.channels * dOut.batch) {
-                let source = gb.baseAddress! + planeIndex * 4 * h * w, target = xb.baseAddress! + planeIndex * h * w
-                for y in 0..<h {
-                    for xx in 0..<w {
-                        let top = source + 2 * y * 2 * w + 2 * xx, bottom = top + 2 * w
-                        target[y * w + xx] = (top[0] + top[1]) + (bottom[0] + bottom[1])
+            let (gp, xp) = (gb.baseAddress!, xb.baseAddress!)
+            parallelChunks(dOut.channels * dOut.batch, threads: threads) { planes in
+                for planeIndex in planes {
+                    let source = gp + planeIndex * 4 * h * w, target = xp + planeIndex * h * w
+                    for y in 0..<h {
+                        for xx in 0..<w {
+                            let top = source + 2 * y * 2 * w + 2 * xx, bottom = top + 2 * w
+                            target[y * w + xx] = (top[0] + top[1]) + (bottom[0] + bottom[1])
+                        }
                     }
                 }
             }

@@ -192,7 +192,7 @@ public final class TrainableUNet {
                 sum.add(values[b]!)
                 values[output] = sum
             case .upsample2x(let a, let output):
-                values[output] = Upsample2x.forward(values[a]!)
+                values[output] = Upsample2x.forward(values[a]!, threads: threads)
             case .concat(let a, let b, let output):
                 values[output] = Concat.forward(values[a]!, values[b]!)
             case .maxPool2x2(let a, let output):
@@ -260,7 +260,7 @@ public final class TrainableUNet {
                 accumulate(g, into: a)
                 accumulate(g, into: b)
             case .upsample2x(let a, _):
-                accumulate(Upsample2x.backward(g), into: a)
+                accumulate(Upsample2x.backward(g, threads: threads), into: a)
             case .concat(let a, let b, _):
                 let (ga, gb) = Concat.backward(g, firstChannels: graph.values[a].channels)
                 accumulate(ga, into: a)
