@@ -49,8 +49,6 @@ let package = Package(
         .target(name: "CJPEGShim", linkerSettings: [.linkedLibrary("jpeg")]),
         // Gray 8-bit PNG/JPEG decode and PNG encode on top of the C libraries.
         .target(name: "ImageCodecs", dependencies: ["CImageCodecs", "CJPEGShim", "QuantEngine"]),
-        // OpenBLAS sgemm for the trainer's convolutions (im2col + GEMM). Used by Train only.
-        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
         // The deployable engine: safetensors, the model graph, float32 and int8 kernels. No training code.
         .target(name: "QuantEngine", dependencies: ["CPUFeatures"] + microkernelModules),
@@ -63,7 +61,7 @@ let package = Package(
         // HC18 data: frames, annotation outlines -> masks, resizing, splits, HC measurement, metrics.
         .target(name: "HC18", dependencies: ["ImageCodecs", "QuantEngine"]),
         // Float32 trainer: forward/backward per layer, BCE-with-logits, Adam, fine-tuning presets.
-        .target(name: "Train", dependencies: ["QuantEngine", "HC18", "COpenBLAS", "CMalloc", "CPUFeatures"] + floatMicrokernelModules),
+        .target(name: "Train", dependencies: ["QuantEngine", "HC18", "CMalloc"] + floatMicrokernelModules),
         // Post-training quantization: BN folding, per-channel int8 weights, activation observers.
         .target(name: "Calibrate", dependencies: ["QuantEngine", "HC18"]),
         // Accuracy / size / latency / memory reports per strategy and precision.

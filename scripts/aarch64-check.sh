@@ -17,7 +17,7 @@
 # What is built: a small package assembled under /work/qe in each root from this repository's
 # Sources/{QuantEngine,FloatMicrokernels,Int8Microkernels,CPUFeatures,ImageCodecs,CImageCodecs,CJPEGShim,HC18}, Tests/{QuantEngineTests,TestSupport}, fixtures/ and
 # scripts/aarch64/LogitsDump.swift (a tool that writes logits of the fixture frames as raw float32).
-# It leaves out the trainer (OpenBLAS), the calibrator and the command-line tool, which a board
+# It leaves out the trainer, the calibrator and the command-line tool, which a board
 # running `segment` does not need to prove the engine.
 set -euo pipefail
 cd "$(dirname "$0")/.."

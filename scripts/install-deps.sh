@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Installs the system libraries SonoQuant links against (libpng, libjpeg, OpenBLAS for the trainer) when they are missing.
+# Installs the system libraries SonoQuant links against (libpng, libjpeg) when they are missing.
 # Debian/Ubuntu (and Raspberry Pi OS). Needs root or sudo only if something is missing.
 set -euo pipefail
 missing=()
-for pkg in libpng-dev libjpeg-dev libopenblas-dev; do
+for pkg in libpng-dev libjpeg-dev; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -20,13 +20,11 @@ unsigned sonoquant_cpu_features(void) {
     const int zmm_state = (xcr0 & 0xE6) == 0xE6;   // plus opmask and both halves of zmm0-31
     if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return 0;
     const int avx2 = (ebx >> 5) & 1;
-    const int avx512f = (ebx >> 16) & 1, avx512dq = (ebx >> 17) & 1, avx512bw = (ebx >> 30) & 1, avx512vl = (ebx >> 31) & 1;
+    const int avx512f = (ebx >> 16) & 1, avx512bw = (ebx >> 30) & 1, avx512vl = (ebx >> 31) & 1;
     const int avx512vnni = (ecx >> 11) & 1;
     if (ymm_state && avx2 && fma) features |= SONOQUANT_CPU_AVX2_FMA;
     if ((features & SONOQUANT_CPU_AVX2_FMA) && zmm_state && avx512f && avx512bw && avx512vl && avx512vnni)
         features |= SONOQUANT_CPU_AVX512_VNNI;
-    if ((features & SONOQUANT_CPU_AVX2_FMA) && zmm_state && avx512f && avx512bw && avx512dq && avx512vl)
-        features |= SONOQUANT_CPU_AVX512_SKX;
     return features;
 }
 

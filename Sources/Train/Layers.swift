@@ -5,195 +5,13 @@ import QuantEngine
 // channel-major [C][N][H][W] (see FeatureBatch). Reductions that decide a result (BatchNorm statistics,
 // parameter gradients of depthwise convs and BatchNorm, the loss) are summed in Double for accuracy.
 
-// MARK: - Dense convolution: im2col + GEMM
-
-public enum DenseConv {
-    /// Largest im2col buffer in floats (32 MB): images are unfolded in groups that fit, so small deep
-    /// layers still get one wide GEMM and large shallow ones do not allocate hundreds of megabytes.
-    static let columnBufferLimit = 1 << 23
-
-    /// Output columns ox whose input column ox*s - pad + kx lies inside 0..<width (the rest read padding).
-    @inline(__always)
-    static func validOutputRange(kx: Int, stride s: Int, pad: Int, inputWidth: Int, outputWidth: Int) -> Range<Int> {
-        let first = pad - kx > 0 ? (pad - kx + s - 1) / s : 0
-        let last = inputWidth - 1 + pad - kx
-        let end = last < 0 ? 0 : min(outputWidth, last / s + 1)
-        return first < end ? first..<end : 0..<0
-    }
-
-    /// Unfolds `images` of `x` into col[(c*k + ky)*k + kx][(n - images.first)*P + oy*Wo + ox], zero outside
-    /// the padded border, so that the convolution is W[Cout][Cin*k*k] x col.
-    static func im2col(_ x: UnsafePointer<Float>, _ shape: FeatureBatch, spec: ConvSpec, images: Range<Int>,
-                       outHeight: Int, outWidth: Int, into col: UnsafeMutablePointer<Float>, threads: Int) {
-        let k = spec.kernel, s = spec.stride, pad = spec.padding
-        let (h, w, n) = (shape.height, shape.width, shape.batch)
-        let p = outHeight * outWidth
-        let rowLength = images.count * p
-        parallelChunks(shape.channels * k * k, threads: threads) { rows in
-            for row in rows {
-                let c = row / (k * k), ky = (row / k) % k, kx = row % k
-                let valid = validOutputRange(kx: kx, stride: s, pad: pad, inputWidth: w, outputWidth: outWidth)
-                for (j, image) in images.enumerated() {
-                    let source = x + (c * n + image) * h * w
-                    let target = col + row * rowLength + j * p
-                    for oy in 0..<outHeight {
-                        let iy = oy * s - pad + ky
-                        let targetRow = target + oy * outWidth
-                        guard iy >= 0 && iy < h, !valid.isEmpty else {
-                            targetRow.update(repeating: 0, count: outWidth)
-                            continue
-                        }
-                        let sourceRow = source + iy * w - pad + kx  // sourceRow[ox * s] is input column ox*s - pad + kx
-                        if valid.lowerBound > 0 { targetRow.update(repeating: 0, count: valid.lowerBound) }
-                        if valid.upperBound < outWidth { (targetRow + valid.upperBound).update(repeating: 0, count: outWidth - valid.upperBound) }
-                        if s == 1 {
-                            (targetRow + valid.lowerBound).update(from: sourceRow + valid.lowerBound, count: valid.count)
-                        } else {
-                            for ox in valid { targetRow[ox] = sourceRow[ox * s] }
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// The adjoint of im2col: adds each column entry back onto the input pixel it was read from.
-    static func col2im(_ col: UnsafePointer<Float>, spec: ConvSpec, images: Range<Int>, outHeight: Int, outWidth: Int,
-                       into dx: UnsafeMutablePointer<Float>, _ shape: FeatureBatch, threads: Int) {
-        let k = spec.kernel, s = spec.stride, pad = spec.padding
-        let (h, w, n) = (shape.height, shape.width, shape.batch)
-        let p = outHeight * outWidth
-        let rowLength = images.count * p
-        // Parallel over input channels: channel c owns rows c*k*k ..< (c+1)*k*k, so writes never collide.
-        parallelChunks(shape.channels, threads: threads) { channels in
-            for c in channels {
-                for (j, image) in images.enumerated() {
-                    let target = dx + (c * n + image) * h * w
-                    for ky in 0..<k {
-                        for kx in 0..<k {
-                            let valid = validOutputRange(kx: kx, stride: s, pad: pad, inputWidth: w, outputWidth: outWidth)
-                            if valid.isEmpty { continue }
-                            let source = col + ((c * k + ky) * k + kx) * rowLength + j * p
-                            for oy in 0..<outHeight {
-                                let iy = oy * s - pad + ky
-                                guard iy >= 0 && iy < h else { continue }
-                                let targetRow = target + iy * w - pad + kx, sourceRow = source + oy * outWidth
-                                if s == 1 {
-                                    for ox in valid { targetRow[ox] += sourceRow[ox] }
-                                } else {
-                                    for ox in valid { targetRow[ox * s] += sourceRow[ox] }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    static func imagesPerGroup(_ x: FeatureBatch, spec: ConvSpec, outPlane: Int) -> Int {
-        let rows = spec.inChannels * spec.kernel * spec.kernel
-        return max(1, min(x.batch, columnBufferLimit / max(1, rows * outPlane)))
-    }
-
-    /// z = conv(x, W) (+ bias). Weight layout [Cout][Cin][k][k] (PyTorch's).
-    public static func forward(_ x: FeatureBatch, weight: [Float], bias: [Float]?, spec: ConvSpec, threads: Int) -> FeatureBatch {
-        if EngineConv3x3.supports(spec) {
-            return EngineConv3x3.forward(x, weight: weight, bias: bias, spec: spec, threads: threads)
-        }
-        let outHeight = spec.outputSize(x.height), outWidth = spec.outputSize(x.width)
-        var out = FeatureBatch(zerosChannels: spec.outChannels, batch: x.batch, height: outHeight, width: outWidth)
-        let p = out.plane, np = out.perChannel
-        let rows = spec.inChannels * spec.kernel * spec.kernel
-        x.data.withUnsafeBufferPointer { xb in
-            weight.withUnsafeBufferPointer { wb in
-                out.data.withUnsafeMutableBufferPointer { ob in
-                    if spec.kernel == 1 && spec.stride == 1 {
-                        // A 1x1 convolution over the whole batch is one GEMM: W[Cout][Cin] x X[Cin][N*H*W].
-                        sgemm(transposeA: false, transposeB: false, m: spec.outChannels, n: np, k: spec.inChannels,
-                              wb.baseAddress!, lda: spec.inChannels, xb.baseAddress!, ldb: np, beta: 0, ob.baseAddress!, ldc: np, threads: threads)
-                        return
-                    }
-                    let group = imagesPerGroup(x, spec: spec, outPlane: p)
-                    var col = [Float](repeating: 0, count: rows * group * p)
-                    col.withUnsafeMutableBufferPointer { cb in
-                        for first in stride(from: 0, to: x.batch, by: group) {
-                            let images = first..<min(x.batch, first + group)
-                            im2col(xb.baseAddress!, x, spec: spec, images: images, outHeight: outHeight, outWidth: outWidth,
-                                   into: cb.baseAddress!, threads: threads)
-                            sgemm(transposeA: false, transposeB: false, m: spec.outChannels, n: images.count * p, k: rows,
-                                  wb.baseAddress!, lda: rows, cb.baseAddress!, ldb: images.count * p, beta: 0,
-                                  ob.baseAddress! + first * p, ldc: np, threads: threads)
-                        }
-                    }
-                }
-            }
-        }
-        if let bias {
-            for o in 0..<spec.outChannels {
-                let b = bias[o]
-                for i in (o * np)..<((o + 1) * np) { out.data[i] += b }
-            }
-        }
-        return out
-    }
-
-    /// Gradients of z = conv(x, W): dW = dz x col(x)^T, dx = col2im(W^T x dz). Each only when asked.
-    public static func backward(x: FeatureBatch, dOut: FeatureBatch, weight: [Float], spec: ConvSpec,
-                         wantWeightGradient: Bool, wantInputGradient: Bool, threads: Int) -> (dWeight: [Float]?, dInput: FeatureBatch?) {
-        let rows = spec.inChannels * spec.kernel * spec.kernel
-        let p = dOut.plane, np = dOut.perChannel
-        if !wantWeightGradient && !wantInputGradient { return (nil, nil) }
-        if EngineConv3x3.supports(spec) && (spec.stride == 1 || !wantInputGradient) {
-            return EngineConv3x3.backward(x: x, dOut: dOut, weight: weight, spec: spec, wantWeightGradient: wantWeightGradient,
-                                          wantInputGradient: wantInputGradient, threads: threads)
-        }
-        var dWeight: [Float]? = wantWeightGradient ? [Float](repeating: 0, count: spec.outChannels * rows) : nil
-        var dInput: FeatureBatch? = wantInputGradient ? FeatureBatch(zerosChannels: x.channels, batch: x.batch, height: x.height, width: x.width) : nil
-        var dw = dWeight ?? []
-        var dx = dInput?.data ?? []
-        x.data.withUnsafeBufferPointer { xb in
-        weight.withUnsafeBufferPointer { wb in
-        dOut.data.withUnsafeBufferPointer { db in
-        dw.withUnsafeMutableBufferPointer { dwb in
-        dx.withUnsafeMutableBufferPointer { dxb in
-            if spec.kernel == 1 && spec.stride == 1 {
-                if wantWeightGradient {
-                    sgemm(transposeA: false, transposeB: true, m: spec.outChannels, n: spec.inChannels, k: np,
-                          db.baseAddress!, lda: np, xb.baseAddress!, ldb: np, beta: 0, dwb.baseAddress!, ldc: spec.inChannels, threads: threads)
-                }
-                if wantInputGradient {
-                    sgemm(transposeA: true, transposeB: false, m: spec.inChannels, n: np, k: spec.outChannels,
-                          wb.baseAddress!, lda: spec.inChannels, db.baseAddress!, ldb: np, beta: 0, dxb.baseAddress!, ldc: np, threads: threads)
-                }
-                return
-            }
-            let group = imagesPerGroup(x, spec: spec, outPlane: p)
-            var col = [Float](repeating: 0, count: rows * group * p)
-            col.withUnsafeMutableBufferPointer { cb in
-                for first in stride(from: 0, to: x.batch, by: group) {
-                    let images = first..<min(x.batch, first + group)
-                    let width = images.count * p
-                    if wantWeightGradient {
-                        im2col(xb.baseAddress!, x, spec: spec, images: images, outHeight: dOut.height, outWidth: dOut.width,
-                               into: cb.baseAddress!, threads: threads)
-                        sgemm(transposeA: false, transposeB: true, m: spec.outChannels, n: rows, k: width,
-                              db.baseAddress! + first * p, lda: np, cb.baseAddress!, ldb: width, beta: first == 0 ? 0 : 1,
-                              dwb.baseAddress!, ldc: rows, threads: threads)
-                    }
-                    if wantInputGradient {
-                        sgemm(transposeA: true, transposeB: false, m: rows, n: width, k: spec.outChannels,
-                              wb.baseAddress!, lda: rows, db.baseAddress! + first * p, ldb: np, beta: 0, cb.baseAddress!, ldc: width, threads: threads)
-                        col2im(cb.baseAddress!, spec: spec, images: images, outHeight: dOut.height, outWidth: dOut.width,
-                               into: dxb.baseAddress!, x, threads: threads)
-                    }
-                }
-            }
-        }}}}}
-        if wantWeightGradient { dWeight = dw }
-        if wantInputGradient { dInput!.data = dx }
-        return (dWeight, dInput)
-    }
+/// Output columns ox whose input column ox*s - pad + kx lies inside 0..<width (the rest read padding).
+@inline(__always)
+func validOutputRange(kx: Int, stride s: Int, pad: Int, inputWidth: Int, outputWidth: Int) -> Range<Int> {
+    let first = pad - kx > 0 ? (pad - kx + s - 1) / s : 0
+    let last = inputWidth - 1 + pad - kx
+    let end = last < 0 ? 0 : min(outputWidth, last / s + 1)
+    return first < end ? first..<end : 0..<0
 }
 
 // MARK: - Depthwise 3x3 convolution (one filter per channel, padding 1, stride 1 or 2)
@@ -204,7 +22,7 @@ public enum DepthwiseConv {
         let outHeight = spec.outputSize(x.height), outWidth = spec.outputSize(x.width)
         var out = FeatureBatch(zerosChannels: x.channels, batch: x.batch, height: outHeight, width: outWidth)
         let (h, w) = (x.height, x.width)
-        let valid = (0..<k).map { DenseConv.validOutputRange(kx: $0, stride: s, pad: pad, inputWidth: w, outputWidth: outWidth) }
+        let valid = (0..<k).map { validOutputRange(kx: $0, stride: s, pad: pad, inputWidth: w, outputWidth: outWidth) }
         x.data.withUnsafeBufferPointer { xb in
         weight.withUnsafeBufferPointer { wb in
         out.data.withUnsafeMutableBufferPointer { ob in
@@ -241,7 +59,7 @@ public enum DepthwiseConv {
         let k = spec.kernel, s = spec.stride, pad = spec.padding
         let (h, w, n) = (x.height, x.width, x.batch)
         let (outHeight, outWidth) = (dOut.height, dOut.width)
-        let valid = (0..<k).map { DenseConv.validOutputRange(kx: $0, stride: s, pad: pad, inputWidth: w, outputWidth: outWidth) }
+        let valid = (0..<k).map { validOutputRange(kx: $0, stride: s, pad: pad, inputWidth: w, outputWidth: outWidth) }
         var dw = [Float](repeating: 0, count: x.channels * k * k)
         var dx = [Float](repeating: 0, count: wantInputGradient ? x.data.count : 0)
         x.data.withUnsafeBufferPointer { xb in
@@ -305,9 +123,9 @@ public enum DepthwiseConv {
 
 /// PyTorch's ConvTranspose2d(in, out, 2, stride=2) with bias: every input pixel writes its own 2x2 output
 /// patch, out[o][n][2y+ky][2x+kx] = b[o] + sum_i W[i][o][ky][kx] x[i][n][y][x]. Patches never overlap, so
-/// it is one GEMM per batch: col[(o*2+ky)*2+kx][N*H*W] = W^T x X with W read as [in][out*4] (its stored
-/// layout), then each col row is scattered to its (ky, kx) phase of the output. Backward gathers dOut into
-/// the same col layout: dW = X x dCol^T, dX = W x dCol, dBias = sum of dOut per channel.
+/// it is a 1x1 convolution to out*4 channels, col[(o*2+ky)*2+kx] = W1 x X with W1 = W read as [in][out*4],
+/// transposed, whose output rows are scattered to their (ky, kx) phase of the output. Backward gathers
+/// dOut into the same col layout and runs the 1x1 convolution's backward; dBias = sum of dOut per channel.
 public enum TransposedConv2x2 {
     /// col row r = (o*2+ky)*2+kx, column (n*H + y)*W + x  <->  out[o][n][2y+ky][2x+kx] (forward scatters,
     /// backward gathers; `scatter` false means gather from `map` into `col`).
@@ -335,21 +153,28 @@ public enum TransposedConv2x2 {
         }
     }
 
+    /// The equivalent 1x1 convolution: its spec and its weight W1[r][i] = W[i][r] ([out*4][in]).
+    static func pointwise(_ spec: ConvSpec, weight: [Float]) -> (spec: ConvSpec, weight: [Float]) {
+        let (cin, rows) = (spec.inChannels, spec.outChannels * 4)
+        var transposed = [Float](repeating: 0, count: weight.count)
+        for i in 0..<cin { for r in 0..<rows { transposed[r * cin + i] = weight[i * rows + r] } }
+        let pointwise = ConvSpec(weightPrefix: spec.weightPrefix, batchNormPrefix: nil, hasBias: false, kind: .standard, kernel: 1,
+                                 stride: 1, inChannels: cin, outChannels: rows, activation: .none, group: spec.group)
+        return (pointwise, transposed)
+    }
+
     /// Weight layout [in][out][2][2] (PyTorch's ConvTranspose2d).
     public static func forward(_ x: FeatureBatch, weight: [Float], bias: [Float]?, spec: ConvSpec, threads: Int) -> FeatureBatch {
         precondition(spec.kind == .transposed && spec.kernel == 2 && spec.stride == 2, "\(spec.weightPrefix): only kernel 2 stride 2")
-        let (cin, cout, np) = (spec.inChannels, spec.outChannels, x.perChannel)
+        let cout = spec.outChannels
+        let (pointwiseSpec, pointwiseWeight) = pointwise(spec, weight: weight)
+        var col = DenseConv.forward(x, weight: pointwiseWeight, bias: nil, spec: pointwiseSpec, threads: threads)
         var out = FeatureBatch(zerosChannels: cout, batch: x.batch, height: 2 * x.height, width: 2 * x.width)
-        var col = [Float](repeating: 0, count: cout * 4 * np)
-        x.data.withUnsafeBufferPointer { xb in
-        weight.withUnsafeBufferPointer { wb in
-        col.withUnsafeMutableBufferPointer { cb in
+        col.data.withUnsafeMutableBufferPointer { cb in
         out.data.withUnsafeMutableBufferPointer { ob in
-            sgemm(transposeA: true, transposeB: false, m: cout * 4, n: np, k: cin,
-                  wb.baseAddress!, lda: cout * 4, xb.baseAddress!, ldb: np, beta: 0, cb.baseAddress!, ldc: np, threads: threads)
             exchange(col: cb.baseAddress!, map: ob.baseAddress!, outChannels: cout, batch: x.batch, height: x.height,
                      width: x.width, scatter: true, threads: threads)
-        }}}}
+        }}
         if let bias {
             let perChannel = out.perChannel
             for o in 0..<cout {
@@ -365,30 +190,25 @@ public enum TransposedConv2x2 {
     public static func backward(x: FeatureBatch, dOut: FeatureBatch, weight: [Float], spec: ConvSpec,
                                 wantWeightGradient: Bool, wantInputGradient: Bool, threads: Int) -> (dWeight: [Float]?, dInput: FeatureBatch?) {
         if !wantWeightGradient && !wantInputGradient { return (nil, nil) }
-        let (cin, cout, np) = (spec.inChannels, spec.outChannels, x.perChannel)
+        let (cin, rows) = (spec.inChannels, spec.outChannels * 4)
         var dOutCopy = dOut.data  // `exchange` takes a mutable map pointer; gathering only reads it
-        var col = [Float](repeating: 0, count: cout * 4 * np)
-        var dw = [Float](repeating: 0, count: wantWeightGradient ? cin * cout * 4 : 0)
-        var dx = [Float](repeating: 0, count: wantInputGradient ? x.data.count : 0)
-        x.data.withUnsafeBufferPointer { xb in
-        weight.withUnsafeBufferPointer { wb in
+        var col = FeatureBatch(zerosChannels: rows, batch: x.batch, height: x.height, width: x.width)
         dOutCopy.withUnsafeMutableBufferPointer { db in
-        col.withUnsafeMutableBufferPointer { cb in
-        dw.withUnsafeMutableBufferPointer { dwb in
-        dx.withUnsafeMutableBufferPointer { dxb in
-            exchange(col: cb.baseAddress!, map: db.baseAddress!, outChannels: cout, batch: x.batch, height: x.height,
+        col.data.withUnsafeMutableBufferPointer { cb in
+            exchange(col: cb.baseAddress!, map: db.baseAddress!, outChannels: spec.outChannels, batch: x.batch, height: x.height,
                      width: x.width, scatter: false, threads: threads)
-            if wantWeightGradient {
-                sgemm(transposeA: false, transposeB: true, m: cin, n: cout * 4, k: np,
-                      xb.baseAddress!, lda: np, cb.baseAddress!, ldb: np, beta: 0, dwb.baseAddress!, ldc: cout * 4, threads: threads)
-            }
-            if wantInputGradient {
-                sgemm(transposeA: false, transposeB: false, m: cin, n: np, k: cout * 4,
-                      wb.baseAddress!, lda: cout * 4, cb.baseAddress!, ldb: np, beta: 0, dxb.baseAddress!, ldc: np, threads: threads)
-            }
-        }}}}}}
-        let dInput = wantInputGradient ? FeatureBatch(channels: cin, batch: x.batch, height: x.height, width: x.width, data: dx) : nil
-        return (wantWeightGradient ? dw : nil, dInput)
+        }}
+        let (pointwiseSpec, pointwiseWeight) = pointwise(spec, weight: weight)
+        let (pointwiseGradient, dInput) = DenseConv.backward(x: x, dOut: col, weight: pointwiseWeight, spec: pointwiseSpec,
+                                                             wantWeightGradient: wantWeightGradient, wantInputGradient: wantInputGradient,
+                                                             threads: threads)
+        var dWeight: [Float]?
+        if let pointwiseGradient {  // [out*4][in] -> [in][out*4]
+            var transposed = [Float](repeating: 0, count: pointwiseGradient.count)
+            for r in 0..<rows { for i in 0..<cin { transposed[i * rows + r] = pointwiseGradient[r * cin + i] } }
+            dWeight = transposed
+        }
+        return (dWeight, dInput)
     }
 }
 

@@ -168,9 +168,9 @@ public final class TrainingRun {
         let loadStart = Date()
         let train = try loadSamples(trainSamples, width: c.width, height: c.height, threads: c.threads)
         let test = try loadSamples(testSamples, width: c.width, height: c.height, threads: c.threads)
-        log(String(format: "%@: %d trainable parameters (%@); %d train / %d test frames at %dx%d loaded in %.1f s; OpenBLAS kernels %@",
+        log(String(format: "%@: %d trainable parameters (%@); %d train / %d test frames at %dx%d loaded in %.1f s; kernels %@",
                    c.strategy.name, model.trainableParameterCount, Strategy.describe(c.strategy.trainable),
-                   train.count, test.count, c.width, c.height, Date().timeIntervalSince(loadStart), OpenBLASCore.chosen))
+                   train.count, test.count, c.width, c.height, Date().timeIntervalSince(loadStart), KernelPath.current.rawValue))
 
         let stepsPerEpoch = (train.count + c.batchSize - 1) / c.batchSize
         let runStart = Date()

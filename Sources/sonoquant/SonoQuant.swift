@@ -23,8 +23,6 @@ struct SonoQuant: ParsableCommand {
     )
 
     static func main() {
-        // Before anything else: the trainer's GEMMs need OpenBLAS's kernels for this CPU (may restart the program).
-        OpenBLASCore.useTheCPUsKernels()
         // A SONOQUANT_KERNELS that names no usable path is an error, not a silent fallback.
         do {
             try KernelPath.checkEnvironment()

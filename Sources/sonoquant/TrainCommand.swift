@@ -81,7 +81,7 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "Continue the run in --out from its last completed epoch.")
     var resume = false
 
-    @Option(help: "Threads (OpenBLAS and the trainer's own loops). Results are reproducible for a fixed count.")
+    @Option(help: "Threads. Results are reproducible for a fixed count.")
     var threads: Int = availableCores
 
     @Option(help: ArgumentHelp("Train on only the first K training frames of the split (smoke tests).", valueName: "K"))
@@ -166,8 +166,8 @@ struct TrainCommand: ParsableCommand {
         let cpuPerStep = (Self.processCPUSeconds() - cpuStart) / Double(steps)
         let sorted = seconds.sorted()
         let median = sorted[sorted.count / 2]
-        print(String(format: "sonoquant train %@ %dx%d batch %d threads %d: median step %.3f s = %.2f images/s (%d steps after 1 warm-up; min %.3f s; CPU %.3f s/step all threads; OpenBLAS kernels %@)",
-                     strategy.name, w, h, batch, threads, median, Double(batch) / median, steps, sorted[0], cpuPerStep, OpenBLASCore.chosen))
+        print(String(format: "sonoquant train %@ %dx%d batch %d threads %d: median step %.3f s = %.2f images/s (%d steps after 1 warm-up; min %.3f s; CPU %.3f s/step all threads; kernels %@)",
+                     strategy.name, w, h, batch, threads, median, Double(batch) / median, steps, sorted[0], cpuPerStep, KernelPath.current.rawValue))
     }
 
     /// User + system CPU time of this process, all threads (load from other processes does not inflate it).

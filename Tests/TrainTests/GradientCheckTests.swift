@@ -9,12 +9,11 @@ import TestSupport
 /// Tolerances are set by float32 rounding, measured (docs/TRAINING.md, scripts/peers/train_step_precision.py):
 /// on ../shared's random-weight model the backward is ill-conditioned, and PyTorch's own float32 gradients
 /// are up to 2.4e-2 (relative) away from the float64 answer; ours are up to 2.9e-2 away from it and up to
-/// 2.0e-2 from PyTorch's float32. The fixture step (trained weights, real frames) is well conditioned and
-/// its reference was computed in float64: there ours are within 1.7e-3 to 2.7e-3 with OpenBLAS's AVX2 and
-/// AVX-512 kernels (deepest-from-the-loss encoder layers; much closer in the decoder) and 7.9e-3 with its
-/// SSE3 "Prescott" kernels (which Debian's OpenBLAS picks on CPUs it does not know: OpenBLASCore), whose
-/// sums run in another order. The tolerance, 1e-2, accepts any of them: this test checks our backward, not
-/// OpenBLAS's kernel choice.
+/// 2.0e-2 from PyTorch's float32 (measured: 1.8e-2 on the AVX2 + FMA path, 2.8e-2 on the portable one). The
+/// fixture step (trained weights, real frames) is well conditioned and its reference was computed in
+/// float64: there ours are within 9.3e-4 (AVX2 + FMA kernels) and 2.3e-4 (portable), measured with
+/// `SONOQUANT_KERNELS=<path> swift test -c release --filter GradientCheckTests` (it prints the worst).
+/// The tolerance, 3e-3, leaves room for the other paths' summation order (NEON).
 final class GradientCheckTests: XCTestCase {
     let allGroups: Set<ParameterGroup> = [.encoder, .decoderBlock(0), .decoderBlock(1), .decoderBlock(2),
                                           .decoderBlock(3), .decoderBlock(4), .head]
@@ -33,7 +32,7 @@ final class GradientCheckTests: XCTestCase {
     func testMatchesPyTorchTrainStepOnFixture() throws {
         let weights = try ModelWeights(loading: Fixtures.path("pytorch_D-all_192x128.safetensors"), graph: .mobileNetV2UNet(inputChannels: 3))
         let reference = try SafeTensorsFile(path: Fixtures.path("train_step_fixture.safetensors"))
-        try checkStep(weights: weights, reference: reference, gradientTolerance: 1e-2, statisticsTolerance: 1e-5, expectedGradients: 31)
+        try checkStep(weights: weights, reference: reference, gradientTolerance: 3e-3, statisticsTolerance: 1e-5, expectedGradients: 31)
     }
 
     func checkStep(weights: ModelWeights, reference: SafeTensorsFile, gradientTolerance: Double, statisticsTolerance: Float,

@@ -62,10 +62,10 @@ final class LayerGradientTests: XCTestCase {
             let x = randomMap(19, 2, 23, 30)
             let outHeight = (23 - 1) / stride + 1, outWidth = (30 - 1) / stride + 1
             let dOut = randomMap(13, 2, outHeight, outWidth)
-            let reference = EngineConv3x3.weightGradientReference(x: x, dOut: dOut, stride: stride)
+            let reference = DenseConv.weightGradientReference(x: x, dOut: dOut, kernel: 3, stride: stride)
             for path in KernelPath.supported {
                 for threads in [1, 2] {
-                    let fast = EngineConv3x3.weightGradient(x: x, dOut: dOut, stride: stride, path: path, threads: threads)
+                    let fast = DenseConv.weightGradient(x: x, dOut: dOut, kernel: 3, stride: stride, path: path, threads: threads)
                     let worst = zip(fast, reference).map { abs($0 - $1) / max(1, abs($1)) }.max()!
                     XCTAssertLessThan(worst, 1e-4, "stride \(stride), \(path.rawValue), \(threads) threads")
                 }

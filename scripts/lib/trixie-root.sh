@@ -13,8 +13,7 @@ host_debian_archive() {
       grep -h -E '^deb ' /etc/apt/sources.list 2>/dev/null | awk '{print $2}'; } | grep -v -i security | head -1 || true
 }
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-$(host_debian_archive)}"
-# libopenblas-dev: the trainer (Train target) links OpenBLAS, so a whole-package build needs it.
-ROOT_PACKAGES="swiftlang libpng-dev libjpeg-dev libopenblas-dev git ca-certificates"
+ROOT_PACKAGES="swiftlang libpng-dev libjpeg-dev git ca-certificates"
 
 log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 

@@ -7,8 +7,7 @@
 enum {
     SONOQUANT_CPU_AVX2_FMA = 1 << 0,     ///< x86-64: AVX, AVX2 and FMA3 (the "haswell" level)
     SONOQUANT_CPU_AVX512_VNNI = 1 << 1,  ///< x86-64: AVX-512 F, BW, VL and VNNI with zmm state enabled
-    SONOQUANT_CPU_ASIMD_DOTPROD = 1 << 2, ///< arm64: the ARMv8.2 dot product (SDOT, "asimddp")
-    SONOQUANT_CPU_AVX512_SKX = 1 << 3    ///< x86-64: AVX-512 F, BW, DQ and VL with zmm state (OpenBLAS's SkylakeX level)
+    SONOQUANT_CPU_ASIMD_DOTPROD = 1 << 2 ///< arm64: the ARMv8.2 dot product (SDOT, "asimddp")
 };
 
 /// The bits above that this CPU and kernel support. Read from CPUID (x86-64) or the ELF auxiliary

@@ -4,56 +4,69 @@ import FloatMicrokernelsAVX2
 #endif
 import QuantEngine
 
-// 3x3 dense convolutions of the trainer on the inference engine's float kernels (`PackedDenseConv` +
-// `denseConv`: an indirect GEMM over NHWC maps with a zero border, on the CPU's best kernel path) instead
-// of im2col + OpenBLAS. im2col materialises nine copies of the input for every forward and backward; the
-// engine's tiles read the nine taps in place, so the only extra traffic is one layout change of the input
-// and one of the output (channel-major [C][N][H][W] <-> NHWC).
-//
-// The forward is the engine's convolution as it is. The input gradient of a stride-1, padding-1 3x3
-// convolution is itself one: dX[c][q] = sum over o, t of W[o][c][t] dZ[o][q - offset(t)], and
-// -offset(ky, kx) = offset(2 - ky, 2 - kx), so dX = conv(dZ, W') with W'[c][o][ky][kx] = W[o][c][2-ky][2-kx]
-// (in and out swapped, taps flipped): a gather, where col2im scattered. The weight gradient of each tap is
-// a GEMM over pixels, dW_t[o][c] = sum_p dZ[p][o] X[p + tap][c], on the tile `floatWeightGradientTile`
-// (Sources/FloatMicrokernels/FloatGradientTiles.swift) reading both NHWC maps in place.
+// MARK: - Dense convolution (1x1 and 3x3) on the inference engine's kernels
 
-public enum EngineConv3x3 {
-    /// Whether `spec` runs here: 3x3 dense, padding 1 (the engine's border is one pixel).
-    static func supports(_ spec: ConvSpec) -> Bool {
-        spec.kind == .standard && spec.kernel == 3 && spec.padding == 1 && (spec.stride == 1 || spec.stride == 2)
+// The trainer's dense convolutions run on the float engine's indirect GEMM (`PackedDenseConv` +
+// `denseConv`: NHWC maps with a zero border, the taps read in place, on the CPU's best kernel path), and
+// their weight gradients on a microkernel of the same shape. Nothing is unfolded (no im2col buffer of nine
+// copies of the input); the only extra traffic is the layout change of each operand between the
+// trainer's channel-major [C][N][H][W] and NHWC.
+//
+// - Forward: the engine's convolution, bias included, no activation (BatchNorm and the activation are the
+//   trainer's own layers).
+// - Input gradient: dX[c][q] = sum over o, t of W[o][c][t] dZ[o][q - offset(t)], and -offset(ky, kx) =
+//   offset(k-1-ky, k-1-kx), so for stride 1 dX = conv(dZ, W') with W'[c][o][ky][kx] = W[o][c][k-1-ky][k-1-kx]
+//   (in and out swapped, taps flipped): a gather, where col2im scattered. For stride 2, dZ is first spread
+//   onto the input's grid (dZ[o][oy][ox] at (2oy, 2ox), zeros between), which makes it the same stride-1 sum.
+// - Weight gradient: per tap, dW_t[o][c] = sum over output pixels p of dZ[p][o] X[stride p + offset(t)][c],
+//   a GEMM whose K is the pixel count, on `floatWeightGradientTile` (Sources/FloatMicrokernels/FloatGradientTiles.swift).
+
+public enum DenseConv {
+    /// The convolutions the trainer's graphs have: 3x3 with padding 1 (stride 1 or 2), 1x1 stride 1.
+    static func check(_ spec: ConvSpec) {
+        precondition(spec.kind == .standard && ((spec.kernel == 3 && spec.padding == 1 && (spec.stride == 1 || spec.stride == 2))
+                                                || (spec.kernel == 1 && spec.stride == 1 && spec.padding == 0)),
+                     "DenseConv: \(spec.weightPrefix) is not a 3x3 (stride 1 or 2) or 1x1 (stride 1) convolution")
     }
 
-    /// z = conv(x, W) + bias, no activation (BatchNorm and the activation are the trainer's own layers).
-    static func forward(_ x: FeatureBatch, weight: [Float], bias: [Float]?, spec: ConvSpec, threads: Int) -> FeatureBatch {
+    /// z = conv(x, W) + bias. Weight layout [Cout][Cin][k][k] (PyTorch's).
+    public static func forward(_ x: FeatureBatch, weight: [Float], bias: [Float]?, spec: ConvSpec, threads: Int) -> FeatureBatch {
+        check(spec)
         let linear = linearSpec(spec, inChannels: spec.inChannels, outChannels: spec.outChannels, stride: spec.stride)
         let conv = PackedDenseConv(FoldedConv(spec: linear, weight: weight, bias: bias ?? [Float](repeating: 0, count: spec.outChannels)))
         let input = NHWCBuffer(x, threads: threads)
         return withExtendedLifetime(input) { run(conv, on: input.map, threads: threads) }
     }
 
-    /// dW (PyTorch layout [out][in][3][3]) and dX (stride 1 only), each only when asked.
-    static func backward(x: FeatureBatch, dOut: FeatureBatch, weight: [Float], spec: ConvSpec,
-                         wantWeightGradient: Bool, wantInputGradient: Bool, threads: Int) -> (dWeight: [Float]?, dInput: FeatureBatch?) {
-        precondition(!wantInputGradient || spec.stride == 1, "EngineConv3x3: input gradients of stride-1 convolutions only")
+    /// dW (layout [Cout][Cin][k][k]) and dX, each only when asked.
+    public static func backward(x: FeatureBatch, dOut: FeatureBatch, weight: [Float], spec: ConvSpec,
+                                wantWeightGradient: Bool, wantInputGradient: Bool, threads: Int) -> (dWeight: [Float]?, dInput: FeatureBatch?) {
+        check(spec)
+        if !wantWeightGradient && !wantInputGradient { return (nil, nil) }
         let gradient = NHWCBuffer(dOut, threads: threads)
         var dInput: FeatureBatch?
         if wantInputGradient {
-            let (cin, cout) = (spec.inChannels, spec.outChannels)
+            let (cin, cout, taps) = (spec.inChannels, spec.outChannels, spec.kernel * spec.kernel)
             var flipped = [Float](repeating: 0, count: weight.count)
             for o in 0..<cout {
                 for c in 0..<cin {
-                    for t in 0..<9 { flipped[(c * cout + o) * 9 + (8 - t)] = weight[(o * cin + c) * 9 + t] }
+                    for t in 0..<taps { flipped[(c * cout + o) * taps + (taps - 1 - t)] = weight[(o * cin + c) * taps + t] }
                 }
             }
             let adjoint = linearSpec(spec, inChannels: cout, outChannels: cin, stride: 1)
             let conv = PackedDenseConv(FoldedConv(spec: adjoint, weight: flipped, bias: [Float](repeating: 0, count: cin)))
-            dInput = run(conv, on: gradient.map, threads: threads)
+            if spec.stride == 1 {
+                dInput = run(conv, on: gradient.map, threads: threads)
+            } else {
+                let spread = NHWCBuffer(spreading: gradient.map, onto: x.height, x.width, stride: spec.stride)
+                dInput = withExtendedLifetime(spread) { run(conv, on: spread.map, threads: threads) }
+            }
         }
         var dWeight: [Float]?
         if wantWeightGradient {
             let input = NHWCBuffer(x, threads: threads)
             dWeight = withExtendedLifetime(input) {
-                weightGradient(input: input.map, gradient: gradient.map, stride: spec.stride, threads: threads)
+                weightGradient(input: input.map, gradient: gradient.map, kernel: spec.kernel, stride: spec.stride, threads: threads)
             }
         }
         withExtendedLifetime(gradient) {}  // its memory is read through `gradient.map` until here
@@ -63,15 +76,15 @@ public enum EngineConv3x3 {
     /// Output channels and input channels per weight-gradient tile (`floatWeightGradientTile`).
     static let gradientTileRows = 6, gradientTileLanes = 16
 
-    /// dW[o][c][ky][kx] = sum over output pixels p of dZ[p][o] X[stride * p + (ky - 1, kx - 1)][c].
+    /// dW[o][c][ky][kx] = sum over output pixels p of dZ[p][o] X[stride * p + (ky - k/2, kx - k/2)][c].
     ///
     /// Work items are (tap, 6 output channels, 16 input channels), one contiguous run per thread; every
     /// thread walks the pixels in blocks that fit its L2 cache and runs all its items on a block before the
     /// next, so the maps stream from memory once per thread, and an item's sums are added block by block in
     /// the same order whatever the thread count.
-    static func weightGradient(input: FeatureMap, gradient: FeatureMap, stride s: Int, kernels: TrainKernels = .current,
+    static func weightGradient(input: FeatureMap, gradient: FeatureMap, kernel k: Int, stride s: Int, kernels: TrainKernels = .current,
                                threads: Int) -> [Float] {
-        let (cin, cout) = (input.channels, gradient.channels)
+        let (cin, cout, taps) = (input.channels, gradient.channels, k * k)
         let pixels = gradient.images * gradient.height * gradient.width
         var inputOffsets = [Int](repeating: 0, count: pixels), gradientOffsets = [Int](repeating: 0, count: pixels)
         var p = 0
@@ -85,14 +98,14 @@ public enum EngineConv3x3 {
             }
         }
         var tapOffsets = [Int]()
-        for ky in 0..<3 { for kx in 0..<3 { tapOffsets.append((ky - 1) * input.rowStride + (kx - 1) * cin) } }
+        for ky in 0..<k { for kx in 0..<k { tapOffsets.append((ky - k / 2) * input.rowStride + (kx - k / 2) * cin) } }
         let rowTiles = (cout + gradientTileRows - 1) / gradientTileRows
         let panels = (cin + gradientTileLanes - 1) / gradientTileLanes
-        let items = 9 * rowTiles * panels
+        let items = taps * rowTiles * panels
         // About 128 KB of the two maps per block.
         let block = max(64, min(4096, 32768 / (cin + cout)))
         let tile = kernels.weightGradientTile
-        var sums = [Float](repeating: 0, count: 9 * cout * cin)  // [tap][out][in]
+        var sums = [Float](repeating: 0, count: taps * cout * cin)  // [tap][out][in]
         sums.withUnsafeMutableBufferPointer { sums in
         inputOffsets.withUnsafeBufferPointer { inputOffsets in
         gradientOffsets.withUnsafeBufferPointer { gradientOffsets in
@@ -102,60 +115,60 @@ public enum EngineConv3x3 {
             let parts = min(threads, items)
             parallelChunks(parts, threads: threads) { partRange in
                 for part in partRange {
-                let chunk = (items * part / parts)..<(items * (part + 1) / parts)
-                for first in Swift.stride(from: 0, to: pixels, by: block) {
-                    let count = min(block, pixels - first)
-                    for item in chunk {
-                        let t = item / (rowTiles * panels), row = (item / panels) % rowTiles, panel = item % panels
-                        let o = row * gradientTileRows, c = panel * gradientTileLanes
-                        tile(gradients + o, gp + first, inputs + tapOffsets[t] + c, ip + first, count,
-                             sp + (t * cout + o) * cin + c, cin, min(gradientTileRows, cout - o), min(gradientTileLanes, cin - c))
+                    let run = (items * part / parts)..<(items * (part + 1) / parts)
+                    for first in Swift.stride(from: 0, to: pixels, by: block) {
+                        let count = min(block, pixels - first)
+                        for item in run {
+                            let t = item / (rowTiles * panels), row = (item / panels) % rowTiles, panel = item % panels
+                            let o = row * gradientTileRows, c = panel * gradientTileLanes
+                            tile(gradients + o, gp + first, inputs + tapOffsets[t] + c, ip + first, count,
+                                 sp + (t * cout + o) * cin + c, cin, min(gradientTileRows, cout - o), min(gradientTileLanes, cin - c))
+                        }
                     }
-                }
                 }
             }
         }}}
-        var dWeight = [Float](repeating: 0, count: 9 * cout * cin)
-        for t in 0..<9 {
+        var dWeight = [Float](repeating: 0, count: taps * cout * cin)
+        for t in 0..<taps {
             for o in 0..<cout {
-                for c in 0..<cin { dWeight[(o * cin + c) * 9 + t] = sums[(t * cout + o) * cin + c] }
+                for c in 0..<cin { dWeight[(o * cin + c) * taps + t] = sums[(t * cout + o) * cin + c] }
             }
         }
         return dWeight
     }
 
-    /// The weight gradient of a 3x3, padding-1 convolution on the microkernels of `path` (tests compare
+    /// The weight gradient of a k x k, padding k/2 convolution on the microkernels of `path` (tests compare
     /// every path with `weightGradientReference`).
-    public static func weightGradient(x: FeatureBatch, dOut: FeatureBatch, stride: Int, path: KernelPath, threads: Int) -> [Float] {
+    public static func weightGradient(x: FeatureBatch, dOut: FeatureBatch, kernel: Int, stride: Int, path: KernelPath, threads: Int) -> [Float] {
         let input = NHWCBuffer(x, threads: threads), gradient = NHWCBuffer(dOut, threads: threads)
         return withExtendedLifetime((input, gradient)) {
-            weightGradient(input: input.map, gradient: gradient.map, stride: stride, kernels: .of(path), threads: threads)
+            weightGradient(input: input.map, gradient: gradient.map, kernel: kernel, stride: stride, kernels: .of(path), threads: threads)
         }
     }
 
-    /// Plain-Swift reference: dW[o][c][ky][kx] = sum over n, oy, ox of dZ[o][n][oy][ox] X[c][n][s oy + ky - 1][s ox + kx - 1],
+    /// Plain-Swift reference: dW[o][c][ky][kx] = sum over n, oy, ox of dZ[o][n][oy][ox] X[c][n][s oy + ky - k/2][s ox + kx - k/2],
     /// summed in Double.
-    public static func weightGradientReference(x: FeatureBatch, dOut: FeatureBatch, stride s: Int) -> [Float] {
+    public static func weightGradientReference(x: FeatureBatch, dOut: FeatureBatch, kernel k: Int, stride s: Int) -> [Float] {
         let (cin, cout, n) = (x.channels, dOut.channels, x.batch)
-        var dWeight = [Float](repeating: 0, count: cout * cin * 9)
+        var dWeight = [Float](repeating: 0, count: cout * cin * k * k)
         for o in 0..<cout {
             for c in 0..<cin {
-                for ky in 0..<3 {
-                    for kx in 0..<3 {
+                for ky in 0..<k {
+                    for kx in 0..<k {
                         var sum = 0.0
                         for image in 0..<n {
                             for oy in 0..<dOut.height {
-                                let iy = s * oy + ky - 1
+                                let iy = s * oy + ky - k / 2
                                 guard iy >= 0 && iy < x.height else { continue }
                                 for ox in 0..<dOut.width {
-                                    let ix = s * ox + kx - 1
+                                    let ix = s * ox + kx - k / 2
                                     guard ix >= 0 && ix < x.width else { continue }
                                     sum += Double(dOut.data[((o * n + image) * dOut.height + oy) * dOut.width + ox])
                                         * Double(x.data[((c * n + image) * x.height + iy) * x.width + ix])
                                 }
                             }
                         }
-                        dWeight[((o * cin + c) * 3 + ky) * 3 + kx] = Float(sum)
+                        dWeight[((o * cin + c) * k + ky) * k + kx] = Float(sum)
                     }
                 }
             }
@@ -164,7 +177,7 @@ public enum EngineConv3x3 {
     }
 
     static func linearSpec(_ spec: ConvSpec, inChannels: Int, outChannels: Int, stride: Int) -> ConvSpec {
-        ConvSpec(weightPrefix: spec.weightPrefix, batchNormPrefix: nil, hasBias: true, kind: .standard, kernel: 3, stride: stride,
+        ConvSpec(weightPrefix: spec.weightPrefix, batchNormPrefix: nil, hasBias: true, kind: .standard, kernel: spec.kernel, stride: stride,
                  inChannels: inChannels, outChannels: outChannels, activation: .none, group: spec.group)
     }
 
@@ -192,6 +205,23 @@ final class NHWCBuffer {
     }
 
     deinit { map.pointer.deallocate() }
+
+    /// A strided map's values placed on a grid `stride` times finer, of height x width: value (y, x) at
+    /// (stride y, stride x), zeros elsewhere (how a stride-2 input gradient becomes a stride-1 convolution).
+    convenience init(spreading source: FeatureMap, onto height: Int, _ width: Int, stride: Int) {
+        self.init(images: source.images, height: height, width: width, channels: source.channels)
+        let map = map
+        for n in 0..<map.images {
+            for y in 0..<height {
+                let row = map.pointer + map.offset(n, y, 0)
+                row.initialize(repeating: 0, count: width * map.channels)
+                guard y % stride == 0, y / stride < source.height else { continue }
+                for x in Swift.stride(from: 0, to: width, by: stride) where x / stride < source.width {
+                    (row + x * map.channels).update(from: source.pointer + source.offset(n, y / stride, x / stride), count: map.channels)
+                }
+            }
+        }
+    }
 
     /// Channel-major [C][N][H][W] -> NHWC.
     convenience init(_ x: FeatureBatch, threads: Int) {
