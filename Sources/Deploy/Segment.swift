@@ -257,6 +257,9 @@ public func segmentFrames(_ frames: [String], with segmenter: Segmenter, scale: 
     } catch {
         throw SonoQuantError(outDirectory, "cannot create the output directory")
     }
+    // Two `segment` runs into one directory would leave one run's masks beside the other's summary.json.
+    let lock = try DirectoryLock(directory: outDirectory, purpose: "segment")
+    defer { withExtendedLifetime(lock) {} }
     var results: [SegmentationResult] = []
     var failures: [SegmentFailure] = []
     for frame in frames {

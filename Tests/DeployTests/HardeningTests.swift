@@ -69,6 +69,19 @@ final class HardeningTests: XCTestCase {
         assertSonoQuantError(try segmentFrames(try segmentationInputs(path: dir), with: segmenter, scale: { _ in (nil, nil) },
                                                outDirectory: dir + "/out", log: { _ in }), contains: "same name")
     }
+
+    /// A second `segment` into a directory another run is writing is refused before it writes anything.
+    func testOutputDirectoryInUseIsRefused() throws {
+        let dir = try temporaryDirectory(self, "frames"), out = try temporaryDirectory(self, "out")
+        let png = [UInt8](FileManager.default.contents(atPath: Fixtures.path("codecs/gray8.png"))!)
+        try writeFileAtomically(path: dir + "/a.png", bytes: png)
+        let segmenter = try Segmenter(model: StubModel(head: nil), modelName: "stub", width: 64, height: 64, threads: 1)
+        let other = try DirectoryLock(directory: out, purpose: "segment")
+        assertSonoQuantError(try segmentFrames(try segmentationInputs(path: dir), with: segmenter, scale: { _ in (nil, nil) },
+                                               outDirectory: out, log: { _ in }), contains: "in use by another sonoquant process")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/a_mask.png"))
+        withExtendedLifetime(other) {}
+    }
 }
 
 func bigEndian(_ value: UInt32) -> [UInt8] { [UInt8(value >> 24), UInt8((value >> 16) & 0xFF), UInt8((value >> 8) & 0xFF), UInt8(value & 0xFF)] }
