@@ -116,6 +116,15 @@ public struct HarnessLatency: Codable, Equatable {
     }
 }
 
+/// Quantiles of the per-frame HC error, mm (`quantile`'s rule).
+public struct HCErrorQuantiles: Codable, Equatable {
+    public var median: Double
+    public var p90: Double
+    public var p95: Double
+
+    public init(median: Double, p90: Double, p95: Double) { self.median = median; self.p90 = p90; self.p95 = p95 }
+}
+
 /// One precision (float32 or int8) of one trained run.
 public struct PrecisionResult: Codable, Equatable {
     public var precision: String
@@ -127,6 +136,9 @@ public struct PrecisionResult: Codable, Equatable {
     public var pixelAccuracy: Summary
     /// |HC - reference HC| per frame, mm (no head found = the whole reference HC).
     public var hcErrorMM: Summary
+    /// Its median and 90th / 95th percentiles: the mean hides whether a few frames fail badly or many a
+    /// little. Absent in report.json files written before it existed.
+    public var hcErrorQuantilesMM: HCErrorQuantiles?
     public var noHeadFound: Int
     public var latency: [HarnessLatency]
     public var peakRSSBytes: Int?
@@ -140,6 +152,7 @@ public struct PrecisionResult: Codable, Equatable {
         iou = summarize(evaluation.rows.map(\.iou))
         pixelAccuracy = summarize(evaluation.rows.map(\.pixelAccuracy))
         hcErrorMM = summarize(evaluation.rows.map(\.hcErrorMM))
+        hcErrorQuantilesMM = HCErrorQuantiles(median: evaluation.medianHCErrorMM, p90: evaluation.p90HCErrorMM, p95: evaluation.p95HCErrorMM)
         noHeadFound = evaluation.noHeadFound
         latency = []
         peakRSSBytes = nil

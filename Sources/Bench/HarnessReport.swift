@@ -74,6 +74,14 @@ func metricCell(_ summaries: [Summary], digits: Int) -> String {
     return String(format: "\(f) ± \(f) (%d seeds)", mean, std, summaries.count)
 }
 
+/// "median / p90 / p95", each the mean over seeds; "—" if a run has none (an older report.json).
+func quantilesCell(_ quantiles: [HCErrorQuantiles?]) -> String {
+    let known = quantiles.compactMap { $0 }
+    guard !known.isEmpty, known.count == quantiles.count else { return "—" }
+    func mean(_ values: [Double]) -> Double { values.reduce(0, +) / Double(values.count) }
+    return String(format: "%.2f / %.2f / %.2f", mean(known.map(\.median)), mean(known.map(\.p90)), mean(known.map(\.p95)))
+}
+
 func meanCell(_ values: [Double], format: String) -> String {
     guard !values.isEmpty else { return "?" }
     let (mean, std) = meanAndSampleStd(values)
@@ -164,8 +172,8 @@ public func harnessMarkdown(_ r: HarnessResults) -> String {
     lines += [
         "## Accuracy (float32, test frames)",
         "",
-        "| strategy | trainable groups | trainable params | model size | epochs | lr | pixel acc | Dice | IoU | HC error (mm) | PyTorch ref. Dice | PyTorch ref. HC (mm) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| strategy | trainable groups | trainable params | model size | epochs | lr | pixel acc | Dice | IoU | HC error (mm) | HC error median / p90 / p95 (mm) | PyTorch ref. Dice | PyTorch ref. HC (mm) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (strategy, rows) in strategies {
         let first = rows[0]
@@ -178,6 +186,7 @@ public func harnessMarkdown(_ r: HarnessResults) -> String {
             meanCell(rows.map(\.float.pixelAccuracy.mean), format: "%.4f"), metricCell(rows.map(\.float.dice), digits: 4),
             meanCell(rows.map(\.float.iou.mean), format: "%.4f"), metricCell(rows.map(\.float.hcErrorMM), digits: 2)
                 + noHeadNote(rows.map(\.float.noHeadFound)),
+            quantilesCell(rows.map(\.float.hcErrorQuantilesMM)),
             referenceDice, referenceHC,
         ].joined(separator: " | ") + " |")
     }
@@ -187,13 +196,14 @@ public func harnessMarkdown(_ r: HarnessResults) -> String {
         "",
         "## int8 vs float32: accuracy, size, latency, memory",
         "",
-        "| strategy | int8 Dice | Dice int8 - float | int8 HC error (mm) | int8 size | " + latencyHeads.joined(separator: " | ") + " | peak RSS float / int8 |",
-        "|---|---|---|---|---|" + String(repeating: "---|", count: latencyHeads.count) + "---|",
+        "| strategy | int8 Dice | Dice int8 - float | int8 HC error (mm) | int8 HC error median / p90 / p95 (mm) | int8 size | " + latencyHeads.joined(separator: " | ") + " | peak RSS float / int8 |",
+        "|---|---|---|---|---|---|" + String(repeating: "---|", count: latencyHeads.count) + "---|",
     ]
     for (strategy, rows) in strategies {
         var cells = [strategy, metricCell(rows.map(\.int8.dice), digits: 4),
                      meanCell(rows.map { $0.int8.dice.mean - $0.float.dice.mean }, format: "%+.4f"),
                      metricCell(rows.map(\.int8.hcErrorMM), digits: 2) + noHeadNote(rows.map(\.int8.noHeadFound)),
+                     quantilesCell(rows.map(\.int8.hcErrorQuantilesMM)),
                      megabytes(rows[0].int8.fileBytes)]
         for t in r.threads {
             for precision in [\HarnessRow.float, \HarnessRow.int8] {
@@ -245,7 +255,8 @@ public func harnessMarkdown(_ r: HarnessResults) -> String {
             + "SplitMix64 seed \(Bootstrap.seed), percentile method]. Cells with several seeds: mean ± sample std of the seeds' means; "
             + "the per-seed intervals are in \"Every run\".",
         "- HC error: |HC - reference HC| per frame, mm: ellipse fitted to the largest predicted region, mapped back to the original "
-            + "frame, times the pixel size; a frame with no head found counts with its whole reference HC.",
+            + "frame, times the pixel size; a frame with no head found counts with its whole reference HC. Median / p90 / p95: "
+            + "quantiles over frames (linear between closest ranks), the mean over seeds when several.",
         "- Trainable params: parameters in the strategy's trainable groups (E = encoder, D0..D4 = decoder blocks, H = head); "
             + "model size: the float32 checkpoint file; the int8 file holds every parameter in int8.",
         "- Latency: \(r.latencyMethod); cells are median / p95 ms per frame, and process CPU ms per frame (all threads), "

@@ -106,9 +106,9 @@ final class HarnessTests: XCTestCase {
 
         let markdown = harnessMarkdown(results)
         // The paper-shaped row: strategy, groups, params, size, epochs, lr, pixel acc, Dice, IoU, HC, PyTorch reference.
-        XCTAssertTrue(markdown.contains("| D-all | D0,D1,D2,D3,D4,H | 4,405,073 | 26.69 MB | 2 | 0.0001 | 0.9900 | 0.9000 ± 0.1000 [0.8000, 1.0000] | 0.8000 | 3.00 ± 1.00 [2.00, 4.00] | 0.9627 ± 0.0002 (2 seeds) | 3.62 ± 0.16 |"), markdown)
+        XCTAssertTrue(markdown.contains("| D-all | D0,D1,D2,D3,D4,H | 4,405,073 | 26.69 MB | 2 | 0.0001 | 0.9900 | 0.9000 ± 0.1000 [0.8000, 1.0000] | 0.8000 | 3.00 ± 1.00 [2.00, 4.00] | 3.00 / 3.80 / 3.90 | 0.9627 ± 0.0002 (2 seeds) | 3.62 ± 0.16 |"), markdown)
         XCTAssertTrue(markdown.contains("also has a frame in the training split: 62 of 200"))
-        XCTAssertTrue(markdown.contains("| D-all | 0.8800 ± 0.0800 [0.8000, 0.9600] | -0.0200 | 3.50 ± 1.50 [2.00, 5.00] | 6.76 MB | 30.0 / 33.0 (CPU 29.0) | 20.0 / 22.0 (CPU 19.0) | 101 / ? MB |"), markdown)
+        XCTAssertTrue(markdown.contains("| D-all | 0.8800 ± 0.0800 [0.8000, 0.9600] | -0.0200 | 3.50 ± 1.50 [2.00, 5.00] | 3.50 / 4.70 / 4.85 | 6.76 MB | 30.0 / 33.0 (CPU 29.0) | 20.0 / 22.0 (CPU 19.0) | 101 / ? MB |"), markdown)
         XCTAssertTrue(diceVersusLatencySVG(results).contains("<svg"))
         XCTAssertTrue(epochCurvesSVG(results).contains("<polyline"))
     }
