@@ -77,6 +77,11 @@ public struct SegmentationResult: Codable, Equatable {
     public var hcErrorMM: Double?
     /// Head pixels in the mask at the frame's own size.
     public var maskPixels: Int
+    /// Whether a sonographer should check this frame: no head found, or a doubtful measurement
+    /// (`reviewReasons`; docs/DATA.md, "Frames to check", says what the flag catches).
+    public var needsReview: Bool
+    /// Why the measurement is doubtful (`HCMeasurement.reviewReasons`); empty when it is not.
+    public var reviewReasons: [String]
     public var timeMS: SegmentTimings
     public var notes: [String]
 }
@@ -162,6 +167,7 @@ public final class Segmenter {
             ellipse: measurement.map { HeadEllipse($0.ellipse) },
             referenceHCmm: scale?.referenceHCmm, hcErrorMM: hcError,
             maskPixels: mask.reduce(0) { $0 + Int($1) },
+            needsReview: measurement?.needsReview ?? true, reviewReasons: measurement?.reviewReasons ?? [],
             timeMS: SegmentTimings(decodeMS: decodeMS, inferenceMS: inferenceMS,
                                    measureMS: milliseconds(since: measureStart), totalMS: milliseconds(since: start)),
             notes: notes)
@@ -303,6 +309,7 @@ public func describe(_ r: SegmentationResult, file: String) -> String {
     }
     text += String(format: ", ellipse centre (%.1f, %.1f) semi-axes %.1f x %.1f px at %.1f deg, %.1f ms",
                    e.centerX, e.centerY, e.semiMajorAxis, e.semiMinorAxis, e.angleDegrees, r.timeMS.totalMS)
+    if r.needsReview { text += "; CHECK: " + r.reviewReasons.joined(separator: "; ") }
     return text
 }
 

@@ -52,6 +52,12 @@ public struct EvaluationRow: Codable, Equatable {
     public var hcErrorMM: Double
     /// The ellipse in original-frame pixels, when found.
     public var ellipse: Ellipse?
+    /// Why a sonographer should check this frame's HC (`HCMeasurement.reviewReasons`; a frame with no head
+    /// found is always one to check); empty when nothing is doubtful. Absent in rows written before it existed.
+    public var reviewReasons: [String]?
+
+    /// Flagged for review: no head found, or a doubtful measurement.
+    public var needsReview: Bool { !headFound || !(reviewReasons ?? []).isEmpty }
 }
 
 /// The metrics of one prediction: `logits` (H*W, before the sigmoid) against a prepared sample.
@@ -67,7 +73,7 @@ public func evaluationRow(logits: [Float], prepared: PreparedSample) -> Evaluati
         name: sample.name, dice: metrics.dice, iou: metrics.iou, pixelAccuracy: metrics.pixelAccuracy,
         headFound: measurement != nil, hcMM: measurement?.hcMM, referenceHCmm: sample.referenceHCmm,
         hcErrorMM: measurement.map { abs($0.hcMM - sample.referenceHCmm) } ?? sample.referenceHCmm,
-        ellipse: measurement?.ellipse)
+        ellipse: measurement?.ellipse, reviewReasons: measurement?.reviewReasons ?? ["no head found"])
 }
 
 /// Per-image rows and their means.

@@ -13,6 +13,7 @@
 //    (Ramanujan's second approximation) times the pixel size.
 // From an annotation outline (a thin ellipse drawn on the original frame): fit the ellipse to the
 // centres of the outline pixels directly.
+import Foundation
 import ImageCodecs
 
 /// The ellipse measured on one frame, in the original frame's pixel coordinates.
@@ -27,6 +28,47 @@ public struct HCMeasurement: Equatable, Codable {
     public var regionPixels: Int
     /// How many boundary points the ellipse was fitted to.
     public var boundaryPoints: Int
+    /// How far the boundary is from an ellipse: the mean of |r - 1| over the boundary points, r being a
+    /// point's radius in the ellipse's own normalised coordinates (r = 1 on the ellipse), so about the mean
+    /// distance to the ellipse as a fraction of its radius. A head is an ellipse to about 1%; a boundary
+    /// that is not (a cut-off, merged or ragged region) gives an ellipse that does not measure it.
+    public var fitResidual: Double
+    /// The largest region's share of all predicted head pixels (1 for an outline measurement): a low
+    /// share means other head-like regions were dropped, one of which may have been the head.
+    public var regionFraction: Double
+
+    /// When a sonographer should check the frame (`reviewReasons` is not empty).
+    public var needsReview: Bool { !reviewReasons.isEmpty }
+
+    /// Why the measurement is doubtful, one phrase per reason; empty when it is not. The limits were set
+    /// before looking at any test result (docs/DATA.md, "Frames to check", measures what they catch).
+    public var reviewReasons: [String] {
+        var reasons: [String] = []
+        if fitResidual > HCMeasurement.fitResidualLimit {
+            reasons.append(String(format: "boundary %.1f%% off an ellipse (limit %.0f%%)", 100 * fitResidual, 100 * HCMeasurement.fitResidualLimit))
+        }
+        if regionFraction < HCMeasurement.regionFractionLimit {
+            reasons.append(String(format: "largest region only %.0f%% of the predicted head pixels (limit %.0f%%)",
+                                  100 * regionFraction, 100 * HCMeasurement.regionFractionLimit))
+        }
+        return reasons
+    }
+
+    public static let fitResidualLimit = 0.02
+    public static let regionFractionLimit = 0.9
+}
+
+/// Mean |r - 1| of `points` in the normalised coordinates of `ellipse` (see `HCMeasurement.fitResidual`).
+public func ellipseFitResidual(_ points: [(x: Double, y: Double)], _ ellipse: Ellipse) -> Double {
+    guard !points.isEmpty, ellipse.semiMajor > 0, ellipse.semiMinor > 0 else { return .infinity }
+    let (c, s) = (cos(ellipse.angle), sin(ellipse.angle))
+    var total = 0.0
+    for p in points {
+        let dx = p.x - ellipse.centerX, dy = p.y - ellipse.centerY
+        let u = (c * dx + s * dy) / ellipse.semiMajor, v = (-s * dx + c * dy) / ellipse.semiMinor
+        total += abs((u * u + v * v).squareRoot() - 1)
+    }
+    return total / Double(points.count)
 }
 
 /// The largest 8-connected region of `mask` (nonzero = foreground) as a 0/1 mask, and its size.
@@ -81,6 +123,7 @@ public func measureHC(mask: [UInt8], width: Int, height: Int,
                       originalWidth: Int, originalHeight: Int, pixelSizeMM: Double) -> HCMeasurement? {
     let (region, pixels) = largestRegion(mask: mask, width: width, height: height)
     guard pixels > 0 else { return nil }
+    let foreground = mask.reduce(0) { $0 + ($1 != 0 ? 1 : 0) }
     let scaleX = Double(originalWidth) / Double(width), scaleY = Double(originalHeight) / Double(height)
     let points = boundaryEdgePoints(region: region, width: width, height: height).map {
         (x: ($0.x + 0.5) * scaleX - 0.5, y: ($0.y + 0.5) * scaleY - 0.5)
@@ -88,7 +131,8 @@ public func measureHC(mask: [UInt8], width: Int, height: Int,
     guard let ellipse = fitEllipse(points) else { return nil }
     let perimeter = ellipse.circumference
     return HCMeasurement(hcMM: perimeter * pixelSizeMM, ellipse: ellipse, circumferencePixels: perimeter,
-                         regionPixels: pixels, boundaryPoints: points.count)
+                         regionPixels: pixels, boundaryPoints: points.count, fitResidual: ellipseFitResidual(points, ellipse),
+                         regionFraction: Double(pixels) / Double(foreground))
 }
 
 /// As above for a float mask: a pixel is head when its value is >= 0.5.
@@ -114,5 +158,6 @@ public func measureOutlineHC(outline: GrayImage, pixelSizeMM: Double) -> HCMeasu
     guard let ellipse = fitEllipse(points) else { return nil }
     let perimeter = ellipse.circumference
     return HCMeasurement(hcMM: perimeter * pixelSizeMM, ellipse: ellipse, circumferencePixels: perimeter,
-                         regionPixels: 0, boundaryPoints: points.count)
+                         regionPixels: 0, boundaryPoints: points.count, fitResidual: ellipseFitResidual(points, ellipse),
+                         regionFraction: 1)
 }

@@ -66,6 +66,13 @@ struct EvaluateCommand: ParsableCommand {
             print("  pixel accuracy    \(String(format: "%.4f", report.meanPixelAccuracy))")
             print("  HC error          \(String(format: "mean %.2f mm, median %.2f, 90th percentile %.2f, 95th %.2f", report.meanHCErrorMM, report.medianHCErrorMM, report.p90HCErrorMM, report.p95HCErrorMM))")
             print("  no head found     \(report.noHeadFound)")
+            // What the review flag catches: of the frames whose HC is off by more than 10 mm, how many it flags;
+            // how many frames within 2 mm it flags too; the HC error of the frames it lets through.
+            let flagged = report.rows.filter(\.needsReview), passed = report.rows.filter { !$0.needsReview }
+            let gross = report.rows.filter { $0.hcErrorMM > 10 }, close = report.rows.filter { $0.hcErrorMM <= 2 }
+            print(String(format: "  frames to check   %d: %d of the %d off by > 10 mm, %d of the %d within 2 mm; the other %d: HC error mean %.2f mm",
+                         flagged.count, gross.filter(\.needsReview).count, gross.count, close.filter(\.needsReview).count, close.count,
+                         passed.count, passed.isEmpty ? 0 : passed.map(\.hcErrorMM).reduce(0, +) / Double(passed.count)))
             print("worst frames by Dice:")
             for row in report.rows.sorted(by: { $0.dice < $1.dice }).prefix(5) {
                 let hc = row.hcMM.map { String(format: "%.1f mm", $0) } ?? "no head"

@@ -14,6 +14,8 @@ struct SegmentCommand: ParsableCommand {
           NAME_mask.png     the head (255) / background (0) at the frame's own size
           NAME_overlay.png  the frame with the head tinted and the fitted ellipse drawn in green
           NAME.json         HC in mm, the ellipse (centre, semi-axes, angle; original-frame pixels),
+                            needsReview and reviewReasons (a frame to check: no head found, a
+                            boundary that is not an ellipse, or the head split over regions),
                             the time taken per step, and notes
         and summary.json for the whole run (mean HC error when the CSV gives reference HCs).
 

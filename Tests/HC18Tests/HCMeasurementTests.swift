@@ -101,6 +101,32 @@ final class HCMeasurementTests: XCTestCase {
         XCTAssertEqual(mask[Int(ellipse.centerY.rounded()) * outline.width + Int(ellipse.centerX.rounded())], 1)
     }
 
+    /// The review flag: a clean head passes; a head cut in half, or a prediction split into two large
+    /// regions, is flagged with its reason.
+    func testDoubtfulMeasurementsAreFlaggedForReview() throws {
+        let truth = Ellipse(centerX: 400, centerY: 270, semiMajor: 220, semiMinor: 160, angle: 0.4)
+        let small = resizeMask(rasterizeEllipse(truth, width: 800, height: 540), width: 800, height: 540, toWidth: 192, toHeight: 128)
+        let clean = try XCTUnwrap(measureHC(mask: small, width: 192, height: 128, originalWidth: 800, originalHeight: 540, pixelSizeMM: 0.1))
+        XCTAssertLessThan(clean.fitResidual, 0.005)
+        XCTAssertEqual(clean.regionFraction, 1)
+        XCTAssertFalse(clean.needsReview, "\(clean.reviewReasons)")
+
+        var half = small
+        for y in 0..<128 { for x in 96..<192 { half[y * 192 + x] = 0 } }
+        let cut = try XCTUnwrap(measureHC(mask: half, width: 192, height: 128, originalWidth: 800, originalHeight: 540, pixelSizeMM: 0.1))
+        XCTAssertGreaterThan(cut.fitResidual, HCMeasurement.fitResidualLimit)
+        XCTAssertEqual(cut.reviewReasons.count, 1)
+        XCTAssertTrue(cut.reviewReasons[0].contains("off an ellipse"), cut.reviewReasons[0])
+
+        let one = Ellipse(centerX: 48, centerY: 64, semiMajor: 40, semiMinor: 30, angle: 0)
+        let other = Ellipse(centerX: 144, centerY: 64, semiMajor: 38, semiMinor: 30, angle: 0)
+        let two = zip(rasterizeEllipse(one, width: 192, height: 128), rasterizeEllipse(other, width: 192, height: 128)).map { max($0, $1) }
+        let split = try XCTUnwrap(measureHC(mask: two, width: 192, height: 128, originalWidth: 192, originalHeight: 128, pixelSizeMM: 0.1))
+        XCTAssertEqual(split.regionFraction, 0.51, accuracy: 0.02)
+        XCTAssertTrue(split.needsReview)
+        XCTAssertTrue(split.reviewReasons.contains { $0.contains("largest region only") }, "\(split.reviewReasons)")
+    }
+
     func testMeasureHCOfASquashedMaskMapsBackToTheOriginalFrame() throws {
         // An ellipse in an 800x540 frame, rasterised, squashed to 192x128 like a prediction would be;
         // measured there and mapped back, HC must be close to the true circumference.
@@ -115,7 +141,10 @@ final class HCMeasurementTests: XCTestCase {
         var noisy = small
         noisy[2 * 192 + 2] = 1
         noisy[3 * 192 + 3] = 1
-        XCTAssertEqual(measureHC(mask: noisy, width: 192, height: 128, originalWidth: 800, originalHeight: 540, pixelSizeMM: 0.1), m)
+        let withBlob = try XCTUnwrap(measureHC(mask: noisy, width: 192, height: 128, originalWidth: 800, originalHeight: 540, pixelSizeMM: 0.1))
+        XCTAssertEqual(withBlob.ellipse, m.ellipse)
+        XCTAssertEqual(withBlob.hcMM, m.hcMM)
+        XCTAssertEqual(withBlob.regionFraction, Double(m.regionPixels) / Double(m.regionPixels + 2))
         // Nothing to measure: nil, never a crash.
         XCTAssertNil(measureHC(mask: [UInt8](repeating: 0, count: 192 * 128), width: 192, height: 128,
                                originalWidth: 800, originalHeight: 540, pixelSizeMM: 0.1))
