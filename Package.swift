@@ -37,6 +37,9 @@ let package = Package(
     products: [
         .executable(name: "sonoquant", targets: ["sonoquant"]),
         .library(name: "QuantEngine", targets: ["QuantEngine"]),
+        // The deploy path for apps: frame file in, mask + ellipse + HC out (README, "Use SonoQuant in your
+        // app"); the same code `sonoquant segment` runs. Does not build swift-argument-parser.
+        .library(name: "SonoQuantDeploy", targets: ["Deploy", "HC18", "ImageCodecs", "QuantEngine"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
