@@ -41,11 +41,36 @@ private func entry(_ header: [String: Any], _ name: String) -> (dtype: String, s
     return (d, s, o)
 }
 
+/// JSON text of one header value, as the valid file writes it.
+private func jsonText(_ value: Any) -> String {
+    String(decoding: try! JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .fragmentsAllowed]), as: UTF8.self)
+}
+/// Every header entry of the valid file as JSON text, made once: a run re-serializes only what it edited.
+private let baseEntryText: [String: String] = Dictionary(uniqueKeysWithValues: base.header.map { ($0.key, jsonText($0.key) + ":" + jsonText($0.value)) })
+private let baseEntryNames = baseEntryText.keys.sorted()
+/// Room for the header: the valid one plus edits. The header is padded with spaces to this length (JSON
+/// allows trailing whitespace), so the data blob always starts at the same offset and a run can edit it in
+/// place instead of copying 6.8 MB.
+private let headerRoom = (baseEntryText.reduce(0) { $0 + $1.value.utf8.count + 1 } + 65536 + 7) / 8 * 8
+/// The file a run hands to the loader: header length, padded header, data. Shared across runs; a run's data
+/// edits are undone afterwards (`restore`).
+nonisolated(unsafe) private var file: [UInt8] = {
+    var bytes = [UInt8](repeating: 0x20, count: 8 + headerRoom)
+    withUnsafeBytes(of: UInt64(headerRoom).littleEndian) { bytes.replaceSubrange(0..<8, with: $0) }
+    return bytes + base.data
+}()
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzInt8Model(_ pointer: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     var cursor = Cursor(bytes: [UInt8](UnsafeBufferPointer(start: pointer, count: size)))
-    var header = base.header
-    var data = base.data
+    var edited: [String: Any?] = [:]   // header entries changed by this run (nil: removed)
+    var saved: [(at: Int, bytes: [UInt8])] = []   // original data bytes under this run's data edits
+    let dataStart = 8 + headerRoom
+    func writeData(_ at: Int, _ newBytes: [UInt8]) {
+        saved.append((dataStart + at, Array(file[(dataStart + at)..<(dataStart + at + newBytes.count)])))
+        file.replaceSubrange((dataStart + at)..<(dataStart + at + newBytes.count), with: newBytes)
+    }
+    func current(_ name: String) -> Any? { edited.keys.contains(name) ? edited[name]! : base.header[name] }
     for _ in 0..<8 where !cursor.done {
         let name = tensorNames[cursor.next() % tensorNames.count]
         // Data edits go where the valid file keeps the tensor (an earlier edit may have moved its header entry).
@@ -56,16 +81,16 @@ public func fuzzInt8Model(_ pointer: UnsafePointer<UInt8>, _ size: Int) -> CInt 
             let i = (cursor.next() | cursor.next() << 8) % elements
             let raw = cursor.int32()
             let value = raw % 3 == 0 ? Float(bitPattern: UInt32(bitPattern: raw)) : specialFloats[Int(UInt32(bitPattern: raw) % UInt32(specialFloats.count))]
-            withUnsafeBytes(of: value.bitPattern.littleEndian) { data.replaceSubrange((e.offsets[0] + 4 * i)..<(e.offsets[0] + 4 * i + 4), with: $0) }
+            writeData(e.offsets[0] + 4 * i, withUnsafeBytes(of: value.bitPattern.littleEndian, Array.init))
         case 1 where e.dtype == "I32":  // zero points, biases
             let i = (cursor.next() | cursor.next() << 8) % elements
             let value = specialInts[cursor.next() % specialInts.count]
-            withUnsafeBytes(of: value.littleEndian) { data.replaceSubrange((e.offsets[0] + 4 * i)..<(e.offsets[0] + 4 * i + 4), with: $0) }
+            writeData(e.offsets[0] + 4 * i, withUnsafeBytes(of: value.littleEndian, Array.init))
         case 2 where e.dtype == "I8":  // a weight, often -128
             let i = (cursor.next() | cursor.next() << 8 | cursor.next() << 16) % elements
-            data[e.offsets[0] + i] = cursor.next() % 2 == 0 ? 0x80 : UInt8(cursor.next())
+            writeData(e.offsets[0] + i, [cursor.next() % 2 == 0 ? 0x80 : UInt8(cursor.next())])
         case 3:  // metadata: a value cut, extended or replaced
-            var meta = header["__metadata__"] as? [String: String] ?? [:]
+            var meta = current("__metadata__") as? [String: String] ?? [:]
             let keys = meta.keys.sorted()
             guard !keys.isEmpty else { break }
             let key = keys[cursor.next() % keys.count], value = meta[key]!
@@ -75,35 +100,57 @@ public func fuzzInt8Model(_ pointer: UnsafePointer<UInt8>, _ size: Int) -> CInt 
             case 2: meta[key] = meta[keys[cursor.next() % keys.count]]
             default: meta[key] = nil
             }
-            header["__metadata__"] = meta
+            edited["__metadata__"] = meta
         case 4:  // header entry: another dtype, shape or offsets
-            guard var edited = header[name] as? [String: Any] else { break }
+            guard var entryValue = current(name) as? [String: Any] else { break }
             switch cursor.next() % 3 {
-            case 0: edited["dtype"] = dtypes[cursor.next() % dtypes.count]
+            case 0: entryValue["dtype"] = dtypes[cursor.next() % dtypes.count]
             case 1:
                 var shape = e.shape
                 if !shape.isEmpty { shape[cursor.next() % shape.count] = [0, 1, shape[0] + 1, 1 << 40, -1][cursor.next() % 5] }
-                edited["shape"] = shape
+                entryValue["shape"] = shape
             default:
                 let shift = cursor.next() - 128
-                edited["data_offsets"] = [e.offsets[0] + shift, e.offsets[1] + (cursor.next() % 2 == 0 ? shift : 0)]
+                entryValue["data_offsets"] = [e.offsets[0] + shift, e.offsets[1] + (cursor.next() % 2 == 0 ? shift : 0)]
             }
-            header[name] = edited
-        case 5: header[name] = nil  // a missing tensor
+            edited[name] = entryValue
+        case 5: edited[name] = .some(nil)  // a missing tensor
         default:  // an extra tensor
-            header["extra.\(cursor.next())"] = ["dtype": "I8", "shape": [1], "data_offsets": [0, 1]] as [String: Any]
+            edited["extra.\(cursor.next())"] = ["dtype": "I8", "shape": [1], "data_offsets": [0, 1]] as [String: Any]
         }
     }
-    guard var json = try? JSONSerialization.data(withJSONObject: header, options: [.sortedKeys]).map({ $0 }) else { return 0 }
-    while json.count % 8 != 0 { json.append(0x20) }
-    var bytes = [UInt8]()
-    bytes.reserveCapacity(8 + json.count + data.count)
-    withUnsafeBytes(of: UInt64(json.count).littleEndian) { bytes.append(contentsOf: $0) }
-    bytes += json
-    bytes += data
-    guard let file = try? SafeTensorsFile(bytes: bytes, source: "fuzz-int8"), let model = try? Int8Model(file: file) else { return 0 }
-    // Accepted: it must run a frame without trapping.
+    // The header: the valid file's entries as text, edited ones re-serialized, padded to `headerRoom`.
+    var json = "{"
+    let added = edited.keys.filter { baseEntryText[$0] == nil }
+    for name in added.isEmpty ? baseEntryNames : (baseEntryNames + added).sorted() {
+        let text: String
+        if let change = edited[name] {
+            guard let value = change else { continue }
+            text = jsonText(name) + ":" + jsonText(value)
+        } else {
+            text = baseEntryText[name]!
+        }
+        if json.utf8.count > 1 { json += "," }   // utf8.count is O(1) on native strings; count is not
+        json += text
+    }
+    json += "}"
+    let jsonBytes = Array(json.utf8)
+    guard jsonBytes.count <= headerRoom else { return 0 }
+    file.replaceSubrange(8..<(8 + jsonBytes.count), with: jsonBytes)
+    defer {
+        // Undo: data edits in reverse order, header back to spaces (the next run writes its own).
+        for edit in saved.reversed() { file.replaceSubrange(edit.at..<(edit.at + edit.bytes.count), with: edit.bytes) }
+        file.replaceSubrange(8..<(8 + jsonBytes.count), with: repeatElement(0x20, count: jsonBytes.count))
+    }
+    runModel()
+    return 0
+}
+
+/// Loads the current `file`; if accepted, it must run a frame without trapping. A separate function so the
+/// loaded model (which shares `file`'s storage) is released before the caller undoes its edits in place.
+@inline(never)
+private func runModel() {
+    guard let loaded = try? SafeTensorsFile(bytes: file, source: "fuzz-int8"), let model = try? Int8Model(file: loaded) else { return }
     let frame = [UInt8](repeating: 128, count: 32 * 32)
     _ = try? Int8UNet(model: model).quantizedLogits(frame: frame, width: 32, height: 32, threads: 1)
-    return 0
 }
