@@ -83,5 +83,5 @@ let package = Package(
         .testTarget(name: "DeployTests", dependencies: ["Deploy", "Bench", "HC18", "ImageCodecs", "QuantEngine", "TestSupport"]),
         .testTarget(name: "CalibrateTests", dependencies: ["Calibrate", "QuantEngine", "HC18", "TestSupport"]),
     ] + microkernelTargets,
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

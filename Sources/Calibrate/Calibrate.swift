@@ -4,7 +4,7 @@ import Foundation
 import QuantEngine
 
 /// How an activation's real range [a, b] is chosen from what calibration saw.
-public enum Observer: String, CaseIterable, Codable {
+public enum Observer: String, CaseIterable, Codable, Sendable {
     /// [min, max] over all calibration values: nothing clipped, coarsest steps.
     case minmax
     /// The p-th and (100 - p)-th percentiles (p = 99.99 by default): clips rare outliers.
@@ -17,7 +17,7 @@ public enum Observer: String, CaseIterable, Codable {
 }
 
 /// What calibration saw of one graph value: min and max (pass 1), then a histogram over [min, max] (pass 2).
-public struct ActivationStatistics {
+public struct ActivationStatistics: Sendable {
     public private(set) var minimum: Float = .infinity
     public private(set) var maximum: Float = -.infinity
     public private(set) var histogram: [Double] = []
@@ -163,7 +163,7 @@ public struct ActivationStatistics {
 }
 
 /// Calibration settings recorded in the int8 model's metadata.
-public struct CalibrationSettings {
+public struct CalibrationSettings: Sendable {
     public var observer: Observer
     public var percentile: Double
     public var width: Int

@@ -4,7 +4,7 @@ import QuantEngine
 
 /// What is known about one frame's scale: its pixel size in mm and, when the CSV gives it, the
 /// sonographer's head circumference (then `segment` also reports its error).
-public struct FrameScale: Equatable {
+public struct FrameScale: Equatable, Sendable {
     public var pixelSizeMM: Double
     public var referenceHCmm: Double?
 

@@ -21,7 +21,7 @@ import ImageCodecs
 import QuantEngine
 
 /// The fitted head ellipse in original-frame pixel coordinates (pixel centres at integers, y down).
-public struct HeadEllipse: Codable, Equatable {
+public struct HeadEllipse: Codable, Equatable, Sendable {
     public var centerX: Double
     public var centerY: Double
     /// Half the long and short axes, in pixels.
@@ -40,7 +40,7 @@ public struct HeadEllipse: Codable, Equatable {
 }
 
 /// Wall-clock milliseconds of each step of one frame.
-public struct SegmentTimings: Codable, Equatable {
+public struct SegmentTimings: Codable, Equatable, Sendable {
     /// Reading and decoding the file, squashing to the network size.
     public var decodeMS: Double
     /// The model call.
@@ -51,7 +51,7 @@ public struct SegmentTimings: Codable, Equatable {
 }
 
 /// What `segment` writes as JSON for one frame.
-public struct SegmentationResult: Codable, Equatable {
+public struct SegmentationResult: Codable, Equatable, Sendable {
     public var frame: String
     /// The frame's own size.
     public var width: Int
@@ -87,7 +87,7 @@ public struct SegmentationResult: Codable, Equatable {
 }
 
 /// A segmented frame: the JSON record and the two images to write.
-public struct FrameSegmentation {
+public struct FrameSegmentation: Sendable {
     public var result: SegmentationResult
     /// 0 = background, 255 = head, at the frame's own size.
     public var mask: GrayImage
@@ -95,7 +95,7 @@ public struct FrameSegmentation {
 }
 
 /// Runs one model on frames of any size; holds the model so that its arena is planned once.
-public final class Segmenter {
+public final class Segmenter: Sendable {
     public let model: SegmentationModel
     public let modelName: String
     public let width: Int
@@ -197,7 +197,7 @@ public func segmentationInputs(path: String) throws -> [String] {
 }
 
 /// One frame that could not be segmented (unreadable, corrupt...), listed in the summary.
-public struct SegmentFailure: Codable, Equatable {
+public struct SegmentFailure: Codable, Equatable, Sendable {
     public var frame: String
     public var error: String
 
@@ -208,7 +208,7 @@ public struct SegmentFailure: Codable, Equatable {
 }
 
 /// `summary.json` of a `segment` run.
-public struct SegmentSummary: Codable, Equatable {
+public struct SegmentSummary: Codable, Equatable, Sendable {
     public var model: String
     public var precision: String
     /// The kernel path that ran the model.

@@ -7,7 +7,7 @@ import Foundation
 import QuantEngine
 
 /// One frame of the data set and what is known about it.
-public struct HC18Sample: Equatable, Codable {
+public struct HC18Sample: Equatable, Codable, Sendable {
     /// The frame's file name without extension, e.g. "010_2HC".
     public var name: String
     /// Millimetres per pixel (the same along both axes).
@@ -36,7 +36,7 @@ public func patientID(ofFrame filename: String) -> String {
 }
 
 /// The frames of one data directory, divided into train and test by a split file.
-public struct HC18Dataset {
+public struct HC18Dataset: Sendable {
     public static let pixelSizeCSVName = "training_set_pixel_size_and_HC.csv"
 
     public let directory: String
@@ -161,7 +161,7 @@ public func splitCSVText(_ rows: [(filename: String, split: String)]) -> String 
 /// SplitMix64 (Steele, Lea, Flood 2014): a tiny seedable generator with a fixed output sequence.
 /// The project's one random generator: the split shuffles with it, and the trainer (which extends it with
 /// uniform/normal draws) saves `state` in its resume file.
-public struct SplitMix64: RandomNumberGenerator {
+public struct SplitMix64: RandomNumberGenerator, Sendable {
     public var state: UInt64
     public init(seed: UInt64) { state = seed }
     public mutating func next() -> UInt64 {

@@ -9,7 +9,7 @@ import Foundation
 
 /// An ellipse: centre, semi-axes (semiMajor >= semiMinor) and the major axis' angle from +x
 /// (radians, in [0, pi); y grows downwards in image coordinates, so positive angles turn clockwise on screen).
-public struct Ellipse: Equatable, Codable {
+public struct Ellipse: Equatable, Codable, Sendable {
     public var centerX: Double
     public var centerY: Double
     public var semiMajor: Double

@@ -15,7 +15,7 @@ import Foundation
 import QuantEngine
 
 /// Dice, IoU and pixel accuracy of one binary prediction against one binary target.
-public struct SegmentationMetrics: Equatable {
+public struct SegmentationMetrics: Equatable, Sendable {
     public var dice: Double
     public var iou: Double
     public var pixelAccuracy: Double
@@ -38,7 +38,7 @@ public struct SegmentationMetrics: Equatable {
 }
 
 /// One evaluated frame.
-public struct EvaluationRow: Codable, Equatable {
+public struct EvaluationRow: Codable, Equatable, Sendable {
     public var name: String
     public var dice: Double
     public var iou: Double
@@ -77,7 +77,7 @@ public func evaluationRow(logits: [Float], prepared: PreparedSample) -> Evaluati
 }
 
 /// Per-image rows and their means.
-public struct EvaluationReport: Codable, Equatable {
+public struct EvaluationReport: Codable, Equatable, Sendable {
     /// The model file, when known (set by the caller).
     public var model: String?
     /// "float32" or "int8".

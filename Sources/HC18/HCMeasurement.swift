@@ -17,7 +17,7 @@ import Foundation
 import ImageCodecs
 
 /// The ellipse measured on one frame, in the original frame's pixel coordinates.
-public struct HCMeasurement: Equatable, Codable {
+public struct HCMeasurement: Equatable, Codable, Sendable {
     /// Head circumference in mm.
     public var hcMM: Double
     /// The fitted ellipse (pixel coordinates of the original frame; pixel centres at integers).

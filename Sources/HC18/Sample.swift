@@ -2,7 +2,7 @@
 import ImageCodecs
 import QuantEngine
 
-public struct PreparedSample {
+public struct PreparedSample: Sendable {
     /// height * width gray values in [0, 1] (byte / 255 after the PIL-style bilinear resize).
     public var image: [Float]
     /// height * width values, 1 = head, 0 = background (see `resizeMask`).

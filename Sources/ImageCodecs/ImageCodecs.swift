@@ -18,7 +18,7 @@ import Foundation
 import QuantEngine
 
 /// An 8-bit single-channel image, row-major, `pixels.count == width * height`.
-public struct GrayImage: Equatable {
+public struct GrayImage: Equatable, Sendable {
     public var width: Int
     public var height: Int
     public var pixels: [UInt8]
@@ -38,7 +38,7 @@ public struct GrayImage: Equatable {
 }
 
 /// An 8-bit RGB image, row-major and interleaved (R, G, B per pixel); used for overlays.
-public struct RGBImage: Equatable {
+public struct RGBImage: Equatable, Sendable {
     public var width: Int
     public var height: Int
     public var pixels: [UInt8]
@@ -64,7 +64,7 @@ public struct RGBImage: Equatable {
 }
 
 /// Limits that protect against absurd headers (a 100 kB file claiming 60000x60000 pixels).
-public enum ImageLimits {
+public enum ImageLimits: Sendable {
     public static let maxSide = 16384
     public static let maxPixels = 100_000_000
     /// Files larger than this are not read at all.

@@ -8,7 +8,8 @@ import Foundation
 /// allocates nothing but its output tensor. Activations are NHWC with a zero border (`FeatureMap`).
 /// Every kernel splits its work with `parallelChunks`, and each output element is computed by the same
 /// code in the same order whatever the split, so results do not depend on the thread count.
-public final class FloatUNet: SegmentationModel {
+// @unchecked: after init only `arenas` changes, and only under `lock` (see `SegmentationModel`).
+public final class FloatUNet: SegmentationModel, @unchecked Sendable {
     public let precision = "float32"
     /// The graph of the weights it was built from (1- or 3-channel).
     public let graph: ModelGraph

@@ -3,7 +3,7 @@
 /// Parameter names are segmentation_models_pytorch's state-dict names, so checkpoints move to and from PyTorch.
 
 /// Which fine-tuning group a parameter belongs to (the paper's E, D0..D4, H).
-public enum ParameterGroup: Hashable, CustomStringConvertible, Comparable {
+public enum ParameterGroup: Hashable, CustomStringConvertible, Comparable, Sendable {
     case encoder
     case decoderBlock(Int)
     case head
@@ -38,13 +38,13 @@ public enum ParameterGroup: Hashable, CustomStringConvertible, Comparable {
     public static func < (a: ParameterGroup, b: ParameterGroup) -> Bool { a.order < b.order }
 }
 
-public enum Activation: String, Equatable {
+public enum Activation: String, Equatable, Sendable {
     case none, relu, relu6
 }
 
 /// A convolution, optionally followed by BatchNorm, then an activation.
-public struct ConvSpec: Equatable {
-    public enum Kind: String, Equatable {
+public struct ConvSpec: Equatable, Sendable {
+    public enum Kind: String, Equatable, Sendable {
         /// Dense convolution over all input channels.
         case standard
         /// One 3x3 filter per channel (MobileNetV2's depthwise conv, groups == channels).
@@ -135,7 +135,7 @@ public struct ConvSpec: Equatable {
 }
 
 /// One step of the graph. Values are numbered; value 0 is the network input.
-public enum GraphOp: Equatable {
+public enum GraphOp: Equatable, Sendable {
     case conv(ConvSpec, input: Int, output: Int)
     /// Residual add: output = a + b.
     case add(Int, Int, output: Int)
@@ -164,7 +164,7 @@ public enum GraphOp: Equatable {
 }
 
 /// Shape of a value relative to the input: channels and the downsampling factor of its spatial size.
-public struct ValueInfo: Equatable {
+public struct ValueInfo: Equatable, Sendable {
     public let channels: Int
     /// The value is (H / downsample) x (W / downsample) for an input of H x W.
     public let downsample: Int
@@ -175,7 +175,7 @@ public struct ValueInfo: Equatable {
     }
 }
 
-public struct ModelGraph: Equatable {
+public struct ModelGraph: Equatable, Sendable {
     public let architecture: String
     public let inputChannels: Int
     public private(set) var ops: [GraphOp] = []

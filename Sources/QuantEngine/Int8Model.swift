@@ -1,7 +1,7 @@
 import Foundation
 
 /// How one int8 activation tensor maps to real numbers: real = scale * (q - zeroPoint), q in [-128, 127].
-public struct ActivationQuantization: Equatable, Codable {
+public struct ActivationQuantization: Equatable, Codable, Sendable {
     public var scale: Float
     public var zeroPoint: Int32
 
@@ -42,7 +42,7 @@ public struct ActivationQuantization: Equatable, Codable {
 }
 
 /// One convolution's int8 parameters: BatchNorm folded, weights symmetric per output channel.
-public struct Int8ConvWeights: Equatable {
+public struct Int8ConvWeights: Equatable, Sendable {
     /// PyTorch layout: [out][in/groups][k][k], or [in][out][k][k] for a transposed conv (the first conv of
     /// the gray graph has in = 1).
     public var weights: [Int8]
@@ -80,7 +80,7 @@ public struct Int8ConvWeights: Equatable {
 
 /// A quantized model: the gray (1-channel) graph, every value's activation quantization and every
 /// convolution's int8 weights, plus provenance metadata. Saved as and loaded from one safetensors file.
-public struct Int8Model: Equatable {
+public struct Int8Model: Equatable, Sendable {
     public static let format = "int8-model"
     public static let formatVersion = "1"
 

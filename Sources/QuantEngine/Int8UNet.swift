@@ -10,7 +10,8 @@ import Foundation
 ///
 /// Results are bit-identical for every thread count and across architectures: all arithmetic is integer,
 /// and each output element is computed by the same integer operations whatever the split.
-public final class Int8UNet: SegmentationModel {
+// @unchecked: after init only `plans` changes, and only under `lock` (see `SegmentationModel`).
+public final class Int8UNet: SegmentationModel, @unchecked Sendable {
     public let precision = "int8"
     public let graph: ModelGraph
     public let model: Int8Model

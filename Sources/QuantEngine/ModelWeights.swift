@@ -1,6 +1,6 @@
 /// The float parameters of a model graph, by segmentation_models_pytorch state-dict name, validated
 /// against the graph: every expected tensor present with its exact shape.
-public struct ModelWeights {
+public struct ModelWeights: Sendable {
     public let graph: ModelGraph
     /// Every tensor of `graph.expectedTensorShapes`, float32, PyTorch layout and shape.
     public var tensors: [String: Tensor]
@@ -123,7 +123,7 @@ public struct ModelWeights {
 }
 
 /// A convolution ready for inference: BatchNorm folded into weight and bias.
-public struct FoldedConv {
+public struct FoldedConv: Sendable {
     public let spec: ConvSpec
     /// PyTorch layout `spec.weightShape`: [out][in/groups][k][k], or [in][out][k][k] for a transposed conv; float32.
     public let weight: [Float]
@@ -138,7 +138,14 @@ public struct FoldedConv {
 }
 
 /// What `forward`, `evaluate`, `bench` and `segment` run: a float or int8 model behind one interface.
-public protocol SegmentationModel: AnyObject {
+///
+/// Concurrency: a loaded model is `Sendable`; share one instance across tasks or threads rather than
+/// loading it twice. Each call to `logits` runs on `threads` threads of its own, and calls on one model
+/// take turns (each engine keeps one planned arena per input size, guarded by a lock): eight tasks that
+/// call one model at once get the same results as eight calls in a row, in about the same time. On a
+/// small board the cores are better spent inside one frame (`threads`) than on frames side by side;
+/// for frames side by side, load one model per task.
+public protocol SegmentationModel: AnyObject, Sendable {
     /// "float32" or "int8".
     var precision: String { get }
     var graph: ModelGraph { get }

@@ -25,12 +25,24 @@ public func parallelChunks(_ count: Int, threads: Int, _ body: (Range<Int>) -> V
         if start < end { body(start..<end) }
     }
     if !WorkerPool.shared.run(chunks: chunks, run) {
-        DispatchQueue.concurrentPerform(iterations: chunks, execute: run)
+        // Dispatch wants a @Sendable body. The chunks write disjoint outputs (the contract above), which the
+        // compiler cannot see through the kernels' pointers, so the body crosses threads unchecked.
+        withoutActuallyEscaping(run) { run in
+            let body = UncheckedSendable(run)
+            DispatchQueue.concurrentPerform(iterations: chunks) { body.value($0) }
+        }
     }
 }
 
 /// See `parallelChunks`.
 let chunksPerThread = 4
+
+/// A value handed to other threads where the compiler cannot prove that is safe and the caller can: one
+/// place to look for every such hand-over.
+struct UncheckedSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}
 
 /// Helper threads for `parallelChunks`, one per core beyond the caller's.
 ///

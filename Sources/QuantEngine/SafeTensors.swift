@@ -1,7 +1,7 @@
 import Foundation
 
 /// Element types a safetensors file may hold (the subset SonoQuant reads and writes).
-public enum SafeTensorsDType: String, CaseIterable {
+public enum SafeTensorsDType: String, CaseIterable, Sendable {
     case f64 = "F64", f32 = "F32", f16 = "F16", bf16 = "BF16"
     case i64 = "I64", i32 = "I32", i16 = "I16", i8 = "I8", u8 = "U8", bool = "BOOL"
 
@@ -20,8 +20,8 @@ public enum SafeTensorsDType: String, CaseIterable {
 ///
 /// Opening validates everything before any tensor is used: header length, JSON, dtype names, shapes,
 /// byte ranges (inside the data section, matching dtype x shape, not overlapping). Every error names the file.
-public struct SafeTensorsFile {
-    public struct Entry: Equatable {
+public struct SafeTensorsFile: Sendable {
+    public struct Entry: Equatable, Sendable {
         public let dtype: SafeTensorsDType
         public let shape: [Int]
         /// Byte range relative to the start of the data section.
@@ -262,7 +262,7 @@ public func halfBitsFromFloat(_ value: Float) -> UInt16 {
 
 /// Builds a safetensors file in memory and writes it atomically (temporary file + rename),
 /// so an interrupted write never leaves a half-written checkpoint under the final name.
-public struct SafeTensorsWriter {
+public struct SafeTensorsWriter: Sendable {
     private var tensors: [(name: String, dtype: SafeTensorsDType, shape: [Int], bytes: [UInt8])] = []
     public var metadata: [String: String] = [:]
 

@@ -1,5 +1,5 @@
 /// A dense float32 tensor in row-major (NCHW for images) order.
-public struct Tensor: Equatable {
+public struct Tensor: Equatable, Sendable {
     public var shape: [Int]
     public var data: [Float]
 

@@ -289,8 +289,8 @@ final class NHWCBuffer {
 }
 
 /// The trainer's own microkernels, on the path the engine runs (`KernelPath.current`).
-struct TrainKernels {
-    typealias WeightGradientTile = (_ gradients: UnsafePointer<Float>, _ gradientOffsets: UnsafePointer<Int>,
+struct TrainKernels: Sendable {
+    typealias WeightGradientTile = @Sendable (_ gradients: UnsafePointer<Float>, _ gradientOffsets: UnsafePointer<Int>,
                                     _ inputs: UnsafePointer<Float>, _ inputOffsets: UnsafePointer<Int>, _ count: Int,
                                     _ sums: UnsafeMutablePointer<Float>, _ sumStride: Int, _ rows: Int, _ lanes: Int) -> Void
     let weightGradientTile: WeightGradientTile

@@ -2,7 +2,7 @@ import QuantEngine
 
 /// A fine-tuning strategy: which architecture, which parameter groups train, whether the encoder starts
 /// random, and whether frozen BatchNorm layers keep their statistics frozen (eval mode) during training.
-public struct Strategy: Equatable {
+public struct Strategy: Equatable, Sendable {
     public let name: String
     /// `ModelGraph.named` architecture: "unet-mobilenet_v2" (every paper strategy) or "unet-baseline"
     /// (the paper's plain U-Net, trained from scratch).

@@ -197,12 +197,12 @@ struct BenchCommand: ParsableCommand {
             print("bench: no PyTorch reference here (fixtures/pytorch_reference_results.json, ../shared/reference/...); "
                   + "the report will show ours only: run from the repository or pass --reference FILE")
         }
-        fflush(stdout)
+        fflush(nil)  // every output stream: Swift 6 refuses the global `stdout`
         let results = try runHarness(configuration, peakRSS: { path in
             probePeakRSS(model: path, width: width, height: height)
         }, log: { line in
             print("bench: " + line)
-            fflush(stdout)
+            fflush(nil)  // every output stream: Swift 6 refuses the global `stdout`
         })
         print("bench: \(results.rows.count) runs; wrote \(out)/REPORT.md, results.csv, results.json, *.svg")
     }

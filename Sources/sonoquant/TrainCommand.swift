@@ -137,7 +137,7 @@ struct TrainCommand: ParsableCommand {
             try writeFileAtomically(path: out + "/command.txt", text: previous + commandLine + "\n")
             try TrainingRun(configuration: configuration) { line in
                 print(line)
-                fflush(stdout)
+                fflush(nil)  // every output stream: Swift 6 refuses the global `stdout`
             }.run()
         }
     }

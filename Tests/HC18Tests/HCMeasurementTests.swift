@@ -1,6 +1,7 @@
 import Foundation
 import HC18
 import ImageCodecs
+import Synchronization
 import XCTest
 import TestSupport
 
@@ -54,15 +55,15 @@ final class HCMeasurementTests: XCTestCase {
         try XCTSkipUnless(FileManager.default.fileExists(atPath: directory), "\(directory) is absent")
         let samples = try readPixelSizeCSV(directory: directory)
         XCTAssertEqual(samples.count, 999)
-        var errors = [Double](repeating: .infinity, count: samples.count)
-        let lock = NSLock()
+        let sharedErrors = Mutex([Double](repeating: .infinity, count: samples.count))
         DispatchQueue.concurrentPerform(iterations: 2) { part in
             for i in stride(from: part, to: samples.count, by: 2) {
                 guard let outline = try? readGrayImage(path: samples[i].annotationPath),
                       let m = measureOutlineHC(outline: outline, pixelSizeMM: samples[i].pixelSizeMM) else { continue }
-                lock.lock(); errors[i] = abs(m.hcMM - samples[i].referenceHCmm); lock.unlock()
+                sharedErrors.withLock { $0[i] = abs(m.hcMM - samples[i].referenceHCmm) }
             }
         }
+        let errors = sharedErrors.withLock { $0 }
         XCTAssertLessThanOrEqual(errors.max()!, 0.2)
         XCTAssertLessThanOrEqual(errors.reduce(0, +) / Double(errors.count), 0.05)
     }

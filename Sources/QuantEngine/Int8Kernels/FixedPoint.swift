@@ -22,7 +22,7 @@
 /// (Tests/QuantEngineTests/FixedPointTests.swift).
 
 /// M = multiplier * 2^(shift - 31), multiplier in [2^30, 2^31) (or 0 for M == 0).
-public struct QuantizedMultiplier: Equatable, CustomStringConvertible {
+public struct QuantizedMultiplier: Equatable, CustomStringConvertible, Sendable {
     public let multiplier: Int32
     /// Positive: shift left before the high multiply; negative: rounding shift right after it.
     public let shift: Int32

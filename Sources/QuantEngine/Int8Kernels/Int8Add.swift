@@ -1,7 +1,7 @@
 /// int8 residual add with TFLite's fixed-point semantics: both inputs are rescaled to a common
 /// intermediate scale 2 * max(s_a, s_b) / 2^20 (each with its own multiplier < 1), summed in int32, and the
 /// sum rescaled to the output scale; the output zero point is added and the result clamped.
-public struct Int8AddParameters: Equatable {
+public struct Int8AddParameters: Equatable, Sendable {
     public static let leftShift: Int32 = 20
     public let aZeroPoint, bZeroPoint, outputZeroPoint: Int32
     public let aMultiplier, bMultiplier, outputMultiplier: QuantizedMultiplier

@@ -2,7 +2,7 @@
 /// CONCATENATION do: (x - zp_in) is first shifted left by 20 bits (|x - zp_in| <= 255, so it stays
 /// below 2^28) to keep precision through the first rounding, then multiplied by
 /// M = s_in / (s_out * 2^20) < 1, the output zero point added and the result clamped.
-public struct Int8Rescale: Equatable {
+public struct Int8Rescale: Equatable, Sendable {
     public static let leftShift: Int32 = 20
     public let inputZeroPoint: Int32
     public let multiplier: QuantizedMultiplier

@@ -8,10 +8,10 @@ import Int8Microkernels
 /// s_in * s_w[c]; then `requantize` with multipliers[c] = s_in * s_w[c] / s_out, + outputZeroPoint,
 /// clamped to [outputMin, outputMax] (the fused ReLU / ReLU6, or [-128, 127] for none).
 /// Padding pixels hold real 0, i.e. the input zero point: they contribute nothing to the sum.
-public struct QuantizedConvParameters: Equatable {
+public struct QuantizedConvParameters: Equatable, Sendable {
     /// dense and depthwise: padding kernel / 2, odd kernel. transposed: PyTorch's ConvTranspose2d with
     /// kernel == stride (every input pixel writes its own kernel x kernel output patch), no padding.
-    public enum Kind: String, Equatable { case dense, depthwise, transposed }
+    public enum Kind: String, Equatable, Sendable { case dense, depthwise, transposed }
     public let kind: Kind
     public let kernel: Int
     public let stride: Int
