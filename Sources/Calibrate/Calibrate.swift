@@ -208,6 +208,7 @@ public func quantize(weights: ModelWeights, statistics: [ActivationStatistics], 
     var info = info
     info["observer"] = settings.observer.rawValue
     if settings.observer == .percentile { info["percentile"] = String(settings.percentile) }
+    info["size"] = InputSize(width: settings.width, height: settings.height).description
     info["input"] = "{\"width\":\(settings.width),\"height\":\(settings.height),\"channels\":1,\"dtype\":\"uint8\",\"layout\":\"HW row-major gray frame\",\"scale\":\"1/255\",\"int8\":\"byte - 128\"}"
     info["preprocessing"] = "gray frame squashed to WxH (bilinear, antialiased when shrinking; HC18 loadSample), bytes used directly (real = byte / 255)"
     return Int8Model(quantizing: weights, ranges: ranges, info: info)

@@ -102,14 +102,15 @@ public final class Segmenter: Sendable {
     public let height: Int
     public let threads: Int
 
-    /// `width` x `height`: the network input size (the size the model was trained at; multiples of the
-    /// graph's `sizeMultiple`).
-    public init(model: SegmentationModel, modelName: String, width: Int, height: Int, threads: Int) throws {
-        try model.graph.checkFrameSize(width: width, height: height, subject: "--size \(width)x\(height)")
+    /// `size`: the network input size; by default the one the model's file records (the size it was trained
+    /// or calibrated at), required for a file that records none. An int8 model refuses another size unless
+    /// `allowingOtherSize` (`SegmentationModel.inputSize(requested:)`). `threads`: per frame.
+    public init(model: SegmentationModel, modelName: String, size: InputSize? = nil, threads: Int, allowingOtherSize: Bool = false) throws {
+        let size = try model.inputSize(requested: size, allowingOtherSize: allowingOtherSize, subject: modelName)
         self.model = model
         self.modelName = modelName
-        self.width = width
-        self.height = height
+        self.width = size.width
+        self.height = size.height
         self.threads = max(1, threads)
     }
 

@@ -93,6 +93,16 @@ public struct Int8Model: Equatable, Sendable {
     /// stored as `sonoquant.*` metadata entries.
     public var info: [String: String]
 
+    /// The size its activation ranges were measured at: `info["size"]` (sonoquant.size), or for files written
+    /// before that key, the width and height in `info["input"]`.
+    public var calibrationSize: InputSize? {
+        if let text = info["size"] { return InputSize(text) }
+        guard let json = info["input"]?.data(using: .utf8),
+              let input = try? JSONSerialization.jsonObject(with: json) as? [String: Any],
+              let width = input["width"] as? Int, let height = input["height"] as? Int, width > 0, height > 0 else { return nil }
+        return InputSize(width: width, height: height)
+    }
+
     public init(graph: ModelGraph, activations: [ActivationQuantization], convs: [String: Int8ConvWeights], info: [String: String]) {
         self.graph = graph
         self.activations = activations
@@ -341,5 +351,8 @@ extension Int8Model {
         for key in ["format", "format_version", "architecture", "input_channels", "activations", "weights", "requantization"] { info[key] = nil }
         self.init(graph: graph, activations: activations, convs: convs, info: info)
         try checkMultipliers(source: source)
+        if let text = info["size"], InputSize(text) == nil {
+            throw fail("\(InputSize.metadataKey) is \"\(text)\", expected WxH such as 192x128")
+        }
     }
 }

@@ -17,6 +17,8 @@ public final class Int8UNet: SegmentationModel, @unchecked Sendable {
     public let model: Int8Model
     /// The instruction set its kernels run on.
     public let kernelPath: KernelPath
+    /// The size it was calibrated at (`Int8Model.calibrationSize`).
+    public var inputSize: InputSize? { model.calibrationSize }
 
     private enum Step {
         case dense(DenseConvStep, inputZeroPoint: Int32)

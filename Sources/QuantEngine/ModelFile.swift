@@ -3,12 +3,22 @@
 /// "int8-model", written by `sonoquant calibrate`) becomes an `Int8UNet`.
 public func loadSegmentationModel(path: String) throws -> SegmentationModel {
     var weights: ModelWeights
+    let inputSize: InputSize?
     do {
         let file = try SafeTensorsFile(path: path)
         if file.metadata["sonoquant.format"] == "int8-model" { return Int8UNet(model: try Int8Model(file: file)) }
         weights = try ModelWeights(file: file, graph: try ModelGraph.of(file, inputChannels: 3))
+        inputSize = try recordedInputSize(file)
     }  // the file's bytes are released here, before the weights are packed (peak memory at load)
-    return FloatUNet(releasing: &weights)  // and each float tensor once its layer is packed
+    return FloatUNet(releasing: &weights, inputSize: inputSize)  // and each float tensor once its layer is packed
+}
+
+/// The size a float checkpoint records (`sonoquant.size`, written by `train`); nil if it records none,
+/// an error naming the file if the value is not WxH.
+public func recordedInputSize(_ file: SafeTensorsFile) throws -> InputSize? {
+    guard let text = file.metadata[InputSize.metadataKey] else { return nil }
+    guard let size = InputSize(text) else { throw SonoQuantError(file.source, "\(InputSize.metadataKey) is \"\(text)\", expected WxH such as 192x128") }
+    return size
 }
 
 extension ModelGraph {
@@ -23,5 +33,55 @@ extension ModelGraph {
             throw SonoQuantError(file.source, "unknown architecture \"\(name)\" in sonoquant.architecture (this build knows \(known))")
         }
         return graph
+    }
+}
+
+/// A network input size, written WxH (width first, as PIL's resize((w, h))), e.g. 192x128.
+public struct InputSize: Equatable, Sendable, CustomStringConvertible {
+    public var width: Int
+    public var height: Int
+
+    public init(width: Int, height: Int) {
+        self.width = width
+        self.height = height
+    }
+
+    /// Parses "WxH" with positive sides; nil otherwise.
+    public init?(_ text: String) {
+        let parts = text.lowercased().split(separator: "x", omittingEmptySubsequences: false)
+        guard parts.count == 2, let w = Int(parts[0]), let h = Int(parts[1]), w > 0, h > 0 else { return nil }
+        self.init(width: w, height: h)
+    }
+
+    public var description: String { "\(width)x\(height)" }
+
+    /// The metadata key that records it in every model file the tools write (float checkpoints and int8
+    /// models): the size the model was trained or calibrated at.
+    public static let metadataKey = "sonoquant.size"
+}
+
+extension SegmentationModel {
+    /// The size to run this model at: `requested` if given, else the size its file records.
+    ///
+    /// An int8 model's activation ranges were measured at its calibration size; at another size the
+    /// ranges (and HC) shift without a word (179.30 -> 177.47 mm on one frame at 256x160 for a 192x128
+    /// model), so that is refused unless `allowingOtherSize`. A float model runs at any valid size. A
+    /// file that records no size (a PyTorch checkpoint) needs `requested`.
+    public func inputSize(requested: InputSize?, allowingOtherSize: Bool = false, subject: String) throws -> InputSize {
+        let size: InputSize
+        switch (requested, inputSize) {
+        case (nil, nil):
+            throw SonoQuantError(subject, "the model file records no input size (a PyTorch checkpoint?): give the size it was trained at (--size WxH)")
+        case (nil, let recorded?):
+            size = recorded
+        case (let requested?, let recorded):
+            if precision == "int8", let recorded, requested != recorded, !allowingOtherSize {
+                throw SonoQuantError(subject, "the int8 model was calibrated at \(recorded), asked to run at \(requested): its activation ranges "
+                                     + "(and the HC it gives) shift with the size; calibrate at \(requested), or allow it (--any-size)")
+            }
+            size = requested
+        }
+        try graph.checkFrameSize(width: size.width, height: size.height, subject: requested == nil ? subject : "--size \(size)")
+        return size
     }
 }

@@ -151,6 +151,9 @@ public protocol SegmentationModel: AnyObject, Sendable {
     var graph: ModelGraph { get }
     /// The instruction set its kernels run on (`KernelPath.current` unless built for another).
     var kernelPath: KernelPath { get }
+    /// The size it was trained (float) or calibrated (int8) at, when its file records it (`sonoquant.size`);
+    /// nil for a PyTorch checkpoint. `inputSize(requested:)` picks the size to run at.
+    var inputSize: InputSize? { get }
     /// Logits [N, 1, H, W] for an input [N, C, H, W] in [0, 1] (C = 1 gray or 3 RGB, H and W multiples of
     /// `graph.sizeMultiple`).
     /// Throws with a clear message for a wrong shape.
@@ -160,6 +163,8 @@ public protocol SegmentationModel: AnyObject, Sendable {
 extension SegmentationModel {
     /// A model that runs no engine kernels of its own (a test stub) reports the process's path.
     public var kernelPath: KernelPath { .current }
+    /// A model that is not read from a file records no size.
+    public var inputSize: InputSize? { nil }
 }
 
 extension ModelWeights {

@@ -223,7 +223,7 @@ public final class TrainingRun {
 
             // Checkpoints first, the resume file last: it only ever names a fully written epoch.
             let metadata = ["sonoquant.strategy": c.strategy.name, "sonoquant.epoch": String(epoch + 1),
-                            "sonoquant.size": "\(c.width)x\(c.height)", "sonoquant.trainable": Strategy.describe(c.strategy.trainable)]
+                            InputSize.metadataKey: InputSize(width: c.width, height: c.height).description, "sonoquant.trainable": Strategy.describe(c.strategy.trainable)]
             try checkpoint.save(to: c.runDirectory + String(format: "/epoch-%02d.safetensors", epoch + 1), halfPrecision: true, metadata: metadata)
             try checkpoint.save(to: c.runDirectory + "/model.safetensors", metadata: metadata)
             try report.write(to: c.runDirectory + "/evaluation.json")

@@ -115,7 +115,7 @@ struct BenchCommand: ParsableCommand {
     var split: String?
 
     @Option(help: ArgumentHelp("Network input size WxH (multiples of 32; 16 for unet-baseline).", valueName: "WxH"))
-    var size: FrameSize = FrameSize(argument: "192x128")!
+    var size: InputSize = InputSize(width: 192, height: 128)
 
     @Option(help: ArgumentHelp("Comma-separated thread counts to time (harness: the largest also trains).", valueName: "n,n,..."))
     var threads: String = "1,2"
@@ -250,7 +250,7 @@ struct BenchProbeCommand: ParsableCommand {
     )
 
     @Option var model: String
-    @Option var size: FrameSize = FrameSize(argument: "192x128")!
+    @Option var size: InputSize = InputSize(width: 192, height: 128)
 
     func run() throws {
         try reportingErrors {

@@ -41,8 +41,8 @@ struct CalibrateCommand: ParsableCommand {
     @Option(help: "Split CSV (filename,split); calibration frames come from its train side.")
     var split: String
 
-    @Option(help: ArgumentHelp("Network input size WxH, the size the model was trained at (multiples of 32; 16 for unet-baseline).", valueName: "WxH"))
-    var size: FrameSize = FrameSize(argument: "192x128")!
+    @Option(help: ArgumentHelp("Network input size WxH to calibrate at, recorded in the int8 model (multiples of 32; 16 for unet-baseline). Default: the size the checkpoint records (train writes it); required for a PyTorch checkpoint.", valueName: "WxH"))
+    var size: InputSize?
 
     @Option(help: "Number of calibration frames from the train split.")
     var images: Int = 64
@@ -75,11 +75,12 @@ struct CalibrateCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let (width, height) = (size.width, size.height)
             let checkpoint = try SafeTensorsFile(path: model)
             let graph = try ModelGraph.of(checkpoint, inputChannels: 3)
-            try size.check(for: graph)
             let weights = try ModelWeights(file: checkpoint, graph: graph)
+            let float = FloatUNet(weights: weights, inputSize: try recordedInputSize(checkpoint))
+            let size = try float.inputSize(requested: size, subject: model)
+            let (width, height) = (size.width, size.height)
             let dataset = try HC18Dataset(directory: data, splitCSV: split)
             guard !dataset.train.isEmpty else { throw SonoQuantError(split, "the split has no train frames to calibrate on") }
             let count = min(images, dataset.train.count)
@@ -90,7 +91,6 @@ struct CalibrateCommand: ParsableCommand {
                 frames.append(try loadSample(sample, width: width, height: height).image)
                 progress("loading frames \(i + 1)/\(count)")
             }
-            let float = FloatUNet(weights: weights)
             let statistics = try collectStatistics(model: float, frames: frames, width: width, height: height, threads: threads) { pass, frame in
                 progress("pass \(pass)/2 (\(pass == 1 ? "min/max" : "histograms")): frame \(frame)/\(count)")
             }

@@ -35,8 +35,7 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Split file `filename,split`; its `test` frames are evaluated.", valueName: "split.csv"))
     var split: String
 
-    @Option(help: ArgumentHelp("Network input size WxH, the size the model was trained at (multiples of 32; 16 for unet-baseline).", valueName: "WxH"))
-    var size: FrameSize
+    @OptionGroup var sizeOptions: ModelSizeOptions
 
     @Option(help: "Threads for decoding and inference.")
     var threads: Int = availableCores
@@ -52,7 +51,7 @@ struct EvaluateCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let network = try loadSegmentationModel(path: model)
-            try size.check(for: network.graph)
+            let size = try sizeOptions.resolve(for: network, file: model)
             let dataset = try HC18Dataset(directory: data, splitCSV: split)
             guard !dataset.test.isEmpty else { throw SonoQuantError(split, "no frame is marked `test`") }
             let start = Date()

@@ -27,8 +27,8 @@ struct LatencyCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Model file (float checkpoint or int8 model).", valueName: "model.safetensors"))
     var model: String
 
-    @Option(help: ArgumentHelp("Frame size WxH (multiples of 32; 16 for unet-baseline).", valueName: "WxH"))
-    var size: FrameSize = FrameSize(argument: "192x128")!
+    @Option(help: ArgumentHelp("Frame size WxH (multiples of 32; 16 for unet-baseline). Default: the size the model file records; any size may be timed.", valueName: "WxH"))
+    var size: InputSize?
 
     @Option(help: ArgumentHelp("Comma-separated thread counts to time.", valueName: "n,n,..."))
     var threads: String = "1,2"
@@ -60,9 +60,9 @@ struct LatencyCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let (width, height) = (size.width, size.height)
             let network = try loadSegmentationModel(path: model)
-            try size.check(for: network.graph)
+            let size = try network.inputSize(requested: size, allowingOtherSize: true, subject: model)
+            let (width, height) = (size.width, size.height)
             var results: [LatencyStats] = []
             for count in try parsedThreads() {
                 let stats = try measureLatency(model: network, width: width, height: height, channels: channels,

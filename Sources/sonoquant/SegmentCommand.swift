@@ -9,8 +9,8 @@ struct SegmentCommand: ParsableCommand {
         commandName: "segment",
         abstract: "Find the fetal head in ultrasound frames: mask, overlay and head circumference per frame.",
         discussion: """
-        For each frame (a PNG or JPEG of any size, or every .png/.jpg/.jpeg in a directory; HC18
-        `*_Annotation.png` files are skipped) this writes to --out:
+        For each frame given (PNGs or JPEGs of any size, and every .png/.jpg/.jpeg in each directory
+        given; HC18 `*_Annotation.png` files are skipped) this writes to --out:
           NAME_mask.png     the head (255) / background (0) at the frame's own size
           NAME_overlay.png  the frame with the head tinted and the fitted ellipse drawn in green
           NAME.json         HC in mm, the ellipse (centre, semi-axes, angle; original-frame pixels),
@@ -19,8 +19,10 @@ struct SegmentCommand: ParsableCommand {
                             the time taken per step, and notes
         and summary.json for the whole run (mean HC error when the CSV gives reference HCs).
 
-        The frame is squashed to --size (the size the model was trained at), the model (a float
-        checkpoint or an int8 model file) predicts head where its logit is > 0, the largest head region
+        The frame is squashed to the network input size (the size the model file records: train and
+        calibrate write it; --size for a PyTorch checkpoint; an int8 model runs only at its calibration
+        size unless --any-size), the model (a float checkpoint or an int8 model file) predicts head where
+        its logit is > 0, the largest head region
         is kept and an ellipse is fitted to its boundary in the original frame: these are the steps
         `evaluate` and `bench` score, so the HC errors agree.
 
@@ -33,13 +35,14 @@ struct SegmentCommand: ParsableCommand {
 
         Examples:
           sonoquant segment scan.png --model dall.int8.safetensors --pixel-size 0.12 --out seg/
+          sonoquant segment frames/*.png --model dall.int8.safetensors --pixel-size 0.12 --out seg/
           sonoquant segment ../shared/hc18/training_set --model dall.int8.safetensors \\
               --pixel-csv ../shared/hc18/training_set/training_set_pixel_size_and_HC.csv --out seg/
         """
     )
 
-    @Argument(help: ArgumentHelp("A frame (.png, .jpg) or a directory of frames.", valueName: "frame-or-directory"))
-    var input: String
+    @Argument(help: ArgumentHelp("Frames (.png, .jpg) and directories of frames, any number.", valueName: "frame-or-directory"))
+    var inputs: [String]
 
     @Option(help: ArgumentHelp("Model file: float checkpoint or int8 model.", valueName: "model.safetensors"))
     var model: String
@@ -50,8 +53,7 @@ struct SegmentCommand: ParsableCommand {
     @Option(name: .customLong("pixel-csv"), help: ArgumentHelp("Pixel sizes per frame (HC18's CSV format).", valueName: "file.csv"))
     var pixelCSV: String?
 
-    @Option(help: ArgumentHelp("Network input size WxH, the size the model was trained at (multiples of 32; 16 for unet-baseline).", valueName: "WxH"))
-    var size: FrameSize = FrameSize(argument: "192x128")!
+    @OptionGroup var sizeOptions: ModelSizeOptions
 
     @Option(help: "Threads for the model (default: all cores).")
     var threads: Int = availableCores
@@ -70,19 +72,19 @@ struct SegmentCommand: ParsableCommand {
         // Writing NAME_mask.png beside the frames would overwrite a frame of that name and, on a rerun,
         // segment the outputs as new frames.
         try checkWritableDirectory(out, option: "--out")
-        if canonicalPath(out) == canonicalPath(input) {
-            throw ValidationError("--out \(out) is the frame directory: the masks and overlays would mix with the frames; choose another --out")
+        guard !inputs.isEmpty else { throw ValidationError("give at least one frame or directory of frames") }
+        for input in inputs where canonicalPath(out) == canonicalPath(input) {
+            throw ValidationError("--out \(out) is the frame directory \(input): the masks and overlays would mix with the frames; choose another --out")
         }
     }
 
     func run() throws {
         var anyFailed = false
         try reportingErrors {
-            let (width, height) = (size.width, size.height)
-            let frames = try segmentationInputs(path: input)
+            let frames = try inputs.flatMap { try segmentationInputs(path: $0) }
             let table = try pixelCSV.map { try readPixelSizeTable(path: $0) }
             let network = try loadSegmentationModel(path: model)
-            let segmenter = try Segmenter(model: network, modelName: model, width: width, height: height, threads: threads)
+            let segmenter = try Segmenter(model: network, modelName: model, size: sizeOptions.resolve(for: network, file: model), threads: threads)
             if pixelSize == nil && pixelCSV == nil {
                 FileHandle.standardError.write(Data("note: no --pixel-size or --pixel-csv: HC is reported in pixels only\n".utf8))
             }

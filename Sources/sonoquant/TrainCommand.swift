@@ -58,7 +58,7 @@ struct TrainCommand: ParsableCommand {
     var freezeBnStats = false
 
     @Option(help: ArgumentHelp("Network input size WxH (multiples of 32; 16 for unet-baseline).", valueName: "WxH"))
-    var size: FrameSize = FrameSize(argument: "192x128")!
+    var size: InputSize = InputSize(width: 192, height: 128)
 
     @Option(help: "Epochs.")
     var epochs: Int = 20

@@ -15,7 +15,7 @@ final class ConcurrencyTests: XCTestCase {
         let frames = (0..<8).map { Fixtures.path(String(format: "hc18/training_set/%03d_HC.png", $0)) }
 
         for model in models {
-            let segmenter = try Segmenter(model: model, modelName: "D-all", width: 192, height: 128, threads: 2)
+            let segmenter = try Segmenter(model: model, modelName: "D-all", size: InputSize(width: 192, height: 128), threads: 2)
             let sequential = try frames.map { try Outcome(segmenter.segment(path: $0, scale: nil)) }
             let concurrent = try await withThrowingTaskGroup(of: (Int, Outcome).self) { group in
                 for (index, path) in frames.enumerated() {

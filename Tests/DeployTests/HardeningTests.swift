@@ -30,7 +30,7 @@ final class HardeningTests: XCTestCase {
         ]
         for (name, bytes, _) in cases { try writeFileAtomically(path: dir + "/" + name, bytes: bytes) }
         try writeFileAtomically(path: dir + "/z_good.png", bytes: png)
-        let segmenter = try Segmenter(model: StubModel(head: (0.5, 0.5, 0.3, 0.3)), modelName: "stub", width: 64, height: 64, threads: 1)
+        let segmenter = try Segmenter(model: StubModel(head: (0.5, 0.5, 0.3, 0.3)), modelName: "stub", size: InputSize(width: 64, height: 64), threads: 1)
         let out = try temporaryDirectory(self, "out")
         var lines: [String] = []
         let summary = try segmentFrames(try segmentationInputs(path: dir), with: segmenter, scale: { _ in (nil, nil) },
@@ -53,7 +53,7 @@ final class HardeningTests: XCTestCase {
 
     /// Other bit depths and colour types are converted to 8-bit gray (documented in ImageCodecs) and segment.
     func testOtherBitDepthsAndColourTypesSegment() throws {
-        let segmenter = try Segmenter(model: StubModel(head: (0.5, 0.5, 0.3, 0.3)), modelName: "stub", width: 64, height: 64, threads: 1)
+        let segmenter = try Segmenter(model: StubModel(head: (0.5, 0.5, 0.3, 0.3)), modelName: "stub", size: InputSize(width: 64, height: 64), threads: 1)
         for name in ["bilevel.png", "gray16.png", "gray_alpha.png", "palette.png", "rgb8.png", "rgba8.png", "rgb.jpg", "progressive.jpg"] {
             let r = try segmenter.segment(path: Fixtures.path("codecs/" + name), scale: FrameScale(pixelSizeMM: 0.1)).result
             XCTAssertEqual([r.width, r.height], [4, 3], name)
@@ -65,7 +65,7 @@ final class HardeningTests: XCTestCase {
         let png = [UInt8](FileManager.default.contents(atPath: Fixtures.path("codecs/gray8.png"))!)
         try writeFileAtomically(path: dir + "/a.png", bytes: png)
         try writeFileAtomically(path: dir + "/a.jpg", bytes: png)
-        let segmenter = try Segmenter(model: StubModel(head: nil), modelName: "stub", width: 64, height: 64, threads: 1)
+        let segmenter = try Segmenter(model: StubModel(head: nil), modelName: "stub", size: InputSize(width: 64, height: 64), threads: 1)
         assertSonoQuantError(try segmentFrames(try segmentationInputs(path: dir), with: segmenter, scale: { _ in (nil, nil) },
                                                outDirectory: dir + "/out", log: { _ in }), contains: "same name")
     }
@@ -75,7 +75,7 @@ final class HardeningTests: XCTestCase {
         let dir = try temporaryDirectory(self, "frames"), out = try temporaryDirectory(self, "out")
         let png = [UInt8](FileManager.default.contents(atPath: Fixtures.path("codecs/gray8.png"))!)
         try writeFileAtomically(path: dir + "/a.png", bytes: png)
-        let segmenter = try Segmenter(model: StubModel(head: nil), modelName: "stub", width: 64, height: 64, threads: 1)
+        let segmenter = try Segmenter(model: StubModel(head: nil), modelName: "stub", size: InputSize(width: 64, height: 64), threads: 1)
         let other = try DirectoryLock(directory: out, purpose: "segment")
         assertSonoQuantError(try segmentFrames(try segmentationInputs(path: dir), with: segmenter, scale: { _ in (nil, nil) },
                                                outDirectory: out, log: { _ in }), contains: "in use by another sonoquant process")

@@ -11,7 +11,7 @@ final class LibraryExampleTests: XCTestCase {
         let framePath = Fixtures.path("hc18/training_set/002_HC.png")
 
         let model = try loadSegmentationModel(path: modelPath)   // float checkpoint or int8 model
-        let segmenter = try Segmenter(model: model, modelName: "D-all", width: 192, height: 128, threads: 2)
+        let segmenter = try Segmenter(model: model, modelName: "D-all", size: InputSize(width: 192, height: 128), threads: 2)
         let frame = try segmenter.segment(path: framePath, scale: FrameScale(pixelSizeMM: 0.0620))
 
         let hc = try XCTUnwrap(frame.result.hcMM)

@@ -11,7 +11,7 @@ final class SegmentTests: XCTestCase {
     /// measures, so segment and bench report the same HC error.
     func testSegmentMeasuresExactlyWhatEvaluationMeasures() throws {
         let table = try readPixelSizeTable(path: DeployFixtures.pixelCSV)
-        let segmenter = try Segmenter(model: DeployFixtures.dAll, modelName: "D-all", width: 192, height: 128, threads: 2)
+        let segmenter = try Segmenter(model: DeployFixtures.dAll, modelName: "D-all", size: InputSize(width: 192, height: 128), threads: 2)
         let samples = try readPixelSizeCSV(directory: DeployFixtures.frames)
         for sample in samples.prefix(3) {
             let file = sample.name + ".png"
@@ -36,7 +36,7 @@ final class SegmentTests: XCTestCase {
     /// The trained model finds the head on a real frame: HC near the sonographer's, mask inside the frame.
     func testRealFrameHeadFound() throws {
         let table = try readPixelSizeTable(path: DeployFixtures.pixelCSV)
-        let segmenter = try Segmenter(model: DeployFixtures.dAll, modelName: "D-all", width: 192, height: 128, threads: 2)
+        let segmenter = try Segmenter(model: DeployFixtures.dAll, modelName: "D-all", size: InputSize(width: 192, height: 128), threads: 2)
         let r = try segmenter.segment(path: DeployFixtures.frames + "/002_HC.png", scale: table["002_HC.png"]).result
         XCTAssertTrue(r.headFound)
         XCTAssertEqual(r.referenceHCmm, 68.75)
@@ -52,7 +52,7 @@ final class SegmentTests: XCTestCase {
     /// An ellipse drawn by a stub model at network size comes back in original-frame pixels.
     func testEllipseIsReportedInOriginalPixels() throws {
         let model = StubModel(head: (0.5, 0.5, 0.25, 0.25))
-        let segmenter = try Segmenter(model: model, modelName: "stub", width: 192, height: 128, threads: 1)
+        let segmenter = try Segmenter(model: model, modelName: "stub", size: InputSize(width: 192, height: 128), threads: 1)
         let frame = GrayImage(width: 800, height: 540, pixels: [UInt8](repeating: 90, count: 800 * 540))
         let r = try segmenter.segment(frame: frame, name: "flat", scale: FrameScale(pixelSizeMM: 0.1)).result
         let e = try XCTUnwrap(r.ellipse)
@@ -65,7 +65,7 @@ final class SegmentTests: XCTestCase {
 
     /// No head: a documented result (headFound false, empty mask, HC error = reference), not an error.
     func testNoHeadFoundIsAResult() throws {
-        let segmenter = try Segmenter(model: StubModel(head: nil), modelName: "stub", width: 64, height: 64, threads: 1)
+        let segmenter = try Segmenter(model: StubModel(head: nil), modelName: "stub", size: InputSize(width: 64, height: 64), threads: 1)
         let frame = GrayImage(width: 50, height: 40, pixels: [UInt8](repeating: 0, count: 2000))
         let out = try segmenter.segment(frame: frame, name: "black", scale: FrameScale(pixelSizeMM: 0.2, referenceHCmm: 150))
         XCTAssertFalse(out.result.headFound)
@@ -84,7 +84,7 @@ final class SegmentTests: XCTestCase {
 
     /// Missing pixel size: HC in pixels only, with a note.
     func testMissingPixelSizeGivesPixelsOnly() throws {
-        let segmenter = try Segmenter(model: StubModel(head: (0.5, 0.5, 0.3, 0.3)), modelName: "stub", width: 64, height: 64, threads: 1)
+        let segmenter = try Segmenter(model: StubModel(head: (0.5, 0.5, 0.3, 0.3)), modelName: "stub", size: InputSize(width: 64, height: 64), threads: 1)
         let frame = GrayImage(width: 64, height: 64, pixels: [UInt8](repeating: 128, count: 4096))
         let r = try segmenter.segment(frame: frame, name: "noscale", scale: nil).result
         XCTAssertTrue(r.headFound)
@@ -98,7 +98,7 @@ final class SegmentTests: XCTestCase {
 
     /// Frames of any size, down to 1x1 and very elongated ones, segment without trapping.
     func testTinyAndOddFrames() throws {
-        let segmenter = try Segmenter(model: StubModel(head: (0.5, 0.5, 0.4, 0.4)), modelName: "stub", width: 64, height: 32, threads: 1)
+        let segmenter = try Segmenter(model: StubModel(head: (0.5, 0.5, 0.4, 0.4)), modelName: "stub", size: InputSize(width: 64, height: 32), threads: 1)
         for (w, h) in [(1, 1), (2, 1), (7, 3), (1, 500), (3000, 2)] {
             let frame = GrayImage(width: w, height: h, pixels: [UInt8](repeating: 200, count: w * h))
             let out = try segmenter.segment(frame: frame, name: "\(w)x\(h)", scale: FrameScale(pixelSizeMM: 0.1))
@@ -108,7 +108,7 @@ final class SegmentTests: XCTestCase {
     }
 
     func testSizeMustSuitTheNetwork() {
-        assertSonoQuantError(try Segmenter(model: StubModel(head: nil), modelName: "stub", width: 100, height: 64, threads: 1),
+        assertSonoQuantError(try Segmenter(model: StubModel(head: nil), modelName: "stub", size: InputSize(width: 100, height: 64), threads: 1),
                              subject: "--size 100x64", contains: "multiples of 32")
     }
 

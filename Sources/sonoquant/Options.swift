@@ -1,0 +1,39 @@
+import ArgumentParser
+import Foundation
+import QuantEngine
+
+// `--size WxH` is the engine's `InputSize`.
+extension InputSize: ExpressibleByArgument {
+    public init?(argument: String) { self.init(argument) }
+}
+
+extension InputSize {
+    /// Checks the size against the model's architecture before any frame is read: each halves the frame a
+    /// fixed number of times (`graph.sizeMultiple`: 32 for the MobileNetV2 U-Net, 16 for unet-baseline).
+    func check(for graph: ModelGraph) throws {
+        try graph.checkFrameSize(width: width, height: height, subject: "--size \(self)")
+    }
+}
+
+/// `--size` and `--any-size` for the commands that run a model file and report its accuracy or HC.
+struct ModelSizeOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Network input size WxH (multiples of 32; 16 for unet-baseline). Default: the size the model file records (train and calibrate write it); required for a PyTorch checkpoint.", valueName: "WxH"))
+    var size: InputSize?
+
+    @Flag(name: .customLong("any-size"), help: "Run an int8 model at a --size other than the one it was calibrated at (its activation ranges, and the HC, shift with the size).")
+    var anySize = false
+
+    /// The size to run `model` at (see `SegmentationModel.inputSize(requested:)`).
+    func resolve(for model: SegmentationModel, file: String) throws -> InputSize {
+        try model.inputSize(requested: size, allowingOtherSize: anySize, subject: file)
+    }
+}
+
+/// Parses `--threads` text such as 1,2 into positive thread counts.
+func parseThreadCounts(_ text: String) throws -> [Int] {
+    let values = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+    guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) >= 1 }) else {
+        throw ValidationError("--threads must be a comma-separated list of positive counts, got \(text)")
+    }
+    return values.map { $0! }
+}
