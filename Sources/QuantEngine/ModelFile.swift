@@ -64,8 +64,7 @@ extension SegmentationModel {
     /// The size to run this model at: `requested` if given, else the size its file records.
     ///
     /// An int8 model's activation ranges were measured at its calibration size; at another size the
-    /// ranges (and HC) shift without a word (179.30 -> 177.47 mm on one frame at 256x160 for a 192x128
-    /// model), so that is refused unless `allowingOtherSize`. A float model runs at any valid size. A
+    /// ranges (and the HC) shift without a word, so that is refused unless `allowingOtherSize`. A float model runs at any valid size. A
     /// file that records no size (a PyTorch checkpoint) needs `requested`.
     public func inputSize(requested: InputSize?, allowingOtherSize: Bool = false, subject: String) throws -> InputSize {
         let size: InputSize
