@@ -19,9 +19,10 @@ public struct FrameScale: Equatable, Sendable {
 /// as numbers is a header. Keys are file names without directories (`010_HC.png`).
 public func readPixelSizeTable(path: String) throws -> [String: FrameScale] {
     guard let data = FileManager.default.contents(atPath: path) else {
-        throw SonoQuantError(path, FileManager.default.fileExists(atPath: path) ? "cannot read file" : "no such file")
+        let exists = FileManager.default.fileExists(atPath: path)
+        throw SonoQuantError(path, exists ? "cannot read file" : "no such file", kind: exists ? .unreadable : .fileNotFound)
     }
-    guard let text = String(data: data, encoding: .utf8) else { throw SonoQuantError(path, "not UTF-8 text") }
+    guard let text = String(data: data, encoding: .utf8) else { throw SonoQuantError(path, "not UTF-8 text", kind: .badData) }
     var table: [String: FrameScale] = [:]
     let lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
     for (index, line) in lines.enumerated() {
@@ -32,18 +33,18 @@ public func readPixelSizeTable(path: String) throws -> [String: FrameScale] {
         if index == 0 && (numbers.isEmpty || numbers.contains(nil)) { continue }  // header
         guard fields.count == 2 || fields.count == 3, !fields[0].isEmpty,
               let pixel = numbers[0], pixel.isFinite, pixel > 0 else {
-            throw SonoQuantError(path, "line \(index + 1): expected `filename,pixel size(mm)[,head circumference (mm)]` with a positive pixel size, got `\(trimmed)`")
+            throw SonoQuantError(path, "line \(index + 1): expected `filename,pixel size(mm)[,head circumference (mm)]` with a positive pixel size, got `\(trimmed)`", kind: .badData)
         }
         var reference: Double? = nil
         if fields.count == 3 {
             guard let hc = numbers[1], hc.isFinite, hc >= 0 else {
-                throw SonoQuantError(path, "line \(index + 1): head circumference must be a non-negative number, got `\(fields[2])`")
+                throw SonoQuantError(path, "line \(index + 1): head circumference must be a non-negative number, got `\(fields[2])`", kind: .badData)
             }
             reference = hc
         }
-        guard table[fields[0]] == nil else { throw SonoQuantError(path, "line \(index + 1): \(fields[0]) is listed twice") }
+        guard table[fields[0]] == nil else { throw SonoQuantError(path, "line \(index + 1): \(fields[0]) is listed twice", kind: .badData) }
         table[fields[0]] = FrameScale(pixelSizeMM: pixel, referenceHCmm: reference)
     }
-    if table.isEmpty { throw SonoQuantError(path, "no frames listed") }
+    if table.isEmpty { throw SonoQuantError(path, "no frames listed", kind: .badData) }
     return table
 }

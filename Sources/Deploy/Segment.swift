@@ -181,19 +181,19 @@ public final class Segmenter: Sendable {
 public func segmentationInputs(path: String) throws -> [String] {
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-        throw SonoQuantError(path, "no such file or directory")
+        throw SonoQuantError(path, "no such file or directory", kind: .fileNotFound)
     }
     guard isDirectory.boolValue else { return [path] }
     let names: [String]
     do { names = try FileManager.default.contentsOfDirectory(atPath: path) } catch {
-        throw SonoQuantError(path, "cannot list directory")
+        throw SonoQuantError(path, "cannot list directory", kind: .unreadable)
     }
     let frames = names.filter { name in
         let lower = name.lowercased()
         return (lower.hasSuffix(".png") || lower.hasSuffix(".jpg") || lower.hasSuffix(".jpeg"))
             && !lower.hasSuffix("_annotation.png") && !name.hasPrefix(".")
     }.sorted()
-    if frames.isEmpty { throw SonoQuantError(path, "no .png, .jpg or .jpeg frames in this directory") }
+    if frames.isEmpty { throw SonoQuantError(path, "no .png, .jpg or .jpeg frames in this directory", kind: .badData) }
     return frames.map { (path as NSString).appendingPathComponent($0) }
 }
 
@@ -256,13 +256,13 @@ public func segmentFrames(_ frames: [String], with segmenter: Segmenter, scale: 
     for frame in frames {
         let stem = ((frame as NSString).lastPathComponent as NSString).deletingPathExtension
         guard stems.insert(stem).inserted else {
-            throw SonoQuantError(frame, "another input frame has the same name (\(stem)); their outputs would overwrite each other")
+            throw SonoQuantError(frame, "another input frame has the same name (\(stem)); their outputs would overwrite each other", kind: .badData)
         }
     }
     do {
         try FileManager.default.createDirectory(atPath: outDirectory, withIntermediateDirectories: true)
     } catch {
-        throw SonoQuantError(outDirectory, "cannot create the output directory")
+        throw SonoQuantError(outDirectory, "cannot create the output directory", kind: .cannotWrite)
     }
     // Two `segment` runs into one directory would leave one run's masks beside the other's summary.json.
     let lock = try DirectoryLock(directory: outDirectory, purpose: "segment")

@@ -55,10 +55,10 @@ public struct HC18Dataset: Sendable {
         var train: [HC18Sample] = [], test: [HC18Sample] = []
         for (line, filename, split) in try readSplitCSV(path: splitCSV) {
             guard let sample = byFilename[filename] else {
-                throw SonoQuantError(splitCSV, "line \(line): \(filename) is not in \(directory)/\(Self.pixelSizeCSVName)")
+                throw SonoQuantError(splitCSV, "line \(line): \(filename) is not in \(directory)/\(Self.pixelSizeCSVName)", kind: .badData)
             }
             for path in [sample.imagePath, sample.annotationPath] where !FileManager.default.fileExists(atPath: path) {
-                throw SonoQuantError(splitCSV, "line \(line): \(filename) is listed but \(path) does not exist")
+                throw SonoQuantError(splitCSV, "line \(line): \(filename) is listed but \(path) does not exist", kind: .badData)
             }
             if split == "train" { train.append(sample) } else { test.append(sample) }
         }
@@ -69,9 +69,10 @@ public struct HC18Dataset: Sendable {
 
 private func readLines(path: String) throws -> [Substring] {
     guard let data = FileManager.default.contents(atPath: path) else {
-        throw SonoQuantError(path, FileManager.default.fileExists(atPath: path) ? "cannot read file" : "no such file")
+        let exists = FileManager.default.fileExists(atPath: path)
+        throw SonoQuantError(path, exists ? "cannot read file" : "no such file", kind: exists ? .unreadable : .fileNotFound)
     }
-    guard let text = String(data: data, encoding: .utf8) else { throw SonoQuantError(path, "not UTF-8 text") }
+    guard let text = String(data: data, encoding: .utf8) else { throw SonoQuantError(path, "not UTF-8 text", kind: .badData) }
     return text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
 }
 
@@ -85,20 +86,20 @@ public func readPixelSizeCSV(directory: String) throws -> [HC18Sample] {
         if index == 0 || trimmed.isEmpty { continue }  // header
         let fields = trimmed.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
         guard fields.count == 3, fields[0].hasSuffix(".png") else {
-            throw SonoQuantError(path, "line \(index + 1): expected `filename.png,pixel size,head circumference`, got `\(trimmed)`")
+            throw SonoQuantError(path, "line \(index + 1): expected `filename.png,pixel size,head circumference`, got `\(trimmed)`", kind: .badData)
         }
         guard let pixel = Double(fields[1]), pixel.isFinite, pixel > 0,
               let hc = Double(fields[2]), hc.isFinite, hc >= 0 else {
-            throw SonoQuantError(path, "line \(index + 1): pixel size and head circumference must be positive numbers, got `\(trimmed)`")
+            throw SonoQuantError(path, "line \(index + 1): pixel size and head circumference must be positive numbers, got `\(trimmed)`", kind: .badData)
         }
-        guard seen.insert(fields[0]).inserted else { throw SonoQuantError(path, "line \(index + 1): \(fields[0]) is listed twice") }
+        guard seen.insert(fields[0]).inserted else { throw SonoQuantError(path, "line \(index + 1): \(fields[0]) is listed twice", kind: .badData) }
         let name = String(fields[0].dropLast(4))
         samples.append(HC18Sample(
             name: name, pixelSizeMM: pixel, referenceHCmm: hc,
             imagePath: (directory as NSString).appendingPathComponent(name + ".png"),
             annotationPath: (directory as NSString).appendingPathComponent(name + "_Annotation.png")))
     }
-    if samples.isEmpty { throw SonoQuantError(path, "no frames listed") }
+    if samples.isEmpty { throw SonoQuantError(path, "no frames listed", kind: .badData) }
     return samples
 }
 
@@ -111,12 +112,12 @@ public func readSplitCSV(path: String) throws -> [(line: Int, filename: String, 
         if index == 0 || trimmed.isEmpty { continue }
         let fields = trimmed.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
         guard fields.count == 2, fields[1] == "train" || fields[1] == "test" else {
-            throw SonoQuantError(path, "line \(index + 1): expected `filename,train|test`, got `\(trimmed)`")
+            throw SonoQuantError(path, "line \(index + 1): expected `filename,train|test`, got `\(trimmed)`", kind: .badData)
         }
-        guard seen.insert(fields[0]).inserted else { throw SonoQuantError(path, "line \(index + 1): \(fields[0]) is listed twice") }
+        guard seen.insert(fields[0]).inserted else { throw SonoQuantError(path, "line \(index + 1): \(fields[0]) is listed twice", kind: .badData) }
         rows.append((index + 1, fields[0], fields[1]))
     }
-    if rows.isEmpty { throw SonoQuantError(path, "no frames listed") }
+    if rows.isEmpty { throw SonoQuantError(path, "no frames listed", kind: .badData) }
     return rows
 }
 

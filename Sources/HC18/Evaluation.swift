@@ -141,7 +141,7 @@ public struct EvaluationReport: Codable, Equatable, Sendable {
 
 /// Runs `model` on already prepared samples (one frame at a time, 1-channel gray input) and scores them.
 public func evaluate(model: SegmentationModel, prepared: [PreparedSample], threads: Int) throws -> EvaluationReport {
-    guard let first = prepared.first else { throw SonoQuantError("evaluate", "no frames to evaluate") }
+    guard let first = prepared.first else { throw SonoQuantError("evaluate", "no frames to evaluate", kind: .badData) }
     var rows: [EvaluationRow] = []
     rows.reserveCapacity(prepared.count)
     for p in prepared {

@@ -17,14 +17,14 @@ public struct PreparedSample: Sendable {
 /// Reads a frame and its annotation, fills the outline into a head mask at the original size, and
 /// squashes both to width x height. Errors name the file that is wrong.
 public func loadSample(_ s: HC18Sample, width: Int, height: Int) throws -> PreparedSample {
-    guard width > 0, height > 0 else { throw SonoQuantError(s.name, "cannot squash a frame to \(width)x\(height)") }
+    guard width > 0, height > 0 else { throw SonoQuantError(s.name, "cannot squash a frame to \(width)x\(height)", kind: .badInputSize) }
     let frame = try readGrayImage(path: s.imagePath)
     let outline = try readGrayImage(path: s.annotationPath)
     guard outline.width == frame.width, outline.height == frame.height else {
-        throw SonoQuantError(s.annotationPath, "annotation is \(outline.width)x\(outline.height) but its frame \(s.imagePath) is \(frame.width)x\(frame.height)")
+        throw SonoQuantError(s.annotationPath, "annotation is \(outline.width)x\(outline.height) but its frame \(s.imagePath) is \(frame.width)x\(frame.height)", kind: .badData)
     }
     guard let mask = filledMask(outline: outline) else {
-        throw SonoQuantError(s.annotationPath, "annotation does not contain an ellipse outline (fewer than 6 bright pixels or a degenerate shape)")
+        throw SonoQuantError(s.annotationPath, "annotation does not contain an ellipse outline (fewer than 6 bright pixels or a degenerate shape)", kind: .badData)
     }
     let image = resizeBilinear(frame, width: width, height: height).pixels.map { Float($0) / 255 }
     let smallMask = resizeMask(mask, width: frame.width, height: frame.height, toWidth: width, toHeight: height)

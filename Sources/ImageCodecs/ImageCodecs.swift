@@ -87,10 +87,10 @@ public func readGrayImage(path: String) throws -> GrayImage {
 
 /// Decodes PNG or JPEG bytes (recognised by signature) as 8-bit gray; `source` names them in errors.
 public func decodeGrayImage(bytes: [UInt8], source: String) throws -> GrayImage {
-    if bytes.isEmpty { throw SonoQuantError(source, "empty file (0 bytes), expected a PNG or JPEG image") }
+    if bytes.isEmpty { throw SonoQuantError(source, "empty file (0 bytes), expected a PNG or JPEG image", kind: .badImage) }
     if bytes.starts(with: pngSignature) { return try decodePNG(bytes: bytes, source: source) }
     if bytes.starts(with: [0xFF, 0xD8]) { return try decodeJPEG(bytes: bytes, source: source) }
-    throw SonoQuantError(source, "not a PNG or JPEG image (unrecognised signature \(hexPrefix(bytes)))")
+    throw SonoQuantError(source, "not a PNG or JPEG image (unrecognised signature \(hexPrefix(bytes)))", kind: .badImage)
 }
 
 private let pngSignature: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
@@ -102,23 +102,23 @@ private func hexPrefix(_ bytes: [UInt8]) -> String {
 private func readImageFile(path: String) throws -> [UInt8] {
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-        throw SonoQuantError(path, "no such file")
+        throw SonoQuantError(path, "no such file", kind: .fileNotFound)
     }
-    if isDirectory.boolValue { throw SonoQuantError(path, "is a directory, expected an image file") }
+    if isDirectory.boolValue { throw SonoQuantError(path, "is a directory, expected an image file", kind: .unreadable) }
     let attributes = try? FileManager.default.attributesOfItem(atPath: path)
     if let size = attributes?[.size] as? NSNumber, size.intValue > ImageLimits.maxFileBytes {
-        throw SonoQuantError(path, "file is \(size.intValue) bytes, larger than the \(ImageLimits.maxFileBytes)-byte limit for an image")
+        throw SonoQuantError(path, "file is \(size.intValue) bytes, larger than the \(ImageLimits.maxFileBytes)-byte limit for an image", kind: .badImage)
     }
     guard let data = FileManager.default.contents(atPath: path) else {
-        throw SonoQuantError(path, "cannot read file")
+        throw SonoQuantError(path, "cannot read file", kind: .unreadable)
     }
     return [UInt8](data)
 }
 
 private func checkDimensions(width: Int, height: Int, source: String) throws {
-    if width <= 0 || height <= 0 { throw SonoQuantError(source, "image has no pixels (\(width)x\(height))") }
+    if width <= 0 || height <= 0 { throw SonoQuantError(source, "image has no pixels (\(width)x\(height))", kind: .badImage) }
     if width > ImageLimits.maxSide || height > ImageLimits.maxSide || width * height > ImageLimits.maxPixels {
-        throw SonoQuantError(source, "image is \(width)x\(height), larger than the limit (\(ImageLimits.maxSide) per side, \(ImageLimits.maxPixels) pixels)")
+        throw SonoQuantError(source, "image is \(width)x\(height), larger than the limit (\(ImageLimits.maxSide) per side, \(ImageLimits.maxPixels) pixels)", kind: .badImage)
     }
 }
 
@@ -133,14 +133,14 @@ private func pngMessage(_ image: inout png_image) -> String {
 /// PNG through libpng's simplified API (png_image_*), which catches libpng's internal longjmp
 /// itself and reports errors as a return value, so no jump ever crosses Swift frames.
 public func decodePNG(bytes: [UInt8], source: String) throws -> GrayImage {
-    if bytes.isEmpty { throw SonoQuantError(source, "empty file (0 bytes), expected a PNG image") }
+    if bytes.isEmpty { throw SonoQuantError(source, "empty file (0 bytes), expected a PNG image", kind: .badImage) }
     var image = png_image()
     image.version = png_uint_32(PNG_IMAGE_VERSION)
     defer { png_image_free(&image) }
     let begun = bytes.withUnsafeBytes { raw in
         png_image_begin_read_from_memory(&image, raw.baseAddress, raw.count)
     }
-    guard begun != 0 else { throw SonoQuantError(source, "not a readable PNG: \(pngMessage(&image))") }
+    guard begun != 0 else { throw SonoQuantError(source, "not a readable PNG: \(pngMessage(&image))", kind: .badImage) }
     let width = Int(image.width), height = Int(image.height)
     try checkDimensions(width: width, height: height, source: source)
 
@@ -157,7 +157,7 @@ public func decodePNG(bytes: [UInt8], source: String) throws -> GrayImage {
     let finished = buffer.withUnsafeMutableBytes { raw in
         png_image_finish_read(&image, nil, raw.baseAddress, 0, nil)
     }
-    guard finished != 0 else { throw SonoQuantError(source, "corrupt or truncated PNG: \(pngMessage(&image))") }
+    guard finished != 0 else { throw SonoQuantError(source, "corrupt or truncated PNG: \(pngMessage(&image))", kind: .badImage) }
 
     var gray = [UInt8](repeating: 0, count: width * height)
     if isColor {
@@ -173,7 +173,7 @@ public func decodePNG(bytes: [UInt8], source: String) throws -> GrayImage {
 /// JPEG through the small C shim (Sources/CJPEGShim), which owns the setjmp libjpeg's error
 /// handling needs. Corrupt-data warnings from libjpeg are errors here.
 public func decodeJPEG(bytes: [UInt8], source: String) throws -> GrayImage {
-    if bytes.isEmpty { throw SonoQuantError(source, "empty file (0 bytes), expected a JPEG image") }
+    if bytes.isEmpty { throw SonoQuantError(source, "empty file (0 bytes), expected a JPEG image", kind: .badImage) }
     var pixels: UnsafeMutablePointer<UInt8>? = nil
     var width: Int32 = 0, height: Int32 = 0
     var message = [CChar](repeating: 0, count: 256)
@@ -184,7 +184,7 @@ public func decodeJPEG(bytes: [UInt8], source: String) throws -> GrayImage {
     defer { sq_jpeg_free(pixels) }
     guard status == 0, let pixels else {
         let text = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        throw SonoQuantError(source, "corrupt, truncated or unsupported JPEG: \(text)")
+        throw SonoQuantError(source, "corrupt, truncated or unsupported JPEG: \(text)", kind: .badImage)
     }
     try checkDimensions(width: Int(width), height: Int(height), source: source)
     let count = Int(width) * Int(height)
@@ -229,13 +229,13 @@ private func encodePNG(pixels: [UInt8], width: Int, height: Int, format: png_uin
     let sized = pixels.withUnsafeBytes { raw in
         png_image_write_to_memory(&image, nil, &size, 0, raw.baseAddress, 0, nil)
     }
-    guard sized != 0 else { throw SonoQuantError(what, "PNG encoding failed: \(pngMessage(&image))") }
+    guard sized != 0 else { throw SonoQuantError(what, "PNG encoding failed: \(pngMessage(&image))", kind: .cannotWrite) }
     var out = [UInt8](repeating: 0, count: size)
     let written = pixels.withUnsafeBytes { raw in
         out.withUnsafeMutableBytes { dst in
             png_image_write_to_memory(&image, dst.baseAddress, &size, 0, raw.baseAddress, 0, nil)
         }
     }
-    guard written != 0 else { throw SonoQuantError(what, "PNG encoding failed: \(pngMessage(&image))") }
+    guard written != 0 else { throw SonoQuantError(what, "PNG encoding failed: \(pngMessage(&image))", kind: .cannotWrite) }
     return Array(out.prefix(size))
 }

@@ -17,11 +17,11 @@ public final class DirectoryLock {
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let path = directory + "/.sonoquant.lock"
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw SonoQuantError(directory, "cannot create the lock file \(path) (errno \(errno)): is the directory writable?") }
+        guard fd >= 0 else { throw SonoQuantError(directory, "cannot create the lock file \(path) (errno \(errno)): is the directory writable?", kind: .cannotWrite) }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             let holder = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
             close(fd)
-            throw SonoQuantError(directory, "in use by another sonoquant process (\(holder.isEmpty ? "unknown" : holder)); wait for it to finish or choose another --out")
+            throw SonoQuantError(directory, "in use by another sonoquant process (\(holder.isEmpty ? "unknown" : holder)); wait for it to finish or choose another --out", kind: .cannotWrite)
         }
         let note = Array("pid \(getpid()): \(purpose)\n".utf8)
         _ = ftruncate(fd, 0)

@@ -195,16 +195,16 @@ public final class FloatUNet: SegmentationModel, @unchecked Sendable {
     private func validate(_ input: Tensor) throws -> ArenaKey {
         let subject = "input tensor"
         guard input.shape.count == 4 else {
-            throw SonoQuantError(subject, "expected 4 dimensions [N, C, H, W], got shape \(input.shape)")
+            throw SonoQuantError(subject, "expected 4 dimensions [N, C, H, W], got shape \(input.shape)", kind: .badInput)
         }
         let (n, c, h, w) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
-        guard n >= 1 else { throw SonoQuantError(subject, "batch size is \(n); need at least one image") }
+        guard n >= 1 else { throw SonoQuantError(subject, "batch size is \(n); need at least one image", kind: .badInput) }
         if let bad = input.data.firstIndex(where: { !$0.isFinite }) {
-            throw SonoQuantError(subject, "holds \(input.data[bad]) at index \(bad); frames are finite values in [0, 1]")
+            throw SonoQuantError(subject, "holds \(input.data[bad]) at index \(bad); frames are finite values in [0, 1]", kind: .badInput)
         }
         guard firstConvs[c] != nil else {
             let accepted = firstConvs.keys.sorted().map(String.init).joined(separator: " or ")
-            throw SonoQuantError(subject, "has \(c) channels; this model takes \(accepted) (gray or RGB) channels")
+            throw SonoQuantError(subject, "has \(c) channels; this model takes \(accepted) (gray or RGB) channels", kind: .badInput)
         }
         try graph.checkFrameSize(width: w, height: h, subject: subject)
         return ArenaKey(images: n, channels: c, height: h, width: w)

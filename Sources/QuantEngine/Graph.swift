@@ -204,13 +204,13 @@ public struct ModelGraph: Equatable, Sendable {
         let m = sizeMultiple
         guard width > 0, height > 0, width % m == 0, height % m == 0 else {
             throw SonoQuantError(subject, "size \(width)x\(height) (WxH): width and height must be positive multiples of \(m) "
-                                 + "for \(architecture) (it halves the frame \(m.trailingZeroBitCount) times)")
+                                 + "for \(architecture) (it halves the frame \(m.trailingZeroBitCount) times)", kind: .badInputSize)
         }
         let (need, limit) = (activationBytes(width: width, height: height, images: images), physicalMemoryBytes / 2)
         guard need <= limit else {
             let gb = { (bytes: Double) in String(format: "%.1f GB", bytes / 1e9) }
             throw SonoQuantError(subject, "size \(width)x\(height) needs about \(gb(need)) of activations\(images > 1 ? " (\(images) frames)" : ""), "
-                                 + "more than half of this machine's \(gb(Double(physicalMemoryBytes))) memory")
+                                 + "more than half of this machine's \(gb(Double(physicalMemoryBytes))) memory", kind: .badInputSize)
         }
     }
 

@@ -242,7 +242,7 @@ extension Int8Model {
                     absoluteSum = w.weights[(o * perOutput)..<((o + 1) * perOutput)].reduce(0) { $0 + abs(Int($1)) }
                 }
                 guard abs(Int(w.bias[o])) + 255 * absoluteSum < Int(Int32.max) else {
-                    throw SonoQuantError(source, "\(spec.weightPrefix): output channel \(o) can overflow its int32 accumulator (bias \(w.bias[o]), Σ|w| \(absoluteSum)): a tampered or corrupt model")
+                    throw SonoQuantError(source, "\(spec.weightPrefix): output channel \(o) can overflow its int32 accumulator (bias \(w.bias[o]), Σ|w| \(absoluteSum)): a tampered or corrupt model", kind: .corruptModel)
                 }
             }
         }
@@ -251,10 +251,10 @@ extension Int8Model {
             guard case .conv(let spec, let i, let o) = op else { continue }
             for s in convs[spec.weightPrefix]!.weightScales {
                 let m = Double(activations[i].scale) * Double(s) / Double(activations[o].scale)
-                guard m.isFinite, m < 65536 else { throw SonoQuantError(source, "\(spec.weightPrefix): requantization multiplier \(m) out of range (inconsistent scales)") }
+                guard m.isFinite, m < 65536 else { throw SonoQuantError(source, "\(spec.weightPrefix): requantization multiplier \(m) out of range (inconsistent scales)", kind: .corruptModel) }
                 // Below 2^-32 every int32 sum rounds to 0: the layer would output its zero point whatever the input.
                 guard m >= Self.smallestMultiplier else {
-                    throw SonoQuantError(source, "\(spec.weightPrefix): requantization multiplier \(m) below 2^-32: the layer's output would be constant (a tampered or degenerate scale)")
+                    throw SonoQuantError(source, "\(spec.weightPrefix): requantization multiplier \(m) below 2^-32: the layer's output would be constant (a tampered or degenerate scale)", kind: .corruptModel)
                 }
             }
         }
@@ -266,11 +266,11 @@ extension Int8Model {
             switch op {
             case .add(let a, let b, let o):
                 let m = 2 * Double(max(activations[a].scale, activations[b].scale)) / Double(activations[o].scale)
-                guard m.isFinite, m < rescaleBound else { throw SonoQuantError(source, "value \(o) (residual add): requantization multiplier \(m) out of range (inconsistent scales)") }
+                guard m.isFinite, m < rescaleBound else { throw SonoQuantError(source, "value \(o) (residual add): requantization multiplier \(m) out of range (inconsistent scales)", kind: .corruptModel) }
             case .concat(let a, let b, let o):
                 for v in [a, b] {
                     let m = Double(activations[v].scale) / Double(activations[o].scale)
-                    guard m.isFinite, m < rescaleBound else { throw SonoQuantError(source, "value \(o) (concat of value \(v)): requantization multiplier \(m) out of range (inconsistent scales)") }
+                    guard m.isFinite, m < rescaleBound else { throw SonoQuantError(source, "value \(o) (concat of value \(v)): requantization multiplier \(m) out of range (inconsistent scales)", kind: .corruptModel) }
                 }
             default:
                 break
@@ -283,17 +283,17 @@ extension Int8Model {
     /// the tensors, and the quantization rules the engine relies on (input = uint8 frame, upsample and max-pool keep scale).
     public init(file: SafeTensorsFile) throws {
         let source = file.source
-        func fail(_ problem: String) -> SonoQuantError { SonoQuantError(source, problem) }
+        func fail(_ problem: String, kind: SonoQuantError.Kind = .corruptModel) -> SonoQuantError { SonoQuantError(source, problem, kind: kind) }
         guard let format = file.metadata["sonoquant.format"] else {
-            throw fail("not a SonoQuant int8 model: no `sonoquant.format` metadata (a float checkpoint or a foreign safetensors file?)")
+            throw fail("not a SonoQuant int8 model: no `sonoquant.format` metadata (a float checkpoint or a foreign safetensors file?)", kind: .notAModel)
         }
-        guard format == Self.format else { throw fail("not an int8 model: sonoquant.format is \"\(format)\", expected \"\(Self.format)\"") }
+        guard format == Self.format else { throw fail("not an int8 model: sonoquant.format is \"\(format)\", expected \"\(Self.format)\"", kind: .notAModel) }
         guard file.metadata["sonoquant.format_version"] == Self.formatVersion else {
-            throw fail("int8 model format version \(file.metadata["sonoquant.format_version"] ?? "missing") is not supported (expected \(Self.formatVersion))")
+            throw fail("int8 model format version \(file.metadata["sonoquant.format_version"] ?? "missing") is not supported (expected \(Self.formatVersion))", kind: .notAModel)
         }
         let architecture = file.metadata["sonoquant.architecture"] ?? "missing"
         guard let graph = ModelGraph.named(architecture, inputChannels: 1) else {
-            throw fail("unknown architecture \"\(architecture)\" (this build runs \(ModelGraph.architectureNames.joined(separator: ", ")))")
+            throw fail("unknown architecture \"\(architecture)\" (this build runs \(ModelGraph.architectureNames.joined(separator: ", ")))", kind: .unsupportedArchitecture)
         }
         guard file.metadata["sonoquant.input_channels"] == "1" else {
             throw fail("sonoquant.input_channels is \(file.metadata["sonoquant.input_channels"] ?? "missing"), expected 1 (int8 models take the gray frame)")

@@ -62,12 +62,12 @@ public final class Int8UNet: SegmentationModel, @unchecked Sendable {
     /// gray frame first (3 channels averaged; byte = round(255 x), clamped), exactly what a camera frame is.
     public func logits(for input: Tensor, threads: Int) throws -> Tensor {
         guard input.shape.count == 4, input.shape[1] == 1 || input.shape[1] == 3 else {
-            throw SonoQuantError("input", "expected a tensor [N, 1 or 3, H, W], got shape \(input.shape)")
+            throw SonoQuantError("input", "expected a tensor [N, 1 or 3, H, W], got shape \(input.shape)", kind: .badInput)
         }
         let (n, c, h, w) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
-        guard n >= 1 else { throw SonoQuantError("input", "batch size is \(n); need at least one image") }
+        guard n >= 1 else { throw SonoQuantError("input", "batch size is \(n); need at least one image", kind: .badInput) }
         if let bad = input.data.firstIndex(where: { !$0.isFinite }) {
-            throw SonoQuantError("input", "holds \(input.data[bad]) at index \(bad); frames are finite values in [0, 1]")
+            throw SonoQuantError("input", "holds \(input.data[bad]) at index \(bad); frames are finite values in [0, 1]", kind: .badInput)
         }
         try checkSize(width: w, height: h)
         var result = [Float](); result.reserveCapacity(n * h * w)
@@ -95,7 +95,7 @@ public final class Int8UNet: SegmentationModel, @unchecked Sendable {
     public func quantizedLogits(frame: [UInt8], width: Int, height: Int, threads: Int) throws -> [Int8] {
         try checkSize(width: width, height: height)
         guard frame.count == width * height else {
-            throw SonoQuantError("input", "frame has \(frame.count) bytes, expected \(width) x \(height) = \(width * height)")
+            throw SonoQuantError("input", "frame has \(frame.count) bytes, expected \(width) x \(height) = \(width * height)", kind: .badInput)
         }
         lock.lock()
         defer { lock.unlock() }
@@ -111,7 +111,7 @@ public final class Int8UNet: SegmentationModel, @unchecked Sendable {
     private func checkSize(width: Int, height: Int) throws {
         try graph.checkFrameSize(width: width, height: height, subject: "input")
         guard width * height <= 4096 * 4096 else {
-            throw SonoQuantError("input", "frame size \(width)x\(height) is too large (at most 4096 x 4096 pixels)")
+            throw SonoQuantError("input", "frame size \(width)x\(height) is too large (at most 4096 x 4096 pixels)", kind: .badInputSize)
         }
     }
 

@@ -17,7 +17,7 @@ public func loadSegmentationModel(path: String) throws -> SegmentationModel {
 /// an error naming the file if the value is not WxH.
 public func recordedInputSize(_ file: SafeTensorsFile) throws -> InputSize? {
     guard let text = file.metadata[InputSize.metadataKey] else { return nil }
-    guard let size = InputSize(text) else { throw SonoQuantError(file.source, "\(InputSize.metadataKey) is \"\(text)\", expected WxH such as 192x128") }
+    guard let size = InputSize(text) else { throw SonoQuantError(file.source, "\(InputSize.metadataKey) is \"\(text)\", expected WxH such as 192x128", kind: .corruptModel) }
     return size
 }
 
@@ -27,10 +27,10 @@ extension ModelGraph {
     public static func of(_ file: SafeTensorsFile, inputChannels: Int = 3) throws -> ModelGraph {
         let known = architectureNames.joined(separator: ", ")
         guard let name = architecture(of: file) else {
-            throw SonoQuantError(file.source, "no tensor of a known architecture (\(known)) and no sonoquant.architecture metadata: a checkpoint for another architecture?")
+            throw SonoQuantError(file.source, "no tensor of a known architecture (\(known)) and no sonoquant.architecture metadata: a checkpoint for another architecture?", kind: .unsupportedArchitecture)
         }
         guard let graph = named(name, inputChannels: inputChannels) else {
-            throw SonoQuantError(file.source, "unknown architecture \"\(name)\" in sonoquant.architecture (this build knows \(known))")
+            throw SonoQuantError(file.source, "unknown architecture \"\(name)\" in sonoquant.architecture (this build knows \(known))", kind: .unsupportedArchitecture)
         }
         return graph
     }
@@ -70,13 +70,13 @@ extension SegmentationModel {
         let size: InputSize
         switch (requested, inputSize) {
         case (nil, nil):
-            throw SonoQuantError(subject, "the model file records no input size (a PyTorch checkpoint?): give the size it was trained at (--size WxH)")
+            throw SonoQuantError(subject, "the model file records no input size (a PyTorch checkpoint?): give the size it was trained at (--size WxH)", kind: .badInputSize)
         case (nil, let recorded?):
             size = recorded
         case (let requested?, let recorded):
             if precision == "int8", let recorded, requested != recorded, !allowingOtherSize {
                 throw SonoQuantError(subject, "the int8 model was calibrated at \(recorded), asked to run at \(requested): its activation ranges "
-                                     + "(and the HC it gives) shift with the size; calibrate at \(requested), or allow it (--any-size)")
+                                     + "(and the HC it gives) shift with the size; calibrate at \(requested), or allow it (--any-size)", kind: .badInputSize)
             }
             size = requested
         }

@@ -30,19 +30,19 @@ public struct ModelWeights: Sendable {
                 initializer: ((String, [Int]) -> Tensor)? = nil) throws {
         self.graph = graph
         if let stored = ModelGraph.architecture(of: file), stored != graph.architecture {
-            throw SonoQuantError(file.source, "this is a \(stored) checkpoint, not \(graph.architecture)")
+            throw SonoQuantError(file.source, "this is a \(stored) checkpoint, not \(graph.architecture)", kind: .unsupportedArchitecture)
         }
         let isEncoderOnly = file.entries["encoder.features.0.0.weight"] == nil && file.entries["features.0.0.weight"] != nil
         if isEncoderOnly && !allowEncoderOnly {
-            throw SonoQuantError(file.source, "this is an encoder-only file (torchvision `features.*` names), not a full \(graph.architecture) checkpoint")
+            throw SonoQuantError(file.source, "this is an encoder-only file (torchvision `features.*` names), not a full \(graph.architecture) checkpoint", kind: .notAModel)
         }
         if let arch = file.metadata["sonoquant.format"], arch != "float-checkpoint" {
-            throw SonoQuantError(file.source, "this is a \(arch) file, not a float checkpoint")
+            throw SonoQuantError(file.source, "this is a \(arch) file, not a float checkpoint", kind: .notAModel)
         }
         let expected = graph.expectedTensorShapes
         let present = expected.filter { file.entries[isEncoderOnly ? Self.torchvisionName($0.name) : $0.name] != nil }.count
         if present == 0 {
-            throw SonoQuantError(file.source, "no tensor of \(graph.architecture) found: a checkpoint for another architecture? (first expected: \(expected.first?.name ?? ""))")
+            throw SonoQuantError(file.source, "no tensor of \(graph.architecture) found: a checkpoint for another architecture? (first expected: \(expected.first?.name ?? ""))", kind: .unsupportedArchitecture)
         }
         var tensors: [String: Tensor] = [:]
         for (name, shape) in expected {
@@ -52,7 +52,7 @@ public struct ModelWeights: Sendable {
             } else if isEncoderOnly && !name.hasPrefix("encoder."), let initializer {
                 tensors[name] = initializer(name, shape)
             } else {
-                throw SonoQuantError(file.source, "missing tensor \(stored) (shape \(shape)): not a complete \(graph.architecture) checkpoint")
+                throw SonoQuantError(file.source, "missing tensor \(stored) (shape \(shape)): not a complete \(graph.architecture) checkpoint", kind: .corruptModel)
             }
         }
         // A corrupt value must stop here: a NaN weight otherwise runs through as "no head found", and a
@@ -61,10 +61,10 @@ public struct ModelWeights: Sendable {
             guard let data = tensors[name]?.data else { continue }
             let stored = isEncoderOnly ? Self.torchvisionName(name) : name
             if let bad = data.firstIndex(where: { !$0.isFinite }) {
-                throw SonoQuantError(file.source, "tensor \(stored) (shape \(shape)) holds \(data[bad]) at index \(bad): a corrupt or diverged checkpoint")
+                throw SonoQuantError(file.source, "tensor \(stored) (shape \(shape)) holds \(data[bad]) at index \(bad): a corrupt or diverged checkpoint", kind: .corruptModel)
             }
             if name.hasSuffix(".running_var"), let bad = data.firstIndex(where: { $0 < 0 }) {
-                throw SonoQuantError(file.source, "tensor \(stored) holds a negative variance (\(data[bad]) at index \(bad)): a corrupt checkpoint")
+                throw SonoQuantError(file.source, "tensor \(stored) holds a negative variance (\(data[bad]) at index \(bad)): a corrupt checkpoint", kind: .corruptModel)
             }
         }
         self.tensors = tensors

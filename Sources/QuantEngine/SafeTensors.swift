@@ -41,24 +41,24 @@ public struct SafeTensorsFile: Sendable {
     public init(path: String) throws {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw SonoQuantError(path, "file not found")
+            throw SonoQuantError(path, "file not found", kind: .fileNotFound)
         }
-        guard !isDirectory.boolValue else { throw SonoQuantError(path, "is a directory, not a model file") }
+        guard !isDirectory.boolValue else { throw SonoQuantError(path, "is a directory, not a model file", kind: .unreadable) }
         try self.init(bytes: try Self.readFile(path), source: path)
     }
 
     /// The file's bytes, read straight into the array: going through `Data` would hold the file twice
     /// at once (124 MB extra at load for the baseline U-Net's float checkpoint).
     static func readFile(_ path: String) throws -> [UInt8] {
-        guard let stream = fopen(path, "rb") else { throw SonoQuantError(path, "cannot read file") }
+        guard let stream = fopen(path, "rb") else { throw SonoQuantError(path, "cannot read file", kind: .unreadable) }
         defer { fclose(stream) }
-        guard fseek(stream, 0, SEEK_END) == 0 else { throw SonoQuantError(path, "cannot read file") }
+        guard fseek(stream, 0, SEEK_END) == 0 else { throw SonoQuantError(path, "cannot read file", kind: .unreadable) }
         let size = ftell(stream)
-        guard size >= 0, fseek(stream, 0, SEEK_SET) == 0 else { throw SonoQuantError(path, "cannot read file") }
+        guard size >= 0, fseek(stream, 0, SEEK_SET) == 0 else { throw SonoQuantError(path, "cannot read file", kind: .unreadable) }
         let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
             count = size > 0 ? fread(buffer.baseAddress!, 1, size, stream) : 0
         }
-        guard bytes.count == size else { throw SonoQuantError(path, "cannot read file (read \(bytes.count) of \(size) bytes)") }
+        guard bytes.count == size else { throw SonoQuantError(path, "cannot read file (read \(bytes.count) of \(size) bytes)", kind: .unreadable) }
         return bytes
     }
 
@@ -66,12 +66,12 @@ public struct SafeTensorsFile: Sendable {
         self.source = source
         self.bytes = bytes
         guard bytes.count >= 8 else {
-            throw SonoQuantError(source, "not a safetensors file: \(bytes.count) bytes, shorter than the 8-byte header length")
+            throw SonoQuantError(source, "not a safetensors file: \(bytes.count) bytes, shorter than the 8-byte header length", kind: .notAModel)
         }
         var headerLength: UInt64 = 0
         for i in 0..<8 { headerLength |= UInt64(bytes[i]) << (8 * UInt64(i)) }
         guard headerLength <= UInt64(Self.maximumHeaderBytes), Int(headerLength) <= bytes.count - 8 else {
-            throw SonoQuantError(source, "not a safetensors file or truncated: header length \(headerLength) but file has \(bytes.count) bytes")
+            throw SonoQuantError(source, "not a safetensors file or truncated: header length \(headerLength) but file has \(bytes.count) bytes", kind: .notAModel)
         }
         dataStart = 8 + Int(headerLength)
         let headerBytes = Data(bytes[8..<dataStart])
@@ -79,10 +79,10 @@ public struct SafeTensorsFile: Sendable {
         do {
             json = try JSONSerialization.jsonObject(with: headerBytes)
         } catch {
-            throw SonoQuantError(source, "safetensors header is not valid JSON")
+            throw SonoQuantError(source, "safetensors header is not valid JSON", kind: .notAModel)
         }
         guard let header = json as? [String: Any] else {
-            throw SonoQuantError(source, "safetensors header is not a JSON object")
+            throw SonoQuantError(source, "safetensors header is not a JSON object", kind: .notAModel)
         }
         var metadata: [String: String] = [:]
         var entries: [String: Entry] = [:]
@@ -90,55 +90,55 @@ public struct SafeTensorsFile: Sendable {
         for (name, value) in header {
             if name == "__metadata__" {
                 guard let dict = value as? [String: Any] else {
-                    throw SonoQuantError(source, "__metadata__ is not an object")
+                    throw SonoQuantError(source, "__metadata__ is not an object", kind: .corruptModel)
                 }
                 for (key, item) in dict {
                     guard let text = item as? String else {
-                        throw SonoQuantError(source, "__metadata__[\(key)] is not a string")
+                        throw SonoQuantError(source, "__metadata__[\(key)] is not a string", kind: .corruptModel)
                     }
                     metadata[key] = text
                 }
                 continue
             }
             guard let info = value as? [String: Any] else {
-                throw SonoQuantError(source, "tensor \(name): header entry is not an object")
+                throw SonoQuantError(source, "tensor \(name): header entry is not an object", kind: .corruptModel)
             }
             guard let dtypeName = info["dtype"] as? String, let dtype = SafeTensorsDType(rawValue: dtypeName) else {
-                throw SonoQuantError(source, "tensor \(name): unsupported or missing dtype \(String(describing: info["dtype"]))")
+                throw SonoQuantError(source, "tensor \(name): unsupported or missing dtype \(String(describing: info["dtype"]))", kind: .corruptModel)
             }
             guard let shapeValues = info["shape"] as? [Any] else {
-                throw SonoQuantError(source, "tensor \(name): missing shape")
+                throw SonoQuantError(source, "tensor \(name): missing shape", kind: .corruptModel)
             }
             var shape: [Int] = []
             var elementCount = 1
             for item in shapeValues {
                 guard let number = item as? NSNumber, let dim = Int(exactly: number.doubleValue), dim >= 0, dim < (1 << 31) else {
-                    throw SonoQuantError(source, "tensor \(name): shape \(shapeValues) has a bad dimension")
+                    throw SonoQuantError(source, "tensor \(name): shape \(shapeValues) has a bad dimension", kind: .corruptModel)
                 }
                 shape.append(dim)
                 let (product, overflow) = elementCount.multipliedReportingOverflow(by: dim)
                 guard !overflow, product < (1 << 40) else {
-                    throw SonoQuantError(source, "tensor \(name): shape \(shape) is too large")
+                    throw SonoQuantError(source, "tensor \(name): shape \(shape) is too large", kind: .corruptModel)
                 }
                 elementCount = product
             }
             guard let offsets = info["data_offsets"] as? [Any], offsets.count == 2,
                   let begin = (offsets[0] as? NSNumber).flatMap({ Int(exactly: $0.doubleValue) }),
                   let end = (offsets[1] as? NSNumber).flatMap({ Int(exactly: $0.doubleValue) }) else {
-                throw SonoQuantError(source, "tensor \(name): missing or malformed data_offsets")
+                throw SonoQuantError(source, "tensor \(name): missing or malformed data_offsets", kind: .corruptModel)
             }
             guard begin >= 0, begin <= end, end <= dataLength else {
-                throw SonoQuantError(source, "tensor \(name): data_offsets [\(begin), \(end)] outside the \(dataLength)-byte data section (truncated file?)")
+                throw SonoQuantError(source, "tensor \(name): data_offsets [\(begin), \(end)] outside the \(dataLength)-byte data section (truncated file?)", kind: .corruptModel)
             }
             guard end - begin == elementCount * dtype.byteSize else {
-                throw SonoQuantError(source, "tensor \(name): \(end - begin) bytes but \(dtype.rawValue) \(shape) needs \(elementCount * dtype.byteSize)")
+                throw SonoQuantError(source, "tensor \(name): \(end - begin) bytes but \(dtype.rawValue) \(shape) needs \(elementCount * dtype.byteSize)", kind: .corruptModel)
             }
             entries[name] = Entry(dtype: dtype, shape: shape, range: begin..<end)
         }
         // Tensors must not overlap: a tampered file could alias one tensor's bytes as another's.
         let sorted = entries.sorted { $0.value.range.lowerBound < $1.value.range.lowerBound }
         for i in sorted.indices.dropFirst() where sorted[i].value.range.lowerBound < sorted[i - 1].value.range.upperBound {
-            throw SonoQuantError(source, "tensors \(sorted[i - 1].key) and \(sorted[i].key) overlap")
+            throw SonoQuantError(source, "tensors \(sorted[i - 1].key) and \(sorted[i].key) overlap", kind: .corruptModel)
         }
         self.metadata = metadata
         self.entries = entries
@@ -148,7 +148,7 @@ public struct SafeTensorsFile: Sendable {
 
     public func entry(_ name: String) throws -> Entry {
         guard let entry = entries[name] else {
-            throw SonoQuantError(source, "missing tensor \(name)")
+            throw SonoQuantError(source, "missing tensor \(name)", kind: .corruptModel)
         }
         return entry
     }
@@ -175,7 +175,7 @@ public struct SafeTensorsFile: Sendable {
         }
         switch entry.dtype {
         case .f32, .f16, .bf16, .f64: return Tensor(shape: entry.shape, data: values)
-        default: throw SonoQuantError(source, "tensor \(name) is \(entry.dtype.rawValue), expected a float dtype (F32, F16, BF16, F64)")
+        default: throw SonoQuantError(source, "tensor \(name) is \(entry.dtype.rawValue), expected a float dtype (F32, F16, BF16, F64)", kind: .corruptModel)
         }
     }
 
@@ -183,14 +183,14 @@ public struct SafeTensorsFile: Sendable {
     public func tensor(_ name: String, shape: [Int]) throws -> Tensor {
         let entry = try entry(name)
         guard entry.shape == shape else {
-            throw SonoQuantError(source, "tensor \(name) has shape \(entry.shape), expected \(shape)")
+            throw SonoQuantError(source, "tensor \(name) has shape \(entry.shape), expected \(shape)", kind: .corruptModel)
         }
         return try tensor(name)
     }
 
     public func int8(_ name: String) throws -> [Int8] {
         let entry = try entry(name)
-        guard entry.dtype == .i8 else { throw SonoQuantError(source, "tensor \(name) is \(entry.dtype.rawValue), expected I8") }
+        guard entry.dtype == .i8 else { throw SonoQuantError(source, "tensor \(name) is \(entry.dtype.rawValue), expected I8", kind: .corruptModel) }
         // One bulk copy of the bytes (same bit patterns); a per-element map was a quarter of an int8 model's load.
         let start = dataStart + entry.range.lowerBound
         return [Int8](unsafeUninitializedCapacity: entry.range.count) { buffer, count in
@@ -203,13 +203,13 @@ public struct SafeTensorsFile: Sendable {
 
     public func uint8(_ name: String) throws -> [UInt8] {
         let entry = try entry(name)
-        guard entry.dtype == .u8 else { throw SonoQuantError(source, "tensor \(name) is \(entry.dtype.rawValue), expected U8") }
+        guard entry.dtype == .u8 else { throw SonoQuantError(source, "tensor \(name) is \(entry.dtype.rawValue), expected U8", kind: .corruptModel) }
         return Array(bytes[(dataStart + entry.range.lowerBound)..<(dataStart + entry.range.upperBound)])
     }
 
     public func int32(_ name: String) throws -> [Int32] {
         let entry = try entry(name)
-        guard entry.dtype == .i32 else { throw SonoQuantError(source, "tensor \(name) is \(entry.dtype.rawValue), expected I32") }
+        guard entry.dtype == .i32 else { throw SonoQuantError(source, "tensor \(name) is \(entry.dtype.rawValue), expected I32", kind: .corruptModel) }
         let count = entry.shape.reduce(1, *)
         let base = dataStart + entry.range.lowerBound
         return bytes.withUnsafeBytes { raw in
@@ -328,7 +328,7 @@ public struct SafeTensorsWriter: Sendable {
 public func writeFileAtomically(path: String, bytes: [UInt8]) throws {
     var isDirectory: ObjCBool = false
     if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
-        throw SonoQuantError(path, "is a directory; give a file name to write")
+        throw SonoQuantError(path, "is a directory; give a file name to write", kind: .cannotWrite)
     }
     let url = URL(fileURLWithPath: path)
     let directory = url.deletingLastPathComponent()
@@ -338,14 +338,14 @@ public func writeFileAtomically(path: String, bytes: [UInt8]) throws {
         try Data(bytes).write(to: temporary)
         // POSIX rename within one directory is atomic: the old file or the new one, never a mix.
         guard rename(temporary.path, path) == 0 else {
-            throw SonoQuantError(path, "cannot rename \(temporary.path) into place: \(String(cString: strerror(errno)))")
+            throw SonoQuantError(path, "cannot rename \(temporary.path) into place: \(String(cString: strerror(errno)))", kind: .cannotWrite)
         }
     } catch let error as SonoQuantError {
         try? FileManager.default.removeItem(at: temporary)
         throw error
     } catch {
         try? FileManager.default.removeItem(at: temporary)
-        throw SonoQuantError(path, "cannot write file: \(error.localizedDescription)")
+        throw SonoQuantError(path, "cannot write file: \(error.localizedDescription)", kind: .cannotWrite)
     }
 }
 

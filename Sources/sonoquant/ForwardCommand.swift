@@ -62,7 +62,7 @@ struct ForwardCommand: ParsableCommand {
             do {
                 logits = try network.logits(for: tensor, threads: threads)
             } catch let error as SonoQuantError {
-                throw SonoQuantError(input, "tensor `input`: \(error.problem)")
+                throw SonoQuantError(input, "tensor `input`: \(error.problem)", kind: error.kind)
             }
             let milliseconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
             var writer = SafeTensorsWriter(metadata: ["sonoquant.model": model, "sonoquant.precision": network.precision])

@@ -49,10 +49,11 @@ public func temporaryDirectory(_ test: XCTestCase, _ label: String = "test") thr
 /// Asserts that `expression` throws a `SonoQuantError` whose problem mentions `words` (and whose subject is
 /// `subject`, when given): the user-facing error must name the file and say what is wrong.
 public func assertSonoQuantError<T>(_ expression: @autoclosure () throws -> T, subject: String? = nil, contains words: String,
-                                    file: StaticString = #filePath, line: UInt = #line) {
+                                    kind: SonoQuantError.Kind? = nil, file: StaticString = #filePath, line: UInt = #line) {
     XCTAssertThrowsError(try expression(), file: file, line: line) { error in
         guard let error = error as? SonoQuantError else { return XCTFail("not a SonoQuantError: \(error)", file: file, line: line) }
         if let subject { XCTAssertEqual(error.subject, subject, file: file, line: line) }
+        if let kind { XCTAssertEqual(error.kind, kind, "\(error)", file: file, line: line) }
         XCTAssertTrue(error.problem.lowercased().contains(words.lowercased()), "\"\(error.problem)\" lacks \"\(words)\"", file: file, line: line)
     }
 }
