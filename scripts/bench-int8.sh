@@ -49,7 +49,7 @@ for round in $(seq 1 "$ROUNDS"); do
             SONOQUANT_KERNELS=avx2 "$OURS" latency --model "$INT8" --threads "$threads" --runs "$RUNS" | sed 's/^/sonoquant-int8-avx2 /' | tee -a "$LOG"
         fi
         (cd scripts/peers && "$PY" bench_float.py --engine ort --onnx "../../$ONNX_INT8" --threads "$threads" --runs "$RUNS") | sed 's/^onnxruntime/onnxruntime-int8/' | tee -a "$LOG"
-        "$OURS" latency --model "$CHECKPOINT" --threads "$threads" --runs "$RUNS" | sed 's/^/sonoquant-float /' | tee -a "$LOG"
+        "$OURS" latency --model "$CHECKPOINT" --size 192x128 --threads "$threads" --runs "$RUNS" | sed 's/^/sonoquant-float /' | tee -a "$LOG"
         (cd scripts/peers && "$PY" bench_float.py --engine ort --onnx "../../$ONNX_FP32" --threads "$threads" --runs "$RUNS") | sed 's/^onnxruntime/onnxruntime-fp32/' | tee -a "$LOG"
     done
 done
@@ -71,4 +71,4 @@ echo "float32 checkpoint (same tensors as F32): $f32; int8 model: $int8 ($(pytho
 echo "sonoquant binary: $(stat -c %s "$OURS") bytes"
 echo "== peak RSS of a one-frame run (sonoquant latency --runs 1 --warmup 0 --threads 1)"
 /usr/bin/time -f "int8 model:    %M KB max RSS, %e s wall (load + plan + 1 frame)" "$OURS" latency --model "$INT8" --threads 1 --runs 1 --warmup 0 >/dev/null
-/usr/bin/time -f "float32 model: %M KB max RSS, %e s wall (load + plan + 1 frame)" "$OURS" latency --model "$CHECKPOINT" --threads 1 --runs 1 --warmup 0 >/dev/null
+/usr/bin/time -f "float32 model: %M KB max RSS, %e s wall (load + plan + 1 frame)" "$OURS" latency --model "$CHECKPOINT" --size 192x128 --threads 1 --runs 1 --warmup 0 >/dev/null

@@ -52,7 +52,7 @@ for round in $(seq 1 "$ROUNDS"); do
         echo "-- round $round, $threads thread(s)"
         "$OURS" latency --model "$INT8" --threads "$threads" --runs "$RUNS" | sed 's/^/sonoquant-int8 /' | tee -a "$LOG"
         "$PY" scripts/peers/bench_float.py --engine ort --onnx "$ONNX_INT8" --threads "$threads" --runs "$RUNS" | sed 's/^onnxruntime/onnxruntime-int8/' | tee -a "$LOG"
-        "$OURS" latency --model "$FLOAT" --threads "$threads" --runs "$RUNS" | sed 's/^/sonoquant-float /' | tee -a "$LOG"
+        "$OURS" latency --model "$FLOAT" --size 192x128 --threads "$threads" --runs "$RUNS" | sed 's/^/sonoquant-float /' | tee -a "$LOG"
         "$PY" scripts/peers/bench_float.py --engine ort --onnx "$ONNX_FP32" --threads "$threads" --runs "$RUNS" | sed 's/^onnxruntime/onnxruntime-fp32/' | tee -a "$LOG"
     done
 done

@@ -96,8 +96,8 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Harness mode: int8 calibration frames from the training split.")
     var images: Int = 64
 
-    @Option(help: "Harness mode: activation observer for int8 (minmax, percentile, entropy, mse).")
-    var observer: String = "minmax"
+    @Option(help: "Harness mode: activation observer for int8.")
+    var observer: Observer = .minmax
 
     @Option(help: "Harness mode: test frames drawn with predicted and true ellipses per run.")
     var frames: Int = 3
@@ -146,9 +146,6 @@ struct BenchCommand: ParsableCommand {
             guard epochs >= 1, batch >= 1, lr > 0, images >= 1, frames >= 0 else {
                 throw ValidationError("--epochs, --batch, --lr and --images must be positive, --frames at least 0")
             }
-            guard Observer(rawValue: observer) != nil else {
-                throw ValidationError("--observer must be one of \(Observer.allCases.map(\.rawValue).joined(separator: ", ")), got \(observer)")
-            }
         }
     }
 
@@ -188,7 +185,7 @@ struct BenchCommand: ParsableCommand {
         let configuration = HarnessConfiguration(
             dataDirectory: data, splitCSV: split, width: width, height: height, epochs: epochs, strategies: chosen, seeds: seedList,
             outDirectory: out, initPath: initWeights, batchSize: batch, learningRate: lr, threads: try parsedThreads(),
-            calibrationImages: images, observer: Observer(rawValue: observer)!, latencyRounds: rounds, latencyRunsPerRound: runsPerRound,
+            calibrationImages: images, observer: observer, latencyRounds: rounds, latencyRunsPerRound: runsPerRound,
             overlayFrames: frames, referencePath: referenceFile, train: !measureOnly, command: commandLine)
         print("bench: report will be at \(out)/REPORT.md (rewritten after every run)")
         if referenceFile == nil {

@@ -47,8 +47,8 @@ struct CalibrateCommand: ParsableCommand {
     @Option(help: "Number of calibration frames from the train split.")
     var images: Int = 64
 
-    @Option(help: "How activation ranges are chosen: minmax, percentile, entropy or mse.")
-    var observer: String = "minmax"
+    @Option(help: "How activation ranges are chosen (see Observers above).")
+    var observer: Observer = .minmax
 
     @Option(help: "Percentile for --observer percentile (the range is [100-p, p]).")
     var percentile: Double = 99.99
@@ -56,21 +56,16 @@ struct CalibrateCommand: ParsableCommand {
     @Option(help: "Fine-tuning strategy recorded in the model's metadata (default: the checkpoint's own `sonoquant.strategy`, else unknown).")
     var strategy: String?
 
-    @Option(help: "Threads for the float model during calibration.")
-    var threads: Int = availableCores
+    @OptionGroup var threading: ThreadsOption
 
     @Option(help: ArgumentHelp("Where to write the int8 model (atomically).", valueName: "model.int8.safetensors"))
     var out: String
 
     func validate() throws {
-        guard Observer(rawValue: observer) != nil else {
-            throw ValidationError("--observer must be one of \(Observer.allCases.map(\.rawValue).joined(separator: ", ")), got \(observer)")
-        }
         guard images >= 1 else { throw ValidationError("--images must be at least 1") }
         try refuseOverwritingInput(output: out, option: "--out", inputs: [(model, "--model")])
         try checkWritableFile(out, option: "--out")
         guard percentile > 50, percentile <= 100 else { throw ValidationError("--percentile must be in (50, 100]") }
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
     }
 
     func run() throws {
@@ -91,10 +86,10 @@ struct CalibrateCommand: ParsableCommand {
                 frames.append(try loadSample(sample, width: width, height: height).image)
                 progress("loading frames \(i + 1)/\(count)")
             }
-            let statistics = try collectStatistics(model: float, frames: frames, width: width, height: height, threads: threads) { pass, frame in
+            let statistics = try collectStatistics(model: float, frames: frames, width: width, height: height, threads: threading.count) { pass, frame in
                 progress("pass \(pass)/2 (\(pass == 1 ? "min/max" : "histograms")): frame \(frame)/\(count)")
             }
-            let settings = CalibrationSettings(observer: Observer(rawValue: observer)!, percentile: percentile, width: width, height: height)
+            let settings = CalibrationSettings(observer: observer, percentile: percentile, width: width, height: height)
             let calibration = "{\"images\":\(count),\"split\":\"\(escape(split))\",\"data\":\"\(escape(data))\",\"selection\":\"evenly spaced over the train split\",\"histogram_bins\":\(settings.bins)}"
             let info: [String: String] = [
                 "source_checkpoint": model,
@@ -105,7 +100,7 @@ struct CalibrateCommand: ParsableCommand {
             try int8.save(to: out)
             if isatty(2) != 0 { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
             let bytes = (try? FileManager.default.attributesOfItem(atPath: out)[.size] as? Int) ?? 0
-            print("wrote \(out): int8 model, observer \(observer), \(count) calibration frames at \(width)x\(height), \(bytes) bytes, \(String(format: "%.1f", Date().timeIntervalSince(start))) s")
+            print("wrote \(out): int8 model, observer \(observer.rawValue), \(count) calibration frames at \(width)x\(height), \(bytes) bytes, \(String(format: "%.1f", Date().timeIntervalSince(start))) s")
         }
     }
 

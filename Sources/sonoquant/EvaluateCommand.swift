@@ -37,14 +37,12 @@ struct EvaluateCommand: ParsableCommand {
 
     @OptionGroup var sizeOptions: ModelSizeOptions
 
-    @Option(help: "Threads for decoding and inference.")
-    var threads: Int = availableCores
+    @OptionGroup var threading: ThreadsOption
 
     @Option(help: ArgumentHelp("Write the full report (every frame) as JSON, atomically.", valueName: "report.json"))
     var out: String?
 
     func validate() throws {
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         if let out { try checkWritableFile(out, option: "--out") }
     }
 
@@ -56,7 +54,7 @@ struct EvaluateCommand: ParsableCommand {
             guard !dataset.test.isEmpty else { throw SonoQuantError(split, "no frame is marked `test`") }
             let start = Date()
             var report = try evaluate(model: network, dataset: dataset, samples: dataset.test,
-                                      width: size.width, height: size.height, threads: threads)
+                                      width: size.width, height: size.height, threads: threading.count)
             report.model = model
             let seconds = Date().timeIntervalSince(start)
             print("model \(model) (\(report.precision)), \(report.images) test frames at \(size), \(String(format: "%.1f", seconds)) s")

@@ -44,11 +44,9 @@ struct ForwardCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Where to write the tensor `logits` [N, 1, H, W] (written atomically).", valueName: "out.safetensors"))
     var output: String
 
-    @Option(help: "Threads to use; the default is every core. (A float model gives the same bits for any thread count.)")
-    var threads: Int = availableCores
+    @OptionGroup var threading: ThreadsOption
 
     func validate() throws {
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
         try refuseOverwritingInput(output: output, option: "--output", inputs: [(input, "--input"), (model, "--model")])
         try checkWritableFile(output, option: "--output")
     }
@@ -60,7 +58,7 @@ struct ForwardCommand: ParsableCommand {
             let start = DispatchTime.now().uptimeNanoseconds
             let logits: Tensor
             do {
-                logits = try network.logits(for: tensor, threads: threads)
+                logits = try network.logits(for: tensor, threads: threading.count)
             } catch let error as SonoQuantError {
                 throw SonoQuantError(input, "tensor `input`: \(error.problem)", kind: error.kind)
             }
@@ -68,7 +66,7 @@ struct ForwardCommand: ParsableCommand {
             var writer = SafeTensorsWriter(metadata: ["sonoquant.model": model, "sonoquant.precision": network.precision])
             writer.add("logits", logits)
             try writer.write(to: output)
-            print("wrote logits \(logits.shape) to \(output) (\(network.precision) model, \(threads) thread(s), \(String(format: "%.1f", milliseconds)) ms)")
+            print("wrote logits \(logits.shape) to \(output) (\(network.precision) model, \(threading.count) thread(s), \(String(format: "%.1f", milliseconds)) ms)")
         }
     }
 

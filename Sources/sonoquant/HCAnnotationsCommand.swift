@@ -24,11 +24,9 @@ struct HCAnnotationsCommand: ParsableCommand {
     @Option(help: "Optional CSV with one row per frame: filename,reference_mm,measured_mm,error_mm.")
     var out: String?
 
-    @Option(help: "Threads (default: all cores).")
-    var threads: Int = availableCores
+    @OptionGroup var threading: ThreadsOption
 
     func validate() throws {
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
     }
 
     func run() throws {
@@ -37,7 +35,7 @@ struct HCAnnotationsCommand: ParsableCommand {
             var measured = [Double?](repeating: nil, count: samples.count)
             var failures = [String?](repeating: nil, count: samples.count)
             let lock = NSLock()
-            parallelChunks(samples.count, threads: threads) { range in
+            parallelChunks(samples.count, threads: threading.count) { range in
                 for i in range {
                     let sample = samples[i]
                     var value: Double? = nil, failure: String? = nil

@@ -1,6 +1,10 @@
 import ArgumentParser
+import Calibrate
 import Foundation
 import QuantEngine
+
+// `--observer NAME`: ArgumentParser lists the values in the help and refuses others.
+extension Observer: ExpressibleByArgument {}
 
 // `--size WxH` is the engine's `InputSize`.
 extension InputSize: ExpressibleByArgument {
@@ -26,6 +30,18 @@ struct ModelSizeOptions: ParsableArguments {
     /// The size to run `model` at (see `SegmentationModel.inputSize(requested:)`).
     func resolve(for model: SegmentationModel, file: String) throws -> InputSize {
         try model.inputSize(requested: size, allowingOtherSize: anySize, subject: file)
+    }
+}
+
+/// `--threads N`, the threads a command runs on (default: every core), checked once for every command.
+struct ThreadsOption: ParsableArguments {
+    @Option(name: .customLong("threads"), help: ArgumentHelp("Threads to run on (default: every core). Results do not depend on it, except that training is reproducible for a fixed count.", valueName: "n"))
+    var requested: Int?
+
+    var count: Int { requested ?? availableCores }
+
+    func validate() throws {
+        if let requested, requested < 1 { throw ValidationError("--threads must be at least 1, got \(requested)") }
     }
 }
 

@@ -55,8 +55,7 @@ struct SegmentCommand: ParsableCommand {
 
     @OptionGroup var sizeOptions: ModelSizeOptions
 
-    @Option(help: "Threads for the model (default: all cores).")
-    var threads: Int = availableCores
+    @OptionGroup var threading: ThreadsOption
 
     @Option(help: ArgumentHelp("Output directory (created if missing).", valueName: "directory"))
     var out: String
@@ -68,7 +67,6 @@ struct SegmentCommand: ParsableCommand {
         if let pixelSize, !(pixelSize.isFinite && pixelSize > 0 && pixelSize <= 10) {
             throw ValidationError("--pixel-size must be a number of millimetres in (0, 10], got \(pixelSize)")
         }
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         // Writing NAME_mask.png beside the frames would overwrite a frame of that name and, on a rerun,
         // segment the outputs as new frames.
         try checkWritableDirectory(out, option: "--out")
@@ -84,7 +82,7 @@ struct SegmentCommand: ParsableCommand {
             let frames = try inputs.flatMap { try segmentationInputs(path: $0) }
             let table = try pixelCSV.map { try readPixelSizeTable(path: $0) }
             let network = try loadSegmentationModel(path: model)
-            let segmenter = try Segmenter(model: network, modelName: model, size: sizeOptions.resolve(for: network, file: model), threads: threads)
+            let segmenter = try Segmenter(model: network, modelName: model, size: sizeOptions.resolve(for: network, file: model), threads: threading.count)
             if pixelSize == nil && pixelCSV == nil {
                 FileHandle.standardError.write(Data("note: no --pixel-size or --pixel-csv: HC is reported in pixels only\n".utf8))
             }

@@ -81,8 +81,7 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "Continue the run in --out from its last completed epoch.")
     var resume = false
 
-    @Option(help: "Threads. Results are reproducible for a fixed count.")
-    var threads: Int = availableCores
+    @OptionGroup var threading: ThreadsOption
 
     @Option(help: ArgumentHelp("Train on only the first K training frames of the split (smoke tests).", valueName: "K"))
     var limitTrain: Int?
@@ -99,7 +98,6 @@ struct TrainCommand: ParsableCommand {
         guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1, got \(batch)") }
         guard lr.isFinite, lr > 0, lr <= 1 else { throw ValidationError("--lr must be a finite number in (0, 1], got \(lr)") }
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
         if let limitTrain, limitTrain < 1 { throw ValidationError("--limit-train must be at least 1, got \(limitTrain)") }
         if let limitTest, limitTest < 1 { throw ValidationError("--limit-test must be at least 1, got \(limitTest)") }
         if let measureSpeed, measureSpeed < 1 { throw ValidationError("--measure-speed needs at least 1 step, got \(measureSpeed)") }
@@ -130,7 +128,7 @@ struct TrainCommand: ParsableCommand {
             let configuration = TrainingConfiguration(
                 dataDirectory: data, splitCSV: split, strategy: strategy, width: size.width, height: size.height,
                 epochs: epochs, batchSize: batch, learningRate: lr, seed: seed, initPath: initWeights,
-                runDirectory: out, resume: resume, threads: threads, limitTrain: limitTrain, limitTest: limitTest)
+                runDirectory: out, resume: resume, threads: threading.count, limitTrain: limitTrain, limitTest: limitTest)
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
             let commandLine = CommandLine.arguments.map { $0.contains(" ") ? "'\($0)'" : $0 }.joined(separator: " ")
             let previous = (try? String(contentsOfFile: out + "/command.txt", encoding: .utf8)) ?? ""
@@ -159,15 +157,15 @@ struct TrainCommand: ParsableCommand {
         for step in 0...steps {  // step 0 warms up
             if step == 1 { cpuStart = Self.processCPUSeconds() }
             let start = Date()
-            _ = model.lossAndGradients(input: input, targets: target, threads: threads)
+            _ = model.lossAndGradients(input: input, targets: target, threads: threading.count)
             adam.update(model.trainableParameters)
             if step > 0 { seconds.append(Date().timeIntervalSince(start)) }
         }
         let cpuPerStep = (Self.processCPUSeconds() - cpuStart) / Double(steps)
         let sorted = seconds.sorted()
         let median = sorted[sorted.count / 2]
-        print(String(format: "sonoquant train %@ %dx%d batch %d threads %d: median step %.3f s = %.2f images/s (%d steps after 1 warm-up; min %.3f s; CPU %.3f s/step all threads; kernels %@)",
-                     strategy.name, w, h, batch, threads, median, Double(batch) / median, steps, sorted[0], cpuPerStep, KernelPath.current.rawValue))
+        print(String(format: "sonoquant train %@ %dx%d batch %d threads %d: median step %.3f s = %.2f images/s (%d steps after 1 warm-up; min %.3f s; CPU %.3f s/step all threading.count; kernels %@)",
+                     strategy.name, w, h, batch, threading.count, median, Double(batch) / median, steps, sorted[0], cpuPerStep, KernelPath.current.rawValue))
     }
 
     /// User + system CPU time of this process, all threads (load from other processes does not inflate it).

@@ -88,7 +88,7 @@ final class ModelLoadingTests: XCTestCase {
 
     func testMissingFile() {
         XCTAssertThrowsError(try loadSegmentationModel(path: "/nonexistent/model.safetensors")) { error in
-            XCTAssertEqual(error as? SonoQuantError, SonoQuantError("/nonexistent/model.safetensors", "file not found"))
+            XCTAssertEqual(error as? SonoQuantError, SonoQuantError("/nonexistent/model.safetensors", "file not found", kind: .fileNotFound))
         }
     }
 
