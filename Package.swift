@@ -79,7 +79,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["QuantEngine", "HC18"], path: "Tests/TestSupport"),
         .testTarget(name: "QuantEngineTests", dependencies: ["QuantEngine", "Int8Microkernels", "TestSupport"]),
         .testTarget(name: "HC18Tests", dependencies: ["HC18", "ImageCodecs", "QuantEngine", "TestSupport"]),
-        .testTarget(name: "TrainTests", dependencies: ["Train", "QuantEngine", "HC18", "TestSupport"]),
+        .testTarget(name: "TrainTests", dependencies: ["Train", "QuantEngine", "HC18", "TestSupport"] + floatMicrokernelModules),
         .testTarget(name: "DeployTests", dependencies: ["Deploy", "Bench", "HC18", "ImageCodecs", "QuantEngine", "TestSupport"]),
         .testTarget(name: "CalibrateTests", dependencies: ["Calibrate", "QuantEngine", "HC18", "TestSupport"]),
     ] + microkernelTargets,

@@ -224,7 +224,7 @@ final class NHWCBuffer {
     }
 
     /// Channel-major [C][N][H][W] -> NHWC.
-    convenience init(_ x: FeatureBatch, threads: Int) {
+    convenience init(_ x: FeatureBatch, kernels: TrainKernels = .current, threads: Int) {
         self.init(images: x.batch, height: x.height, width: x.width, channels: x.channels)
         let (n, h, w, channels, map) = (x.batch, x.height, x.width, x.channels, map)
         x.data.withUnsafeBufferPointer { source in
@@ -236,13 +236,8 @@ final class NHWCBuffer {
                     let rowStep = n * h * w  // from channel c's row to channel c + 1's
                     let first = source + (image * h + y) * w
                     var c = 0
-                    while c + 8 <= channels {  // 8 channel rows read in step, one vector written per pixel
-                        let r = first + c * rowStep
-                        for i in 0..<w {
-                            let v = SIMD8<Float>(r[i], r[i + rowStep], r[i + 2 * rowStep], r[i + 3 * rowStep],
-                                                 r[i + 4 * rowStep], r[i + 5 * rowStep], r[i + 6 * rowStep], r[i + 7 * rowStep])
-                            UnsafeMutableRawPointer(target + i * channels + c).storeBytes(of: v, as: SIMD8<Float>.self)
-                        }
+                    while c + 8 <= channels {  // 8 channel rows at a time, transposed in registers
+                        kernels.channelRowsToPixels(first + c * rowStep, rowStep, target + c, channels, w)
                         c += 8
                     }
                     for c in c..<channels {
@@ -255,7 +250,7 @@ final class NHWCBuffer {
     }
 
     /// NHWC -> channel-major [C][N][H][W].
-    func batch(threads: Int) -> FeatureBatch {
+    func batch(kernels: TrainKernels = .current, threads: Int) -> FeatureBatch {
         let (n, h, w, channels, map) = (map.images, map.height, map.width, map.channels, map)
         // Every value is written below: no zero fill first.
         let data = [Float](unsafeUninitializedCapacity: channels * n * h * w) { target, initialized in
@@ -267,13 +262,8 @@ final class NHWCBuffer {
                     let rowStep = n * h * w
                     let first = target + (image * h + y) * w
                     var c = 0
-                    while c + 8 <= channels {  // one vector read per pixel, its lanes written to 8 channel rows
-                        let r = first + c * rowStep
-                        for i in 0..<w {
-                            let v = UnsafeRawPointer(source + i * channels + c).loadUnaligned(as: SIMD8<Float>.self)
-                            r[i] = v[0]; r[i + rowStep] = v[1]; r[i + 2 * rowStep] = v[2]; r[i + 3 * rowStep] = v[3]
-                            r[i + 4 * rowStep] = v[4]; r[i + 5 * rowStep] = v[5]; r[i + 6 * rowStep] = v[6]; r[i + 7 * rowStep] = v[7]
-                        }
+                    while c + 8 <= channels {  // 8 channels at a time, transposed in registers
+                        kernels.pixelsToChannelRows(source + c, channels, first + c * rowStep, rowStep, w)
                         c += 8
                     }
                     for c in c..<channels {
@@ -293,16 +283,27 @@ struct TrainKernels: Sendable {
     typealias WeightGradientTile = @Sendable (_ gradients: UnsafePointer<Float>, _ gradientOffsets: UnsafePointer<Int>,
                                     _ inputs: UnsafePointer<Float>, _ inputOffsets: UnsafePointer<Int>, _ count: Int,
                                     _ sums: UnsafeMutablePointer<Float>, _ sumStride: Int, _ rows: Int, _ lanes: Int) -> Void
+    typealias LayoutStrip = @Sendable (_ source: UnsafePointer<Float>, _ sourceStride: Int,
+                                       _ target: UnsafeMutablePointer<Float>, _ targetStride: Int, _ count: Int) -> Void
     let weightGradientTile: WeightGradientTile
+    /// 8 channel rows -> 8-channel pixels, and back (Sources/FloatMicrokernels/FloatLayoutTiles.swift).
+    let channelRowsToPixels: LayoutStrip
+    let pixelsToChannelRows: LayoutStrip
 
     static let current = of(.current)
 
     static func of(_ path: KernelPath) -> TrainKernels {
         switch path {
         #if arch(x86_64) && compiler(>=6.3)
-        case .avx2, .avx512VNNI: return TrainKernels(weightGradientTile: FloatMicrokernelsAVX2.floatWeightGradientTile)
+        case .avx2, .avx512VNNI:
+            return TrainKernels(weightGradientTile: FloatMicrokernelsAVX2.floatWeightGradientTile,
+                                channelRowsToPixels: FloatMicrokernelsAVX2.floatChannelRowsToPixels,
+                                pixelsToChannelRows: FloatMicrokernelsAVX2.floatPixelsToChannelRows)
         #endif
-        default: return TrainKernels(weightGradientTile: FloatMicrokernels.floatWeightGradientTile)
+        default:
+            return TrainKernels(weightGradientTile: FloatMicrokernels.floatWeightGradientTile,
+                                channelRowsToPixels: FloatMicrokernels.floatChannelRowsToPixels,
+                                pixelsToChannelRows: FloatMicrokernels.floatPixelsToChannelRows)
         }
     }
 }

@@ -164,7 +164,7 @@ struct TrainCommand: ParsableCommand {
         let cpuPerStep = (Self.processCPUSeconds() - cpuStart) / Double(steps)
         let sorted = seconds.sorted()
         let median = sorted[sorted.count / 2]
-        print(String(format: "sonoquant train %@ %dx%d batch %d threads %d: median step %.3f s = %.2f images/s (%d steps after 1 warm-up; min %.3f s; CPU %.3f s/step all threading.count; kernels %@)",
+        print(String(format: "sonoquant train %@ %dx%d batch %d threads %d: median step %.3f s = %.2f images/s (%d steps after 1 warm-up; min %.3f s; CPU %.3f s/step all threads; kernels %@)",
                      strategy.name, w, h, batch, threading.count, median, Double(batch) / median, steps, sorted[0], cpuPerStep, KernelPath.current.rawValue))
     }
 
