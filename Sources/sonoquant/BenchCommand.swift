@@ -12,27 +12,27 @@ struct BenchCommand: ParsableCommand {
         discussion: """
         Three modes.
 
-        1. Harness (--strategies): train, quantize and measure each strategy
-        and seed. For strategy S and seed N it trains into OUT/S-seedN/ (a
-        normal `sonoquant train --out` directory: a partial run is resumed, a
-        finished one is not trained again), evaluates the float model on the
-        test split, calibrates it to int8 (--observer, --images frames of the
-        training split), evaluates the int8 model, and measures file sizes,
-        latency (float and int8 interleaved at each --threads count: median
-        and p95 after warm-up, plus CPU time) and peak memory. It writes
-        OUT/results.csv, results.json and REPORT.md (the paper's table shape;
-        per-frame mean ± std with a bootstrap 95% interval; mean ± std over
-        seeds; the PyTorch reference beside ours), plots (dice_vs_params.svg,
-        dice_vs_int8_latency.svg with the Pareto front, epoch_curves.svg) and
-        test frames with predicted and true ellipses (PNG). The files are
-        rewritten after every run and each run's measurements are kept in
-        OUT/S-seedN/bench.json: an interrupted harness keeps what is done, and
+        1. Harness (--strategies): train, quantize and measure each strategy \
+        and seed. For strategy S and seed N it trains into OUT/S-seedN/ (a \
+        normal `sonoquant train --out` directory: a partial run is resumed, a \
+        finished one is not trained again), evaluates the float model on the \
+        test split, calibrates it to int8 (--observer, --images frames of the \
+        training split), evaluates the int8 model, and measures file sizes, \
+        latency (float and int8 interleaved at each --threads count: median \
+        and p95 after warm-up, plus CPU time) and peak memory. It writes \
+        OUT/results.csv, results.json and REPORT.md (the paper's table shape; \
+        per-frame mean ± std with a bootstrap 95% interval; mean ± std over \
+        seeds; the PyTorch reference beside ours), plots (dice_vs_params.svg, \
+        dice_vs_int8_latency.svg with the Pareto front, epoch_curves.svg) and \
+        test frames with predicted and true ellipses (PNG). The files are \
+        rewritten after every run and each run's measurements are kept in \
+        OUT/S-seedN/bench.json: an interrupted harness keeps what is done, and \
         the same command again does only what is missing.
         --strategies all = every preset:
           \(Strategy.presetNames.joined(separator: " "))
-        --measure-only trains nothing: it measures the finished runs and lists
-        the others as pending (safe while another process trains them).
-        Training uses the largest --threads count; --batch and --lr default to
+        --measure-only trains nothing: it measures the finished runs and lists \
+        the others as pending (safe while another process trains them). \
+        Training uses the largest --threads count; --batch and --lr default to \
         the paper's 10 and 1e-4.
 
           sonoquant bench --strategies D-all,full-ft --seeds 0,1 \\
@@ -41,27 +41,27 @@ struct BenchCommand: ParsableCommand {
             --size 192x128 --epochs 20 --out runs/bench \\
             --init ../shared/weights/mobilenet_v2_imagenet.safetensors
 
-        2. Compare model files (--model NAME=PATH, repeatable): float
-        checkpoints or int8 model files, scored on the test frames of --split:
-        Dice, IoU, pixel accuracy, HC error, trainable parameters (from the
-        file's metadata or NAME's preset prefix), file size, latency
-        interleaved across the models, peak memory. Writes OUT/REPORT.md,
+        2. Compare model files (--model NAME=PATH, repeatable): float \
+        checkpoints or int8 model files, scored on the test frames of --split: \
+        Dice, IoU, pixel accuracy, HC error, trainable parameters (from the \
+        file's metadata or NAME's preset prefix), file size, latency \
+        interleaved across the models, peak memory. Writes OUT/REPORT.md, \
         report.json and plot.svg.
 
           sonoquant bench \\
             --model D-all-float=fixtures/pytorch_D-all_192x128.safetensors \\
-            --model D-all-int8=dall.int8.safetensors \\
+            --model D-all-int8=D-all.int8.safetensors \\
             --data ../shared/hc18/training_set \\
             --split ../shared/hc18/splits/paper_split.csv \\
             --size 192x128 --threads 1,2 --out bench/
 
-        3. Merge harness outputs (--merge DIR,DIR,...): one report from
-        harness runs made in several sessions or on several machines, for
-        when a full run does not fit one. The rows are taken as measured
-        (nothing is trained or timed again; a later DIR's row replaces an
-        earlier one's for the same strategy and seed), the test-frame PNGs
-        are copied, and REPORT.md ends with which run came from which DIR and
-        host. The DIRs must share split, size, epochs, batch, lr, observer and
+        3. Merge harness outputs (--merge DIR,DIR,...): one report from \
+        harness runs made at different times or on several machines, for \
+        when a full run does not fit one. The rows are taken as measured \
+        (nothing is trained or timed again; a later DIR's row replaces an \
+        earlier one's for the same strategy and seed), the test-frame PNGs \
+        are copied, and REPORT.md ends with which run came from which DIR and \
+        host. The DIRs must share split, size, epochs, batch, lr, observer and \
         calibration frames. Needs only --out.
 
           sonoquant bench --merge runs/monday,runs/tuesday --out runs/full
@@ -108,7 +108,7 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Harness mode: never train; measure the runs that have every epoch and list the others as pending (safe while another process trains them).")
     var measureOnly = false
 
-    @Option(help: ArgumentHelp("HC18 frames, annotations and pixel-size CSV (harness and compare modes).", valueName: "directory"))
+    @Option(help: ArgumentHelp("HC18 frames, annotations and pixel-size CSV (harness and compare modes).", valueName: "dir"))
     var data: String?
 
     @Option(help: ArgumentHelp("Split CSV (filename,split): harness trains on `train`; harness and compare modes score `test`.", valueName: "split.csv"))
@@ -126,7 +126,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Timed calls per model per round.")
     var runsPerRound: Int = 3
 
-    @Option(help: ArgumentHelp("Output directory (harness: also the run directories).", valueName: "directory"))
+    @Option(help: ArgumentHelp("Output directory (harness: also the run directories).", valueName: "dir"))
     var out: String
 
     func parsedThreads() throws -> [Int] { try parseThreadCounts(threads) }

@@ -9,36 +9,41 @@ struct CalibrateCommand: ParsableCommand {
         commandName: "calibrate",
         abstract: "Quantize a float checkpoint to an int8 model file (post-training, static, per-channel).",
         discussion: """
-        BatchNorm is folded into each convolution; weights become int8 symmetric per output channel;
-        every activation becomes int8 asymmetric per tensor with a range chosen by the observer from the
-        float model's activations on N frames of the TRAIN split (never the test split). Biases are int32
-        with scale s_in * s_w; requantization is fixed point (TFLite/gemmlowp); ReLU/ReLU6 are clamps.
-        The model takes the uint8 gray frame directly (real = byte / 255) and returns float logits.
+        BatchNorm is folded into each convolution; weights become int8 symmetric per output channel; \
+        every activation becomes int8 asymmetric per tensor with a range chosen by the observer from the \
+        float model's activations on N frames of the TRAIN split (never the test split). Biases are int32 \
+        with scale s_in * s_w; requantization is fixed point (TFLite/gemmlowp); ReLU/ReLU6 are clamps. \
+        The model takes the uint8 gray frame directly (real = byte / 255) and returns float logits. \
         See docs/QUANTIZATION.md.
 
         Observers:
           minmax      [min, max] of everything seen
-          percentile  the (100-p)th and p-th percentiles (--percentile, default 99.99)
-          entropy     TensorRT-style: clip range minimising KL(observed || quantized) histograms
-          mse         clip range minimising the squared quantization error over the histogram
+          percentile  the (100-p)th and p-th percentiles (--percentile,
+                      default 99.99)
+          entropy     TensorRT-style: the clip range minimising
+                      KL(observed || quantized) over the histogram
+          mse         the clip range minimising the squared quantization
+                      error over the histogram
 
-        The calibration frames are N frames spread evenly over the train split (in split-file order).
-        On the paper split, minmax kept D-all's Dice within 0.01 points of float (docs/QUANTIZATION.md).
+        The calibration frames are N frames spread evenly over the train split (in split-file order). \
+        On the paper split, minmax kept D-all's Dice within 0.01 points of float (docs/QUANTIZATION.md). \
         The result runs with `sonoquant forward` / `evaluate` like a float model.
 
         Example:
-          sonoquant calibrate --model fixtures/pytorch_D-all_192x128.safetensors \\
-            --data ../shared/hc18/training_set --split fixtures/hc18/paper_split.csv \\
-            --size 192x128 --images 64 --observer minmax --out D-all.int8.safetensors
+          sonoquant calibrate \\
+            --model fixtures/pytorch_D-all_192x128.safetensors --size 192x128 \\
+            --data ../shared/hc18/training_set \\
+            --split fixtures/hc18/paper_split.csv \\
+            --images 64 --observer minmax --out D-all.int8.safetensors
         """)
 
     @Option(help: ArgumentHelp("Float checkpoint, F32 or F16: unet-mobilenet_v2 (segmentation_models_pytorch names) or unet-baseline (scripts/peers/unet_baseline.py names); the architecture is detected.", valueName: "ckpt.safetensors"))
     var model: String
 
-    @Option(help: "HC18 directory: frames, *_Annotation.png and training_set_pixel_size_and_HC.csv.")
+    @Option(help: ArgumentHelp("HC18 directory: frames, *_Annotation.png and training_set_pixel_size_and_HC.csv.", valueName: "dir"))
     var data: String
 
-    @Option(help: "Split CSV (filename,split); calibration frames come from its train side.")
+    @Option(help: ArgumentHelp("Split CSV (filename,split); calibration frames come from its train side.", valueName: "split.csv"))
     var split: String
 
     @Option(help: ArgumentHelp("Network input size WxH to calibrate at, recorded in the int8 model (multiples of 32; 16 for unet-baseline). Default: the size the checkpoint records (train writes it); required for a PyTorch checkpoint.", valueName: "WxH"))

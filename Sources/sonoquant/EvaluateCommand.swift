@@ -15,12 +15,14 @@ struct EvaluateCommand: ParsableCommand {
         coordinates) and compared with the CSV. A frame with no head found is listed, counted, and \
         its HC error is its whole reference HC (as if the head measured 0 mm). See docs/DATA.md.
 
-        Prints the means and the five worst frames; --out writes every frame's row as JSON.
+        Prints the means and the five worst frames; --out writes every frame's row \
+        as JSON.
 
         Example (the PyTorch-trained D-all model on the paper's 200 test frames):
-          sonoquant evaluate --model ../shared/reference/pytorch_D-all_192x128.safetensors \\
-            --data ../shared/hc18/training_set --split ../shared/hc18/splits/paper_split.csv \\
-            --size 192x128 --out report.json
+          sonoquant evaluate \\
+            --model fixtures/pytorch_D-all_192x128.safetensors --size 192x128 \\
+            --data ../shared/hc18/training_set \\
+            --split fixtures/hc18/paper_split.csv --out report.json
         """
     )
 

@@ -20,7 +20,8 @@ struct ForwardCommand: ParsableCommand {
         is the same value in all three channels) or C = 1 (gray: the first convolution's RGB weights are \
         summed, which gives the same result), H and W multiples of 32 (16 for unet-baseline).
 
-        Make an input and compare in Python (pip install torch safetensors segmentation-models-pytorch):
+        Make an input and compare in Python (pip install torch safetensors \
+        segmentation-models-pytorch):
           from safetensors.torch import save_file, load_file
           save_file({"input": x.contiguous()}, "in.safetensors")  # x: [N,3,H,W]
           # sonoquant forward --model m.safetensors \\

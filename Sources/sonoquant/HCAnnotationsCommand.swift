@@ -15,13 +15,14 @@ struct HCAnnotationsCommand: ParsableCommand {
         largest absolute error and the worst frames.
 
         Example:
-          sonoquant hc-annotations --data ../shared/hc18/training_set --out hc-annotations.csv
+          sonoquant hc-annotations --data ../shared/hc18/training_set \\
+            --out hc-annotations.csv
         """)
 
-    @Option(help: "Directory with the *_Annotation.png outlines and training_set_pixel_size_and_HC.csv.")
+    @Option(help: ArgumentHelp("Directory with the *_Annotation.png outlines and training_set_pixel_size_and_HC.csv.", valueName: "dir"))
     var data: String
 
-    @Option(help: "Optional CSV with one row per frame: filename,reference_mm,measured_mm,error_mm.")
+    @Option(help: ArgumentHelp("Optional CSV with one row per frame: filename,reference_mm,measured_mm,error_mm.", valueName: "file.csv"))
     var out: String?
 
     @OptionGroup var threading: ThreadsOption

@@ -9,35 +9,44 @@ struct SegmentCommand: ParsableCommand {
         commandName: "segment",
         abstract: "Find the fetal head in ultrasound frames: mask, overlay and head circumference per frame.",
         discussion: """
-        For each frame given (PNGs or JPEGs of any size, and every .png/.jpg/.jpeg in each directory
-        given; HC18 `*_Annotation.png` files are skipped) this writes to --out:
-          NAME_mask.png     the head (255) / background (0) at the frame's own size
-          NAME_overlay.png  the frame with the head tinted and the fitted ellipse drawn in green
-          NAME.json         HC in mm, the ellipse (centre, semi-axes, angle; original-frame pixels),
-                            needsReview and reviewReasons (a frame to check: no head found, a
-                            boundary that is not an ellipse, or the head split over regions),
+        For each frame given (PNGs or JPEGs of any size, and every .png/.jpg/.jpeg \
+        in each directory given; HC18 `*_Annotation.png` files are skipped) this \
+        writes to --out:
+          NAME_mask.png     head (255) / background (0) at the frame's own size
+          NAME_overlay.png  the frame, head tinted, fitted ellipse in green
+          NAME.json         HC in mm, the ellipse (centre, semi-axes, angle; in
+                            original-frame pixels), needsReview and
+                            reviewReasons (no head found, a boundary that is
+                            not an ellipse, or the head split over regions),
                             the time taken per step, and notes
-        and summary.json for the whole run (mean HC error when the CSV gives reference HCs).
+          summary.json      every frame, and the mean HC error when the CSV
+                            gives reference HCs
 
-        The frame is squashed to the network input size (the size the model file records: train and
-        calibrate write it; --size for a PyTorch checkpoint; an int8 model runs only at its calibration
-        size unless --any-size), the model (a float checkpoint or an int8 model file) predicts head where
-        its logit is > 0, the largest head region
-        is kept and an ellipse is fitted to its boundary in the original frame: these are the steps
-        `evaluate` and `bench` score, so the HC errors agree.
+        The frame is squashed to the network input size (the size the model file \
+        records: train and calibrate write it; --size for a PyTorch checkpoint; an \
+        int8 model runs only at its calibration size unless --any-size), the model \
+        (a float checkpoint or an int8 model file) predicts head where its logit is \
+        > 0, the largest head region is kept and an ellipse is fitted to its \
+        boundary in the original frame: the steps `evaluate` and `bench` score, so \
+        the HC errors agree.
 
-        Pixel size: --pixel-size applies to every frame; --pixel-csv reads HC18's
-        `filename,pixel size(mm)[,head circumference (mm)]`. A frame without a pixel size gets its HC in
-        pixels only (hcMM absent, a note in its JSON). A frame where no head is found gets headFound
-        false, an empty mask and an overlay without ellipse; that is a result, not an error.
-        A frame that cannot be read (corrupt, truncated, not an image) is reported on stderr and listed
-        under `failures` in summary.json; the other frames are still processed; the exit status is then 1.
+        Pixel size: --pixel-size applies to every frame; --pixel-csv reads HC18's \
+        `filename,pixel size(mm)[,head circumference (mm)]`. A frame without a pixel \
+        size gets its HC in pixels only (hcMM absent, a note in its JSON). A frame \
+        where no head is found gets headFound false, an empty mask and an overlay \
+        without ellipse; that is a result, not an error. A frame that cannot be read \
+        (corrupt, truncated, not an image) is reported on stderr and listed under \
+        `failures` in summary.json; the other frames are still processed, and the \
+        exit status is then 1.
 
         Examples:
-          sonoquant segment scan.png --model dall.int8.safetensors --pixel-size 0.12 --out seg/
-          sonoquant segment frames/*.png --model dall.int8.safetensors --pixel-size 0.12 --out seg/
-          sonoquant segment ../shared/hc18/training_set --model dall.int8.safetensors \\
-              --pixel-csv ../shared/hc18/training_set/training_set_pixel_size_and_HC.csv --out seg/
+          sonoquant segment 002_HC.png --model D-all.int8.safetensors \\
+              --pixel-size 0.0620 --out seg/
+          sonoquant segment frames/*.png --model D-all.int8.safetensors \\
+              --pixel-size 0.12 --out seg/
+          sonoquant segment ../shared/hc18/training_set \\
+              --model D-all.int8.safetensors --out seg/ --pixel-csv \\
+              ../shared/hc18/training_set/training_set_pixel_size_and_HC.csv
         """
     )
 
@@ -57,7 +66,7 @@ struct SegmentCommand: ParsableCommand {
 
     @OptionGroup var threading: ThreadsOption
 
-    @Option(help: ArgumentHelp("Output directory (created if missing).", valueName: "directory"))
+    @Option(help: ArgumentHelp("Output directory (created if missing).", valueName: "dir"))
     var out: String
 
     func validate() throws {

@@ -9,8 +9,8 @@ struct SonoQuant: ParsableCommand {
         commandName: "sonoquant",
         abstract: "Fine-tune, quantize and deploy a fetal-head ultrasound U-Net (MobileNetV2 encoder) in pure Swift.",
         discussion: """
-        The usual path: `train` a fine-tuning strategy on HC18, `calibrate` it to an int8 model file,
-        `bench` accuracy / size / latency per strategy and precision, then `segment` frames on the board.
+        The usual path: `train` a fine-tuning strategy on HC18, `calibrate` it to an int8 model file, \
+        `bench` accuracy / size / latency per strategy and precision, then `segment` frames on the board. \
         `forward` and `evaluate` check a model against PyTorch and against the test split.
 
         Kernels: one binary runs the fastest kernels for the CPU it finds (x86-64: portable, avx2, \
@@ -30,6 +30,23 @@ struct SonoQuant: ParsableCommand {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             Foundation.exit(1)
         }
-        main(nil)
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            exit(reporting: error)
+        }
+    }
+
+    /// ArgumentParser's own exit, except that a usage error starts with "error:" like every other error
+    /// the tool prints (`reportingErrors`), where ArgumentParser writes "Error:". Help and version go
+    /// to standard output as ArgumentParser prints them.
+    static func exit(reporting error: Error) -> Never {
+        let code = exitCode(for: error)
+        guard code != .success else { exit(withError: error) }
+        var text = fullMessage(for: error)
+        if text.hasPrefix("Error: ") { text = "error: " + text.dropFirst("Error: ".count) }
+        if !text.isEmpty { FileHandle.standardError.write(Data((text + "\n").utf8)) }
+        Foundation.exit(code.rawValue)
     }
 }

@@ -14,10 +14,11 @@ struct SplitCommand: ParsableCommand {
         everywhere.
 
         Example:
-          sonoquant split --data ../shared/hc18/training_set --test-fraction 0.2 --seed 0 --out split.csv
+          sonoquant split --data ../shared/hc18/training_set \\
+            --test-fraction 0.2 --seed 0 --out split.csv
         """)
 
-    @Option(help: "Directory with training_set_pixel_size_and_HC.csv (its frames are split).")
+    @Option(help: ArgumentHelp("Directory with training_set_pixel_size_and_HC.csv (its frames are split).", valueName: "dir"))
     var data: String
 
     @Option(help: "Fraction of frames (not fetuses) to put in the test side, in (0, 1).")
@@ -26,7 +27,7 @@ struct SplitCommand: ParsableCommand {
     @Option(help: "Seed of the shuffle of fetuses.")
     var seed: UInt64 = 0
 
-    @Option(help: "Output CSV path (written atomically).")
+    @Option(help: ArgumentHelp("Output CSV path (written atomically).", valueName: "split.csv"))
     var out: String
 
     func validate() throws {

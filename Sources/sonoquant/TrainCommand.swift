@@ -13,15 +13,21 @@ struct TrainCommand: ParsableCommand {
         D0..D4 = decoder blocks, H = segmentation head. Presets (trainable parameters):
           full-ft        E,D0-D4,H   6,628,945
           D-all          D0-D4,H     4,405,073   (the paper's best)
-          D-all-frozenbn D0-D4,H     4,405,073   frozen encoder's BatchNorm in eval mode
+          D-all-frozenbn D0-D4,H     4,405,073   encoder BatchNorm in eval mode
           E              E           2,223,872
-          D0 / D01 / D012 / D234 / D4 / D4+H     3,761,152 / 4,240,896 / 4,365,568 / 164,032 / 6,976 / 7,121
+          D0             D0          3,761,152
+          D01            D0-D1       4,240,896
+          D012           D0-D2       4,365,568
+          D234           D2-D4         164,032
+          D4             D4              6,976
+          D4+H           D4,H            7,121
           full-scratch   E,D0-D4,H   random encoder (torchvision init)
           rand-frozen-E  D0-D4,H     random encoder, frozen
           rand-frozen-D  E           random encoder trained, decoder and head frozen
-          unet-baseline  E,D0-D3,H   31,037,633  the paper's plain U-Net (another architecture), from \
-        scratch with PyTorch's default init; sizes multiples of 16; --init only takes a full unet-baseline \
-        checkpoint to start from (no --init: random)
+          unet-baseline  E,D0-D3,H  31,037,633  the paper's plain U-Net
+        unet-baseline is another architecture, trained from scratch with PyTorch's \
+        default init; its sizes are multiples of 16, and --init takes only a full \
+        unet-baseline checkpoint (no --init: random).
         --trainable E,D3,H trains any set instead. Frozen layers get no gradient and no update; their \
         BatchNorm still normalises with batch statistics and updates its running statistics (as in the \
         paper's code) unless --freeze-bn-stats.
@@ -36,9 +42,12 @@ struct TrainCommand: ParsableCommand {
         same weights bit for bit.
 
         Example (the paper's best strategy on its split):
-          sonoquant train --data ../shared/hc18/training_set --split ../shared/hc18/splits/paper_split.csv \\
-            --strategy D-all --size 192x128 --epochs 20 --batch 10 --lr 1e-4 --seed 0 \\
-            --init ../shared/weights/mobilenet_v2_imagenet.safetensors --out runs/D-all-seed0
+          sonoquant train --strategy D-all --size 192x128 --epochs 20 \\
+            --batch 10 --lr 1e-4 --seed 0 \\
+            --data ../shared/hc18/training_set \\
+            --split ../shared/hc18/splits/paper_split.csv \\
+            --init ../shared/weights/mobilenet_v2_imagenet.safetensors \\
+            --out runs/D-all-seed0
         """
     )
 
