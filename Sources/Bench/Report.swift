@@ -158,7 +158,12 @@ public func trainableFacts(metadata: [String: String], name: String) -> (strateg
     var groups: Set<ParameterGroup>? = metadata["sonoquant.trainable"].flatMap { try? Strategy.groups($0) }
     if groups == nil, let strategy { groups = (try? Strategy.preset(strategy))?.trainable }
     guard let groups else { return (strategy, nil, nil) }
-    return (strategy, Strategy.describe(groups), ModelGraph.mobileNetV2UNet().parameterCount(groups: groups))
+    // Counted on the file's own architecture (a unet-baseline file used to get MobileNetV2 U-Net counts).
+    let architecture = metadata["sonoquant.architecture"] ?? strategy.flatMap { try? Strategy.preset($0).architecture }
+    guard let graph = ModelGraph.named(architecture ?? ModelGraph.mobileNetV2UNet().architecture) else {
+        return (strategy, Strategy.describe(groups), nil)
+    }
+    return (strategy, Strategy.describe(groups), graph.parameterCount(groups: groups))
 }
 
 /// Peak resident set size of this process so far (Linux VmHWM), in bytes; nil where /proc is absent.

@@ -26,6 +26,11 @@ final class BenchReportTests: XCTestCase {
         XCTAssertEqual(trainableFacts(metadata: [:], name: "full-ft").parameters, 6_628_945)
         XCTAssertEqual(trainableFacts(metadata: ["sonoquant.strategy": "D234"], name: "x").parameters, 164_032)
         XCTAssertEqual(trainableFacts(metadata: ["sonoquant.strategy": "unknown"], name: "E int8").parameters, 2_223_872)
+        // A unet-baseline file is counted on its own architecture (31,037,633 parameters), from its metadata
+        // or its preset.
+        XCTAssertEqual(trainableFacts(metadata: ["sonoquant.architecture": "unet-baseline", "sonoquant.strategy": "unet-baseline",
+                                                 "sonoquant.trainable": "E,D0,D1,D2,D3,H"], name: "x").parameters, 31_037_633)
+        XCTAssertEqual(trainableFacts(metadata: [:], name: "unet-baseline int8").parameters, 31_037_633)
         let unknown = trainableFacts(metadata: [:], name: "my model")
         XCTAssertNil(unknown.strategy)
         XCTAssertNil(unknown.parameters)
