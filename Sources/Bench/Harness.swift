@@ -127,7 +127,7 @@ public struct HCErrorQuantiles: Codable, Equatable {
 
 /// One precision (float32 or int8) of one trained run.
 public struct PrecisionResult: Codable, Equatable {
-    public var precision: String
+    public var precision: Precision
     public var path: String
     public var fileBytes: Int
     public var images: Int
@@ -143,7 +143,7 @@ public struct PrecisionResult: Codable, Equatable {
     public var latency: [HarnessLatency]
     public var peakRSSBytes: Int?
 
-    public init(precision: String, path: String, fileBytes: Int, evaluation: EvaluationReport) {
+    public init(precision: Precision, path: String, fileBytes: Int, evaluation: EvaluationReport) {
         self.precision = precision
         self.path = path
         self.fileBytes = fileBytes

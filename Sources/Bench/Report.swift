@@ -51,7 +51,7 @@ public struct BenchRow: Codable, Equatable {
     public var name: String
     public var path: String
     /// "float32" or "int8".
-    public var precision: String
+    public var precision: Precision
     /// Fine-tuning strategy, from the file's metadata (`sonoquant.strategy`) or the model's name.
     public var strategy: String?
     /// Trainable groups (E, D0..D4, H) and their parameter count, when the strategy is known.
@@ -70,7 +70,7 @@ public struct BenchRow: Codable, Equatable {
     /// Peak resident memory (VmHWM) of a separate process that loads this model and runs one frame.
     public var peakRSSBytes: Int?
 
-    public init(name: String, path: String, precision: String, strategy: String?, trainableGroups: String?, trainableParameters: Int?, fileBytes: Int, images: Int, dice: Double, diceStd: Double, iou: Double, pixelAccuracy: Double, hcMAEmm: Double, noHeadFound: Int, latency: [BenchLatency], peakRSSBytes: Int?) {
+    public init(name: String, path: String, precision: Precision, strategy: String?, trainableGroups: String?, trainableParameters: Int?, fileBytes: Int, images: Int, dice: Double, diceStd: Double, iou: Double, pixelAccuracy: Double, hcMAEmm: Double, noHeadFound: Int, latency: [BenchLatency], peakRSSBytes: Int?) {
         self.name = name
         self.path = path
         self.precision = precision
@@ -275,7 +275,7 @@ public func benchMarkdown(_ r: BenchReport) -> String {
                  + latencyHeads.joined(separator: " | ") + " | peak RSS |")
     lines.append("|" + String(repeating: "---|", count: 10 + latencyHeads.count))
     for row in r.rows {
-        var cells = [row.name, row.precision, row.strategy ?? "?",
+        var cells = [row.name, row.precision.rawValue, row.strategy ?? "?",
                      row.trainableParameters.map(grouped) ?? "?", megabytes(row.fileBytes),
                      String(format: "%.4f ± %.3f", row.dice, row.diceStd), String(format: "%.4f", row.iou),
                      String(format: "%.4f", row.pixelAccuracy),
@@ -334,7 +334,7 @@ public func benchSVG(_ r: BenchReport) -> String {
         s += "<text transform=\"translate(\(f(x0 + 16)),\(f(margin.top + plotH / 2))) rotate(-90)\" text-anchor=\"middle\" font-size=\"12\">Dice</text>\n"
         for (p, v) in zip(points, values) {
             let (cx, cy) = (px(v), py(p.row.dice))
-            if p.row.precision == "int8" {
+            if p.row.precision == .int8 {
                 s += "<rect x=\"\(f(cx - 4))\" y=\"\(f(cy - 4))\" width=\"8\" height=\"8\" fill=\"#d62728\"/>\n"
             } else {
                 s += "<circle cx=\"\(f(cx))\" cy=\"\(f(cy))\" r=\"4.5\" fill=\"#1f77b4\"/>\n"

@@ -60,7 +60,7 @@ public struct SegmentationResult: Codable, Equatable, Sendable {
     public var networkWidth: Int
     public var networkHeight: Int
     public var model: String
-    public var precision: String
+    public var precision: Precision
     /// The kernel path that ran the model (`KernelPath`: portable, avx2, avx512-vnni, neon).
     public var kernels: String
     public var headFound: Bool
@@ -211,7 +211,7 @@ public struct SegmentFailure: Codable, Equatable, Sendable {
 /// `summary.json` of a `segment` run.
 public struct SegmentSummary: Codable, Equatable, Sendable {
     public var model: String
-    public var precision: String
+    public var precision: Precision
     /// The kernel path that ran the model.
     public var kernels: String
     public var networkWidth: Int
@@ -226,7 +226,7 @@ public struct SegmentSummary: Codable, Equatable, Sendable {
     public var medianTotalMS: Double?
     public var results: [SegmentationResult]
 
-    public init(model: String, precision: String, kernels: String, networkWidth: Int, networkHeight: Int,
+    public init(model: String, precision: Precision, kernels: String, networkWidth: Int, networkHeight: Int,
                 results: [SegmentationResult], failures: [SegmentFailure]) {
         self.model = model
         self.precision = precision

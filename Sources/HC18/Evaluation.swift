@@ -81,7 +81,7 @@ public struct EvaluationReport: Codable, Equatable, Sendable {
     /// The model file, when known (set by the caller).
     public var model: String?
     /// "float32" or "int8".
-    public var precision: String
+    public var precision: Precision
     public var width: Int
     public var height: Int
     public var images: Int
@@ -104,7 +104,7 @@ public struct EvaluationReport: Codable, Equatable, Sendable {
 
     public static let noHeadPolicy = "no head found: HC error = reference HC (as if 0 mm), included in meanHCErrorMM"
 
-    public init(rows: [EvaluationRow], precision: String, width: Int, height: Int, model: String? = nil) {
+    public init(rows: [EvaluationRow], precision: Precision, width: Int, height: Int, model: String? = nil) {
         func mean(_ values: [Double]) -> Double { values.isEmpty ? 0 : values.reduce(0, +) / Double(values.count) }
         self.model = model
         self.precision = precision

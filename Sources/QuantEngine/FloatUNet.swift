@@ -10,7 +10,7 @@ import Foundation
 /// code in the same order whatever the split, so results do not depend on the thread count.
 // @unchecked: after init only `arenas` changes, and only under `lock` (see `SegmentationModel`).
 public final class FloatUNet: SegmentationModel, @unchecked Sendable {
-    public let precision = "float32"
+    public let precision = Precision.float32
     /// The graph of the weights it was built from (1- or 3-channel).
     public let graph: ModelGraph
     /// The instruction set its kernels run on.

@@ -12,7 +12,7 @@ import Foundation
 /// and each output element is computed by the same integer operations whatever the split.
 // @unchecked: after init only `plans` changes, and only under `lock` (see `SegmentationModel`).
 public final class Int8UNet: SegmentationModel, @unchecked Sendable {
-    public let precision = "int8"
+    public let precision = Precision.int8
     public let graph: ModelGraph
     public let model: Int8Model
     /// The instruction set its kernels run on.

@@ -74,7 +74,7 @@ extension SegmentationModel {
         case (nil, let recorded?):
             size = recorded
         case (let requested?, let recorded):
-            if precision == "int8", let recorded, requested != recorded, !allowingOtherSize {
+            if precision == .int8, let recorded, requested != recorded, !allowingOtherSize {
                 throw SonoQuantError(subject, "the int8 model was calibrated at \(recorded), asked to run at \(requested): its activation ranges "
                                      + "(and the HC it gives) shift with the size; calibrate at \(requested), or allow it (--any-size)", kind: .badInputSize)
             }

@@ -137,6 +137,12 @@ public struct FoldedConv: Sendable {
     }
 }
 
+/// The arithmetic a model runs in; reports and JSON write the raw value.
+public enum Precision: String, Codable, Sendable, CustomStringConvertible {
+    case float32, int8
+    public var description: String { rawValue }
+}
+
 /// What `forward`, `evaluate`, `bench` and `segment` run: a float or int8 model behind one interface.
 ///
 /// Concurrency: a loaded model is `Sendable`; share one instance across tasks or threads rather than
@@ -146,8 +152,7 @@ public struct FoldedConv: Sendable {
 /// small board the cores are better spent inside one frame (`threads`) than on frames side by side;
 /// for frames side by side, load one model per task.
 public protocol SegmentationModel: AnyObject, Sendable {
-    /// "float32" or "int8".
-    var precision: String { get }
+    var precision: Precision { get }
     var graph: ModelGraph { get }
     /// The instruction set its kernels run on (`KernelPath.current` unless built for another).
     var kernelPath: KernelPath { get }

@@ -69,7 +69,7 @@ struct LatencyCommand: ParsableCommand {
                                                threads: count, warmup: warmup, runs: runs)
                 results.append(stats)
                 print(String(format: "%@ %dx%d C=%d kernels=%@ threads=%d: median %.2f ms (p10 %.2f, p90 %.2f, min %.2f) over %d runs; cpu %.2f ms/run",
-                             network.precision, width, height, channels, network.kernelPath.rawValue, count, stats.medianMS, stats.p10MS, stats.p90MS, stats.minMS, stats.runs,
+                             network.precision.rawValue, width, height, channels, network.kernelPath.rawValue, count, stats.medianMS, stats.p10MS, stats.p90MS, stats.minMS, stats.runs,
                              stats.cpuMSPerRun))
             }
             if profile {

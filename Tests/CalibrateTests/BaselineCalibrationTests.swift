@@ -77,7 +77,7 @@ final class BaselineCalibrationTests: XCTestCase {
         let path = directory + "/baseline.int8.safetensors"
         try Self.model.save(to: path)
         let loaded = try loadSegmentationModel(path: path)
-        XCTAssertEqual(loaded.precision, "int8")
+        XCTAssertEqual(loaded.precision, .int8)
         XCTAssertEqual(loaded.graph.architecture, "unet-baseline")
         XCTAssertEqual((loaded as! Int8UNet).model, Self.model)
         // Size: the int8 weights are about a quarter of the float32 parameters.

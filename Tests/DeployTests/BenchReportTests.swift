@@ -48,7 +48,7 @@ final class BenchReportTests: XCTestCase {
         XCTAssertEqual(report.rows.count, 1)
         let row = report.rows[0]
         XCTAssertEqual(row.images, 8)
-        XCTAssertEqual(row.precision, "float32")
+        XCTAssertEqual(row.precision, .float32)
         XCTAssertEqual(row.strategy, "D-all")
         XCTAssertEqual(row.trainableParameters, 4_405_073)
         XCTAssertEqual(row.fileBytes, 13_362_242)
@@ -76,15 +76,15 @@ final class BenchReportTests: XCTestCase {
     }
 
     func testSVGMarksFloatAndInt8Differently() throws {
-        func row(_ name: String, _ precision: String, dice: Double, ms: Double, bytes: Int) -> BenchRow {
+        func row(_ name: String, _ precision: Precision, dice: Double, ms: Double, bytes: Int) -> BenchRow {
             BenchRow(name: name, path: name, precision: precision, strategy: nil, trainableGroups: nil, trainableParameters: nil,
                      fileBytes: bytes, images: 1, dice: dice, diceStd: 0, iou: 0, pixelAccuracy: 0, hcMAEmm: 0, noHeadFound: 0,
                      latency: [BenchLatency(threads: 1, runs: 1, medianMS: ms, p10MS: ms, p90MS: ms, cpuMSPerRun: ms)], peakRSSBytes: nil)
         }
         let report = BenchReport(created: "now", host: "test", command: "c", data: "d", split: "s", width: 192, height: 128,
                                  threads: [1], latencyMethod: "m",
-                                 rows: [row("a <float>", "float32", dice: 0.96, ms: 40, bytes: 26_000_000),
-                                        row("a & int8", "int8", dice: 0.958, ms: 15, bytes: 6_800_000)])
+                                 rows: [row("a <float>", .float32, dice: 0.96, ms: 40, bytes: 26_000_000),
+                                        row("a & int8", .int8, dice: 0.958, ms: 15, bytes: 6_800_000)])
         let svg = benchSVG(report)
         try assertWellFormedSVG(svg, points: 2)
         XCTAssertEqual(svg.components(separatedBy: "<circle").count - 1, 2)  // float in both panels

@@ -25,7 +25,7 @@ final class ConcurrencyTests: XCTestCase {
                 for try await (index, outcome) in group { outcomes[index] = outcome }
                 return outcomes.map { $0! }
             }
-            XCTAssertEqual(concurrent, sequential, model.precision)
+            XCTAssertEqual(concurrent, sequential, model.precision.rawValue)
             XCTAssertGreaterThan(sequential.filter { $0.hcPixels != nil }.count, 0, "\(model.precision): some head found")
         }
     }

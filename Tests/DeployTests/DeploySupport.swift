@@ -16,7 +16,7 @@ enum DeployFixtures {
 
 /// A model that needs no weights: predicts head inside a fixed ellipse (in network pixels), or nowhere.
 final class StubModel: SegmentationModel {
-    let precision = "stub"
+    let precision = Precision.float32  // a stand-in: no engine runs
     let graph = ModelGraph.mobileNetV2UNet(inputChannels: 1)
     /// (centre x, centre y, semi-axis x, semi-axis y) as fractions of the network size; nil = no head.
     let head: (Double, Double, Double, Double)?

@@ -52,17 +52,17 @@ final class HarnessTests: XCTestCase {
                                EpochPoint(epoch: 2, trainLoss: 0.3, dice: 0.9, hcErrorMM: 3.5, epochSeconds: 12.5)])
 
         // Two test frames: Dice 0.8 and 1.0, HC errors 2 and 4 mm (int8: one frame a little worse).
-        func evaluation(_ dice: [Double], _ hc: [Double], precision: String) throws -> EvaluationReport {
+        func evaluation(_ dice: [Double], _ hc: [Double], precision: Precision) throws -> EvaluationReport {
             let rows = zip(dice, hc).enumerated().map { i, v in
                 "{\"name\":\"f\(i)\",\"dice\":\(v.0),\"iou\":\(v.0 - 0.1),\"pixelAccuracy\":0.99,\"headFound\":true,\"hcMM\":\(100 + v.1),\"referenceHCmm\":100,\"hcErrorMM\":\(v.1)}"
             }
             let decoded = try JSONDecoder().decode([EvaluationRow].self, from: Data(("[" + rows.joined(separator: ",") + "]").utf8))
             return EvaluationReport(rows: decoded, precision: precision, width: 32, height: 32)
         }
-        var float = PrecisionResult(precision: "float32", path: directory + "/model.safetensors", fileBytes: 26_692_820,
-                                    evaluation: try evaluation([0.8, 1.0], [2, 4], precision: "float32"))
-        var int8 = PrecisionResult(precision: "int8", path: directory + "/model.int8.safetensors", fileBytes: 6_759_296,
-                                   evaluation: try evaluation([0.8, 0.96], [2, 5], precision: "int8"))
+        var float = PrecisionResult(precision: .float32, path: directory + "/model.safetensors", fileBytes: 26_692_820,
+                                    evaluation: try evaluation([0.8, 1.0], [2, 4], precision: .float32))
+        var int8 = PrecisionResult(precision: .int8, path: directory + "/model.int8.safetensors", fileBytes: 6_759_296,
+                                   evaluation: try evaluation([0.8, 0.96], [2, 5], precision: .int8))
         float.latency = [HarnessLatency(threads: 1, runs: 3, medianMS: 30, p95MS: 33, cpuMSPerRun: 29)]
         int8.latency = [HarnessLatency(threads: 1, runs: 3, medianMS: 20, p95MS: 22, cpuMSPerRun: 19)]
         float.peakRSSBytes = 101_000_000
@@ -121,8 +121,8 @@ final class HarnessTests: XCTestCase {
             "{\"name\":\"f\(i)\",\"dice\":\(dice),\"iou\":\(dice),\"pixelAccuracy\":0.99,\"headFound\":true,\"hcMM\":102,\"referenceHCmm\":100,\"hcErrorMM\":2}"
         }.joined(separator: ",") + "]"
         let evaluation = EvaluationReport(rows: try JSONDecoder().decode([EvaluationRow].self, from: Data(json.utf8)),
-                                          precision: "float32", width: 32, height: 32)
-        let precision = PrecisionResult(precision: "float32", path: "m", fileBytes: 1, evaluation: evaluation)
+                                          precision: .float32, width: 32, height: 32)
+        let precision = PrecisionResult(precision: .float32, path: "m", fileBytes: 1, evaluation: evaluation)
         return HarnessRow(strategy: strategy, seed: seed, runDirectory: "r", architecture: "unet-mobilenet_v2", trainableGroups: "H",
                           trainableParameters: 145, totalParameters: 6_628_945, epochs: 20, batchSize: 10, learningRate: 1e-4,
                           curve: [], float: precision, int8: precision, overlays: ["\(strategy)-seed\(seed)/frames/f0-int8.png"],
@@ -203,7 +203,7 @@ final class HarnessTests: XCTestCase {
         XCTAssertEqual(row.curve.map(\.epoch), [1])
         XCTAssertEqual(row.trainableParameters, 7_121)
         XCTAssertEqual(row.float.images, 1)
-        XCTAssertEqual(row.int8.precision, "int8")
+        XCTAssertEqual(row.int8.precision, .int8)
         XCTAssertEqual(row.float.peakRSSBytes, 42)
         XCTAssertEqual(row.int8.latency.map(\.threads), [1])
         XCTAssertEqual(first.testFramesSharingFetus, 0)

@@ -76,7 +76,7 @@ final class SegmentTests: XCTestCase {
         XCTAssertEqual(out.mask.pixels, [UInt8](repeating: 0, count: 2000))
         XCTAssertEqual(out.overlay, RGBImage(gray: frame))
         XCTAssertEqual(out.result.notes, ["no head found: the model predicted no head pixel"])
-        let summary = SegmentSummary(model: "stub", precision: "stub", kernels: "stub", networkWidth: 64, networkHeight: 64,
+        let summary = SegmentSummary(model: "stub", precision: .float32, kernels: "stub", networkWidth: 64, networkHeight: 64,
                                      results: [out.result], failures: [])
         XCTAssertEqual(summary.headsFound, 0)
         XCTAssertEqual(summary.meanHCErrorMM, 150)

@@ -6,7 +6,7 @@ import TestSupport
 
 /// A model that predicts the same logit everywhere.
 final class ConstantModel: SegmentationModel {
-    let precision = "float32"
+    let precision = Precision.float32
     let graph = ModelGraph.mobileNetV2UNet(inputChannels: 1)
     let logit: Float
     init(logit: Float) { self.logit = logit }

@@ -88,7 +88,7 @@ final class Int8ModelTests: XCTestCase {
         XCTAssertEqual(loaded.convs, Self.model.convs)
         XCTAssertEqual(loaded.info["strategy"], "D-all")
         let any = try loadSegmentationModel(path: path)
-        XCTAssertEqual(any.precision, "int8")
+        XCTAssertEqual(any.precision, .int8)
         XCTAssertEqual(try (any as! Int8UNet).quantizedLogits(frame: Self.frame64, width: 64, height: 64, threads: 2),
                        try Int8UNet(model: Self.model).quantizedLogits(frame: Self.frame64, width: 64, height: 64, threads: 1))
         // Size: int8 weights are about a quarter of the float32 checkpoint of the same weights.
