@@ -284,8 +284,4 @@ public final class TrainableUNet {
         return (loss, logits.nchw())
     }
 
-    /// Eval-mode logits [N, 1, H, W] for an NCHW input.
-    public func evalLogits(_ input: Tensor, threads: Int) -> Tensor {
-        forward(FeatureBatch(nchw: input), training: false, threads: threads).logits.nchw()
-    }
 }
