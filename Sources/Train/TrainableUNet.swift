@@ -283,5 +283,4 @@ public final class TrainableUNet {
         backward(dLogits, cache: cache, threads: threads)
         return (loss, logits.nchw())
     }
-
 }
