@@ -21,7 +21,7 @@ scripts/install-deps.sh
 echo "== building (release)"
 swift build -c release --product sonoquant
 echo "== bench: train $STRATEGIES at $SIZE for $EPOCHS epochs, calibrate int8, measure float vs int8"
-.build/release/sonoquant bench --strategies "$STRATEGIES" --seeds 0 --epochs "$EPOCHS" --size "$SIZE" \
+.build/release/sonoquant bench run --strategies "$STRATEGIES" --seeds 0 --epochs "$EPOCHS" --size "$SIZE" \
     --data fixtures/hc18/training_set --split fixtures/hc18/split.csv \
     --init fixtures/mobilenet_v2_imagenet_f16.safetensors --batch 4 --lr 1e-3 \
     --images 24 --threads 1,2 --rounds 5 --runs-per-round 2 --out "$OUT"
@@ -30,7 +30,7 @@ echo "== report: $OUT/REPORT.md"
 # float and int8, on the same 8 bundled test frames (all 8 are on the paper split's test side, so these
 # models never trained on them).
 echo "== the shipped models (models/): D-all and full-ft, float and int8, on the 8 bundled test frames"
-.build/release/sonoquant bench --model D-all-float=models/D-all.f16.safetensors --model D-all-int8=models/D-all.int8.safetensors \
+.build/release/sonoquant bench compare --model D-all-float=models/D-all.f16.safetensors --model D-all-int8=models/D-all.int8.safetensors \
     --model full-ft-float=models/full-ft.f16.safetensors --model full-ft-int8=models/full-ft.int8.safetensors \
     --data fixtures/hc18/training_set --split fixtures/hc18/split.csv --size 192x128 \
     --threads 1,2 --rounds 3 --runs-per-round 2 --out "$OUT/shipped"

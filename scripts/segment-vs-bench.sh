@@ -24,7 +24,7 @@ done
 echo "test frames: $(ls "$out/frames" | wc -l)"
 .build/release/sonoquant segment "$out/frames" --model "$model" --size "$size" \
     --pixel-csv "$data/training_set_pixel_size_and_HC.csv" --out "$out/segment" | tail -n 1
-.build/release/sonoquant bench --model "$name=$model" --data "$data" --split "$split" --size "$size" \
+.build/release/sonoquant bench compare --model "$name=$model" --data "$data" --split "$split" --size "$size" \
     --threads 1 --rounds 1 --runs-per-round 1 --out "$out/bench" > /dev/null 2>&1
 .build/release/sonoquant evaluate --model "$model" --data "$data" --split "$split" --size "$size" \
     --out "$out/evaluate.json" > /dev/null 2>&1

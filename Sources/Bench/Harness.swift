@@ -1,4 +1,4 @@
-// The strategy x precision harness (`sonoquant bench --strategies ...`): for each strategy and seed, train
+// The strategy x precision harness (`sonoquant bench run --strategies ...`): for each strategy and seed, train
 // into OUT/<strategy>-seed<seed>/ (a normal `train --out` run directory: resumed when it is partial, left
 // alone when it has every epoch), then evaluate the float model, calibrate it to int8 on frames of the
 // training split, evaluate the int8 model, and measure size, latency (float and int8, interleaved, at each
