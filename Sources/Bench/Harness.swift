@@ -422,9 +422,7 @@ func measureRun(_ c: HarnessConfiguration, strategy: Strategy, seed: UInt64, dir
     let floatPath = directory + "/model.safetensors", int8Path = directory + "/model.int8.safetensors"
     let checkpoint = try SafeTensorsFile(path: floatPath)
     let architecture = strategy.architecture
-    guard let graph = ModelGraph.named(architecture, inputChannels: 3) else {
-        throw SonoQuantError(floatPath, "strategy \(strategy.name) names an unknown architecture \(architecture)")
-    }
+    let graph = architecture.graph(inputChannels: 3)
     let weights = try ModelWeights(file: checkpoint, graph: graph)
     let float = FloatUNet(weights: weights)
     log("\(label): evaluating float32 on \(test.count) test frames")
@@ -464,7 +462,7 @@ func measureRun(_ c: HarnessConfiguration, strategy: Strategy, seed: UInt64, dir
         }
     }
     let curve = try readEpochCurve(path: directory + "/metrics.csv")
-    return HarnessRow(strategy: strategy.name, seed: seed, runDirectory: directory, architecture: architecture,
+    return HarnessRow(strategy: strategy.name, seed: seed, runDirectory: directory, architecture: architecture.rawValue,
                       trainableGroups: Strategy.describe(strategy.trainable),
                       trainableParameters: graph.parameterCount(groups: strategy.trainable), totalParameters: graph.totalParameterCount,
                       epochs: epochsDone, batchSize: c.batchSize, learningRate: Double(c.learningRate), curve: curve,

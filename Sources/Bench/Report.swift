@@ -159,10 +159,11 @@ public func trainableFacts(metadata: [String: String], name: String) -> (strateg
     if groups == nil, let strategy { groups = (try? Strategy.preset(strategy))?.trainable }
     guard let groups else { return (strategy, nil, nil) }
     // Counted on the file's own architecture (a unet-baseline file used to get MobileNetV2 U-Net counts).
-    let architecture = metadata["sonoquant.architecture"] ?? strategy.flatMap { try? Strategy.preset($0).architecture }
-    guard let graph = ModelGraph.named(architecture ?? ModelGraph.mobileNetV2UNet().architecture) else {
-        return (strategy, Strategy.describe(groups), nil)
+    let named = metadata["sonoquant.architecture"].map { Architecture(rawValue: $0) }
+    guard let architecture = named ?? strategy.flatMap({ try? Strategy.preset($0).architecture }) ?? .mobileNetV2UNet else {
+        return (strategy, Strategy.describe(groups), nil)  // an architecture this build does not know
     }
+    let graph = architecture.graph()
     return (strategy, Strategy.describe(groups), graph.parameterCount(groups: groups))
 }
 

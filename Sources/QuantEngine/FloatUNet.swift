@@ -49,7 +49,7 @@ public final class FloatUNet: SegmentationModel, @unchecked Sendable {
         // channel count's first conv is packed first, while its weights are still there.
         var otherFirstConvs: [Int: PackedDenseConv] = [:]
         for channels in [1, 3] where channels != graph.inputChannels {
-            guard let other = ModelGraph.named(graph.architecture, inputChannels: channels) else { continue }
+            let other = graph.architecture.graph(inputChannels: channels)
             otherFirstConvs[channels] = PackedDenseConv(weights.folded(other.convs[0]), path: kernelPath)
         }
         var steps: [Step] = []

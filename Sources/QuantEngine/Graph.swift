@@ -175,8 +175,25 @@ public struct ValueInfo: Equatable, Sendable {
     }
 }
 
+/// The networks this build runs; the raw value is what model files store in `sonoquant.architecture`.
+public enum Architecture: String, CaseIterable, Codable, Sendable, CustomStringConvertible {
+    /// segmentation_models_pytorch's U-Net on a MobileNetV2 encoder: every strategy of the paper.
+    case mobileNetV2UNet = "unet-mobilenet_v2"
+    /// The paper's plain U-Net, trained from scratch.
+    case unetBaseline = "unet-baseline"
+
+    public var description: String { rawValue }
+
+    public func graph(inputChannels: Int = 3) -> ModelGraph {
+        switch self {
+        case .mobileNetV2UNet: return .mobileNetV2UNet(inputChannels: inputChannels)
+        case .unetBaseline: return .unetBaseline(inputChannels: inputChannels)
+        }
+    }
+}
+
 public struct ModelGraph: Equatable, Sendable {
-    public let architecture: String
+    public let architecture: Architecture
     public let inputChannels: Int
     public private(set) var ops: [GraphOp] = []
     public private(set) var values: [ValueInfo]
@@ -185,7 +202,7 @@ public struct ModelGraph: Equatable, Sendable {
     /// Input sides must be multiples of this (32 for five stride-2 stages).
     public let sizeMultiple: Int
 
-    init(architecture: String, inputChannels: Int, sizeMultiple: Int) {
+    init(architecture: Architecture, inputChannels: Int, sizeMultiple: Int) {
         self.architecture = architecture
         self.inputChannels = inputChannels
         self.sizeMultiple = sizeMultiple
@@ -317,7 +334,7 @@ extension ModelGraph {
     /// - Parameter inputChannels: 3 for the PyTorch RGB convention; 1 for a gray frame (the first conv's
     ///   weights are summed over RGB at load time, which is exact because gray = R = G = B).
     public static func mobileNetV2UNet(inputChannels: Int = 3) -> ModelGraph {
-        var g = ModelGraph(architecture: "unet-mobilenet_v2", inputChannels: inputChannels, sizeMultiple: 32)
+        var g = ModelGraph(architecture: .mobileNetV2UNet, inputChannels: inputChannels, sizeMultiple: 32)
         func conv(_ weight: String, _ bn: String?, _ kind: ConvSpec.Kind, k: Int, s: Int, _ cin: Int, _ cout: Int,
                   _ act: Activation, _ group: ParameterGroup, bias: Bool = false) -> ConvSpec {
             ConvSpec(weightPrefix: weight, batchNormPrefix: bn, hasBias: bias, kind: kind, kernel: k, stride: s,
@@ -377,23 +394,19 @@ extension ModelGraph {
 
 extension ModelGraph {
     /// Architecture names this build knows, as stored in `sonoquant.architecture` metadata.
-    public static let architectureNames = ["unet-mobilenet_v2", "unet-baseline"]
+    public static let architectureNames = Architecture.allCases.map(\.rawValue)
 
-    /// The graph of a named architecture, nil for an unknown name.
+    /// The graph of a named architecture (a `sonoquant.architecture` value), nil for an unknown name.
     public static func named(_ architecture: String, inputChannels: Int = 3) -> ModelGraph? {
-        switch architecture {
-        case "unet-mobilenet_v2": return mobileNetV2UNet(inputChannels: inputChannels)
-        case "unet-baseline": return unetBaseline(inputChannels: inputChannels)
-        default: return nil
-        }
+        Architecture(rawValue: architecture)?.graph(inputChannels: inputChannels)
     }
 
     /// The architecture of a checkpoint: its `sonoquant.architecture` metadata, else recognised by a tensor
     /// name only that architecture has (a state dict saved by PyTorch carries no metadata).
     public static func architecture(of file: SafeTensorsFile) -> String? {
         if let name = file.metadata["sonoquant.architecture"] { return name }
-        if file.entries["encoder.features.0.0.weight"] != nil || file.entries["features.0.0.weight"] != nil { return "unet-mobilenet_v2" }
-        if file.entries["enc.0.0.weight"] != nil { return "unet-baseline" }
+        if file.entries["encoder.features.0.0.weight"] != nil || file.entries["features.0.0.weight"] != nil { return Architecture.mobileNetV2UNet.rawValue }
+        if file.entries["enc.0.0.weight"] != nil { return Architecture.unetBaseline.rawValue }
         return nil
     }
 
@@ -414,7 +427,7 @@ extension ModelGraph {
     /// `dec.i.up.{weight,bias}`, `dec.i.conv.{0,1,3,4}.*`; `final.{weight,bias}`.
     /// Groups (for `--trainable`): enc and bott are E, dec.i is Di, final is H.
     public static func unetBaseline(inputChannels: Int = 3) -> ModelGraph {
-        var g = ModelGraph(architecture: "unet-baseline", inputChannels: inputChannels, sizeMultiple: 16)
+        var g = ModelGraph(architecture: .unetBaseline, inputChannels: inputChannels, sizeMultiple: 16)
         func doubleConv(_ prefix: String, _ cin: Int, _ cout: Int, _ group: ParameterGroup, _ input: Int) -> Int {
             let first = g.conv(ConvSpec(weightPrefix: "\(prefix).0", batchNormPrefix: "\(prefix).1", hasBias: false, kind: .standard,
                                         kernel: 3, stride: 1, inChannels: cin, outChannels: cout, activation: .relu, group: group), input)

@@ -115,7 +115,7 @@ public struct Int8Model: Equatable, Sendable {
     /// The input is fixed to the uint8 frame's quantization; the output of an upsample or a max-pool keeps
     /// its input's quantization (they only copy or select values). Everything else comes from `ranges`.
     public init(quantizing weights: ModelWeights, ranges: [ClosedRange<Float>], info: [String: String]) {
-        let graph = weights.graph.inputChannels == 1 ? weights.graph : ModelGraph.named(weights.graph.architecture, inputChannels: 1)!
+        let graph = weights.graph.inputChannels == 1 ? weights.graph : weights.graph.architecture.graph(inputChannels: 1)
         precondition(ranges.count == graph.values.count, "Int8Model: \(ranges.count) ranges for \(graph.values.count) values")
         var activations = ranges.map { ActivationQuantization(min: $0.lowerBound, max: $0.upperBound) }
         activations[0] = .inputFrame
@@ -191,7 +191,7 @@ extension Int8Model {
         for (key, value) in info { metadata["sonoquant." + key] = value }
         metadata["sonoquant.format"] = Self.format
         metadata["sonoquant.format_version"] = Self.formatVersion
-        metadata["sonoquant.architecture"] = graph.architecture
+        metadata["sonoquant.architecture"] = graph.architecture.rawValue
         metadata["sonoquant.input_channels"] = String(graph.inputChannels)
         metadata["sonoquant.activations"] = Self.activationsJSON(activations)
         metadata["sonoquant.weights"] = "int8 symmetric per output channel (zero point 0, [-127, 127]), BatchNorm folded; I32 bias in units of s_in * s_w[c]"

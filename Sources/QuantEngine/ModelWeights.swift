@@ -29,7 +29,7 @@ public struct ModelWeights: Sendable {
     public init(file: SafeTensorsFile, graph: ModelGraph, allowEncoderOnly: Bool = false,
                 initializer: ((String, [Int]) -> Tensor)? = nil) throws {
         self.graph = graph
-        if let stored = ModelGraph.architecture(of: file), stored != graph.architecture {
+        if let stored = ModelGraph.architecture(of: file), stored != graph.architecture.rawValue {
             throw SonoQuantError(file.source, "this is a \(stored) checkpoint, not \(graph.architecture)", kind: .unsupportedArchitecture)
         }
         let isEncoderOnly = file.entries["encoder.features.0.0.weight"] == nil && file.entries["features.0.0.weight"] != nil
@@ -82,7 +82,7 @@ public struct ModelWeights: Sendable {
 
     /// Writes a checkpoint with smp names (F32, or F16 to halve the size), atomically.
     public func save(to path: String, halfPrecision: Bool = false, metadata: [String: String] = [:]) throws {
-        var writer = SafeTensorsWriter(metadata: metadata.merging(["sonoquant.format": "float-checkpoint", "sonoquant.architecture": graph.architecture]) { a, _ in a })
+        var writer = SafeTensorsWriter(metadata: metadata.merging(["sonoquant.format": "float-checkpoint", "sonoquant.architecture": graph.architecture.rawValue]) { a, _ in a })
         for (name, tensor) in tensors.sorted(by: { $0.key < $1.key }) {
             if halfPrecision { writer.add(name, halves: tensor.data, shape: tensor.shape) } else { writer.add(name, tensor) }
         }

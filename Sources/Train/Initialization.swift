@@ -92,15 +92,14 @@ public enum Initialization {
     /// - an encoder-only file (torchvision names, e.g. ../shared/weights/mobilenet_v2_imagenet.safetensors):
     ///   encoder from the file, decoder and head initialised here.
     /// - a full checkpoint: everything from the file (fine-tuning continues from it).
-    public static func initialWeights(architecture: String = "unet-mobilenet_v2", initPath: String?, randomEncoder: Bool,
+    public static func initialWeights(architecture: Architecture = .mobileNetV2UNet, initPath: String?, randomEncoder: Bool,
                                       seed: UInt64) throws -> ModelWeights {
         var rng = SplitMix64.stream(seed: seed, epoch: 0, purpose: 1)
-        if architecture == "unet-baseline" {
+        if architecture == .unetBaseline {
             let graph = ModelGraph.unetBaseline(inputChannels: 3)
             guard let initPath else { return pytorchDefaultWeights(graph: graph, rng: &rng) }
             return try ModelWeights(loading: initPath, graph: graph)
         }
-        guard architecture == "unet-mobilenet_v2" else { throw SonoQuantError("architecture \(architecture)", "unknown; known: \(ModelGraph.architectureNames.joined(separator: ", "))") }
         let graph = ModelGraph.mobileNetV2UNet(inputChannels: 3)
         if randomEncoder || initPath == nil {
             var tensors: [String: Tensor] = [:]

@@ -4,9 +4,8 @@ import QuantEngine
 /// random, and whether frozen BatchNorm layers keep their statistics frozen (eval mode) during training.
 public struct Strategy: Equatable, Sendable {
     public let name: String
-    /// `ModelGraph.named` architecture: "unet-mobilenet_v2" (every paper strategy) or "unet-baseline"
-    /// (the paper's plain U-Net, trained from scratch).
-    public let architecture: String
+    /// Every paper strategy but the plain U-Net trained from scratch (`unetBaseline`) runs the MobileNetV2 U-Net.
+    public let architecture: Architecture
     public let trainable: Set<ParameterGroup>
     /// The paper's MobileNet_v2* rows: the encoder starts from random weights instead of ImageNet.
     public let randomEncoder: Bool
@@ -14,7 +13,7 @@ public struct Strategy: Equatable, Sendable {
     public let freezeFrozenBatchNormStatistics: Bool
 
     public init(name: String, trainable: Set<ParameterGroup>, randomEncoder: Bool = false, freezeFrozenBatchNormStatistics: Bool = false,
-                architecture: String = "unet-mobilenet_v2") {
+                architecture: Architecture = .mobileNetV2UNet) {
         self.name = name
         self.architecture = architecture
         self.trainable = trainable
@@ -44,14 +43,11 @@ public struct Strategy: Equatable, Sendable {
         // The paper's row 1: every parameter random (PyTorch's default init) and trained. Its decoder has
         // four blocks, D0..D3.
         Strategy(name: "unet-baseline", trainable: [.encoder, .decoderBlock(0), .decoderBlock(1), .decoderBlock(2), .decoderBlock(3), .head],
-                 randomEncoder: true, architecture: "unet-baseline"),
+                 randomEncoder: true, architecture: .unetBaseline),
     ]
 
     /// The graph this strategy trains (3-channel input, as PyTorch).
-    public var graph: ModelGraph {
-        guard let graph = ModelGraph.named(architecture, inputChannels: 3) else { preconditionFailure("unknown architecture \(architecture)") }
-        return graph
-    }
+    public var graph: ModelGraph { architecture.graph(inputChannels: 3) }
 
     public static var presetNames: [String] { presets.map(\.name) }
 

@@ -116,7 +116,7 @@ struct TrainCommand: ParsableCommand {
     func resolvedStrategy() throws -> Strategy {
         let preset = try Strategy.preset(strategy)
         let groups = try trainable.map { try Strategy.groups($0) } ?? preset.trainable
-        let customPrefix = preset.architecture == "unet-mobilenet_v2" ? (preset.randomEncoder ? "rand-" : "") : preset.architecture + "-"
+        let customPrefix = preset.architecture == .mobileNetV2UNet ? (preset.randomEncoder ? "rand-" : "") : preset.architecture.rawValue + "-"
         let name = trainable == nil ? preset.name : "\(customPrefix)custom-\(Strategy.describe(groups))"
         return Strategy(name: freezeBnStats && !preset.freezeFrozenBatchNormStatistics ? name + "-frozenbn" : name,
                         trainable: groups, randomEncoder: preset.randomEncoder,

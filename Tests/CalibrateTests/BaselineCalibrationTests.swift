@@ -49,7 +49,7 @@ final class BaselineCalibrationTests: XCTestCase {
             pools += 1
         }
         XCTAssertEqual(pools, 4)
-        XCTAssertEqual(graph.architecture, "unet-baseline")
+        XCTAssertEqual(graph.architecture, .unetBaseline)
         XCTAssertEqual(graph.inputChannels, 1)
     }
 
@@ -78,7 +78,7 @@ final class BaselineCalibrationTests: XCTestCase {
         try Self.model.save(to: path)
         let loaded = try loadSegmentationModel(path: path)
         XCTAssertEqual(loaded.precision, .int8)
-        XCTAssertEqual(loaded.graph.architecture, "unet-baseline")
+        XCTAssertEqual(loaded.graph.architecture, .unetBaseline)
         XCTAssertEqual((loaded as! Int8UNet).model, Self.model)
         // Size: the int8 weights are about a quarter of the float32 parameters.
         let bytes = try FileManager.default.attributesOfItem(atPath: path)[.size] as! Int

@@ -81,7 +81,7 @@ final class ModelLoadingTests: XCTestCase {
         // A MobileNetV2 U-Net checkpoint is not a baseline one.
         let dAll = try SafeTensorsFile(path: Fixtures.path("pytorch_D-all_192x128.safetensors"))
         assertSonoQuantError(try ModelWeights(file: dAll, graph: .unetBaseline()), contains: "is a unet-mobilenet_v2 checkpoint, not unet-baseline")
-        XCTAssertEqual(try ModelGraph.of(dAll).architecture, "unet-mobilenet_v2")
+        XCTAssertEqual(try ModelGraph.of(dAll).architecture, .mobileNetV2UNet)
         // A directory is not a model file.
         assertSonoQuantError(try loadSegmentationModel(path: NSTemporaryDirectory()), contains: "is a directory")
     }

@@ -124,12 +124,12 @@ final class BaselineLayerTests: XCTestCase {
     /// and one training step at 32x16 (1x1 at the bottleneck) that gives every parameter a finite gradient.
     func testUNetBaselinePresetTrainsEveryParameter() throws {
         let strategy = try Strategy.preset("unet-baseline")
-        XCTAssertEqual(strategy.architecture, "unet-baseline")
+        XCTAssertEqual(strategy.architecture, .unetBaseline)
         XCTAssertEqual(strategy.graph.sizeMultiple, 16)
-        XCTAssertTrue(Strategy.presets.filter { $0.name != "unet-baseline" }.allSatisfy { $0.architecture == "unet-mobilenet_v2" })
+        XCTAssertTrue(Strategy.presets.filter { $0.name != "unet-baseline" }.allSatisfy { $0.architecture == .mobileNetV2UNet })
         let weights = try Initialization.initialWeights(architecture: strategy.architecture, initPath: nil,
                                                         randomEncoder: strategy.randomEncoder, seed: 1)
-        XCTAssertEqual(weights.graph.architecture, "unet-baseline")
+        XCTAssertEqual(weights.graph.architecture, .unetBaseline)
         // Conv2d(3, 64, 3): fan_in 27; ConvTranspose2d(128, 64, 2) ([128, 64, 2, 2]): PyTorch's fan_in 64 * 4.
         let first = weights.tensor("enc.0.0.weight").data, up = weights.tensor("dec.3.up.weight").data
         XCTAssertEqual(first.map(abs).max()!, 1 / Float(27).squareRoot(), accuracy: 0.01)

@@ -17,7 +17,7 @@ final class StrategyTests: XCTestCase {
         let baseline = try Strategy.preset("unet-baseline")
         XCTAssertEqual(baseline.graph.parameterCount(groups: baseline.trainable), expected["unet-baseline"])
         let weights = try Initialization.initialWeights(initPath: nil, randomEncoder: true, seed: 0)
-        for strategy in Strategy.presets where strategy.architecture == "unet-mobilenet_v2" {
+        for strategy in Strategy.presets where strategy.architecture == .mobileNetV2UNet {
             let model = TrainableUNet(weights: weights, trainable: strategy.trainable)
             XCTAssertEqual(model.trainableParameterCount, expected[strategy.name], strategy.name)
             XCTAssertEqual(weights.graph.parameterCount(groups: strategy.trainable), expected[strategy.name], strategy.name)
