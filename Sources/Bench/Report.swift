@@ -50,7 +50,6 @@ public struct BenchLatency: Codable, Equatable {
 public struct BenchRow: Codable, Equatable {
     public var name: String
     public var path: String
-    /// "float32" or "int8".
     public var precision: Precision
     /// Fine-tuning strategy, from the file's metadata (`sonoquant.strategy`) or the model's name.
     public var strategy: String?
