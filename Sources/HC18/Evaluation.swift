@@ -80,7 +80,6 @@ public func evaluationRow(logits: [Float], prepared: PreparedSample) -> Evaluati
 public struct EvaluationReport: Codable, Equatable, Sendable {
     /// The model file, when known (set by the caller).
     public var model: String?
-    /// "float32" or "int8".
     public var precision: Precision
     public var width: Int
     public var height: Int
