@@ -174,26 +174,10 @@ public struct EpochPoint: Codable, Equatable {
     }
 }
 
-/// Reads a run's metrics.csv by its header names (epoch, train_loss, test_dice, test_hc_error_mm, epoch_seconds).
+/// A run's learning curve, from its metrics.csv.
 public func readEpochCurve(path: String) throws -> [EpochPoint] {
-    guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-        throw SonoQuantError(path, FileManager.default.fileExists(atPath: path) ? "cannot read file" : "no such file")
-    }
-    let lines = text.split(whereSeparator: \.isNewline).map(String.init)
-    guard let header = lines.first?.split(separator: ",").map(String.init) else { throw SonoQuantError(path, "empty file") }
-    func column(_ name: String) throws -> Int {
-        guard let i = header.firstIndex(of: name) else { throw SonoQuantError(path, "no column \(name) in the header") }
-        return i
-    }
-    let (e, l, d, h, s) = (try column("epoch"), try column("train_loss"), try column("test_dice"),
-                           try column("test_hc_error_mm"), try column("epoch_seconds"))
-    return try lines.dropFirst().enumerated().map { index, line in
-        let f = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-        guard f.count == header.count, let epoch = Int(f[e]), let loss = Double(f[l]), let dice = Double(f[d]),
-              let hc = Double(f[h]), let seconds = Double(f[s]) else {
-            throw SonoQuantError(path, "line \(index + 2): expected \(header.count) numeric fields, got `\(line)`")
-        }
-        return EpochPoint(epoch: epoch, trainLoss: loss, dice: dice, hcErrorMM: hc, epochSeconds: seconds)
+    try EpochMetrics.read(csv: path).map {
+        EpochPoint(epoch: $0.epoch, trainLoss: $0.trainLoss, dice: $0.dice, hcErrorMM: $0.hcErrorMM, epochSeconds: $0.epochSeconds)
     }
 }
 

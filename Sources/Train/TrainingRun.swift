@@ -88,6 +88,25 @@ public struct EpochMetrics: Equatable {
         self.init(epoch: e, trainLoss: l, dice: d, diceStd: ds, iou: i, pixelAccuracy: p, hcErrorMM: h, noHeadFound: n,
                   imagesPerSecond: s, epochSeconds: t)
     }
+
+    /// The rows of a run's metrics.csv, as `TrainingRun` writes it (the one reader of that file: the trainer's
+    /// resume and the bench harness use it); an error names the file and the line.
+    public static func read(csv path: String) throws -> [EpochMetrics] {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            let exists = FileManager.default.fileExists(atPath: path)
+            throw SonoQuantError(path, exists ? "cannot read file" : "no such file", kind: exists ? .unreadable : .fileNotFound)
+        }
+        let lines = text.split(whereSeparator: \.isNewline).map(String.init)
+        guard lines.first == csvHeader else {
+            throw SonoQuantError(path, "not a metrics.csv of this version: the header is not `\(csvHeader)`", kind: .badData)
+        }
+        return try lines.dropFirst().enumerated().map { index, line in
+            guard let row = EpochMetrics(csvRow: line) else {
+                throw SonoQuantError(path, "line \(index + 2): expected 10 numeric fields, got `\(line)`", kind: .badData)
+            }
+            return row
+        }
+    }
 }
 
 /// A training run: data preloaded once, epochs of shuffled augmented batches, Adam, evaluation on the test
