@@ -184,7 +184,7 @@ public func collectStatistics(model: FloatUNet, frames: [[Float]], width: Int, h
     for (i, frame) in frames.enumerated() {
         guard frame.count == width * height else { throw SonoQuantError("calibration frame \(i)", "has \(frame.count) values, expected \(width) x \(height)") }
         // The int8 engine sees the frame as bytes: calibrate on exactly those values.
-        let bytes = frame.map { (max(0, min(1, $0)) * 255).rounded() / 255 }
+        let bytes = frame.map { Float(ActivationQuantization.frameByte($0)) / 255 }
         _ = try model.run(Tensor(shape: [1, 1, height, width], data: bytes), threads: threads) { value, tensor in
             statistics[value].observeRange(tensor.data)
         }
@@ -192,7 +192,7 @@ public func collectStatistics(model: FloatUNet, frames: [[Float]], width: Int, h
     }
     for v in statistics.indices { statistics[v].startHistogram(bins: bins) }
     for (i, frame) in frames.enumerated() {
-        let bytes = frame.map { (max(0, min(1, $0)) * 255).rounded() / 255 }
+        let bytes = frame.map { Float(ActivationQuantization.frameByte($0)) / 255 }
         _ = try model.run(Tensor(shape: [1, 1, height, width], data: bytes), threads: threads) { value, tensor in
             statistics[value].observeHistogram(tensor.data)
         }

@@ -25,6 +25,11 @@ public struct ActivationQuantization: Equatable, Codable, Sendable {
     /// The uint8 gray frame: byte b is real b / 255, stored as the int8 b - 128.
     public static let inputFrame = ActivationQuantization(scale: 1 / 255, zeroPoint: -128)
 
+    /// The byte a gray value in [0, 1] becomes in that frame: round(255 x), clamped to [0, 255]. The one
+    /// conversion from float frames to the int8 engine's input (the engine, calibration and `latency` use it).
+    @inlinable
+    public static func frameByte(_ value: Float) -> UInt8 { UInt8(Swift.max(0, Swift.min(255, (value * 255).rounded()))) }
+
     public func quantize(_ x: Float) -> Int8 {
         Int8(Swift.max(-128, Swift.min(127, (x / scale).rounded() + Float(zeroPoint))))
     }

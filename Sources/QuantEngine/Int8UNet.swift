@@ -77,7 +77,7 @@ public final class Int8UNet: SegmentationModel, @unchecked Sendable {
                 var sum: Float = 0
                 for channel in 0..<c { sum += input.data[(image * c + channel) * h * w + i] }
                 let value = sum / Float(c)
-                frame[i] = UInt8(max(0, min(255, (value * 255).rounded())))
+                frame[i] = ActivationQuantization.frameByte(value)
             }
             result += try logits(frame: frame, width: w, height: h, threads: threads)
         }

@@ -79,7 +79,7 @@ struct LatencyCommand: ParsableCommand {
                     if let float = network as? FloatUNet {
                         ops = try float.profile(frame, threads: count)
                     } else if let int8 = network as? Int8UNet {
-                        let bytes = frame.data[0..<(width * height)].map { UInt8(max(0, min(255, ($0 * 255).rounded()))) }
+                        let bytes = frame.data[0..<(width * height)].map(ActivationQuantization.frameByte)
                         ops = try int8.profile(frame: bytes, width: width, height: height, threads: count)
                     } else {
                         continue
