@@ -141,13 +141,7 @@ public struct Int8Model: Equatable, Sendable {
         let inQ = activations[input], outQ = activations[output]
         let multipliers = w.weightScales.map { QuantizedMultiplier(Double(inQ.scale) * Double($0) / Double(outQ.scale)) }
         let clamp = outQ.clamp(for: spec.activation)
-        let kind: QuantizedConvParameters.Kind
-        switch spec.kind {
-        case .standard: kind = .dense
-        case .depthwise: kind = .depthwise
-        case .transposed: kind = .transposed
-        }
-        return QuantizedConvParameters(kind: kind, kernel: spec.kernel, stride: spec.stride,
+        return QuantizedConvParameters(kind: spec.kind, kernel: spec.kernel, stride: spec.stride,
                                        inChannels: spec.inChannels, outChannels: spec.outChannels, weights: w.weights, bias: w.bias,
                                        multipliers: multipliers, inputZeroPoint: inQ.zeroPoint, outputZeroPoint: outQ.zeroPoint,
                                        outputMin: clamp.lowerBound, outputMax: clamp.upperBound)

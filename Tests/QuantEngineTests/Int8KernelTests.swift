@@ -4,7 +4,7 @@ import TestSupport
 
 /// Every SIMD int8 kernel against its plain-Swift reference, bit for bit, on odd shapes.
 final class Int8KernelTests: XCTestCase {
-    private func randomConv(_ rng: inout TestRandom, kind: QuantizedConvParameters.Kind, kernel: Int, stride: Int,
+    private func randomConv(_ rng: inout TestRandom, kind: ConvSpec.Kind, kernel: Int, stride: Int,
                             inChannels: Int, outChannels: Int, fused: Bool) -> QuantizedConvParameters {
         let perOutput = (kind == .depthwise ? 1 : inChannels) * kernel * kernel
         let terms = kind == .transposed ? inChannels : perOutput  // products summed per output value
@@ -37,7 +37,7 @@ final class Int8KernelTests: XCTestCase {
             return output
         }
         switch p.kind {
-        case .dense:
+        case .standard:
             let conv = Int8DenseConv(p, path: path)
             var outputs = [("Int8DenseConv", run(conv.scratchCount(height: height, width: width)) {
                 conv.run(input: $0, height: height, width: width, output: $1, scratch: $2, threads: threads, inputZeroPoint: p.inputZeroPoint)
@@ -61,7 +61,7 @@ final class Int8KernelTests: XCTestCase {
         }
     }
 
-    private func checkConv(kind: QuantizedConvParameters.Kind, kernel: Int, strides: [Int], channels: [(Int, Int)], sizes: [(Int, Int)], seed: UInt64) {
+    private func checkConv(kind: ConvSpec.Kind, kernel: Int, strides: [Int], channels: [(Int, Int)], sizes: [(Int, Int)], seed: UInt64) {
         var rng = TestRandom(seed: seed)
         var seen = Set<Int8>()
         var outputs = 0, clamped = 0
@@ -95,11 +95,11 @@ final class Int8KernelTests: XCTestCase {
 
     func testConv3x3MatchesReference() {
         // 1 input channel: the patch-staged path (the first layer's); 2 and more: the padded staging.
-        checkConv(kind: .dense, kernel: 3, strides: [1, 2], channels: [(1, 17), (1, 32), (3, 33), (17, 16), (33, 3), (2, 1)],
+        checkConv(kind: .standard, kernel: 3, strides: [1, 2], channels: [(1, 17), (1, 32), (3, 33), (17, 16), (33, 3), (2, 1)],
                   sizes: [(7, 9), (5, 3), (1, 1), (8, 13)], seed: 11)
         var rng = TestRandom(seed: 13)
         func stagesPatches(_ cin: Int, kernel: Int) -> Bool {
-            Int8DenseConv(randomConv(&rng, kind: .dense, kernel: kernel, stride: 1, inChannels: cin, outChannels: 8, fused: false)).stagesPatches
+            Int8DenseConv(randomConv(&rng, kind: .standard, kernel: kernel, stride: 1, inChannels: cin, outChannels: 8, fused: false)).stagesPatches
         }
         XCTAssertTrue(stagesPatches(1, kernel: 3))
         XCTAssertFalse(stagesPatches(2, kernel: 3), "18 values do not fit one 16-lane patch")
@@ -128,7 +128,7 @@ final class Int8KernelTests: XCTestCase {
         }
         for (cin, cout) in [(1, 17), (17, 16), (33, 3), (16, 64), (70, 20)] {
             for (h, w) in [(2, 2), (4, 6), (8, 10), (6, 14)] {
-                let p = randomConv(&rng, kind: .dense, kernel: 3, stride: 1, inChannels: cin, outChannels: cout, fused: (cin + h) % 2 == 0)
+                let p = randomConv(&rng, kind: .standard, kernel: 3, stride: 1, inChannels: cin, outChannels: cout, fused: (cin + h) % 2 == 0)
                 let input = (0..<(h * w * cin)).map { _ in rng.int8() }
                 try check(p, input: input, height: h, width: w, "\(cin)->\(cout) \(h)x\(w)")
                 // Bands of one tile row (the smallest), as large frames run.
@@ -138,7 +138,7 @@ final class Int8KernelTests: XCTestCase {
         // The extremes: every x - zero point = -255 and every weight ±127, 96 channels; the transforms reach
         // their largest magnitudes (|V| = 1020, |U| = 1143) and the sums wrap through int32 on the way.
         let weights = (0..<(8 * 96 * 9)).map { i -> Int8 in i % 3 == 0 ? -127 : 127 }
-        let extreme = QuantizedConvParameters(kind: .dense, kernel: 3, stride: 1, inChannels: 96, outChannels: 8, weights: weights,
+        let extreme = QuantizedConvParameters(kind: .standard, kernel: 3, stride: 1, inChannels: 96, outChannels: 8, weights: weights,
                                               bias: [Int32](repeating: 0, count: 8), multipliers: (0..<8).map { _ in QuantizedMultiplier(1e-5) },
                                               inputZeroPoint: 127, outputZeroPoint: 0)
         try check(extreme, input: [Int8](repeating: -128, count: 4 * 4 * 96), height: 4, width: 4, "extremes")
@@ -148,7 +148,7 @@ final class Int8KernelTests: XCTestCase {
         // Exactness needs 4 x 255 x sum|w| < 2^31: 1,900 channels of full-scale weights are beyond it (refused),
         // the same channels with small weights are not. Narrow or strided convs stay on the direct kernel.
         func conv(_ cin: Int, weight: Int8, kernel: Int = 3, stride: Int = 1) -> QuantizedConvParameters {
-            QuantizedConvParameters(kind: .dense, kernel: kernel, stride: stride, inChannels: cin, outChannels: 1,
+            QuantizedConvParameters(kind: .standard, kernel: kernel, stride: stride, inChannels: cin, outChannels: 1,
                                     weights: [Int8](repeating: weight, count: cin * kernel * kernel), bias: [0],
                                     multipliers: [QuantizedMultiplier(0.001)], inputZeroPoint: 0, outputZeroPoint: 0)
         }
@@ -167,7 +167,7 @@ final class Int8KernelTests: XCTestCase {
             for (kernel, stride) in [(3, 1), (3, 2), (1, 1)] {
                 let cin = 200, cout = 20
                 let weights = (0..<(cout * cin * kernel * kernel)).map { i -> Int8 in i % 5 == 0 ? -127 : 127 }
-                let p = QuantizedConvParameters(kind: .dense, kernel: kernel, stride: stride, inChannels: cin, outChannels: cout, weights: weights,
+                let p = QuantizedConvParameters(kind: .standard, kernel: kernel, stride: stride, inChannels: cin, outChannels: cout, weights: weights,
                                                 bias: (0..<cout).map { Int32($0 * 1_000) }, multipliers: (0..<cout).map { QuantizedMultiplier(2e-7 * Double(1 + $0)) },
                                                 inputZeroPoint: zeroPoint, outputZeroPoint: 0)
                 let input = [Int8](repeating: value, count: 5 * 11 * cin)
@@ -183,7 +183,7 @@ final class Int8KernelTests: XCTestCase {
     }
 
     func testPointwiseMatchesReference() {
-        checkConv(kind: .dense, kernel: 1, strides: [1], channels: [(17, 33), (33, 17), (3, 1), (96, 24), (24, 144)],
+        checkConv(kind: .standard, kernel: 1, strides: [1], channels: [(17, 33), (33, 17), (3, 1), (96, 24), (24, 144)],
                   sizes: [(7, 9), (1, 5), (6, 6)], seed: 12)
     }
 

@@ -49,7 +49,7 @@ public final class Int8DenseConv {
     static let chunkOutputs = 16
 
     public init(_ p: QuantizedConvParameters, path: KernelPath = .current) {
-        precondition(p.kind == .dense, "Int8DenseConv: \(p.kind) parameters")
+        precondition(p.kind == .standard, "Int8DenseConv: \(p.kind) parameters")
         kernels = .of(path)
         kernel = p.kernel; stride = p.stride; inChannels = p.inChannels; outChannels = p.outChannels
         taps = p.kernel * p.kernel

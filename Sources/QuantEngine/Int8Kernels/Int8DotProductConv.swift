@@ -47,7 +47,7 @@ public final class Int8DotProductConv {
 
     /// nil if `path` has no 4-way dot-product kernel.
     public init?(_ p: QuantizedConvParameters, path: KernelPath = .current) {
-        precondition(p.kind == .dense, "Int8DotProductConv: \(p.kind) parameters")
+        precondition(p.kind == .standard, "Int8DotProductConv: \(p.kind) parameters")
         kernels = .of(path)
         guard let gemmRow = kernels.dotProductGemmRow else { return nil }
         self.gemmRow = gemmRow

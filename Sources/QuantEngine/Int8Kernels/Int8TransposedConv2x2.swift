@@ -33,7 +33,7 @@ public final class Int8TransposedConv2x2 {
                 for c in 0..<cin { weights[(dx * cout + o) * cin + c] = p.weights[((c * cout + o) * 2 + dy) * 2 + dx] }
             }
         }
-        return QuantizedConvParameters(kind: .dense, kernel: 1, stride: 1, inChannels: cin, outChannels: 2 * cout, weights: weights,
+        return QuantizedConvParameters(kind: .standard, kernel: 1, stride: 1, inChannels: cin, outChannels: 2 * cout, weights: weights,
                                        bias: p.bias + p.bias, multipliers: p.multipliers + p.multipliers, inputZeroPoint: p.inputZeroPoint,
                                        outputZeroPoint: p.outputZeroPoint, outputMin: p.outputMin, outputMax: p.outputMax)
     }

@@ -57,7 +57,7 @@ public final class Int8Winograd3x3 {
     /// channels whose sums stay exact (see the type's comment). `bandBytes` overrides the band rule (tests).
     public init?(_ p: QuantizedConvParameters, minimumChannels: Int = Int8Winograd3x3.minimumChannels,
                  bandBytes: Int? = nil, path: KernelPath = .current) {
-        guard p.kind == .dense, p.kernel == 3, p.stride == 1, p.inChannels >= minimumChannels, p.outChannels >= minimumChannels else {
+        guard p.kind == .standard, p.kernel == 3, p.stride == 1, p.inChannels >= minimumChannels, p.outChannels >= minimumChannels else {
             return nil
         }
         let perOutput = p.inChannels * 9

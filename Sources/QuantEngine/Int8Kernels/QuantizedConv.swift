@@ -9,10 +9,10 @@ import Int8Microkernels
 /// clamped to [outputMin, outputMax] (the fused ReLU / ReLU6, or [-128, 127] for none).
 /// Padding pixels hold real 0, i.e. the input zero point: they contribute nothing to the sum.
 public struct QuantizedConvParameters: Equatable, Sendable {
-    /// dense and depthwise: padding kernel / 2, odd kernel. transposed: PyTorch's ConvTranspose2d with
-    /// kernel == stride (every input pixel writes its own kernel x kernel output patch), no padding.
-    public enum Kind: String, Equatable, Sendable { case dense, depthwise, transposed }
-    public let kind: Kind
+    /// The graph's kind (`ConvSpec.Kind`). standard and depthwise: padding kernel / 2, odd kernel.
+    /// transposed: PyTorch's ConvTranspose2d with kernel == stride (every input pixel writes its own
+    /// kernel x kernel output patch), no padding.
+    public let kind: ConvSpec.Kind
     public let kernel: Int
     public let stride: Int
     public let inChannels: Int
@@ -29,7 +29,7 @@ public struct QuantizedConvParameters: Equatable, Sendable {
     public let outputMin: Int32
     public let outputMax: Int32
 
-    public init(kind: Kind, kernel: Int, stride: Int, inChannels: Int, outChannels: Int, weights: [Int8], bias: [Int32],
+    public init(kind: ConvSpec.Kind, kernel: Int, stride: Int, inChannels: Int, outChannels: Int, weights: [Int8], bias: [Int32],
                 multipliers: [QuantizedMultiplier], inputZeroPoint: Int32, outputZeroPoint: Int32, outputMin: Int32 = -128, outputMax: Int32 = 127) {
         precondition(kind != .depthwise || inChannels == outChannels, "depthwise conv needs inChannels == outChannels")
         precondition(weights.count == outChannels * (kind == .depthwise ? 1 : inChannels) * kernel * kernel, "weights count")
@@ -68,7 +68,7 @@ public func referenceQuantizedConv(_ p: QuantizedConvParameters, input: [Int8], 
                         if ix < 0 || ix >= width { continue }
                         let pixel = (iy * width + ix) * p.inChannels
                         switch p.kind {
-                        case .dense:
+                        case .standard:
                             for ic in 0..<p.inChannels {
                                 let w = Int32(p.weights[((oc * p.inChannels + ic) * k + ky) * k + kx])
                                 acc += (Int32(input[pixel + ic]) - p.inputZeroPoint) * w
