@@ -32,6 +32,11 @@ let microkernelModules: [Target.Dependency] = ["FloatMicrokernels", "Int8Microke
 let floatMicrokernelModules: [Target.Dependency] = ["FloatMicrokernels"]
 #endif
 
+// Built outside the Package(...) literal: Swift 6.0's type checker gives up on that expression when it
+// holds more than one array concatenation.
+let trainDependencies: [Target.Dependency] = ["QuantEngine", "HC18", "CMalloc"] + floatMicrokernelModules
+let trainTestDependencies: [Target.Dependency] = ["Train", "QuantEngine", "HC18", "TestSupport"] + floatMicrokernelModules
+
 let package = Package(
     name: "SonoQuant",
     products: [
@@ -64,7 +69,7 @@ let package = Package(
         // HC18 data: frames, annotation outlines -> masks, resizing, splits, HC measurement, metrics.
         .target(name: "HC18", dependencies: ["ImageCodecs", "QuantEngine"]),
         // Float32 trainer: forward/backward per layer, BCE-with-logits, Adam, fine-tuning presets.
-        .target(name: "Train", dependencies: ["QuantEngine", "HC18", "CMalloc"] + floatMicrokernelModules),
+        .target(name: "Train", dependencies: trainDependencies),
         // Post-training quantization: BN folding, per-channel int8 weights, activation observers.
         .target(name: "Calibrate", dependencies: ["QuantEngine", "HC18"]),
         // Accuracy / size / latency / memory reports per strategy and precision.
@@ -79,7 +84,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["QuantEngine", "HC18"], path: "Tests/TestSupport"),
         .testTarget(name: "QuantEngineTests", dependencies: ["QuantEngine", "Int8Microkernels", "TestSupport"]),
         .testTarget(name: "HC18Tests", dependencies: ["HC18", "ImageCodecs", "QuantEngine", "TestSupport"]),
-        .testTarget(name: "TrainTests", dependencies: ["Train", "QuantEngine", "HC18", "TestSupport"] + floatMicrokernelModules),
+        .testTarget(name: "TrainTests", dependencies: trainTestDependencies),
         .testTarget(name: "DeployTests", dependencies: ["Deploy", "Bench", "HC18", "ImageCodecs", "QuantEngine", "TestSupport"]),
         .testTarget(name: "CalibrateTests", dependencies: ["Calibrate", "QuantEngine", "HC18", "TestSupport"]),
     ] + microkernelTargets,

@@ -10,13 +10,14 @@ final class LayoutKernelTests: XCTestCase {
     typealias Strip = (UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>, Int, Int) -> Void
 
     var kernels: [(name: String, toPixels: Strip, toRows: Strip)] {
-        var all: [(String, Strip, Strip)] = [("portable", { FloatMicrokernels.floatChannelRowsToPixels(source: $0, sourceStride: $1, target: $2, targetStride: $3, count: $4) },
-                                                          { FloatMicrokernels.floatPixelsToChannelRows(source: $0, sourceStride: $1, target: $2, targetStride: $3, count: $4) })]
+        let portable: [(String, Strip, Strip)] = [("portable", { FloatMicrokernels.floatChannelRowsToPixels(source: $0, sourceStride: $1, target: $2, targetStride: $3, count: $4) },
+                                                               { FloatMicrokernels.floatPixelsToChannelRows(source: $0, sourceStride: $1, target: $2, targetStride: $3, count: $4) })]
         #if arch(x86_64) && compiler(>=6.3)
-        all.append(("avx2", { FloatMicrokernelsAVX2.floatChannelRowsToPixels(source: $0, sourceStride: $1, target: $2, targetStride: $3, count: $4) },
-                            { FloatMicrokernelsAVX2.floatPixelsToChannelRows(source: $0, sourceStride: $1, target: $2, targetStride: $3, count: $4) }))
+        return portable + [("avx2", { FloatMicrokernelsAVX2.floatChannelRowsToPixels(source: $0, sourceStride: $1, target: $2, targetStride: $3, count: $4) },
+                                    { FloatMicrokernelsAVX2.floatPixelsToChannelRows(source: $0, sourceStride: $1, target: $2, targetStride: $3, count: $4) })]
+        #else
+        return portable
         #endif
-        return all
     }
 
     func testStripsMatchTheDefinition() {
