@@ -85,7 +85,8 @@ let package = Package(
         .testTarget(name: "QuantEngineTests", dependencies: ["QuantEngine", "Int8Microkernels", "TestSupport"]),
         .testTarget(name: "HC18Tests", dependencies: ["HC18", "ImageCodecs", "QuantEngine", "TestSupport"]),
         .testTarget(name: "TrainTests", dependencies: trainTestDependencies),
-        .testTarget(name: "DeployTests", dependencies: ["Deploy", "Bench", "HC18", "ImageCodecs", "QuantEngine", "TestSupport"]),
+        .testTarget(name: "DeployTests", dependencies: ["Deploy", "HC18", "ImageCodecs", "QuantEngine", "TestSupport"]),
+        .testTarget(name: "BenchTests", dependencies: ["Bench", "Train", "HC18", "QuantEngine", "TestSupport"]),
         .testTarget(name: "CalibrateTests", dependencies: ["Calibrate", "QuantEngine", "HC18", "TestSupport"]),
     ] + microkernelTargets,
     swiftLanguageModes: [.v6]

@@ -9,6 +9,9 @@ import XCTest
 import TestSupport
 
 final class BenchReportTests: XCTestCase {
+    /// The trained D-all float model (PyTorch reference weights), loaded once.
+    static let dAll: SegmentationModel = try! loadSegmentationModel(path: Fixtures.path("pytorch_D-all_192x128.safetensors"))
+
     func testModelSpecParsing() throws {
         XCTAssertEqual(try BenchModelSpec(parsing: "D-all int8=a/b=c.safetensors"), BenchModelSpec(name: "D-all int8", path: "a/b=c.safetensors"))
         for bad in ["model.safetensors", "=x", "name="] {
@@ -40,7 +43,7 @@ final class BenchReportTests: XCTestCase {
     func testBenchOnFixtureSplit() throws {
         let model = Fixtures.path("pytorch_D-all_192x128.safetensors")
         let configuration = BenchConfiguration(
-            models: [BenchModelSpec(name: "D-all float", path: model)], dataDirectory: DeployFixtures.frames,
+            models: [BenchModelSpec(name: "D-all float", path: model)], dataDirectory: Fixtures.hc18Frames,
             splitCSV: Fixtures.path("hc18/split.csv"), width: 192, height: 128, threads: [1, 2],
             rounds: 1, runsPerRound: 1, command: "test")
         var lines: [String] = []
@@ -53,8 +56,8 @@ final class BenchReportTests: XCTestCase {
         XCTAssertEqual(row.trainableParameters, 4_405_073)
         XCTAssertEqual(row.fileBytes, 13_362_242)
         // Exactly HC18's evaluation of the same model and frames (measured once: Dice 0.873 on these 8).
-        let dataset = try HC18Dataset(directory: DeployFixtures.frames, splitCSV: Fixtures.path("hc18/split.csv"))
-        let expected = try evaluate(model: DeployFixtures.dAll, dataset: dataset, samples: dataset.test, width: 192, height: 128, threads: 2)
+        let dataset = try HC18Dataset(directory: Fixtures.hc18Frames, splitCSV: Fixtures.path("hc18/split.csv"))
+        let expected = try evaluate(model: Self.dAll, dataset: dataset, samples: dataset.test, width: 192, height: 128, threads: 2)
         XCTAssertEqual(row.dice, expected.meanDice)
         XCTAssertEqual(row.hcMAEmm, expected.meanHCErrorMM)
         XCTAssertEqual(row.iou, expected.meanIoU)
