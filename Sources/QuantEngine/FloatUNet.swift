@@ -157,7 +157,7 @@ public final class FloatUNet: SegmentationModel, @unchecked Sendable {
 
     /// Time per graph op, in milliseconds: the fastest of `repeats` runs of each op (after one full run
     /// to plan the arena; the fastest, as the least disturbed by other processes). Shows where a frame's time goes (`sonoquant latency --profile`).
-    public func profile(_ input: Tensor, threads: Int, repeats: Int = 5) throws -> [(op: String, milliseconds: Double)] {
+    public func profile(_ input: Tensor, threads: Int, repeats: Int) throws -> [(op: String, milliseconds: Double)] {
         _ = try run(input, threads: threads, observe: nil)
         let key = try validate(input)
         lock.lock()

@@ -72,14 +72,7 @@ public final class Int8UNet: SegmentationModel, @unchecked Sendable {
         try checkSize(width: w, height: h)
         var result = [Float](); result.reserveCapacity(n * h * w)
         for image in 0..<n {
-            var frame = [UInt8](repeating: 0, count: h * w)
-            for i in 0..<(h * w) {
-                var sum: Float = 0
-                for channel in 0..<c { sum += input.data[(image * c + channel) * h * w + i] }
-                let value = sum / Float(c)
-                frame[i] = ActivationQuantization.frameByte(value)
-            }
-            result += try logits(frame: frame, width: w, height: h, threads: threads)
+            result += try logits(frame: Self.grayFrame(input, image: image), width: w, height: h, threads: threads)
         }
         return Tensor(shape: [n, 1, h, w], data: result)
     }
@@ -142,6 +135,22 @@ public final class Int8UNet: SegmentationModel, @unchecked Sendable {
     /// Time per graph op, in milliseconds: the fastest of `repeats` runs of each op (after one full run to
     /// plan the arena; the fastest is the least disturbed by other processes), named like FloatUNet.profile's
     /// ops so the two can be compared line by line.
+    /// Image `image` of an [N, 1 or 3, H, W] tensor as the uint8 gray frame (channels averaged).
+    static func grayFrame(_ input: Tensor, image: Int) -> [UInt8] {
+        let (c, h, w) = (input.shape[1], input.shape[2], input.shape[3])
+        return (0..<(h * w)).map { i in
+            var sum: Float = 0
+            for channel in 0..<c { sum += input.data[(image * c + channel) * h * w + i] }
+            return ActivationQuantization.frameByte(sum / Float(c))
+        }
+    }
+
+    /// `profile(frame:...)` of the first image of an input tensor, as `logits(for:)` would see it.
+    public func profile(_ input: Tensor, threads: Int, repeats: Int) throws -> [(op: String, milliseconds: Double)] {
+        _ = try logits(for: input, threads: threads)  // validates the input
+        return try profile(frame: Self.grayFrame(input, image: 0), width: input.shape[3], height: input.shape[2], threads: threads, repeats: repeats)
+    }
+
     public func profile(frame: [UInt8], width: Int, height: Int, threads: Int, repeats: Int = 5) throws -> [(op: String, milliseconds: Double)] {
         _ = try quantizedLogits(frame: frame, width: width, height: height, threads: threads)
         lock.lock()

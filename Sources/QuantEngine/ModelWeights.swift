@@ -163,6 +163,8 @@ public protocol SegmentationModel: AnyObject, Sendable {
     /// `graph.sizeMultiple`).
     /// Throws with a clear message for a wrong shape.
     func logits(for input: Tensor, threads: Int) throws -> Tensor
+    /// The time of every graph op on `input` (the fastest of `repeats` runs each), in graph order.
+    func profile(_ input: Tensor, threads: Int, repeats: Int) throws -> [(op: String, milliseconds: Double)]
 }
 
 extension SegmentationModel {
@@ -170,6 +172,8 @@ extension SegmentationModel {
     public var kernelPath: KernelPath { .current }
     /// A model that is not read from a file records no size.
     public var inputSize: InputSize? { nil }
+    /// A model without graph ops of its own (a test stub) has nothing to profile.
+    public func profile(_ input: Tensor, threads: Int, repeats: Int) throws -> [(op: String, milliseconds: Double)] { [] }
 }
 
 extension ModelWeights {

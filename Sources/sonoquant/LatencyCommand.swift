@@ -75,15 +75,7 @@ struct LatencyCommand: ParsableCommand {
             if profile {
                 for count in try parsedThreads() {
                     let frame = syntheticFrame(width: width, height: height, channels: channels)
-                    let ops: [(op: String, milliseconds: Double)]
-                    if let float = network as? FloatUNet {
-                        ops = try float.profile(frame, threads: count)
-                    } else if let int8 = network as? Int8UNet {
-                        let bytes = frame.data[0..<(width * height)].map(ActivationQuantization.frameByte)
-                        ops = try int8.profile(frame: bytes, width: width, height: height, threads: count)
-                    } else {
-                        continue
-                    }
+                    let ops = try network.profile(frame, threads: count, repeats: 5)
                     let total = ops.reduce(0) { $0 + $1.milliseconds }
                     print(String(format: "profile, threads=%d: sum of ops %.2f ms", count, total))
                     for op in ops.sorted(by: { $0.milliseconds > $1.milliseconds }) {
