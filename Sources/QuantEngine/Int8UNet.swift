@@ -61,15 +61,8 @@ public final class Int8UNet: SegmentationModel, @unchecked Sendable {
     /// Logits [N, 1, H, W] for an input [N, 1 or 3, H, W] in [0, 1]: each frame is turned into the uint8
     /// gray frame first (3 channels averaged; byte = round(255 x), clamped), exactly what a camera frame is.
     public func logits(for input: Tensor, threads: Int) throws -> Tensor {
-        guard input.shape.count == 4, input.shape[1] == 1 || input.shape[1] == 3 else {
-            throw SonoQuantError("input", "expected a tensor [N, 1 or 3, H, W], got shape \(input.shape)", kind: .badInput)
-        }
-        let (n, c, h, w) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
-        guard n >= 1 else { throw SonoQuantError("input", "batch size is \(n); need at least one image", kind: .badInput) }
-        if let bad = input.data.firstIndex(where: { !$0.isFinite }) {
-            throw SonoQuantError("input", "holds \(input.data[bad]) at index \(bad); frames are finite values in [0, 1]", kind: .badInput)
-        }
-        try checkSize(width: w, height: h)
+        try validate(input)
+        let (n, h, w) = (input.shape[0], input.shape[2], input.shape[3])
         var result = [Float](); result.reserveCapacity(n * h * w)
         for image in 0..<n {
             result += try logits(frame: Self.grayFrame(input, image: image), width: w, height: h, threads: threads)
@@ -135,6 +128,19 @@ public final class Int8UNet: SegmentationModel, @unchecked Sendable {
     /// Time per graph op, in milliseconds: the fastest of `repeats` runs of each op (after one full run to
     /// plan the arena; the fastest is the least disturbed by other processes), named like FloatUNet.profile's
     /// ops so the two can be compared line by line.
+    /// Refuses an input `logits(for:)` cannot take: not [N >= 1, 1 or 3, H, W], a non-finite value, or a size
+    /// the graph or the engine cannot run.
+    private func validate(_ input: Tensor) throws {
+        guard input.shape.count == 4, input.shape[1] == 1 || input.shape[1] == 3 else {
+            throw SonoQuantError("input", "expected a tensor [N, 1 or 3, H, W], got shape \(input.shape)", kind: .badInput)
+        }
+        guard input.shape[0] >= 1 else { throw SonoQuantError("input", "batch size is \(input.shape[0]); need at least one image", kind: .badInput) }
+        if let bad = input.data.firstIndex(where: { !$0.isFinite }) {
+            throw SonoQuantError("input", "holds \(input.data[bad]) at index \(bad); frames are finite values in [0, 1]", kind: .badInput)
+        }
+        try checkSize(width: input.shape[3], height: input.shape[2])
+    }
+
     /// Image `image` of an [N, 1 or 3, H, W] tensor as the uint8 gray frame (channels averaged).
     static func grayFrame(_ input: Tensor, image: Int) -> [UInt8] {
         let (c, h, w) = (input.shape[1], input.shape[2], input.shape[3])
@@ -147,7 +153,7 @@ public final class Int8UNet: SegmentationModel, @unchecked Sendable {
 
     /// `profile(frame:...)` of the first image of an input tensor, as `logits(for:)` would see it.
     public func profile(_ input: Tensor, threads: Int, repeats: Int) throws -> [(op: String, milliseconds: Double)] {
-        _ = try logits(for: input, threads: threads)  // validates the input
+        try validate(input)
         return try profile(frame: Self.grayFrame(input, image: 0), width: input.shape[3], height: input.shape[2], threads: threads, repeats: repeats)
     }
 
