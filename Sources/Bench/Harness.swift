@@ -254,6 +254,8 @@ public struct HarnessResults: Codable, Equatable {
     public var reference: [ReferenceResult]
     /// Set only by `mergeHarnessResults`: the harness outputs these rows came from (nil = one harness run).
     public var sources: [HarnessSource]?
+    /// Set only by `mergeStudy`: every cell of the plan with this size and split, done or not.
+    public var cells: [CellOutcome]?
 
     public init(created: String, host: String, command: String, data: String, split: String, width: Int, height: Int,
                 epochs: Int, batchSize: Int, learningRate: Double, seeds: [UInt64], strategies: [String], observer: String,
@@ -283,8 +285,11 @@ public func testFramesSharingFetus(train: [HC18Sample], test: [HC18Sample]) -> I
 /// Runs the harness; `peakRSS(modelPath)` measures one model's one-frame peak memory in a fresh process
 /// (the command re-runs itself). Returns the results also written to OUT.
 @discardableResult
-public func runHarness(_ c: HarnessConfiguration, peakRSS: (String) -> Int?, log: @escaping (String) -> Void) throws -> HarnessResults {
-    let lock = try DirectoryLock(directory: c.outDirectory, purpose: "bench")
+public func runHarness(_ c: HarnessConfiguration, heldLock: DirectoryLock? = nil, peakRSS: (String) -> Int?,
+                       log: @escaping (String) -> Void) throws -> HarnessResults {
+    // `heldLock`: the caller already holds OUT's lock (a plan's cell, which records its state under it).
+    precondition(heldLock == nil || heldLock!.directory == c.outDirectory, "heldLock must be the lock of the output directory")
+    let lock = try heldLock ?? DirectoryLock(directory: c.outDirectory, purpose: "bench")
     defer { withExtendedLifetime(lock) {} }
     guard !c.strategies.isEmpty, !c.seeds.isEmpty, !c.threads.isEmpty, c.epochs >= 1, c.calibrationImages >= 1,
           c.latencyRounds >= 1, c.latencyRunsPerRound >= 1, c.latencyWarmup >= 0, c.overlayFrames >= 0 else {

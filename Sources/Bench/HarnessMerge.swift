@@ -105,11 +105,19 @@ public func mergeHarnessResults(_ inputs: [(directory: String, results: HarnessR
 public func mergeHarnessOutputs(directories: [String], outDirectory: String, command: String) throws -> HarnessResults {
     let inputs = try directories.map { (directory: $0, results: try readHarnessResults(directory: $0)) }
     var merged = try mergeHarnessResults(inputs, command: command, created: ISO8601DateFormatter().string(from: Date()))
+    try copyOverlays(of: &merged, inputs: directories, to: outDirectory)
+    try writeHarnessResults(merged, to: outDirectory)
+    return merged
+}
+
+/// Copies each merged row's frame PNGs from the input it came from into `outDirectory` (creating it); a PNG
+/// that is missing is dropped from the row.
+func copyOverlays(of merged: inout HarnessResults, inputs: [String], to outDirectory: String) throws {
     try FileManager.default.createDirectory(atPath: outDirectory, withIntermediateDirectories: true)
     let files = FileManager.default
     for (i, row) in merged.rows.enumerated() {
         let label = runLabel(strategy: row.strategy, seed: row.seed)
-        let from = inputs[merged.sources!.firstIndex { $0.runs.contains(label) }!].directory
+        let from = inputs[merged.sources!.firstIndex { $0.runs.contains(label) }!]
         merged.rows[i].overlays = try row.overlays.filter { relative in
             let source = from + "/" + relative, target = outDirectory + "/" + relative
             guard files.fileExists(atPath: source) else { return false }
@@ -121,6 +129,4 @@ public func mergeHarnessOutputs(directories: [String], outDirectory: String, com
             return true
         }
     }
-    try writeHarnessResults(merged, to: outDirectory)
-    return merged
 }

@@ -169,6 +169,19 @@ public func harnessMarkdown(_ r: HarnessResults) -> String {
         lines += [(r.sources == nil ? "Not measured, training not finished (this report was made without training): "
                                     : "Asked of a source but measured by none: ") + r.pending.joined(separator: "; ") + ".", ""]
     }
+    if let cells = r.cells {
+        let notDone = cells.filter { $0.state != .done }
+        lines += ["## Cells of the plan",
+                  "",
+                  notDone.isEmpty ? "All \(cells.count) cells with this size and split are done."
+                                  : "\(cells.count - notDone.count) of \(cells.count) cells with this size and split are done; "
+                                    + "the rows of the others are missing from every table below.",
+                  "",
+                  "| cell | name | state | attempts | note |",
+                  "|---|---|---|---|---|"]
+        lines += cells.map { "| \($0.cell) | \($0.name) | \($0.state.rawValue) | \($0.attempts) | \($0.note.replacingOccurrences(of: "|", with: "\\|")) |" }
+        lines.append("")
+    }
     lines += [
         "## Accuracy (float32, test frames)",
         "",
