@@ -153,12 +153,12 @@ echo "slurm-check: merged report names all 3 cells done; cell 1 done on its seco
 for n in 0 1 2; do "$sonoquant" bench run --plan "$work/laptop" --cell $n > "$work/laptop-cell-$n.log"; done
 "$sonoquant" bench merge --plan "$work/laptop" --out "$work/report-laptop" >/dev/null
 numbers='[.rows[] | {strategy, seed, epochs, trainableParameters,
-           float: (.float | {fileBytes, dice: .dice.mean, iou: .iou.mean, pixelAccuracy: .pixelAccuracy.mean, hc: .hcErrorMM.mean}),
-           int8: (.int8 | {fileBytes, dice: .dice.mean, iou: .iou.mean, pixelAccuracy: .pixelAccuracy.mean, hc: .hcErrorMM.mean})}]'
+           float: (.float | {dice: .dice.mean, iou: .iou.mean, pixelAccuracy: .pixelAccuracy.mean, hc: .hcErrorMM.mean}),
+           int8: (.int8 | {dice: .dice.mean, iou: .iou.mean, pixelAccuracy: .pixelAccuracy.mean, hc: .hcErrorMM.mean})}]'
 jq -S "$numbers" "$work/report-slurm/results.json" > "$work/numbers-slurm.json"
 jq -S "$numbers" "$work/report-laptop/results.json" > "$work/numbers-laptop.json"
 diff "$work/numbers-slurm.json" "$work/numbers-laptop.json" > /dev/null \
     || fail "Slurm and the shell loop give different numbers: $(diff "$work/numbers-slurm.json" "$work/numbers-laptop.json" | head)"
-echo "slurm-check: the shell loop's merged report has the same rows and numbers (Dice, IoU, pixel accuracy, HC, sizes, float and int8)"
+echo "slurm-check: the shell loop's merged report has the same rows and numbers (Dice, IoU, pixel accuracy, HC error; float and int8)"
 jq -r '.rows[] | "  \(.strategy) seed \(.seed): float Dice \(.float.dice.mean), int8 Dice \(.int8.dice.mean)"' "$work/report-slurm/results.json"
 echo "slurm-check: OK"
