@@ -44,7 +44,7 @@ let package = Package(
         .library(name: "QuantEngine", targets: ["QuantEngine"]),
         // The deploy path for apps: frame file in, mask + ellipse + HC out (README, "Use SonoQuant in your
         // app"); the same code `sonoquant segment` runs. Does not build swift-argument-parser.
-        .library(name: "SonoQuantDeploy", targets: ["Deploy", "HC18", "ImageCodecs", "QuantEngine"]),
+        .library(name: "SonoQuantDeploy", targets: ["Deploy", "DICOM", "HC18", "ImageCodecs", "QuantEngine"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -75,7 +75,9 @@ let package = Package(
         // Accuracy / size / latency / memory reports per strategy and precision.
         .target(name: "Bench", dependencies: ["QuantEngine", "HC18", "Calibrate", "Train", "Deploy", "ImageCodecs"]),
         // `segment` on the board: frame -> mask, overlay, HC (float or int8 model).
-        .target(name: "Deploy", dependencies: ["QuantEngine", "HC18", "ImageCodecs"]),
+        .target(name: "Deploy", dependencies: ["QuantEngine", "HC18", "ImageCodecs", "DICOM"]),
+        // DICOM frames and cine loops as the scanner writes them, with the pixel size from the file.
+        .target(name: "DICOM", dependencies: ["ImageCodecs", "QuantEngine"]),
         .executableTarget(name: "sonoquant", dependencies: [
             "QuantEngine", "HC18", "Train", "Calibrate", "Bench", "ImageCodecs", "Deploy",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -87,6 +89,7 @@ let package = Package(
         .testTarget(name: "TrainTests", dependencies: trainTestDependencies),
         .testTarget(name: "DeployTests", dependencies: ["Deploy", "HC18", "ImageCodecs", "QuantEngine", "TestSupport"]),
         .testTarget(name: "BenchTests", dependencies: ["Bench", "Train", "HC18", "QuantEngine", "TestSupport"]),
+        .testTarget(name: "DICOMTests", dependencies: ["DICOM", "Deploy", "ImageCodecs", "QuantEngine", "TestSupport"]),
         .testTarget(name: "CalibrateTests", dependencies: ["Calibrate", "QuantEngine", "HC18", "TestSupport"]),
     ] + microkernelTargets,
     swiftLanguageModes: [.v6]

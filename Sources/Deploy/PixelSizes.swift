@@ -1,4 +1,5 @@
 // Pixel sizes for `segment`: one size for every frame, or a CSV per frame.
+import DICOM
 import Foundation
 import QuantEngine
 
@@ -7,10 +8,46 @@ import QuantEngine
 public struct FrameScale: Equatable, Sendable {
     public var pixelSizeMM: Double
     public var referenceHCmm: Double?
+    /// Where the pixel size came from, for the JSON (nil: given by a library caller).
+    public var source: PixelSizeSource?
+    /// The DICOM ultrasound region it came from (index in the file's sequence).
+    public var ultrasoundRegion: Int?
 
-    public init(pixelSizeMM: Double, referenceHCmm: Double? = nil) {
+    public init(pixelSizeMM: Double, referenceHCmm: Double? = nil, source: PixelSizeSource? = nil, ultrasoundRegion: Int? = nil) {
         self.pixelSizeMM = pixelSizeMM
         self.referenceHCmm = referenceHCmm
+        self.source = source
+        self.ultrasoundRegion = ultrasoundRegion
+    }
+}
+
+/// Which pixel size wins when a DICOM file gives one and `--pixel-size` or `--pixel-csv` gives another.
+public enum PixelSizePriority: String, Sendable, CaseIterable {
+    case file, option
+}
+
+/// The pixel size of one DICOM frame: the file's (the ultrasound region containing `point`, the head centre,
+/// else PixelSpacing) and the options' (`option`), reconciled. They must agree (to 1e-6, relative) unless
+/// `priority` says which wins; a disagreement without it is an error for the frame. `notes` says what was
+/// passed over.
+public func dicomFrameScale(_ image: DICOMImage, point: (x: Double, y: Double), option: FrameScale?, priority: PixelSizePriority?,
+                            notes: inout [String]) throws -> FrameScale? {
+    guard let file = try image.pixelSize(atX: point.x, y: point.y, notes: &notes) else { return option }
+    let fromFile = FrameScale(pixelSizeMM: file.millimetres, referenceHCmm: option?.referenceHCmm, source: file.source,
+                              ultrasoundRegion: file.regionIndex)
+    guard let option else { return fromFile }
+    let optionName = option.source?.rawValue.replacingOccurrences(of: "option ", with: "") ?? "the option"
+    if abs(option.pixelSizeMM - file.millimetres) <= 1e-6 * file.millimetres { return fromFile }
+    let origin = file.source == .ultrasoundRegion ? "its ultrasound region \(file.regionIndex!)" : "its PixelSpacing"
+    switch priority {
+    case .file?:
+        notes.append("\(optionName) gives \(option.pixelSizeMM) mm; the file's \(file.millimetres) mm is used (--pixel-size-priority file)")
+        return fromFile
+    case .option?:
+        notes.append("the file gives \(file.millimetres) mm (\(origin)); \(optionName)'s \(option.pixelSizeMM) mm is used (--pixel-size-priority option)")
+        return option
+    case nil:
+        throw SonoQuantError(image.source, "pixel size conflict: the file gives \(file.millimetres) mm (\(origin)), \(optionName) gives \(option.pixelSizeMM) mm; say which wins with --pixel-size-priority file|option", kind: .badInput)
     }
 }
 
@@ -43,7 +80,7 @@ public func readPixelSizeTable(path: String) throws -> [String: FrameScale] {
             reference = hc
         }
         guard table[fields[0]] == nil else { throw SonoQuantError(path, "line \(index + 1): \(fields[0]) is listed twice", kind: .badData) }
-        table[fields[0]] = FrameScale(pixelSizeMM: pixel, referenceHCmm: reference)
+        table[fields[0]] = FrameScale(pixelSizeMM: pixel, referenceHCmm: reference, source: .csv)
     }
     if table.isEmpty { throw SonoQuantError(path, "no frames listed", kind: .badData) }
     return table

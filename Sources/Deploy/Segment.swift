@@ -14,6 +14,7 @@
 // - no head found (empty prediction, or a region whose boundary fits no ellipse): `headFound` false,
 //   no ellipse or HC, an empty mask and an overlay without ellipse. When the CSV gives a reference HC,
 //   the HC error of such a frame is the whole reference (as if 0 mm were measured), as `evaluate` counts it.
+import DICOM
 import Dispatch
 import Foundation
 import HC18
@@ -64,8 +65,15 @@ public struct SegmentationResult: Codable, Equatable, Sendable {
     /// The kernel path that ran the model (`KernelPath`: portable, avx2, avx512-vnni, neon).
     public var kernels: String
     public var headFound: Bool
+    /// 1-based frame number within a multi-frame DICOM file (a cine loop); absent for single frames.
+    public var frameIndex: Int?
     /// Pixel size used for HC in mm; absent when none was given for this frame.
     public var pixelSizeMM: Double?
+    /// Where it came from: the DICOM ultrasound region containing the head, the DICOM PixelSpacing,
+    /// --pixel-size or --pixel-csv (absent: none, or given by a library caller).
+    public var pixelSizeSource: PixelSizeSource?
+    /// The DICOM ultrasound region (index in the file's Sequence of Ultrasound Regions) it came from.
+    public var ultrasoundRegion: Int?
     /// Head circumference in mm (needs a pixel size).
     public var hcMM: Double?
     /// Head circumference in original-frame pixels.
@@ -123,6 +131,14 @@ public final class Segmenter: Sendable {
 
     /// Segments a decoded frame. `name` labels it in the result and in errors.
     public func segment(frame: GrayImage, name: String, scale: FrameScale?, startedAt: UInt64? = nil) throws -> FrameSegmentation {
+        try segment(frame: frame, name: name, startedAt: startedAt) { _, _ in scale }
+    }
+
+    /// Segments a decoded frame whose pixel size may depend on where the head is (a DICOM file's ultrasound
+    /// regions): `scale` gets the fitted ellipse (nil when no head was found) and may add notes; an error it
+    /// throws is the frame's.
+    public func segment(frame: GrayImage, name: String, startedAt: UInt64? = nil,
+                        scale: (HeadEllipse?, inout [String]) throws -> FrameScale?) throws -> FrameSegmentation {
         let start = startedAt ?? DispatchTime.now().uptimeNanoseconds
         func milliseconds(since t: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - t) / 1e6 }
 
@@ -155,6 +171,7 @@ public final class Segmenter: Sendable {
         let maskImage = GrayImage(width: frame.width, height: frame.height, pixels: mask.map { $0 != 0 ? 255 : 0 })
         let overlay = drawOverlay(frame: frame, mask: mask, ellipse: measurement?.ellipse)
 
+        let scale = try scale(measurement.map { HeadEllipse($0.ellipse) }, &notes)
         var hcMM: Double? = nil
         if let scale, let measurement { hcMM = measurement.circumferencePixels * scale.pixelSizeMM }
         if scale == nil { notes.append("no pixel size given for this frame: HC in pixels only") }
@@ -164,7 +181,7 @@ public final class Segmenter: Sendable {
         let result = SegmentationResult(
             frame: name, width: frame.width, height: frame.height, networkWidth: width, networkHeight: height,
             model: modelName, precision: model.precision, kernels: model.kernelPath.rawValue, headFound: measurement != nil,
-            pixelSizeMM: scale?.pixelSizeMM, hcMM: hcMM, hcPixels: measurement?.circumferencePixels,
+            frameIndex: nil, pixelSizeMM: scale?.pixelSizeMM, pixelSizeSource: scale?.source, ultrasoundRegion: scale?.ultrasoundRegion, hcMM: hcMM, hcPixels: measurement?.circumferencePixels,
             ellipse: measurement.map { HeadEllipse($0.ellipse) },
             referenceHCmm: scale?.referenceHCmm, hcErrorMM: hcError,
             maskPixels: mask.reduce(0) { $0 + Int($1) },
@@ -176,7 +193,7 @@ public final class Segmenter: Sendable {
     }
 }
 
-/// The frames `segment` reads from a path: the file itself, or every .png/.jpg/.jpeg in a directory
+/// The files `segment` reads from a path: the file itself, or every .png/.jpg/.jpeg/.dcm in a directory
 /// (not recursive; HC18 annotation files `*_Annotation.png` skipped), sorted by name.
 public func segmentationInputs(path: String) throws -> [String] {
     var isDirectory: ObjCBool = false
@@ -190,11 +207,20 @@ public func segmentationInputs(path: String) throws -> [String] {
     }
     let frames = names.filter { name in
         let lower = name.lowercased()
-        return (lower.hasSuffix(".png") || lower.hasSuffix(".jpg") || lower.hasSuffix(".jpeg"))
+        return [".png", ".jpg", ".jpeg", ".dcm", ".dicom"].contains { lower.hasSuffix($0) }
             && !lower.hasSuffix("_annotation.png") && !name.hasPrefix(".")
     }.sorted()
-    if frames.isEmpty { throw SonoQuantError(path, "no .png, .jpg or .jpeg frames in this directory", kind: .badData) }
+    if frames.isEmpty { throw SonoQuantError(path, "no .png, .jpg, .jpeg or .dcm frames in this directory", kind: .badData) }
     return frames.map { (path as NSString).appendingPathComponent($0) }
+}
+
+/// A .dcm/.dicom file name, or a file that starts like one (the "DICM" marker at byte 128).
+func isDICOMPath(_ path: String) -> Bool {
+    let lower = path.lowercased()
+    if lower.hasSuffix(".dcm") || lower.hasSuffix(".dicom") { return true }
+    guard let handle = FileHandle(forReadingAtPath: path) else { return false }
+    defer { try? handle.close() }
+    return isDICOM(bytes: [UInt8](handle.readData(ofLength: 132)))
 }
 
 /// One frame that could not be segmented (unreadable, corrupt...), listed in the summary.
@@ -225,6 +251,8 @@ public struct SegmentSummary: Codable, Equatable, Sendable {
     public var meanHCErrorMM: Double?
     public var medianTotalMS: Double?
     public var results: [SegmentationResult]
+    /// One line per multi-frame DICOM file (cine loop); absent when there was none.
+    public var loops: [LoopSummary]?
 
     public init(model: String, precision: Precision, kernels: String, networkWidth: Int, networkHeight: Int,
                 results: [SegmentationResult], failures: [SegmentFailure]) {
@@ -242,16 +270,61 @@ public struct SegmentSummary: Codable, Equatable, Sendable {
         meanHCErrorMM = errors.isEmpty ? nil : errors.reduce(0, +) / Double(errors.count)
         let times = results.map(\.timeMS.totalMS).sorted()
         medianTotalMS = times.isEmpty ? nil : (times[(times.count - 1) / 2] + times[times.count / 2]) / 2
+        var loops: [LoopSummary] = []
+        for (file, frames) in Dictionary(grouping: results.filter { $0.frameIndex != nil }, by: \.frame).sorted(by: { $0.key < $1.key }) {
+            loops.append(LoopSummary(file: file, frames: frames.sorted { $0.frameIndex! < $1.frameIndex! }))
+        }
+        self.loops = loops.isEmpty ? nil : loops
+    }
+}
+
+/// The result of a cine loop: each frame is measured on its own; the loop's HC is the median over the frames
+/// with a head and no review flag (a sonographer would pick one of those), with their spread. When every
+/// frame with a head is flagged, the median is over those and `onlyFlaggedFrames` says so.
+public struct LoopSummary: Codable, Equatable, Sendable {
+    public var file: String
+    public var frames: Int
+    public var headsFound: Int
+    /// The frames the loop's HC is taken from.
+    public var framesMeasured: Int
+    public var medianHCmm: Double?
+    public var minHCmm: Double?
+    public var maxHCmm: Double?
+    /// The frame (1-based) whose HC is nearest the median: the one to show.
+    public var representativeFrame: Int?
+    /// True when the HC comes from frames that are all flagged for review (no unflagged frame has a head).
+    public var onlyFlaggedFrames: Bool
+    public var pixelSizeSource: PixelSizeSource?
+
+    public init(file: String, frames results: [SegmentationResult]) {
+        self.file = file
+        frames = results.count
+        headsFound = results.filter(\.headFound).count
+        let withHead = results.filter { $0.headFound && $0.hcMM != nil }
+        let unflagged = withHead.filter { !$0.needsReview }
+        let measured = unflagged.isEmpty ? withHead : unflagged
+        onlyFlaggedFrames = unflagged.isEmpty && !withHead.isEmpty
+        framesMeasured = measured.count
+        let values = measured.map { $0.hcMM! }.sorted()
+        if !values.isEmpty {
+            let median = (values[(values.count - 1) / 2] + values[values.count / 2]) / 2
+            medianHCmm = median
+            minHCmm = values.first
+            maxHCmm = values.last
+            representativeFrame = measured.min { abs($0.hcMM! - median) < abs($1.hcMM! - median) }?.frameIndex
+        }
+        pixelSizeSource = results.compactMap(\.pixelSizeSource).first
     }
 }
 
 /// Segments `frames` and writes, per frame, NAME_mask.png, NAME_overlay.png and NAME.json into
-/// `outDirectory` (NAME: the file name without extension), then summary.json. A frame that cannot be
-/// read or decoded is recorded in the summary's `failures` and the run goes on; `log` gets one line per
-/// frame (results and failures). Throws for problems that concern the whole run (output not writable,
-/// two frames with the same NAME).
+/// `outDirectory` (NAME: the file name without extension; NAME_f001... for the frames of a DICOM cine loop),
+/// then summary.json. A frame that cannot be read or decoded is recorded in the summary's `failures` and the
+/// run goes on; `log` gets one line per frame (results and failures). `scale(file name)` gives the options'
+/// pixel size; a DICOM file's own pixel size is reconciled with it by `dicomFrameScale` (`dicomPriority`).
+/// Throws for problems that concern the whole run (output not writable, two frames with the same NAME).
 public func segmentFrames(_ frames: [String], with segmenter: Segmenter, scale: (String) -> (FrameScale?, note: String?),
-                          outDirectory: String, log: (String) -> Void) throws -> SegmentSummary {
+                          dicomPriority: PixelSizePriority? = nil, outDirectory: String, log: (String) -> Void) throws -> SegmentSummary {
     var stems = Set<String>()
     for frame in frames {
         let stem = ((frame as NSString).lastPathComponent as NSString).deletingPathExtension
@@ -269,25 +342,52 @@ public func segmentFrames(_ frames: [String], with segmenter: Segmenter, scale: 
     defer { withExtendedLifetime(lock) {} }
     var results: [SegmentationResult] = []
     var failures: [SegmentFailure] = []
-    for frame in frames {
-        let file = (frame as NSString).lastPathComponent
-        let (frameScale, note) = scale(file)
-        let segmented: FrameSegmentation
-        do {
-            segmented = try segmenter.segment(path: frame, scale: frameScale)
-        } catch let error as SonoQuantError {
-            failures.append(SegmentFailure(frame: frame, error: error.description))
-            log("error: \(error.subject): \(error.problem)")
-            continue
-        }
+    func write(_ segmented: FrameSegmentation, stem: String, file: String, note: String?) throws {
         var result = segmented.result
-        if let note { result.notes.append(note) }
-        let base = (outDirectory as NSString).appendingPathComponent((file as NSString).deletingPathExtension)
+        if let note, result.pixelSizeMM == nil { result.notes.append(note) }
+        let base = (outDirectory as NSString).appendingPathComponent(stem)
         try writePNG(segmented.mask, to: base + "_mask.png")
         try writePNG(segmented.overlay, to: base + "_overlay.png")
         try writeFileAtomically(path: base + ".json", text: prettyJSON(result))
         results.append(result)
         log(describe(result, file: file))
+    }
+    func fail(_ frame: String, _ error: SonoQuantError) {
+        failures.append(SegmentFailure(frame: frame, error: error.description))
+        log("error: \(error.subject): \(error.problem)")
+    }
+    for frame in frames {
+        let file = (frame as NSString).lastPathComponent
+        let stem = (file as NSString).deletingPathExtension
+        let (optionScale, note) = scale(file)
+        if isDICOMPath(frame) {
+            let image: DICOMImage
+            do { image = try readDICOM(path: frame) } catch let error as SonoQuantError { fail(frame, error); continue }
+            let loop = image.frames.count > 1
+            for (index, picture) in image.frames.enumerated() {
+                let label = loop ? "\(file) frame \(index + 1)" : file
+                do {
+                    var segmented = try segmenter.segment(frame: picture, name: frame) { ellipse, notes in
+                        // The head's centre picks the region; without a head, the frame's centre.
+                        let point = ellipse.map { ($0.centerX, $0.centerY) } ?? (Double(picture.width - 1) / 2, Double(picture.height - 1) / 2)
+                        return try dicomFrameScale(image, point: point, option: optionScale, priority: dicomPriority, notes: &notes)
+                    }
+                    if loop { segmented.result.frameIndex = index + 1 }
+                    try write(segmented, stem: loop ? String(format: "%@_f%03d", stem, index + 1) : stem, file: label, note: note)
+                } catch let error as SonoQuantError {
+                    fail(loop ? "\(frame) frame \(index + 1)" : frame, error)
+                }
+            }
+            continue
+        }
+        let segmented: FrameSegmentation
+        do {
+            segmented = try segmenter.segment(path: frame, scale: optionScale)
+        } catch let error as SonoQuantError {
+            fail(frame, error)
+            continue
+        }
+        try write(segmented, stem: stem, file: file, note: note)
     }
     let summary = SegmentSummary(model: segmenter.modelName, precision: segmenter.model.precision, kernels: segmenter.model.kernelPath.rawValue,
                                  networkWidth: segmenter.width, networkHeight: segmenter.height,

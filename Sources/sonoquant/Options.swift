@@ -1,5 +1,6 @@
 import ArgumentParser
 import Calibrate
+import Deploy
 import Foundation
 import QuantEngine
 
@@ -53,3 +54,6 @@ func parseThreadCounts(_ text: String) throws -> [Int] {
     }
     return values.map { $0! }
 }
+
+// `--pixel-size-priority file|option`.
+extension PixelSizePriority: ExpressibleByArgument {}

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Deploy
 import Foundation
+import DICOM
 import ImageCodecs
 import QuantEngine
 
@@ -9,9 +10,9 @@ struct SegmentCommand: ParsableCommand {
         commandName: "segment",
         abstract: "Find the fetal head in ultrasound frames: mask, overlay and head circumference per frame.",
         discussion: """
-        For each frame given (PNGs or JPEGs of any size, and every .png/.jpg/.jpeg \
-        in each directory given; HC18 `*_Annotation.png` files are skipped) this \
-        writes to --out:
+        For each frame given (PNGs, JPEGs or DICOM files of any size, and every \
+        .png/.jpg/.jpeg/.dcm in each directory given; HC18 `*_Annotation.png` files \
+        are skipped) this writes to --out:
           NAME_mask.png     head (255) / background (0) at the frame's own size
           NAME_overlay.png  the frame, head tinted, fitted ellipse in green
           NAME.json         HC in mm, the ellipse (centre, semi-axes, angle; in
@@ -32,7 +33,17 @@ struct SegmentCommand: ParsableCommand {
 
         Pixel size: --pixel-size applies to every frame; --pixel-csv reads HC18's \
         `filename,pixel size(mm)[,head circumference (mm)]`. A frame without a pixel \
-        size gets its HC in pixels only (hcMM absent, a note in its JSON). A frame \
+        size gets its HC in pixels only (hcMM absent, a note in its JSON).
+
+        DICOM (.dcm): single frames and cine loops (every frame segmented, as \
+        NAME_f001...; summary.json's `loops` gives each loop's median HC over the \
+        frames with a head and no review flag), 8-bit gray, RGB or YBR, \
+        uncompressed, JPEG baseline or RLE. The pixel size comes from the file: \
+        the ultrasound region (0018,6011) that contains the head and measures \
+        cm, else PixelSpacing (0028,0030), else the options; the JSON's \
+        pixelSizeSource says which. When the file and an option disagree the \
+        frame fails, unless --pixel-size-priority says which wins. Nothing from \
+        the file but its name goes into the outputs. A frame \
         where no head is found gets headFound false, an empty mask and an overlay \
         without ellipse; that is a result, not an error. A frame that cannot be read \
         (corrupt, truncated, not an image) is reported on stderr and listed under \
@@ -50,7 +61,7 @@ struct SegmentCommand: ParsableCommand {
         """
     )
 
-    @Argument(help: ArgumentHelp("Frames (.png, .jpg) and directories of frames, any number.", valueName: "frame-or-directory"))
+    @Argument(help: ArgumentHelp("Frames (.png, .jpg, .dcm) and directories of frames, any number.", valueName: "frame-or-directory"))
     var inputs: [String]
 
     @Option(help: ArgumentHelp("Model file: float checkpoint or int8 model.", valueName: "model.safetensors"))
@@ -61,6 +72,9 @@ struct SegmentCommand: ParsableCommand {
 
     @Option(name: .customLong("pixel-csv"), help: ArgumentHelp("Pixel sizes per frame (HC18's CSV format).", valueName: "file.csv"))
     var pixelCSV: String?
+
+    @Option(name: .customLong("pixel-size-priority"), help: ArgumentHelp("When a DICOM file's pixel size and --pixel-size/--pixel-csv disagree: which wins (default: neither, the frame fails).", valueName: "file|option"))
+    var pixelSizePriority: PixelSizePriority?
 
     @OptionGroup var sizeOptions: ModelSizeOptions
 
@@ -92,14 +106,14 @@ struct SegmentCommand: ParsableCommand {
             let table = try pixelCSV.map { try readPixelSizeTable(path: $0) }
             let network = try loadSegmentationModel(path: model)
             let segmenter = try Segmenter(model: network, modelName: model, size: sizeOptions.resolve(for: network, file: model), threads: threading.count)
-            if pixelSize == nil && pixelCSV == nil {
+            if pixelSize == nil && pixelCSV == nil && !frames.contains(where: { $0.lowercased().hasSuffix(".dcm") }) {
                 FileHandle.standardError.write(Data("note: no --pixel-size or --pixel-csv: HC is reported in pixels only\n".utf8))
             }
             let summary = try segmentFrames(frames, with: segmenter, scale: { file in
-                if let pixelSize { return (FrameScale(pixelSizeMM: pixelSize), nil) }
+                if let pixelSize { return (FrameScale(pixelSizeMM: pixelSize, source: .option), nil) }
                 guard let table, let pixelCSV else { return (nil, nil) }
                 return table[file].map { ($0, nil) } ?? (nil, "\(file) is not listed in \(pixelCSV)")
-            }, outDirectory: out, log: { line in
+            }, dicomPriority: pixelSizePriority, outDirectory: out, log: { line in
                 if line.hasPrefix("error: ") {
                     FileHandle.standardError.write(Data((line + "\n").utf8))
                 } else {
@@ -111,6 +125,7 @@ struct SegmentCommand: ParsableCommand {
             if let mean = summary.meanHCErrorMM {
                 line += String(format: "; mean |HC error| %.3f mm over %d frames with a reference HC", mean, summary.framesWithReference)
             }
+            if let loops = summary.loops { line += "; \(loops.count) cine loop(s)" }
             if let median = summary.medianTotalMS { line += String(format: "; median %.1f ms per frame", median) }
             print(line + " -> \((out as NSString).appendingPathComponent("summary.json"))")
             anyFailed = !summary.failures.isEmpty
