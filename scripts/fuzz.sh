@@ -4,6 +4,7 @@
 #   scripts/fuzz.sh safetensors [RUNS]   # SafeTensorsFile, its readers, ModelWeights, loadSegmentationModel
 #   scripts/fuzz.sh images [RUNS]        # PNG and JPEG decoding from bytes (ImageCodecs over libpng/libjpeg)
 #   scripts/fuzz.sh int8model [RUNS]     # structure-aware: edits of a valid int8 model -> Int8Model(file:) -> Int8UNet
+#   scripts/fuzz.sh dicom [RUNS]         # DICOM files from bytes (Sources/DICOM over ImageCodecs' JPEG decoder)
 #
 # RUNS defaults to 1,000,000. The harness and the engine's modules are compiled with swiftc straight from the
 # package's sources, with the sanitizers, so no package build is involved.
@@ -14,7 +15,7 @@
 # crashed run's pipe open and hang libFuzzer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-target="${1:?usage: scripts/fuzz.sh safetensors|images|int8model [RUNS] [libFuzzer flags...]}"
+target="${1:?usage: scripts/fuzz.sh safetensors|images|int8model|dicom [RUNS] [libFuzzer flags...]}"
 runs="${2:-1000000}"
 shift $(( $# >= 2 ? 2 : 1 ))
 export PATH="/opt/swift/usr/bin:$PATH"
@@ -78,7 +79,18 @@ case "$target" in
         # The input is a list of edits, not a file: no dictionary; short inputs suffice.
         dict=""; maxlen=128
         ;;
-    *) echo "unknown target $target (safetensors|images|int8model)" >&2; exit 2 ;;
+    dicom)
+        # DICOM imports ImageCodecs (JPEG frames) and QuantEngine (SonoQuantError), built as modules here.
+        build_engine
+        clang -O1 -g -fsanitize=fuzzer-no-link,address -I Sources/CJPEGShim/include -c Sources/CJPEGShim/cjpegshim.c \
+            -o "$out/cjpegshim.o"
+        build_module ImageCodecs Sources/ImageCodecs -I Sources/CImageCodecs
+        echo "building $binary"
+        swiftc "${flags[@]}" -module-name "Fuzz_$target" -I "$out/modules" -I Sources/CImageCodecs \
+            $(find Sources/DICOM -name "*.swift" | sort) fuzz/DICOMFuzz.swift \
+            "${module_objects[@]}" "$out/cjpegshim.o" -lpng16 -ljpeg -o "$binary"
+        dict=fuzz/dicom.dict; maxlen=16384 ;;
+    *) echo "unknown target $target (safetensors|images|int8model|dicom)" >&2; exit 2 ;;
 esac
 
 echo "fuzzing $target for $runs runs (seeds: fuzz/corpus/$target)"

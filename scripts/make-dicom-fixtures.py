@@ -4,6 +4,7 @@
   make-dicom-fixtures.py fixtures OUT   small files for the tests (committed in fixtures/dicom/): one HC18 test
                                         frame, shrunk 4x (its pixel size 4x), in every layout segment reads, plus
                                         malformed files that must give a one-line error
+  make-dicom-fixtures.py seeds OUT      tiny files of each layout: the DICOM fuzzer's seeds (fuzz/corpus/dicom)
   make-dicom-fixtures.py testset OUT --data DIR --split CSV
                                         every test frame of a split at full size, uncompressed, one ultrasound
                                         region with the CSV's pixel size (not committed: 200 x 430 KB)
@@ -134,6 +135,28 @@ def write_fixtures(out):
     print("wrote", len(os.listdir(out)) - 1, "files and", len(os.listdir(bad)), "malformed files to", out)
 
 
+def write_seeds(out):
+    """Tiny files (32x24) of each layout, as seeds for the DICOM fuzzer (fuzz/corpus/dicom)."""
+    os.makedirs(out, exist_ok=True)
+    gray = (np.arange(32 * 24, dtype=np.uint32).reshape(24, 32) * 7 % 256).astype(np.uint8)
+    full = region(0, 0, 31, 23, 0.01)
+    layouts = {
+        "explicit": (lambda: image_dataset([gray]), None),
+        "implicit": (lambda: image_dataset([gray]), ImplicitVRLittleEndian),
+        "loop": (lambda: image_dataset([gray, gray[::-1].copy()], multiframe=True), None),
+        "rgb": (lambda: image_dataset([np.stack([gray] * 3, axis=-1)], photometric="RGB"), None),
+    }
+    for name, (make, syntax) in layouts.items():
+        ds = make(); ds.SequenceOfUltrasoundRegions = [full, region(0, 20, 31, 23, 0.02)]; ds.PixelSpacing = [0.1, 0.1]
+        save(ds, os.path.join(out, name + ".dcm"), syntax)
+    ds = image_dataset([gray, gray], multiframe=True); ds.SequenceOfUltrasoundRegions = [full]; ds.compress(RLELossless)
+    save(ds, os.path.join(out, "rle_loop.dcm"))
+    ds = image_dataset([gray]); ds.SequenceOfUltrasoundRegions = [full]
+    ds.PixelData = encapsulate([jpeg_bytes(gray, "L")]); ds["PixelData"].VR = "OB"
+    save(ds, os.path.join(out, "jpeg.dcm"), JPEGBaseline8Bit)
+    print("wrote", len(os.listdir(out)), "seeds to", out)
+
+
 def write_testset(out, data, split):
     sizes = {}
     with open(os.path.join(data, "training_set_pixel_size_and_HC.csv")) as f:
@@ -153,13 +176,15 @@ def write_testset(out, data, split):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["fixtures", "testset"])
+    parser.add_argument("what", choices=["fixtures", "testset", "seeds"])
     parser.add_argument("out")
     parser.add_argument("--data")
     parser.add_argument("--split")
     args = parser.parse_args()
     if args.what == "fixtures":
         write_fixtures(args.out)
+    elif args.what == "seeds":
+        write_seeds(args.out)
     else:
         if not args.data or not args.split:
             sys.exit("testset needs --data and --split")
