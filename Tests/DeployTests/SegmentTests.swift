@@ -116,9 +116,9 @@ final class SegmentTests: XCTestCase {
         let dir = try temporaryDirectory(self, "csv")
         let path = dir + "/sizes.csv"
         try writeFileAtomically(path: path, text: "filename,pixel size(mm)\nA_HC.png,0.1\r\nB_HC.png, 0.25 \n\n")
-        XCTAssertEqual(try readPixelSizeTable(path: path), ["A_HC.png": FrameScale(pixelSizeMM: 0.1), "B_HC.png": FrameScale(pixelSizeMM: 0.25)])
+        XCTAssertEqual(try readPixelSizeTable(path: path), ["A_HC.png": FrameScale(pixelSizeMM: 0.1, source: .csv), "B_HC.png": FrameScale(pixelSizeMM: 0.25, source: .csv)])
         let table = try readPixelSizeTable(path: DeployFixtures.pixelCSV)
-        XCTAssertEqual(table["000_HC.png"], FrameScale(pixelSizeMM: 0.0691358041432, referenceHCmm: 44.3))
+        XCTAssertEqual(table["000_HC.png"], FrameScale(pixelSizeMM: 0.0691358041432, referenceHCmm: 44.3, source: .csv))
         for (text, words) in [("", "no frames"), ("a.png,zero\n", "positive pixel size"), ("a.png,-1\n", "positive pixel size"),
                               ("a.png,0.1\na.png,0.2\n", "listed twice"), ("a.png,0.1,x\n", "head circumference"),
                               ("a.png,0.1,2,3\n", "expected"), ("a.png\n", "expected")] {
