@@ -96,7 +96,7 @@ public func trainingState(runDirectory: String, epochs: Int) throws -> TrainingS
     let path = runDirectory + "/resume.safetensors"
     guard FileManager.default.fileExists(atPath: path) else { return .notStarted }
     let file = try SafeTensorsFile(path: path)
-    guard let done = Int(file.metadata["sonoquant.epochs_done"] ?? "") else {
+    guard let done = Int(file.metadata[MetadataKey.epochsDone] ?? "") else {
         throw SonoQuantError(path, "has no sonoquant.epochs_done metadata: not a SonoQuant resume file")
     }
     return done >= epochs ? .finished(epochsDone: done) : .partial(epochsDone: done)

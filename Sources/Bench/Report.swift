@@ -148,17 +148,17 @@ public struct BenchConfiguration {
 /// Strategy and trainable parameters of a model file: metadata first (`sonoquant.trainable` groups,
 /// `sonoquant.strategy`), else the model's display name when it starts with a preset name ("D-all int8").
 public func trainableFacts(metadata: [String: String], name: String) -> (strategy: String?, groups: String?, parameters: Int?) {
-    var strategy = metadata["sonoquant.strategy"].flatMap { $0 == "unknown" ? nil : $0 }
+    var strategy = metadata[MetadataKey.strategy].flatMap { $0 == "unknown" ? nil : $0 }
     if strategy == nil {
         // The longest preset name that starts the display name, so "D-all-frozenbn" wins over "D-all".
         let lower = name.lowercased()
         strategy = Strategy.presetNames.filter { lower.hasPrefix($0.lowercased()) }.max { $0.count < $1.count }
     }
-    var groups: Set<ParameterGroup>? = metadata["sonoquant.trainable"].flatMap { try? Strategy.groups($0) }
+    var groups: Set<ParameterGroup>? = metadata[MetadataKey.trainable].flatMap { try? Strategy.groups($0) }
     if groups == nil, let strategy { groups = (try? Strategy.preset(strategy))?.trainable }
     guard let groups else { return (strategy, nil, nil) }
     // Counted on the file's own architecture (a unet-baseline file used to get MobileNetV2 U-Net counts).
-    let named = metadata["sonoquant.architecture"].map { Architecture(rawValue: $0) }
+    let named = metadata[MetadataKey.architecture].map { Architecture(rawValue: $0) }
     guard let architecture = named ?? strategy.flatMap({ try? Strategy.preset($0).architecture }) ?? .mobileNetV2UNet else {
         return (strategy, Strategy.describe(groups), nil)  // an architecture this build does not know
     }

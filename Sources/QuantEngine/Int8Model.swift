@@ -187,14 +187,14 @@ extension Int8Model {
         // What the loader would refuse is never written (a calibration that produced it fails here, naming the file).
         try checkMultipliers(source: path)
         var metadata: [String: String] = [:]
-        for (key, value) in info { metadata["sonoquant." + key] = value }
-        metadata["sonoquant.format"] = Self.format
-        metadata["sonoquant.format_version"] = Self.formatVersion
-        metadata["sonoquant.architecture"] = graph.architecture.rawValue
-        metadata["sonoquant.input_channels"] = String(graph.inputChannels)
-        metadata["sonoquant.activations"] = Self.activationsJSON(activations)
-        metadata["sonoquant.weights"] = "int8 symmetric per output channel (zero point 0, [-127, 127]), BatchNorm folded; I32 bias in units of s_in * s_w[c]"
-        metadata["sonoquant.requantization"] = "gemmlowp fixed point: Q31 multiplier + shift from s_in * s_w[c] / s_out; see docs/QUANTIZATION.md"
+        for (key, value) in info { metadata[MetadataKey.prefix + key] = value }
+        metadata[MetadataKey.format] = Self.format
+        metadata[MetadataKey.formatVersion] = Self.formatVersion
+        metadata[MetadataKey.architecture] = graph.architecture.rawValue
+        metadata[MetadataKey.inputChannels] = String(graph.inputChannels)
+        metadata[MetadataKey.activations] = Self.activationsJSON(activations)
+        metadata[MetadataKey.weights] = "int8 symmetric per output channel (zero point 0, [-127, 127]), BatchNorm folded; I32 bias in units of s_in * s_w[c]"
+        metadata[MetadataKey.requantization] = "gemmlowp fixed point: Q31 multiplier + shift from s_in * s_w[c] / s_out; see docs/QUANTIZATION.md"
         var writer = SafeTensorsWriter(metadata: metadata)
         writer.add(Self.activationScaleName, floats: activations.map(\.scale), shape: [activations.count])
         writer.add(Self.activationZeroPointName, int32: activations.map(\.zeroPoint), shape: [activations.count])
@@ -283,19 +283,19 @@ extension Int8Model {
     public init(file: SafeTensorsFile) throws {
         let source = file.source
         func fail(_ problem: String, kind: SonoQuantError.Kind = .corruptModel) -> SonoQuantError { SonoQuantError(source, problem, kind: kind) }
-        guard let format = file.metadata["sonoquant.format"] else {
+        guard let format = file.metadata[MetadataKey.format] else {
             throw fail("not a SonoQuant int8 model: no `sonoquant.format` metadata (a float checkpoint or a foreign safetensors file?)", kind: .notAModel)
         }
         guard format == Self.format else { throw fail("not an int8 model: sonoquant.format is \"\(format)\", expected \"\(Self.format)\"", kind: .notAModel) }
-        guard file.metadata["sonoquant.format_version"] == Self.formatVersion else {
-            throw fail("int8 model format version \(file.metadata["sonoquant.format_version"] ?? "missing") is not supported (expected \(Self.formatVersion))", kind: .notAModel)
+        guard file.metadata[MetadataKey.formatVersion] == Self.formatVersion else {
+            throw fail("int8 model format version \(file.metadata[MetadataKey.formatVersion] ?? "missing") is not supported (expected \(Self.formatVersion))", kind: .notAModel)
         }
-        let architecture = file.metadata["sonoquant.architecture"] ?? "missing"
+        let architecture = file.metadata[MetadataKey.architecture] ?? "missing"
         guard let graph = ModelGraph.named(architecture, inputChannels: 1) else {
             throw fail("unknown architecture \"\(architecture)\" (this build runs \(ModelGraph.architectureNames.joined(separator: ", ")))", kind: .unsupportedArchitecture)
         }
-        guard file.metadata["sonoquant.input_channels"] == "1" else {
-            throw fail("sonoquant.input_channels is \(file.metadata["sonoquant.input_channels"] ?? "missing"), expected 1 (int8 models take the gray frame)")
+        guard file.metadata[MetadataKey.inputChannels] == "1" else {
+            throw fail("sonoquant.input_channels is \(file.metadata[MetadataKey.inputChannels] ?? "missing"), expected 1 (int8 models take the gray frame)")
         }
 
         func entry(_ name: String, _ dtype: SafeTensorsDType, _ shape: [Int]) throws {
@@ -321,7 +321,7 @@ extension Int8Model {
         for (i, o) in graph.quantizationTies where activations[i] != activations[o] {
             throw fail("value \(o) is an upsample or max-pool of value \(i) and must keep its quantization")
         }
-        guard let json = file.metadata["sonoquant.activations"] else { throw fail("missing metadata sonoquant.activations") }
+        guard let json = file.metadata[MetadataKey.activations] else { throw fail("missing metadata sonoquant.activations") }
         guard json == Self.activationsJSON(activations) else {
             throw fail("inconsistent metadata: sonoquant.activations does not match the tensors \(Self.activationScaleName) / \(Self.activationZeroPointName) (tampered?)")
         }
@@ -344,14 +344,14 @@ extension Int8Model {
             throw fail("unexpected tensor \(name): not part of an int8 \(architecture) model (tampered or foreign file)")
         }
         var info: [String: String] = [:]
-        for (key, value) in file.metadata where key.hasPrefix("sonoquant.") {
-            info[String(key.dropFirst("sonoquant.".count))] = value
+        for (key, value) in file.metadata where key.hasPrefix(MetadataKey.prefix) {
+            info[String(key.dropFirst(MetadataKey.prefix.count))] = value
         }
         for key in ["format", "format_version", "architecture", "input_channels", "activations", "weights", "requantization"] { info[key] = nil }
         self.init(graph: graph, activations: activations, convs: convs, info: info)
         try checkMultipliers(source: source)
         if let text = info["size"], InputSize(text) == nil {
-            throw fail("\(InputSize.metadataKey) is \"\(text)\", expected WxH such as 192x128")
+            throw fail("\(MetadataKey.size) is \"\(text)\", expected WxH such as 192x128")
         }
     }
 }

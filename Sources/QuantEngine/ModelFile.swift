@@ -6,7 +6,7 @@ public func loadSegmentationModel(path: String) throws -> SegmentationModel {
     let inputSize: InputSize?
     do {
         let file = try SafeTensorsFile(path: path)
-        if file.metadata["sonoquant.format"] == "int8-model" { return Int8UNet(model: try Int8Model(file: file)) }
+        if file.metadata[MetadataKey.format] == "int8-model" { return Int8UNet(model: try Int8Model(file: file)) }
         weights = try ModelWeights(file: file, graph: try ModelGraph.of(file, inputChannels: 3))
         inputSize = try recordedInputSize(file)
     }  // the file's bytes are released here, before the weights are packed (peak memory at load)
@@ -16,8 +16,8 @@ public func loadSegmentationModel(path: String) throws -> SegmentationModel {
 /// The size a float checkpoint records (`sonoquant.size`, written by `train`); nil if it records none,
 /// an error naming the file if the value is not WxH.
 public func recordedInputSize(_ file: SafeTensorsFile) throws -> InputSize? {
-    guard let text = file.metadata[InputSize.metadataKey] else { return nil }
-    guard let size = InputSize(text) else { throw SonoQuantError(file.source, "\(InputSize.metadataKey) is \"\(text)\", expected WxH such as 192x128", kind: .corruptModel) }
+    guard let text = file.metadata[MetadataKey.size] else { return nil }
+    guard let size = InputSize(text) else { throw SonoQuantError(file.source, "\(MetadataKey.size) is \"\(text)\", expected WxH such as 192x128", kind: .corruptModel) }
     return size
 }
 
@@ -54,10 +54,6 @@ public struct InputSize: Equatable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "\(width)x\(height)" }
-
-    /// The metadata key that records it in every model file the tools write (float checkpoints and int8
-    /// models): the size the model was trained or calibrated at.
-    public static let metadataKey = "sonoquant.size"
 }
 
 extension SegmentationModel {

@@ -36,7 +36,7 @@ public struct ModelWeights: Sendable {
         if isEncoderOnly && !allowEncoderOnly {
             throw SonoQuantError(file.source, "this is an encoder-only file (torchvision `features.*` names), not a full \(graph.architecture) checkpoint", kind: .notAModel)
         }
-        if let arch = file.metadata["sonoquant.format"], arch != "float-checkpoint" {
+        if let arch = file.metadata[MetadataKey.format], arch != "float-checkpoint" {
             throw SonoQuantError(file.source, "this is a \(arch) file, not a float checkpoint", kind: .notAModel)
         }
         let expected = graph.expectedTensorShapes
@@ -82,7 +82,7 @@ public struct ModelWeights: Sendable {
 
     /// Writes a checkpoint with smp names (F32, or F16 to halve the size), atomically.
     public func save(to path: String, halfPrecision: Bool = false, metadata: [String: String] = [:]) throws {
-        var writer = SafeTensorsWriter(metadata: metadata.merging(["sonoquant.format": "float-checkpoint", "sonoquant.architecture": graph.architecture.rawValue]) { a, _ in a })
+        var writer = SafeTensorsWriter(metadata: metadata.merging([MetadataKey.format: "float-checkpoint", MetadataKey.architecture: graph.architecture.rawValue]) { a, _ in a })
         for (name, tensor) in tensors.sorted(by: { $0.key < $1.key }) {
             if halfPrecision { writer.add(name, halves: tensor.data, shape: tensor.shape) } else { writer.add(name, tensor) }
         }

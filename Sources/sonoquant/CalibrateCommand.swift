@@ -98,7 +98,7 @@ struct CalibrateCommand: ParsableCommand {
             let calibration = "{\"images\":\(count),\"split\":\"\(escape(split))\",\"data\":\"\(escape(data))\",\"selection\":\"evenly spaced over the train split\",\"histogram_bins\":\(settings.bins)}"
             let info: [String: String] = [
                 "source_checkpoint": model,
-                "strategy": strategy ?? checkpoint.metadata["sonoquant.strategy"] ?? "unknown",
+                "strategy": strategy ?? checkpoint.metadata[MetadataKey.strategy] ?? "unknown",
                 "calibration": calibration,
             ]
             let int8 = quantize(weights: weights, statistics: statistics, settings: settings, info: info)

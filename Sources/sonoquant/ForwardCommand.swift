@@ -64,7 +64,7 @@ struct ForwardCommand: ParsableCommand {
                 throw SonoQuantError(input, "tensor `input`: \(error.problem)", kind: error.kind)
             }
             let milliseconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
-            var writer = SafeTensorsWriter(metadata: ["sonoquant.model": model, "sonoquant.precision": network.precision.rawValue])
+            var writer = SafeTensorsWriter(metadata: [MetadataKey.model: model, MetadataKey.precision: network.precision.rawValue])
             writer.add("logits", logits)
             try writer.write(to: output)
             print("wrote logits \(logits.shape) to \(output) (\(network.precision) model, \(threading.count) thread(s), \(String(format: "%.1f", milliseconds)) ms)")

@@ -26,7 +26,7 @@ final class InputSizeTests: XCTestCase {
 
     func testFloatCheckpointWrittenWithASizeRunsAtIt() throws {
         let path = try temporaryDirectory(self, "sized") + "/model.safetensors"
-        try Self.weights.save(to: path, halfPrecision: true, metadata: [InputSize.metadataKey: "224x160"])
+        try Self.weights.save(to: path, halfPrecision: true, metadata: [MetadataKey.size: "224x160"])
         let model = try loadSegmentationModel(path: path)
         XCTAssertEqual(model.inputSize, InputSize(width: 224, height: 160))
         let segmenter = try Segmenter(model: model, modelName: path, threads: 1)
@@ -34,7 +34,7 @@ final class InputSizeTests: XCTestCase {
         // A float model may run at another size (it has no calibrated ranges).
         XCTAssertEqual(try Segmenter(model: model, modelName: path, size: InputSize(width: 192, height: 128), threads: 1).width, 192)
 
-        try Self.weights.save(to: path, metadata: [InputSize.metadataKey: "224 by 160"])
+        try Self.weights.save(to: path, metadata: [MetadataKey.size: "224 by 160"])
         assertSonoQuantError(try loadSegmentationModel(path: path), subject: path, contains: "expected WxH")
     }
 
