@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Training speed: `sonoquant train --measure-speed` vs PyTorch CPU (scripts/peers/bench_train.py), same
+# Training speed: `sonoquant train-speed` vs PyTorch CPU (scripts/peers/bench_train.py), same
 # model, batch, size, strategy and thread count, interleaved round by round in one run so that load from
 # other processes hits both alike. Each side reports the median step of STEPS steps after one warm-up, and
 # its process CPU time per step (all threads): on a machine shared with other work, wall-clock images/s
@@ -26,7 +26,7 @@ OURS=.build/release/sonoquant
 echo "== machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 ours=(); theirs=(); ourcpu=(); theircpu=()
 for round in $(seq 1 "$ROUNDS"); do
-    line=$("$OURS" train --measure-speed "$STEPS" --strategy "$STRATEGY" --size "$SIZE" --batch "$BATCH" --threads "$THREADS")
+    line=$("$OURS" train-speed --steps "$STEPS" --strategy "$STRATEGY" --size "$SIZE" --batch "$BATCH" --threads "$THREADS")
     echo "round $round: $line"
     ours+=("$(echo "$line" | sed -E 's/.*= ([0-9.]+) images\/s.*/\1/')")
     ourcpu+=("$(echo "$line" | sed -E 's/.*CPU ([0-9.]+) s\/step.*/\1/')")

@@ -17,7 +17,7 @@ struct SonoQuant: ParsableCommand {
         avx512-vnni; arm64: neon). SONOQUANT_KERNELS=<path> forces one; `latency`, `segment` and the bench \
         report name the path that ran.
         """,
-        subcommands: [ForwardCommand.self, LatencyCommand.self, EvaluateCommand.self, TrainCommand.self, CalibrateCommand.self,
+        subcommands: [ForwardCommand.self, LatencyCommand.self, EvaluateCommand.self, TrainCommand.self, TrainSpeedCommand.self, CalibrateCommand.self,
                       SplitCommand.self, HCAnnotationsCommand.self,
                       SegmentCommand.self, BenchCommand.self, BenchProbeCommand.self]
     )

@@ -57,14 +57,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Split file `filename,split`: trains on `train`, evaluates on `test`.", valueName: "split.csv"))
     var split: String?
 
-    @Option(help: ArgumentHelp("Preset: \(Strategy.presetNames.joined(separator: ", ")).", valueName: "name"))
-    var strategy: String = "D-all"
-
-    @Option(help: ArgumentHelp("Train exactly these groups instead of the preset's, e.g. E,D3,H or D0-D4,H.", valueName: "groups"))
-    var trainable: String?
-
-    @Flag(help: "Keep frozen groups' BatchNorm in eval mode (running statistics used and not updated).")
-    var freezeBnStats = false
+    @OptionGroup var strategyOptions: StrategyOptions
 
     @Option(help: ArgumentHelp("Network input size WxH (multiples of 32; 16 for unet-baseline).", valueName: "WxH"))
     var size: InputSize = InputSize(width: 192, height: 128)
@@ -98,7 +91,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Evaluate on only the first K test frames.", valueName: "K"))
     var limitTest: Int?
 
-    @Option(help: ArgumentHelp("Instead of training: time N training steps on synthetic frames (no data needed) and print images/s.", valueName: "N"))
+    /// The older spelling of `sonoquant train-speed --steps N`, kept for the commands in dated records.
+    @Option(help: .hidden)
     var measureSpeed: Int?
 
     /// Absurd options are refused before any data is read (a negative --limit-train used to trap, and
@@ -113,22 +107,11 @@ struct TrainCommand: ParsableCommand {
         if let out { try checkWritableDirectory(out, option: "--out") }
     }
 
-    func resolvedStrategy() throws -> Strategy {
-        let preset = try Strategy.preset(strategy)
-        let groups = try trainable.map { try Strategy.groups($0) } ?? preset.trainable
-        let customPrefix = preset.architecture == .mobileNetV2UNet ? (preset.randomEncoder ? "rand-" : "") : preset.architecture.rawValue + "-"
-        let name = trainable == nil ? preset.name : "\(customPrefix)custom-\(Strategy.describe(groups))"
-        return Strategy(name: freezeBnStats && !preset.freezeFrozenBatchNormStatistics ? name + "-frozenbn" : name,
-                        trainable: groups, randomEncoder: preset.randomEncoder,
-                        freezeFrozenBatchNormStatistics: preset.freezeFrozenBatchNormStatistics || freezeBnStats,
-                        architecture: preset.architecture)
-    }
-
     func run() throws {
         try reportingErrors {
-            let strategy = try resolvedStrategy()
+            let strategy = try strategyOptions.resolved()
             if let steps = measureSpeed {
-                try measure(strategy: strategy, steps: steps)
+                try measureTrainingSpeed(strategy: strategy, size: size, batch: batch, lr: lr, seed: seed, threads: threading.count, steps: steps)
                 return
             }
             guard let data, let split, let out else {
@@ -149,36 +132,111 @@ struct TrainCommand: ParsableCommand {
         }
     }
 
-    func measure(strategy: Strategy, steps: Int) throws {
-        guard steps >= 1 else { throw ValidationError("--measure-speed needs at least 1 step") }
-        try strategy.graph.checkFrameSize(width: size.width, height: size.height, subject: "--size \(size)", images: 2 * batch)
-        keepFreedMemoryForReuse()
-        let weights = try Initialization.initialWeights(architecture: strategy.architecture, initPath: nil, randomEncoder: true, seed: seed)
-        let model = TrainableUNet(weights: weights, trainable: strategy.trainable,
-                                  freezeFrozenBatchNormStatistics: strategy.freezeFrozenBatchNormStatistics)
-        var rng = SplitMix64(seed: seed)
-        let (w, h) = (size.width, size.height)
-        let input = Tensor(shape: [batch, 3, h, w], data: (0..<(batch * 3 * h * w)).map { _ in rng.uniform() })
-        let target = Tensor(shape: [batch, 1, h, w], data: (0..<(batch * h * w)).map { _ in rng.uniform() < 0.3 ? 1 : 0 })
-        var adam = Adam(learningRate: lr)
-        var seconds: [Double] = []
-        var cpuStart = 0.0
-        for step in 0...steps {  // step 0 warms up
-            if step == 1 { cpuStart = Self.processCPUSeconds() }
-            let start = Date()
-            _ = model.lossAndGradients(input: input, targets: target, threads: threading.count)
-            adam.update(model.trainableParameters)
-            if step > 0 { seconds.append(Date().timeIntervalSince(start)) }
-        }
-        let cpuPerStep = (Self.processCPUSeconds() - cpuStart) / Double(steps)
-        let sorted = seconds.sorted()
-        let median = sorted[sorted.count / 2]
-        print(String(format: "sonoquant train %@ %dx%d batch %d threads %d: median step %.3f s = %.2f images/s (%d steps after 1 warm-up; min %.3f s; CPU %.3f s/step all threads; kernels %@)",
-                     strategy.name, w, h, batch, threading.count, median, Double(batch) / median, steps, sorted[0], cpuPerStep, KernelPath.current.rawValue))
+}
+
+/// `--strategy`, `--trainable` and `--freeze-bn-stats`: which parameter groups train (train, train-speed).
+struct StrategyOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Preset: \(Strategy.presetNames.joined(separator: ", ")).", valueName: "name"))
+    var strategy: String = "D-all"
+
+    @Option(help: ArgumentHelp("Train exactly these groups instead of the preset's, e.g. E,D3,H or D0-D4,H.", valueName: "groups"))
+    var trainable: String?
+
+    @Flag(help: "Keep frozen groups' BatchNorm in eval mode (running statistics used and not updated).")
+    var freezeBnStats = false
+
+    func resolved() throws -> Strategy {
+        let preset = try Strategy.preset(strategy)
+        let groups = try trainable.map { try Strategy.groups($0) } ?? preset.trainable
+        let customPrefix = preset.architecture == .mobileNetV2UNet ? (preset.randomEncoder ? "rand-" : "") : preset.architecture.rawValue + "-"
+        let name = trainable == nil ? preset.name : "\(customPrefix)custom-\(Strategy.describe(groups))"
+        return Strategy(name: freezeBnStats && !preset.freezeFrozenBatchNormStatistics ? name + "-frozenbn" : name,
+                        trainable: groups, randomEncoder: preset.randomEncoder,
+                        freezeFrozenBatchNormStatistics: preset.freezeFrozenBatchNormStatistics || freezeBnStats,
+                        architecture: preset.architecture)
+    }
+}
+
+struct TrainSpeedCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train-speed",
+        abstract: "Training throughput: time training steps of a strategy on synthetic frames (no data needed).",
+        discussion: """
+        One warm-up step, then --steps timed steps (forward, backward, Adam) on a \
+        batch of synthetic frames (uniform [0, 1], RGB) with a random 30% head \
+        mask, from a seeded random initialisation: the work of a real step without \
+        reading data. Prints the median step time, images/s, the fastest step and \
+        the CPU time per step over all threads (hardly changed by other load). \
+        scripts/bench-train.sh runs it beside PyTorch doing the same steps.
+
+        Example:
+          sonoquant train-speed --strategy D-all --size 192x128 --batch 10 \\
+            --threads 2 --steps 5
+        """
+    )
+
+    @OptionGroup var strategyOptions: StrategyOptions
+
+    @Option(help: ArgumentHelp("Network input size WxH (multiples of 32; 16 for unet-baseline).", valueName: "WxH"))
+    var size: InputSize = InputSize(width: 192, height: 128)
+
+    @Option(help: "Frames per batch.")
+    var batch: Int = 10
+
+    @Option(help: "Adam learning rate (the speed does not depend on it).")
+    var lr: Float = 1e-4
+
+    @Option(help: "Seed for the initialisation and the synthetic batch.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Timed steps (after one warm-up step).")
+    var steps: Int = 5
+
+    @OptionGroup var threading: ThreadsOption
+
+    func validate() throws {
+        guard batch >= 1 else { throw ValidationError("--batch must be at least 1, got \(batch)") }
+        guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
+        guard lr.isFinite, lr > 0, lr <= 1 else { throw ValidationError("--lr must be a finite number in (0, 1], got \(lr)") }
     }
 
-    /// User + system CPU time of this process, all threads (load from other processes does not inflate it).
-    static func processCPUSeconds() -> Double {
-        Double(clock()) / Double(CLOCKS_PER_SEC)  // Linux: the whole process, every thread
+    func run() throws {
+        try reportingErrors {
+            try measureTrainingSpeed(strategy: try strategyOptions.resolved(), size: size, batch: batch, lr: lr, seed: seed,
+                                     threads: threading.count, steps: steps)
+        }
     }
+}
+
+/// Times `steps` training steps after one warm-up and prints one line (what `train-speed` reports).
+func measureTrainingSpeed(strategy: Strategy, size: InputSize, batch: Int, lr: Float, seed: UInt64, threads: Int, steps: Int) throws {
+    try strategy.graph.checkFrameSize(width: size.width, height: size.height, subject: "--size \(size)", images: 2 * batch)
+    keepFreedMemoryForReuse()
+    let weights = try Initialization.initialWeights(architecture: strategy.architecture, initPath: nil, randomEncoder: true, seed: seed)
+    let model = TrainableUNet(weights: weights, trainable: strategy.trainable,
+                              freezeFrozenBatchNormStatistics: strategy.freezeFrozenBatchNormStatistics)
+    var rng = SplitMix64(seed: seed)
+    let (w, h) = (size.width, size.height)
+    let input = Tensor(shape: [batch, 3, h, w], data: (0..<(batch * 3 * h * w)).map { _ in rng.uniform() })
+    let target = Tensor(shape: [batch, 1, h, w], data: (0..<(batch * h * w)).map { _ in rng.uniform() < 0.3 ? 1 : 0 })
+    var adam = Adam(learningRate: lr)
+    var seconds: [Double] = []
+    var cpuStart = 0.0
+    for step in 0...steps {  // step 0 warms up
+        if step == 1 { cpuStart = processCPUSeconds() }
+        let start = Date()
+        _ = model.lossAndGradients(input: input, targets: target, threads: threads)
+        adam.update(model.trainableParameters)
+        if step > 0 { seconds.append(Date().timeIntervalSince(start)) }
+    }
+    let cpuPerStep = (processCPUSeconds() - cpuStart) / Double(steps)
+    let sorted = seconds.sorted()
+    let median = sorted[sorted.count / 2]
+    print(String(format: "sonoquant train %@ %dx%d batch %d threads %d: median step %.3f s = %.2f images/s (%d steps after 1 warm-up; min %.3f s; CPU %.3f s/step all threads; kernels %@)",
+                 strategy.name, w, h, batch, threads, median, Double(batch) / median, steps, sorted[0], cpuPerStep, KernelPath.current.rawValue))
+}
+
+/// User + system CPU time of this process, all threads (load from other processes does not inflate it).
+func processCPUSeconds() -> Double {
+    Double(clock()) / Double(CLOCKS_PER_SEC)  // Linux: the whole process, every thread
 }

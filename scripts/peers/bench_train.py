@@ -5,7 +5,7 @@
 Model: smp.Unet("mobilenet_v2", classes=1), train mode; full-ft trains every parameter, D-all freezes the
 encoder (requires_grad False, so autograd does not backpropagate into it). unet-baseline: the paper's plain
 U-Net (scripts/peers/unet_baseline.py, 31,037,633 parameters, PyTorch's default init), every parameter trained. Adam lr 1e-4, BCE-with-logits,
-synthetic frames (uniform [0,1], RGB) and a random binary target, as `sonoquant train --measure-speed`.
+synthetic frames (uniform [0,1], RGB) and a random binary target, as `sonoquant train-speed`.
 One warm-up step, then the median step time and the process CPU time per step (all threads). Prints one line: `pytorch <strategy> ... median step S s = R images/s`.
 """
 import argparse, os, sys, time, statistics
