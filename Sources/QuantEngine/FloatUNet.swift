@@ -234,9 +234,7 @@ private final class Arena {
         scratchTransformed = .allocate(capacity: max(1, scratch.transformed))
         scratchProducts = .allocate(capacity: max(1, scratch.products))
         let values = graph.values
-        var lastUse = [Int](repeating: -1, count: values.count)
-        for (index, op) in graph.ops.enumerated() { for v in op.inputs { lastUse[v] = index } }
-        lastUse[graph.output] = Int.max
+        let lastUse = graph.lastUse
 
         func shape(_ v: Int) -> (h: Int, w: Int, c: Int) {
             let info = values[v]

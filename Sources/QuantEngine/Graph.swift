@@ -209,6 +209,16 @@ public struct ModelGraph: Equatable, Sendable {
         self.values = [ValueInfo(channels: inputChannels, downsample: 1)]
     }
 
+    /// For each value, the index of the last op that reads it (-1: never read; `Int.max` for the output, which
+    /// is never freed): when its memory may be reused. The engines' arena plans and the trainer's eval
+    /// forward free values by it.
+    public var lastUse: [Int] {
+        var lastUse = [Int](repeating: -1, count: values.count)
+        for (index, op) in ops.enumerated() { for v in op.inputs { lastUse[v] = index } }
+        lastUse[output] = Int.max
+        return lastUse
+    }
+
     /// Throws unless a width x height frame suits this network: both sides positive multiples of
     /// `sizeMultiple`, because the network halves the frame log2(sizeMultiple) times and its decoder
     /// doubles it back. `subject` says where the size came from (`--size 200x128`, `input`, a file).

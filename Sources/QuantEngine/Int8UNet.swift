@@ -217,10 +217,7 @@ public final class Int8UNet: SegmentationModel, @unchecked Sendable {
                 let bytes = (height / v.downsample) * (width / v.downsample) * v.channels
                 return (bytes + 63) & ~63  // cache-line aligned ranges
             }
-            // Last op that reads each value (the output is never freed).
-            var lastUse = [Int](repeating: -1, count: sizes.count)
-            for (index, op) in graph.ops.enumerated() { for v in op.inputs { lastUse[v] = index } }
-            lastUse[graph.output] = Int.max
+            let lastUse = graph.lastUse
             var offsets = [Int](repeating: 0, count: sizes.count)
             var live: [(value: Int, range: Range<Int>)] = []
             var total = 0

@@ -160,8 +160,7 @@ public final class TrainableUNet {
         var batchNormCaches: [Int: BatchNormCache] = [:]
         values[0] = input
         // In eval mode a value is dropped after its last use, to keep memory small.
-        var lastUse = [Int](repeating: -1, count: graph.values.count)
-        for (index, op) in graph.ops.enumerated() { for v in op.inputs { lastUse[v] = index } }
+        let lastUse = graph.lastUse
         for (index, op) in graph.ops.enumerated() {
             switch op {
             case .conv(let spec, let inputIndex, let output):
