@@ -193,8 +193,9 @@ public final class Segmenter: Sendable {
     }
 }
 
-/// The files `segment` reads from a path: the file itself, or every .png/.jpg/.jpeg/.dcm in a directory
-/// (not recursive; HC18 annotation files `*_Annotation.png` skipped), sorted by name.
+/// The files `segment` reads from a path: the file itself, or every .png/.jpg/.jpeg/.dcm in a directory and
+/// every file without an extension that is DICOM (not recursive; HC18 annotation files `*_Annotation.png`
+/// skipped), sorted by name.
 public func segmentationInputs(path: String) throws -> [String] {
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
@@ -207,15 +208,18 @@ public func segmentationInputs(path: String) throws -> [String] {
     }
     let frames = names.filter { name in
         let lower = name.lowercased()
-        return [".png", ".jpg", ".jpeg", ".dcm", ".dicom"].contains { lower.hasSuffix($0) }
-            && !lower.hasSuffix("_annotation.png") && !name.hasPrefix(".")
+        guard !name.hasPrefix("."), !lower.hasSuffix("_annotation.png") else { return false }
+        if [".png", ".jpg", ".jpeg", ".dcm", ".dicom"].contains(where: { lower.hasSuffix($0) }) { return true }
+        // Scanners export DICOM files without an extension (IM_0001, DICOM/ST000/SE000/IM000): those count
+        // when they carry the "DICM" marker.
+        return !name.contains(".") && isDICOMPath((path as NSString).appendingPathComponent(name))
     }.sorted()
     if frames.isEmpty { throw SonoQuantError(path, "no .png, .jpg, .jpeg or .dcm frames in this directory", kind: .badData) }
     return frames.map { (path as NSString).appendingPathComponent($0) }
 }
 
 /// A .dcm/.dicom file name, or a file that starts like one (the "DICM" marker at byte 128).
-func isDICOMPath(_ path: String) -> Bool {
+public func isDICOMPath(_ path: String) -> Bool {
     let lower = path.lowercased()
     if lower.hasSuffix(".dcm") || lower.hasSuffix(".dicom") { return true }
     guard let handle = FileHandle(forReadingAtPath: path) else { return false }

@@ -106,7 +106,7 @@ struct SegmentCommand: ParsableCommand {
             let table = try pixelCSV.map { try readPixelSizeTable(path: $0) }
             let network = try loadSegmentationModel(path: model)
             let segmenter = try Segmenter(model: network, modelName: model, size: sizeOptions.resolve(for: network, file: model), threads: threading.count)
-            if pixelSize == nil && pixelCSV == nil && !frames.contains(where: { $0.lowercased().hasSuffix(".dcm") }) {
+            if pixelSize == nil && pixelCSV == nil && !frames.contains(where: isDICOMPath) {
                 FileHandle.standardError.write(Data("note: no --pixel-size or --pixel-csv: HC is reported in pixels only\n".utf8))
             }
             let summary = try segmentFrames(frames, with: segmenter, scale: { file in

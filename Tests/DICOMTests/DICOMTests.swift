@@ -140,6 +140,17 @@ final class DICOMTests: XCTestCase {
         XCTAssertEqual(summary.frames, 9)
     }
 
+    /// Scanners export DICOM without an extension: in a directory those files count when they carry the marker.
+    func testDirectoriesIncludeExtensionlessDICOMFiles() throws {
+        let directory = try temporaryDirectory(self, "export")
+        try FileManager.default.copyItem(atPath: Self.dicom("one_region.dcm"), toPath: directory + "/IM_0001")
+        try FileManager.default.copyItem(atPath: Self.png, toPath: directory + "/frame.png")
+        try "not an image".write(toFile: directory + "/README", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try segmentationInputs(path: directory).map { ($0 as NSString).lastPathComponent }, ["IM_0001", "frame.png"])
+        XCTAssertTrue(isDICOMPath(directory + "/IM_0001"))
+        XCTAssertFalse(isDICOMPath(directory + "/README"))
+    }
+
     func testAFileAndAnOptionThatDisagreeNeedAPriority() throws {
         let out = try temporaryDirectory(self, "segment-conflict")
         let model = try loadSegmentationModel(path: Fixtures.path("pytorch_D-all_192x128.safetensors"))
