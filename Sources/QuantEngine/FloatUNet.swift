@@ -163,20 +163,12 @@ public final class FloatUNet: SegmentationModel, @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         guard let arena = arenas[key] else { return [] }
-        var result: [(String, Double)] = []
-        for index in graph.ops.indices {
-            var times: [Double] = []
-            for _ in 0..<max(1, repeats) {
-                let start = DispatchTime.now().uptimeNanoseconds
-                runStep(index, arena: arena, inputChannels: key.channels, threads: max(1, threads))
-                times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
-            }
-            var convKind: String? = nil
-            if case .winograd = steps[index] { convKind = "winograd" }
-            let name = graph.describeOp(index, width: key.width, height: key.height, convKind: convKind)
-            result.append((name, times.min()!))
+        return timeEachOp(of: graph, width: key.width, height: key.height, repeats: repeats, convKind: { index in
+            if case .winograd = self.steps[index] { return "winograd" }
+            return nil
+        }) { index in
+            runStep(index, arena: arena, inputChannels: key.channels, threads: max(1, threads))
         }
-        return result
     }
 
     /// Scratch floats the Winograd steps need for this input shape (transformed input, products).

@@ -1,6 +1,7 @@
 /// The model as data: a list of operations over numbered values, shared by the float engine, the int8
 /// engine, the calibrator (which observes every value) and the trainer (which walks it backwards).
 /// Parameter names are segmentation_models_pytorch's state-dict names, so checkpoints move to and from PyTorch.
+import Dispatch
 
 /// Which fine-tuning group a parameter belongs to (the paper's E, D0..D4, H).
 public enum ParameterGroup: Hashable, CustomStringConvertible, Comparable, Sendable {
@@ -477,3 +478,20 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+
+
+/// Times each op of `graph` for a frame of this size: the fastest of `repeats` calls of `runOp(index)`, in
+/// milliseconds (the fastest, as the least disturbed by other processes). The float and int8 engines' `profile`
+/// (`sonoquant latency --profile`) call it with their planned arena; `convKind(index)` names a kernel choice.
+func timeEachOp(of graph: ModelGraph, width: Int, height: Int, repeats: Int, convKind: (Int) -> String? = { _ in nil },
+                runOp: (Int) -> Void) -> [(op: String, milliseconds: Double)] {
+    graph.ops.indices.map { index in
+        var fastest = Double.infinity
+        for _ in 0..<max(1, repeats) {
+            let start = DispatchTime.now().uptimeNanoseconds
+            runOp(index)
+            fastest = min(fastest, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+        }
+        return (graph.describeOp(index, width: width, height: height, convKind: convKind(index)), fastest)
+    }
+}

@@ -162,18 +162,9 @@ public final class Int8UNet: SegmentationModel, @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         let plan = self.plan(width: width, height: height)
-        var result: [(String, Double)] = []
-        for index in graph.ops.indices {
-            var times: [Double] = []
-            for _ in 0..<max(1, repeats) {
-                let start = DispatchTime.now().uptimeNanoseconds
-                run(index, plan: plan, threads: max(1, threads))
-                times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
-            }
-            let name = graph.describeOp(index, width: width, height: height)
-            result.append((name, times.min()!))
+        return timeEachOp(of: graph, width: width, height: height, repeats: repeats) { index in
+            run(index, plan: plan, threads: max(1, threads))
         }
-        return result
     }
 
     /// Bytes of the activation arena for a frame of this size (what one inference keeps live at most).

@@ -51,4 +51,16 @@ final class GraphTests: XCTestCase {
         XCTAssertEqual(shapes.count, 4 * 10 + 10 + 4 * 12 + 2)
         XCTAssertEqual(ModelGraph.named("unet-baseline"), g)
     }
+
+    /// `latency --profile`: one row per op for both engines, named as `describeOp` names it, with a time.
+    func testProfileTimesEveryOpOfBothEngines() throws {
+        let input = Tensor(shape: [1, 1, 64, 64], data: (0..<(64 * 64)).map { Float($0 % 251) / 255 })
+        for path in [Fixtures.packageRoot + "/models/D-all.int8.safetensors", Fixtures.path("pytorch_D-all_192x128.safetensors")] {
+            let model = try loadSegmentationModel(path: path)
+            let rows = try model.profile(input, threads: 1, repeats: 1)
+            XCTAssertEqual(rows.count, model.graph.ops.count, path)
+            XCTAssertEqual(rows.first?.op.hasPrefix(model.graph.describeOp(0, width: 64, height: 64).prefix(20)), true, path)
+            XCTAssertTrue(rows.allSatisfy { $0.milliseconds >= 0 && $0.milliseconds.isFinite }, path)
+        }
+    }
 }
