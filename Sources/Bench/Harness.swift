@@ -420,7 +420,7 @@ func measureRun(_ c: HarnessConfiguration, strategy: Strategy, seed: UInt64, dir
     log("\(label): calibrating int8 (\(c.observer.rawValue), \(calibration.count) training frames)")
     let statistics = try collectStatistics(model: float, frames: calibration, width: c.width, height: c.height, threads: threads)
     let settings = CalibrationSettings(observer: c.observer, width: c.width, height: c.height)
-    let calibrationInfo = "{\"images\":\(calibration.count),\"split\":\"\(c.splitCSV)\",\"selection\":\"evenly spaced over the train split\",\"histogram_bins\":\(settings.bins)}"
+    let calibrationInfo = CalibrationRecord(images: calibration.count, split: c.splitCSV, data: c.dataDirectory, histogramBins: settings.bins).json
     let info = ["source_checkpoint": floatPath, "strategy": strategy.name, "calibration": calibrationInfo]
     try quantize(weights: weights, statistics: statistics, settings: settings, info: info).save(to: int8Path)
     // The int8 model as a board would load it: from its file.

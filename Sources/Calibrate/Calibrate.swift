@@ -176,6 +176,35 @@ public struct CalibrationSettings: Sendable {
     }
 }
 
+/// What an int8 model records about its calibration: the JSON value of `sonoquant.calibration`.
+public struct CalibrationRecord: Codable, Equatable, Sendable {
+    public var images: Int
+    public var split: String
+    /// The HC18 frames directory.
+    public var data: String?
+    public var selection: String
+    public var histogramBins: Int
+
+    enum CodingKeys: String, CodingKey {
+        case images, split, data, selection
+        case histogramBins = "histogram_bins"
+    }
+
+    /// `images` frames spread evenly over the training split of `split`, as `calibrate` and `bench` pick them.
+    public init(images: Int, split: String, data: String?, histogramBins: Int) {
+        self.images = images; self.split = split; self.data = data
+        selection = "evenly spaced over the train split"
+        self.histogramBins = histogramBins
+    }
+
+    /// Compact JSON with sorted keys (every string escaped by the encoder).
+    public var json: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
+    }
+}
+
 /// Observes every graph value of the float model on the frames (gray, height * width values in [0, 1])
 /// and returns the statistics per value. Two passes: min/max, then histograms over that range.
 public func collectStatistics(model: FloatUNet, frames: [[Float]], width: Int, height: Int, bins: Int = 2048, threads: Int,

@@ -95,7 +95,7 @@ struct CalibrateCommand: ParsableCommand {
                 progress("pass \(pass)/2 (\(pass == 1 ? "min/max" : "histograms")): frame \(frame)/\(count)")
             }
             let settings = CalibrationSettings(observer: observer, percentile: percentile, width: width, height: height)
-            let calibration = "{\"images\":\(count),\"split\":\"\(escape(split))\",\"data\":\"\(escape(data))\",\"selection\":\"evenly spaced over the train split\",\"histogram_bins\":\(settings.bins)}"
+            let calibration = CalibrationRecord(images: count, split: split, data: data, histogramBins: settings.bins).json
             let info: [String: String] = [
                 "source_checkpoint": model,
                 "strategy": strategy ?? checkpoint.metadata[MetadataKey.strategy] ?? "unknown",
@@ -113,9 +113,5 @@ struct CalibrateCommand: ParsableCommand {
     private func progress(_ text: String) {
         guard isatty(2) != 0 else { return }
         FileHandle.standardError.write(Data("\r\u{1B}[Kcalibrate: \(text)".utf8))
-    }
-
-    private func escape(_ s: String) -> String {
-        s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
     }
 }

@@ -84,4 +84,11 @@ private struct SplitMix {
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return Double((z ^ (z >> 31)) >> 11) / Double(1 << 53)
     }
+
+    /// The calibration record is JSON made by the encoder: a path with quotes or backslashes stays valid.
+    func testCalibrationRecordIsValidJSONForAnyPath() throws {
+        let record = CalibrationRecord(images: 64, split: "/data/a \"b\"\\split.csv", data: "/data/hc18", histogramBins: 2048)
+        XCTAssertEqual(record.json, #"{"data":"/data/hc18","histogram_bins":2048,"images":64,"selection":"evenly spaced over the train split","split":"/data/a \"b\"\\split.csv"}"#)
+        XCTAssertEqual(try JSONDecoder().decode(CalibrationRecord.self, from: Data(record.json.utf8)), record)
+    }
 }
