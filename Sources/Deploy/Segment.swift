@@ -173,7 +173,10 @@ public final class Segmenter: Sendable {
 
         let scale = try scale(measurement.map { HeadEllipse($0.ellipse) }, &notes)
         var hcMM: Double? = nil
-        if let scale, let measurement { hcMM = measurement.circumferencePixels * scale.pixelSizeMM }
+        if let scale, let measurement { hcMM = measurement.circumferencePixels * scale.pixelSizeMM * model.hcScale }
+        if model.hcScale != 1 && hcMM != nil {
+            notes.append(String(format: "HC in mm multiplied by the model's HC scale %.4f (fitted on its training split)", model.hcScale))
+        }
         if scale == nil { notes.append("no pixel size given for this frame: HC in pixels only") }
         var hcError: Double? = nil
         if let reference = scale?.referenceHCmm { hcError = hcMM.map { abs($0 - reference) } ?? reference }

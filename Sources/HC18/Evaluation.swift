@@ -61,14 +61,15 @@ public struct EvaluationRow: Codable, Equatable, Sendable {
 }
 
 /// The metrics of one prediction: `logits` (H*W, before the sigmoid) against a prepared sample.
-public func evaluationRow(logits: [Float], prepared: PreparedSample) -> EvaluationRow {
+/// `hcScale`: the model's HC factor (`SegmentationModel.hcScale`), applied to the HC in mm.
+public func evaluationRow(logits: [Float], prepared: PreparedSample, hcScale: Double = 1) -> EvaluationRow {
     let predicted: [UInt8] = logits.map { $0 > 0 ? 1 : 0 }
     let target: [UInt8] = prepared.mask.map { $0 >= 0.5 ? 1 : 0 }
     let metrics = SegmentationMetrics(predicted: predicted, target: target)
     let sample = prepared.sample
     let measurement = measureHC(mask: predicted, width: prepared.width, height: prepared.height,
                                 originalWidth: prepared.originalWidth, originalHeight: prepared.originalHeight,
-                                pixelSizeMM: sample.pixelSizeMM)
+                                pixelSizeMM: sample.pixelSizeMM * hcScale)
     return EvaluationRow(
         name: sample.name, dice: metrics.dice, iou: metrics.iou, pixelAccuracy: metrics.pixelAccuracy,
         headFound: measurement != nil, hcMM: measurement?.hcMM, referenceHCmm: sample.referenceHCmm,
@@ -150,7 +151,7 @@ public func evaluate(model: SegmentationModel, prepared: [PreparedSample], threa
         guard logits.shape == [1, 1, p.height, p.width] else {
             throw SonoQuantError(p.sample.name, "model returned logits of shape \(logits.shape), expected [1, 1, \(p.height), \(p.width)]")
         }
-        rows.append(evaluationRow(logits: logits.data, prepared: p))
+        rows.append(evaluationRow(logits: logits.data, prepared: p, hcScale: model.hcScale))
     }
     return EvaluationReport(rows: rows, precision: model.precision, width: first.width, height: first.height)
 }

@@ -17,6 +17,7 @@ public final class FloatUNet: SegmentationModel, @unchecked Sendable {
     public let kernelPath: KernelPath
     /// The size it was trained at, when its file records it.
     public let inputSize: InputSize?
+    public let hcScale: Double
 
     private enum Step {
         case dense(PackedDenseConv)
@@ -33,18 +34,19 @@ public final class FloatUNet: SegmentationModel, @unchecked Sendable {
     private let lock = NSLock()
     private var arenas: [ArenaKey: Arena] = [:]
 
-    public convenience init(weights: ModelWeights, kernelPath: KernelPath = .current, inputSize: InputSize? = nil) {
+    public convenience init(weights: ModelWeights, kernelPath: KernelPath = .current, inputSize: InputSize? = nil, hcScale: Double = 1) {
         var copy = weights  // shares the caller's tensors: releasing them from the copy frees nothing
-        self.init(releasing: &copy, kernelPath: kernelPath, inputSize: inputSize)
+        self.init(releasing: &copy, kernelPath: kernelPath, inputSize: inputSize, hcScale: hcScale)
     }
 
     /// Builds the engine and removes each tensor from `weights` as soon as its layer is packed, so that
     /// the float tensors and the packed weights are not all alive at once (the baseline U-Net's peak at
     /// load). `weights` is left without tensors.
-    public init(releasing weights: inout ModelWeights, kernelPath: KernelPath = .current, inputSize: InputSize? = nil) {
+    public init(releasing weights: inout ModelWeights, kernelPath: KernelPath = .current, inputSize: InputSize? = nil, hcScale: Double = 1) {
         graph = weights.graph
         self.kernelPath = kernelPath
         self.inputSize = inputSize
+        self.hcScale = hcScale
         // The same weights serve a gray and an RGB input: only the first convolution differs. The other
         // channel count's first conv is packed first, while its weights are still there.
         var otherFirstConvs: [Int: PackedDenseConv] = [:]

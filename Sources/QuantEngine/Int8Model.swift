@@ -108,6 +108,11 @@ public struct Int8Model: Equatable, Sendable {
         return InputSize(width: width, height: height)
     }
 
+    /// `info["hc_scale"]` (sonoquant.hc_scale): checked at load; 1 when absent.
+    public var hcScale: Double {
+        (try? recordedHCScale([MetadataKey.hcScale: info["hc_scale"] ?? "1"], source: "")) ?? 1
+    }
+
     public init(graph: ModelGraph, activations: [ActivationQuantization], convs: [String: Int8ConvWeights], info: [String: String]) {
         self.graph = graph
         self.activations = activations
@@ -350,6 +355,7 @@ extension Int8Model {
         for key in ["format", "format_version", "architecture", "input_channels", "activations", "weights", "requantization"] { info[key] = nil }
         self.init(graph: graph, activations: activations, convs: convs, info: info)
         try checkMultipliers(source: source)
+        _ = try recordedHCScale(file.metadata, source: source)
         if let text = info["size"], InputSize(text) == nil {
             throw fail("\(MetadataKey.size) is \"\(text)\", expected WxH such as 192x128")
         }

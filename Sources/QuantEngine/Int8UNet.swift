@@ -19,6 +19,7 @@ public final class Int8UNet: SegmentationModel, @unchecked Sendable {
     public let kernelPath: KernelPath
     /// The size it was calibrated at (`Int8Model.calibrationSize`).
     public var inputSize: InputSize? { model.calibrationSize }
+    public var hcScale: Double { model.hcScale }
 
     private enum Step {
         case dense(DenseConvStep, inputZeroPoint: Int32)

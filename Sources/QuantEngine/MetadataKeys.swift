@@ -19,6 +19,13 @@ public enum MetadataKey {
 
     // MARK: Float checkpoints (train)
 
+    /// A factor for the head circumference in mm, fitted on the training split by `sonoquant hc-scale` (the
+    /// median of reference / measured HC over its frames): corrects a model that measures heads consistently
+    /// large or small. Absent = 1. Float checkpoints and int8 models; calibrate carries it over.
+    public static let hcScale = "sonoquant.hc_scale"
+    /// JSON: how the scale was fitted (frames, split, the scale before).
+    public static let hcScaleFit = "sonoquant.hc_scale_fit"
+
     /// The fine-tuning preset ("D-all"), or "unknown".
     public static let strategy = "sonoquant.strategy"
     /// The trainable parameter groups ("D0,D1,D2,D3,D4,H").

@@ -4,13 +4,25 @@
 public func loadSegmentationModel(path: String) throws -> SegmentationModel {
     var weights: ModelWeights
     let inputSize: InputSize?
+    let hcScale: Double
     do {
         let file = try SafeTensorsFile(path: path)
         if file.metadata[MetadataKey.format] == "int8-model" { return Int8UNet(model: try Int8Model(file: file)) }
         weights = try ModelWeights(file: file, graph: try ModelGraph.of(file, inputChannels: 3))
         inputSize = try recordedInputSize(file)
+        hcScale = try recordedHCScale(file.metadata, source: file.source)
     }  // the file's bytes are released here, before the weights are packed (peak memory at load)
-    return FloatUNet(releasing: &weights, inputSize: inputSize)  // and each float tensor once its layer is packed
+    return FloatUNet(releasing: &weights, inputSize: inputSize, hcScale: hcScale)  // and each float tensor once its layer is packed
+}
+
+/// The HC scale a model file records (`sonoquant.hc_scale`, written by `sonoquant hc-scale`); 1 if none. A
+/// value outside [0.8, 1.25] (a 25% error in every measurement) is refused as corrupt: a fit never gives it.
+public func recordedHCScale(_ metadata: [String: String], source: String) throws -> Double {
+    guard let text = metadata[MetadataKey.hcScale] else { return 1 }
+    guard let scale = Double(text), scale.isFinite, (0.8...1.25).contains(scale) else {
+        throw SonoQuantError(source, "\(MetadataKey.hcScale) is \"\(text)\", expected a factor in [0.8, 1.25]", kind: .corruptModel)
+    }
+    return scale
 }
 
 /// The size a float checkpoint records (`sonoquant.size`, written by `train`); nil if it records none,

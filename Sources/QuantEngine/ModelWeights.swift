@@ -159,6 +159,8 @@ public protocol SegmentationModel: AnyObject, Sendable {
     /// The size it was trained (float) or calibrated (int8) at, when its file records it (`sonoquant.size`);
     /// nil for a PyTorch checkpoint. `inputSize(requested:)` picks the size to run at.
     var inputSize: InputSize? { get }
+    /// The factor its head circumference in mm is multiplied by (`sonoquant.hc_scale`; 1 when the file has none).
+    var hcScale: Double { get }
     /// Logits [N, 1, H, W] for an input [N, C, H, W] in [0, 1] (C = 1 gray or 3 RGB, H and W multiples of
     /// `graph.sizeMultiple`).
     /// Throws with a clear message for a wrong shape.
@@ -172,6 +174,8 @@ extension SegmentationModel {
     public var kernelPath: KernelPath { .current }
     /// A model that is not read from a file records no size.
     public var inputSize: InputSize? { nil }
+    /// A model that is not read from a file has no HC scale.
+    public var hcScale: Double { 1 }
     /// A model without graph ops of its own (a test stub) has nothing to profile.
     public func profile(_ input: Tensor, threads: Int, repeats: Int) throws -> [(op: String, milliseconds: Double)] { [] }
 }

@@ -146,6 +146,11 @@ public struct SafeTensorsFile: Sendable {
 
     public var names: [String] { entries.keys.sorted() }
 
+    /// An entry's bytes as stored (little-endian, its dtype).
+    func rawBytes(of entry: Entry) -> [UInt8] {
+        Array(bytes[(dataStart + entry.range.lowerBound)..<(dataStart + entry.range.upperBound)])
+    }
+
     public func entry(_ name: String) throws -> Entry {
         guard let entry = entries[name] else {
             throw SonoQuantError(source, "missing tensor \(name)", kind: .corruptModel)
@@ -296,6 +301,14 @@ public struct SafeTensorsWriter: Sendable {
         var bytes = [UInt8](); bytes.reserveCapacity(values.count * 4)
         for v in values { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
         tensors.append((name, .i32, shape, bytes))
+    }
+
+    /// Adds every tensor of `file` as it is stored (same dtype, shape and bytes): a copy of a model file
+    /// with other metadata.
+    public mutating func addTensors(of file: SafeTensorsFile) {
+        for (name, entry) in file.entries.sorted(by: { $0.key < $1.key }) {
+            tensors.append((name, entry.dtype, entry.shape, file.rawBytes(of: entry)))
+        }
     }
 
     /// The complete file contents. Tensors are laid out in name order; the header is padded with spaces

@@ -100,7 +100,7 @@ struct CalibrateCommand: ParsableCommand {
                 "source_checkpoint": model,
                 "strategy": strategy ?? checkpoint.metadata[MetadataKey.strategy] ?? "unknown",
                 "calibration": calibration,
-            ]
+            ].merging(checkpoint.metadata[MetadataKey.hcScale].map { ["hc_scale": $0] } ?? [:]) { a, _ in a }
             let int8 = quantize(weights: weights, statistics: statistics, settings: settings, info: info)
             try int8.save(to: out)
             if isatty(2) != 0 { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }

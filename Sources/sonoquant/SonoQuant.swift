@@ -18,7 +18,7 @@ struct SonoQuant: ParsableCommand {
         report name the path that ran.
         """,
         subcommands: [ForwardCommand.self, LatencyCommand.self, EvaluateCommand.self, TrainCommand.self, TrainSpeedCommand.self, CalibrateCommand.self,
-                      SplitCommand.self, HCAnnotationsCommand.self,
+                      SplitCommand.self, HCAnnotationsCommand.self, HCScaleCommand.self,
                       SegmentCommand.self, BenchCommand.self, BenchProbeCommand.self]
     )
 
