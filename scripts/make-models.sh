@@ -6,7 +6,7 @@
 #   scripts/make-models.sh
 #
 # The float models are the epoch-20 checkpoints of the 20-epoch runs in docs/results/train/ (their
-# command.txt says how they were trained). int8: `sonoquant calibrate`, minmax observer, 64 frames of the
+# command.txt says how they were trained), with the HC factor `sonoquant hc-scale` fits on the training frames. int8: `sonoquant calibrate`, minmax observer, 64 frames of the
 # paper split's training side, on the portable kernel path so that the file does not depend on the CPU
 # that made it (docs/QUANTIZATION.md, "Calibration and kernel paths").
 set -euo pipefail
@@ -22,11 +22,17 @@ trap 'rm -rf "$work"' EXIT
 
 declare -A made_by
 for strategy in D-all full-ft; do
+    # The HC factor, fitted on the paper split's training frames (docs/DATA.md, "HC bias"); refitting a file
+    # that has one gives the same factor, so a rerun changes nothing.
+    $SQ hc-scale --model "models/$strategy.f16.safetensors" --data "$DATA" --split "$SPLIT" \
+        --out "models/.$strategy.f16.hc.safetensors" > "$work/$strategy.hc.txt"
+    mv "models/.$strategy.f16.hc.safetensors" "models/$strategy.f16.safetensors"
+    hc_fit=$(sed -E 's/ -> .*//' "$work/$strategy.hc.txt")
     command="SONOQUANT_KERNELS=portable sonoquant calibrate --model models/$strategy.f16.safetensors --data ../shared/hc18/training_set --split fixtures/hc18/paper_split.csv --images 64 --observer minmax --out models/$strategy.int8.safetensors"
     SONOQUANT_KERNELS=portable $SQ calibrate --model "models/$strategy.f16.safetensors" --data "$DATA" --split "$SPLIT" \
         --images 64 --observer minmax --out "models/$strategy.int8.safetensors" 2>/dev/null
     made_by[$strategy.int8]="\`$command\`"
-    made_by[$strategy.f16]="epoch 20 of docs/results/train/$strategy-seed0 (\`sonoquant train --strategy $strategy --size 192x128 --epochs 20 --batch 10 --lr 1e-4 --seed 0\` on the paper split; its command.txt)"
+    made_by[$strategy.f16]="epoch 20 of docs/results/train/$strategy-seed0 (\`sonoquant train --strategy $strategy --size 192x128 --epochs 20 --batch 10 --lr 1e-4 --seed 0\` on the paper split; its command.txt), then \`sonoquant hc-scale --model models/$strategy.f16.safetensors --data ../shared/hc18/training_set --split fixtures/hc18/paper_split.csv\` ($hc_fit; the int8 model carries the same factor)"
 done
 
 {

@@ -75,7 +75,7 @@ struct HCScaleCommand: ParsableCommand {
             var metadata = file.metadata
             metadata[MetadataKey.hcScale] = String(format: "%.6f", scale)
             let fit: [String: Any] = ["frames": measured.count, "split": split, "selection": "train frames with a head",
-                                      "statistic": "median of reference / measured HC", "previous": network.hcScale]
+                                      "statistic": "median of reference / measured HC"]
             metadata[MetadataKey.hcScaleFit] = String(decoding: try JSONSerialization.data(withJSONObject: fit, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self)
             var writer = SafeTensorsWriter(metadata: metadata)
             writer.addTensors(of: file)
@@ -85,7 +85,7 @@ struct HCScaleCommand: ParsableCommand {
             guard abs(written.hcScale - Double(String(format: "%.6f", scale))!) < 1e-12 else {
                 throw SonoQuantError(out, "reads back HC scale \(written.hcScale), wrote \(scale)")
             }
-            print(String(format: "HC scale %.6f from %d training frames (mean signed HC error %+.2f mm before, %+.2f mm after) -> %@",
+            print(String(format: "HC scale %.6f from %d training frames; mean signed HC error %+.2f mm before, %+.2f mm after -> %@",
                          scale, measured.count, signedBefore, signedAfter, out))
         }
     }
