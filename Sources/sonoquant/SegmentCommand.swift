@@ -33,7 +33,12 @@ struct SegmentCommand: ParsableCommand {
 
         Pixel size: --pixel-size applies to every frame; --pixel-csv reads HC18's \
         `filename,pixel size(mm)[,head circumference (mm)]`. A frame without a pixel \
-        size gets its HC in pixels only (hcMM absent, a note in its JSON).
+        size gets its HC in pixels only (hcMM absent, a note in its JSON). A frame \
+        where no head is found gets headFound false, an empty mask and an overlay \
+        without ellipse; that is a result, not an error. A frame that cannot be read \
+        (corrupt, truncated, not an image) is reported on stderr and listed under \
+        `failures` in summary.json; the other frames are still processed, and the \
+        exit status is then 1.
 
         DICOM (.dcm): single frames and cine loops (every frame segmented, as \
         NAME_f001...; summary.json's `loops` gives each loop's median HC over the \
@@ -43,12 +48,7 @@ struct SegmentCommand: ParsableCommand {
         cm, else PixelSpacing (0028,0030), else the options; the JSON's \
         pixelSizeSource says which. When the file and an option disagree the \
         frame fails, unless --pixel-size-priority says which wins. Nothing from \
-        the file but its name goes into the outputs. A frame \
-        where no head is found gets headFound false, an empty mask and an overlay \
-        without ellipse; that is a result, not an error. A frame that cannot be read \
-        (corrupt, truncated, not an image) is reported on stderr and listed under \
-        `failures` in summary.json; the other frames are still processed, and the \
-        exit status is then 1.
+        the file but its name goes into the outputs.
 
         Examples:
           sonoquant segment 002_HC.png --model D-all.int8.safetensors \\
