@@ -171,7 +171,8 @@ public final class Segmenter: Sendable {
         let maskImage = GrayImage(width: frame.width, height: frame.height, pixels: mask.map { $0 != 0 ? 255 : 0 })
         let overlay = drawOverlay(frame: frame, mask: mask, ellipse: measurement?.ellipse)
 
-        let scale = try scale(measurement.map { HeadEllipse($0.ellipse) }, &notes)
+        let ellipse = measurement.map { HeadEllipse($0.ellipse) }
+        let scale = try scale(ellipse, &notes)
         var hcMM: Double? = nil
         if let scale, let measurement { hcMM = measurement.circumferencePixels * scale.pixelSizeMM * model.hcScale }
         if model.hcScale != 1 && hcMM != nil {
@@ -185,7 +186,7 @@ public final class Segmenter: Sendable {
             frame: name, width: frame.width, height: frame.height, networkWidth: width, networkHeight: height,
             model: modelName, precision: model.precision, kernels: model.kernelPath.rawValue, headFound: measurement != nil,
             frameIndex: nil, pixelSizeMM: scale?.pixelSizeMM, pixelSizeSource: scale?.source, ultrasoundRegion: scale?.ultrasoundRegion, hcMM: hcMM, hcPixels: measurement?.circumferencePixels,
-            ellipse: measurement.map { HeadEllipse($0.ellipse) },
+            ellipse: ellipse,
             referenceHCmm: scale?.referenceHCmm, hcErrorMM: hcError,
             maskPixels: mask.reduce(0) { $0 + Int($1) },
             needsReview: measurement?.needsReview ?? true, reviewReasons: measurement?.reviewReasons ?? [],
@@ -221,10 +222,12 @@ public func segmentationInputs(path: String) throws -> [String] {
     return frames.map { (path as NSString).appendingPathComponent($0) }
 }
 
-/// A .dcm/.dicom file name, or a file that starts like one (the "DICM" marker at byte 128).
+/// A .dcm/.dicom file name, or a file that starts like one (the "DICM" marker at byte 128). A .png, .jpg or
+/// .jpeg name is taken at its word, so an image is not opened an extra time to be sniffed.
 public func isDICOMPath(_ path: String) -> Bool {
     let lower = path.lowercased()
     if lower.hasSuffix(".dcm") || lower.hasSuffix(".dicom") { return true }
+    if [".png", ".jpg", ".jpeg"].contains(where: { lower.hasSuffix($0) }) { return false }
     guard let handle = FileHandle(forReadingAtPath: path) else { return false }
     defer { try? handle.close() }
     return isDICOM(bytes: [UInt8](handle.readData(ofLength: 132)))
@@ -276,7 +279,7 @@ public struct SegmentSummary: Codable, Equatable, Sendable {
         framesWithReference = errors.count
         meanHCErrorMM = errors.isEmpty ? nil : errors.reduce(0, +) / Double(errors.count)
         let times = results.map(\.timeMS.totalMS).sorted()
-        medianTotalMS = times.isEmpty ? nil : (times[(times.count - 1) / 2] + times[times.count / 2]) / 2
+        medianTotalMS = times.isEmpty ? nil : quantile(times, 0.5)
         var loops: [LoopSummary] = []
         for (file, frames) in Dictionary(grouping: results.filter { $0.frameIndex != nil }, by: \.frame).sorted(by: { $0.key < $1.key }) {
             loops.append(LoopSummary(file: file, frames: frames.sorted { $0.frameIndex! < $1.frameIndex! }))
@@ -314,7 +317,7 @@ public struct LoopSummary: Codable, Equatable, Sendable {
         framesMeasured = measured.count
         let values = measured.map { $0.hcMM! }.sorted()
         if !values.isEmpty {
-            let median = (values[(values.count - 1) / 2] + values[values.count / 2]) / 2
+            let median = quantile(values, 0.5)
             medianHCmm = median
             minHCmm = values.first
             maxHCmm = values.last
