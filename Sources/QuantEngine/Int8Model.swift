@@ -108,9 +108,16 @@ public struct Int8Model: Equatable, Sendable {
         return InputSize(width: width, height: height)
     }
 
-    /// `info["hc_scale"]` (sonoquant.hc_scale): checked at load; 1 when absent.
-    public var hcScale: Double {
-        (try? recordedHCScale([MetadataKey.hcScale: info["hc_scale"] ?? "1"], source: "")) ?? 1
+    /// `info["hc_scale"]` (sonoquant.hc_scale), 1 when absent; `checkInfo` has checked it at load and before save.
+    public var hcScale: Double { Double(info["hc_scale"] ?? "") ?? 1 }
+
+    /// The `info` values the tools interpret: the size (WxH) and the HC factor (`recordedHCScale`'s range).
+    /// Run by the loader and, before anything is written, by `save`.
+    func checkInfo(source: String) throws {
+        if let text = info["size"], InputSize(text) == nil {
+            throw SonoQuantError(source, "\(MetadataKey.size) is \"\(text)\", expected WxH such as 192x128", kind: .corruptModel)
+        }
+        if let text = info["hc_scale"] { _ = try recordedHCScale([MetadataKey.hcScale: text], source: source) }
     }
 
     public init(graph: ModelGraph, activations: [ActivationQuantization], convs: [String: Int8ConvWeights], info: [String: String]) {
@@ -191,6 +198,7 @@ extension Int8Model {
     public func save(to path: String) throws {
         // What the loader would refuse is never written (a calibration that produced it fails here, naming the file).
         try checkMultipliers(source: path)
+        try checkInfo(source: path)
         var metadata: [String: String] = [:]
         for (key, value) in info { metadata[MetadataKey.prefix + key] = value }
         metadata[MetadataKey.format] = Self.format
@@ -355,9 +363,6 @@ extension Int8Model {
         for key in ["format", "format_version", "architecture", "input_channels", "activations", "weights", "requantization"] { info[key] = nil }
         self.init(graph: graph, activations: activations, convs: convs, info: info)
         try checkMultipliers(source: source)
-        _ = try recordedHCScale(file.metadata, source: source)
-        if let text = info["size"], InputSize(text) == nil {
-            throw fail("\(MetadataKey.size) is \"\(text)\", expected WxH such as 192x128")
-        }
+        try checkInfo(source: source)
     }
 }

@@ -54,4 +54,17 @@ final class HCScaleTests: XCTestCase {
         XCTAssertEqual(try recordedHCScale([:], source: "x"), 1)
         XCTAssertEqual(try recordedHCScale([MetadataKey.hcScale: "1.012"], source: "x"), 1.012)
     }
+
+    /// The writer runs the loader's check: an int8 model whose factor the loader would refuse is never written.
+    func testAnInt8ModelWithAnAbsurdScaleIsNotWritten() throws {
+        let dir = try temporaryDirectory(self, "hc-scale-int8")
+        var model = try Int8Model(file: SafeTensorsFile(path: Fixtures.packageRoot + "/models/D-all.int8.safetensors"))
+        model.info["hc_scale"] = "3"
+        assertSonoQuantError(try model.save(to: dir + "/m.safetensors"), subject: dir + "/m.safetensors",
+                             contains: "sonoquant.hc_scale is \"3\", expected a factor in [0.8, 1.25]")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/m.safetensors"))
+        model.info["hc_scale"] = "0.99"
+        try model.save(to: dir + "/m.safetensors")
+        XCTAssertEqual(try loadSegmentationModel(path: dir + "/m.safetensors").hcScale, 0.99)
+    }
 }
