@@ -59,20 +59,10 @@ struct TrainCommand: ParsableCommand {
 
     @OptionGroup var strategyOptions: StrategyOptions
 
-    @Option(help: ArgumentHelp("Network input size WxH (multiples of 32; 16 for unet-baseline).", valueName: "WxH"))
-    var size: InputSize = InputSize(width: 192, height: 128)
+    @OptionGroup var step: TrainingStepOptions
 
     @Option(help: "Epochs.")
     var epochs: Int = 20
-
-    @Option(help: "Frames per batch.")
-    var batch: Int = 10
-
-    @Option(help: "Adam learning rate.")
-    var lr: Float = 1e-4
-
-    @Option(help: "Seed for initialisation, shuffling and augmentation.")
-    var seed: UInt64 = 0
 
     @Option(name: .customLong("init"), help: ArgumentHelp("Starting weights: an encoder-only file (torchvision names, e.g. ../shared/weights/mobilenet_v2_imagenet.safetensors; decoder and head start as PyTorch initialises them) or a full checkpoint.", valueName: "weights.safetensors"))
     var initWeights: String?
@@ -99,8 +89,6 @@ struct TrainCommand: ParsableCommand {
     /// --lr inf trained to a checkpoint of non-finite weights).
     func validate() throws {
         guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
-        guard batch >= 1 else { throw ValidationError("--batch must be at least 1, got \(batch)") }
-        guard lr.isFinite, lr > 0, lr <= 1 else { throw ValidationError("--lr must be a finite number in (0, 1], got \(lr)") }
         if let limitTrain, limitTrain < 1 { throw ValidationError("--limit-train must be at least 1, got \(limitTrain)") }
         if let limitTest, limitTest < 1 { throw ValidationError("--limit-test must be at least 1, got \(limitTest)") }
         if let measureSpeed, measureSpeed < 1 { throw ValidationError("--measure-speed needs at least 1 step, got \(measureSpeed)") }
@@ -111,15 +99,15 @@ struct TrainCommand: ParsableCommand {
         try reportingErrors {
             let strategy = try strategyOptions.resolved()
             if let steps = measureSpeed {
-                try measureTrainingSpeed(strategy: strategy, size: size, batch: batch, lr: lr, seed: seed, threads: threading.count, steps: steps)
+                try measureTrainingSpeed(strategy: strategy, step: step, threads: threading.count, steps: steps)
                 return
             }
             guard let data, let split, let out else {
                 throw ValidationError("--data, --split and --out are required to train")
             }
             let configuration = TrainingConfiguration(
-                dataDirectory: data, splitCSV: split, strategy: strategy, width: size.width, height: size.height,
-                epochs: epochs, batchSize: batch, learningRate: lr, seed: seed, initPath: initWeights,
+                dataDirectory: data, splitCSV: split, strategy: strategy, width: step.size.width, height: step.size.height,
+                epochs: epochs, batchSize: step.batch, learningRate: step.lr, seed: step.seed, initPath: initWeights,
                 runDirectory: out, resume: resume, threads: threading.count, limitTrain: limitTrain, limitTest: limitTest)
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
             let commandLine = CommandLine.arguments.map { $0.contains(" ") ? "'\($0)'" : $0 }.joined(separator: " ")
@@ -132,6 +120,27 @@ struct TrainCommand: ParsableCommand {
         }
     }
 
+}
+
+/// `--size`, `--batch`, `--lr` and `--seed`: one training step's shape and randomness (train, train-speed).
+struct TrainingStepOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Network input size WxH (multiples of 32; 16 for unet-baseline).", valueName: "WxH"))
+    var size: InputSize = InputSize(width: 192, height: 128)
+
+    @Option(help: "Frames per batch.")
+    var batch: Int = 10
+
+    @Option(help: "Adam learning rate.")
+    var lr: Float = 1e-4
+
+    @Option(help: "Seed for the initialisation and the random streams (train: shuffling and augmentation; train-speed: the synthetic batch).")
+    var seed: UInt64 = 0
+
+    /// A --lr of inf used to train to a checkpoint of non-finite weights.
+    func validate() throws {
+        guard batch >= 1 else { throw ValidationError("--batch must be at least 1, got \(batch)") }
+        guard lr.isFinite, lr > 0, lr <= 1 else { throw ValidationError("--lr must be a finite number in (0, 1], got \(lr)") }
+    }
 }
 
 /// `--strategy`, `--trainable` and `--freeze-bn-stats`: which parameter groups train (train, train-speed).
@@ -177,17 +186,7 @@ struct TrainSpeedCommand: ParsableCommand {
 
     @OptionGroup var strategyOptions: StrategyOptions
 
-    @Option(help: ArgumentHelp("Network input size WxH (multiples of 32; 16 for unet-baseline).", valueName: "WxH"))
-    var size: InputSize = InputSize(width: 192, height: 128)
-
-    @Option(help: "Frames per batch.")
-    var batch: Int = 10
-
-    @Option(help: "Adam learning rate (the speed does not depend on it).")
-    var lr: Float = 1e-4
-
-    @Option(help: "Seed for the initialisation and the synthetic batch.")
-    var seed: UInt64 = 0
+    @OptionGroup var step: TrainingStepOptions
 
     @Option(help: "Timed steps (after one warm-up step).")
     var steps: Int = 5
@@ -195,21 +194,19 @@ struct TrainSpeedCommand: ParsableCommand {
     @OptionGroup var threading: ThreadsOption
 
     func validate() throws {
-        guard batch >= 1 else { throw ValidationError("--batch must be at least 1, got \(batch)") }
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
-        guard lr.isFinite, lr > 0, lr <= 1 else { throw ValidationError("--lr must be a finite number in (0, 1], got \(lr)") }
     }
 
     func run() throws {
         try reportingErrors {
-            try measureTrainingSpeed(strategy: try strategyOptions.resolved(), size: size, batch: batch, lr: lr, seed: seed,
-                                     threads: threading.count, steps: steps)
+            try measureTrainingSpeed(strategy: try strategyOptions.resolved(), step: step, threads: threading.count, steps: steps)
         }
     }
 }
 
 /// Times `steps` training steps after one warm-up and prints one line (what `train-speed` reports).
-func measureTrainingSpeed(strategy: Strategy, size: InputSize, batch: Int, lr: Float, seed: UInt64, threads: Int, steps: Int) throws {
+func measureTrainingSpeed(strategy: Strategy, step: TrainingStepOptions, threads: Int, steps: Int) throws {
+    let (size, batch, lr, seed) = (step.size, step.batch, step.lr, step.seed)
     try strategy.graph.checkFrameSize(width: size.width, height: size.height, subject: "--size \(size)", images: 2 * batch)
     keepFreedMemoryForReuse()
     let weights = try Initialization.initialWeights(architecture: strategy.architecture, initPath: nil, randomEncoder: true, seed: seed)
