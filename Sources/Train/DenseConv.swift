@@ -33,9 +33,15 @@ public enum DenseConv {
     public static func forward(_ x: FeatureBatch, weight: [Float], bias: [Float]?, spec: ConvSpec, threads: Int) -> FeatureBatch {
         check(spec)
         let linear = linearSpec(spec, inChannels: spec.inChannels, outChannels: spec.outChannels, stride: spec.stride)
-        let conv = PackedDenseConv(FoldedConv(spec: linear, weight: weight, bias: bias ?? [Float](repeating: 0, count: spec.outChannels)))
         let input = NHWCBuffer(x, threads: threads)
-        return withExtendedLifetime(input) { run(conv, on: input.map, threads: threads) }
+        return withExtendedLifetime(input) {
+            if WinogradConv.applies(spec, height: x.height, width: x.width) {
+                return WinogradConv.convolve(input.map, weight: weight, bias: bias, outChannels: spec.outChannels, name: spec.weightPrefix,
+                                             threads: threads)
+            }
+            let conv = PackedDenseConv(FoldedConv(spec: linear, weight: weight, bias: bias ?? [Float](repeating: 0, count: spec.outChannels)))
+            return run(conv, on: input.map, threads: threads)
+        }
     }
 
     /// dW (layout [Cout][Cin][k][k]) and dX, each only when asked.
@@ -53,20 +59,26 @@ public enum DenseConv {
                     for t in 0..<taps { flipped[(c * cout + o) * taps + (taps - 1 - t)] = weight[(o * cin + c) * taps + t] }
                 }
             }
-            let adjoint = linearSpec(spec, inChannels: cout, outChannels: cin, stride: 1)
-            let conv = PackedDenseConv(FoldedConv(spec: adjoint, weight: flipped, bias: [Float](repeating: 0, count: cin)))
-            if spec.stride == 1 {
-                dInput = run(conv, on: gradient.map, threads: threads)
+            if WinogradConv.applies(spec, height: x.height, width: x.width) {
+                dInput = WinogradConv.convolve(gradient.map, weight: flipped, bias: nil, outChannels: cin, name: spec.weightPrefix, threads: threads)
             } else {
-                let spread = NHWCBuffer(spreading: gradient.map, onto: x.height, x.width, stride: spec.stride)
-                dInput = withExtendedLifetime(spread) { run(conv, on: spread.map, threads: threads) }
+                let adjoint = linearSpec(spec, inChannels: cout, outChannels: cin, stride: 1)
+                let conv = PackedDenseConv(FoldedConv(spec: adjoint, weight: flipped, bias: [Float](repeating: 0, count: cin)))
+                if spec.stride == 1 {
+                    dInput = run(conv, on: gradient.map, threads: threads)
+                } else {
+                    let spread = NHWCBuffer(spreading: gradient.map, onto: x.height, x.width, stride: spec.stride)
+                    dInput = withExtendedLifetime(spread) { run(conv, on: spread.map, threads: threads) }
+                }
             }
         }
         var dWeight: [Float]?
         if wantWeightGradient {
             let input = NHWCBuffer(x, threads: threads)
             dWeight = withExtendedLifetime(input) {
-                weightGradient(input: input.map, gradient: gradient.map, kernel: spec.kernel, stride: spec.stride, threads: threads)
+                WinogradConv.applies(spec, height: x.height, width: x.width)
+                    ? WinogradConv.weightGradient(input: input.map, gradient: gradient.map, threads: threads)
+                    : weightGradient(input: input.map, gradient: gradient.map, kernel: spec.kernel, stride: spec.stride, threads: threads)
             }
         }
         withExtendedLifetime(gradient) {}  // its memory is read through `gradient.map` until here
@@ -76,12 +88,8 @@ public enum DenseConv {
     /// Output channels and input channels per weight-gradient tile (`floatWeightGradientTile`).
     static let gradientTileRows = 6, gradientTileLanes = 16
 
-    /// dW[o][c][ky][kx] = sum over output pixels p of dZ[p][o] X[stride * p + (ky - k/2, kx - k/2)][c].
-    ///
-    /// Work items are (tap, 6 output channels, 16 input channels), one contiguous run per thread; every
-    /// thread walks the pixels in blocks that fit its L2 cache and runs all its items on a block before the
-    /// next, so the maps stream from memory once per thread, and an item's sums are added block by block in
-    /// the same order whatever the thread count.
+    /// dW[o][c][ky][kx] = sum over output pixels p of dZ[p][o] X[stride * p + (ky - k/2, kx - k/2)][c]:
+    /// one gradient GEMM per tap, the tap's input read in place.
     static func weightGradient(input: FeatureMap, gradient: FeatureMap, kernel k: Int, stride s: Int, kernels: TrainKernels = .current,
                                threads: Int) -> [Float] {
         let (cin, cout, taps) = (input.channels, gradient.channels, k * k)
@@ -99,35 +107,9 @@ public enum DenseConv {
         }
         var tapOffsets = [Int]()
         for ky in 0..<k { for kx in 0..<k { tapOffsets.append((ky - k / 2) * input.rowStride + (kx - k / 2) * cin) } }
-        let rowTiles = (cout + gradientTileRows - 1) / gradientTileRows
-        let panels = (cin + gradientTileLanes - 1) / gradientTileLanes
-        let items = taps * rowTiles * panels
-        // About 128 KB of the two maps per block.
-        let block = max(64, min(4096, 32768 / (cin + cout)))
-        let tile = kernels.weightGradientTile
-        var sums = [Float](repeating: 0, count: taps * cout * cin)  // [tap][out][in]
-        sums.withUnsafeMutableBufferPointer { sums in
-        inputOffsets.withUnsafeBufferPointer { inputOffsets in
-        gradientOffsets.withUnsafeBufferPointer { gradientOffsets in
-            let (sp, ip, gp) = (sums.baseAddress!, inputOffsets.baseAddress!, gradientOffsets.baseAddress!)
-            let inputs = UnsafePointer(input.pointer), gradients = UnsafePointer(gradient.pointer)
-            // One contiguous run of items per thread: each run streams both maps through its cache once.
-            let parts = min(threads, items)
-            parallelChunks(parts, threads: threads) { partRange in
-                for part in partRange {
-                    let run = (items * part / parts)..<(items * (part + 1) / parts)
-                    for first in Swift.stride(from: 0, to: pixels, by: block) {
-                        let count = min(block, pixels - first)
-                        for item in run {
-                            let t = item / (rowTiles * panels), row = (item / panels) % rowTiles, panel = item % panels
-                            let o = row * gradientTileRows, c = panel * gradientTileLanes
-                            tile(gradients + o, gp + first, inputs + tapOffsets[t] + c, ip + first, count,
-                                 sp + (t * cout + o) * cin + c, cin, min(gradientTileRows, cout - o), min(gradientTileLanes, cin - c))
-                        }
-                    }
-                }
-            }
-        }}}
+        let sums = gradientGEMMs(gradients: UnsafePointer(gradient.pointer), gradientBases: [Int](repeating: 0, count: taps),
+                                 gradientOffsets: gradientOffsets, inputs: UnsafePointer(input.pointer), inputBases: tapOffsets,
+                                 inputOffsets: inputOffsets, rows: cout, lanes: cin, kernels: kernels, threads: threads)
         var dWeight = [Float](repeating: 0, count: taps * cout * cin)
         for t in 0..<taps {
             for o in 0..<cout {
@@ -135,6 +117,52 @@ public enum DenseConv {
             }
         }
         return dWeight
+    }
+
+    /// For each position q (a tap, or a Winograd point): sums[q][o][c] = sum over i < count of
+    /// gradients[gradientBases[q] + gradientOffsets[i] + o] x inputs[inputBases[q] + inputOffsets[i] + c],
+    /// o < rows, c < lanes: GEMMs whose K is the pixel (or tile) count, on `floatWeightGradientTile`.
+    /// The tile reads 6 gradients and 16 inputs per step, so both operands need that much readable memory
+    /// past their last value.
+    ///
+    /// Work items are (position, 6 rows, 16 lanes), one contiguous run per thread; every thread walks the
+    /// pixels in blocks that fit its L2 cache and runs all its items on a block before the next, so the
+    /// operands stream from memory once per thread, and an item's sums are added block by block in the same
+    /// order whatever the thread count.
+    static func gradientGEMMs(gradients: UnsafePointer<Float>, gradientBases: [Int], gradientOffsets: [Int],
+                              inputs: UnsafePointer<Float>, inputBases: [Int], inputOffsets: [Int],
+                              rows cout: Int, lanes cin: Int, kernels: TrainKernels, threads: Int) -> [Float] {
+        precondition(gradientBases.count == inputBases.count && gradientOffsets.count == inputOffsets.count)
+        let (positions, pixels) = (gradientBases.count, gradientOffsets.count)
+        let rowTiles = (cout + gradientTileRows - 1) / gradientTileRows
+        let panels = (cin + gradientTileLanes - 1) / gradientTileLanes
+        let items = positions * rowTiles * panels
+        // About 128 KB of the two operands per block.
+        let block = max(64, min(4096, 32768 / (cin + cout)))
+        let tile = kernels.weightGradientTile
+        var sums = [Float](repeating: 0, count: positions * cout * cin)  // [position][out][in]
+        sums.withUnsafeMutableBufferPointer { sums in
+        inputOffsets.withUnsafeBufferPointer { inputOffsets in
+        gradientOffsets.withUnsafeBufferPointer { gradientOffsets in
+            let (sp, ip, gp) = (sums.baseAddress!, inputOffsets.baseAddress!, gradientOffsets.baseAddress!)
+            // One contiguous run of items per thread: each run streams both operands through its cache once.
+            let parts = min(threads, items)
+            parallelChunks(parts, threads: threads) { partRange in
+                for part in partRange {
+                    let run = (items * part / parts)..<(items * (part + 1) / parts)
+                    for first in Swift.stride(from: 0, to: pixels, by: block) {
+                        let count = min(block, pixels - first)
+                        for item in run {
+                            let q = item / (rowTiles * panels), row = (item / panels) % rowTiles, panel = item % panels
+                            let o = row * gradientTileRows, c = panel * gradientTileLanes
+                            tile(gradients + gradientBases[q] + o, gp + first, inputs + inputBases[q] + c, ip + first, count,
+                                 sp + (q * cout + o) * cin + c, cin, min(gradientTileRows, cout - o), min(gradientTileLanes, cin - c))
+                        }
+                    }
+                }
+            }
+        }}}
+        return sums
     }
 
     /// The weight gradient of a k x k, padding k/2 convolution on the microkernels of `path` (tests compare

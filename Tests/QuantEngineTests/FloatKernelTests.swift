@@ -198,6 +198,25 @@ final class WinogradTests: XCTestCase {
         check(in: 264, out: 16, height: 4, width: 6, .relu)
     }
 
+    /// `winogradWeightTransform` (all channel pairs at once, zero terms skipped) gives exactly the 3x3 -> 4x4
+    /// transform U = G g Gᵀ summed term by term in (k, l) order, as the engine computed it per pair before.
+    func testWeightTransformEqualsItsDefinitionBitForBit() {
+        var random = TestRandom(seed: 11)
+        let (cout, cin) = (24, 40)
+        let weight = random.floats(cout * cin * 9)
+        let u = winogradWeightTransform(weight, outChannels: cout, inChannels: cin)
+        let G: [[Float]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
+        for pair in 0..<(cout * cin) {
+            for i in 0..<4 {
+                for j in 0..<4 {
+                    var sum: Float = 0
+                    for k in 0..<3 { for l in 0..<3 { sum += G[i][k] * weight[pair * 9 + k * 3 + l] * G[j][l] } }
+                    XCTAssertEqual(u[i * 4 + j][pair], sum, "pair \(pair), point \(i * 4 + j)")
+                }
+            }
+        }
+    }
+
     func testSupportsOnlyWhatItComputes() {
         func spec(_ k: Int, _ s: Int, _ cin: Int, _ cout: Int) -> ConvSpec {
             ConvSpec(weightPrefix: "t", batchNormPrefix: nil, hasBias: false, kind: .standard, kernel: k, stride: s,

@@ -73,6 +73,62 @@ final class LayerGradientTests: XCTestCase {
         }
     }
 
+    /// A 3x3 stride-1 convolution by its definition, in Double, on channel-major maps: the output, and the
+    /// input gradient for an output gradient dZ (each output pixel's taps read zero outside the map).
+    func directConv3x3(_ x: FeatureBatch, weight: [Float], outChannels cout: Int) -> [Float] {
+        let (cin, n, h, w) = (x.channels, x.batch, x.height, x.width)
+        var out = [Float](repeating: 0, count: cout * n * h * w)
+        for o in 0..<cout { for image in 0..<n { for y in 0..<h { for xx in 0..<w {
+            var sum = 0.0
+            for c in 0..<cin { for ky in 0..<3 { for kx in 0..<3 {
+                let (iy, ix) = (y + ky - 1, xx + kx - 1)
+                guard iy >= 0 && iy < h && ix >= 0 && ix < w else { continue }
+                sum += Double(weight[((o * cin + c) * 3 + ky) * 3 + kx]) * Double(x.data[((c * n + image) * h + iy) * w + ix])
+            } } }
+            out[((o * n + image) * h + y) * w + xx] = Float(sum)
+        } } } }
+        return out
+    }
+
+    func directInputGradient3x3(_ dZ: FeatureBatch, weight: [Float], inChannels cin: Int) -> [Float] {
+        let (cout, n, h, w) = (dZ.channels, dZ.batch, dZ.height, dZ.width)
+        var dX = [Float](repeating: 0, count: cin * n * h * w)
+        for c in 0..<cin { for image in 0..<n { for y in 0..<h { for xx in 0..<w {
+            var sum = 0.0
+            for o in 0..<cout { for ky in 0..<3 { for kx in 0..<3 {
+                let (oy, ox) = (y - ky + 1, xx - kx + 1)
+                guard oy >= 0 && oy < h && ox >= 0 && ox < w else { continue }
+                sum += Double(weight[((o * cin + c) * 3 + ky) * 3 + kx]) * Double(dZ.data[((o * n + image) * h + oy) * w + ox])
+            } } }
+            dX[((c * n + image) * h + y) * w + xx] = Float(sum)
+        } } } }
+        return dX
+    }
+
+    /// The decoder's wide 3x3 convolutions run on Winograd F(2x2, 3x3) in all three directions
+    /// (Sources/Train/WinogradConv.swift): forward, input gradient and weight gradient against the direct
+    /// definitions, for the narrowest layers that take that path, one with the most input channels (1376 =
+    /// 86 x 16) and a single 2x2 tile.
+    func testWinogradConvolutionAgreesWithTheDirectDefinition() {
+        for (prefix, height, width) in [("decoder.blocks.1.conv2.0", 6, 4), ("decoder.blocks.1.conv1.0", 4, 6), ("decoder.blocks.0.conv1.0", 2, 2)] {
+            let s = spec(prefix)
+            XCTAssertTrue(WinogradConv.applies(s, height: height, width: width), prefix)
+            let x = randomMap(s.inChannels, 2, height, width)
+            let weight = randomArray(s.weightCount)
+            let out = DenseConv.forward(x, weight: weight, bias: nil, spec: s, threads: 2)
+            let dOut = randomMap(s.outChannels, 2, height, width)
+            let (dWeight, dInput) = DenseConv.backward(x: x, dOut: dOut, weight: weight, spec: s,
+                                                       wantWeightGradient: true, wantInputGradient: true, threads: 2)
+            func worst(_ a: [Float], _ e: [Float]) -> Float {
+                let scale = 1 + e.map(abs).max()!
+                return zip(a, e).map { abs($0 - $1) }.max()! / scale
+            }
+            XCTAssertLessThan(worst(out.data, directConv3x3(x, weight: weight, outChannels: s.outChannels)), 1e-5, "\(prefix) forward")
+            XCTAssertLessThan(worst(dInput!.data, directInputGradient3x3(dOut, weight: weight, inChannels: s.inChannels)), 1e-5, "\(prefix) input gradient")
+            XCTAssertLessThan(worst(dWeight!, DenseConv.weightGradientReference(x: x, dOut: dOut, kernel: 3, stride: 1)), 1e-5, "\(prefix) weight gradient")
+        }
+    }
+
     func testDenseConv3x3Stride2() { checkDenseConv("encoder.features.0.0", height: 7, width: 6) }
     func testDenseConv3x3Stride1() { checkDenseConv("decoder.blocks.4.conv2.0", height: 5, width: 4) }
     func testDenseConv1x1() { checkDenseConv("encoder.features.1.conv.1", height: 3, width: 5) }

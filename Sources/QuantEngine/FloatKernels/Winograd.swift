@@ -31,33 +31,29 @@ public final class PackedWinogradConv {
             && spec.outChannels % 8 == 0 && outputHeight % 2 == 0 && outputWidth % 2 == 0
     }
 
-    public init(_ conv: FoldedConv, path: KernelPath = .current) {
+    public convenience init(_ conv: FoldedConv, path: KernelPath = .current) {
         let spec = conv.spec
         precondition(spec.kind == .standard && spec.kernel == 3 && spec.stride == 1 && spec.inChannels % 8 == 0 && spec.outChannels % 8 == 0,
                      "PackedWinogradConv: \(spec.weightPrefix) is not a 3x3 stride-1 convolution with channels in multiples of 8")
-        inChannels = spec.inChannels
-        outChannels = spec.outChannels
-        clamp = ActivationClamp(spec.activation)
-        // U = G g Gᵀ for every (out, in) pair, stored per ξ as [out][in].
-        var u = [[Float]](repeating: [Float](repeating: 0, count: outChannels * inChannels), count: 16)
-        let G: [[Float]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
-        for o in 0..<outChannels {
-            for c in 0..<inChannels {
-                let g = Array(conv.weight[((o * inChannels + c) * 9)..<((o * inChannels + c) * 9 + 9)])
-                for i in 0..<4 {
-                    for j in 0..<4 {
-                        var sum: Float = 0
-                        for k in 0..<3 { for l in 0..<3 { sum += G[i][k] * g[k * 3 + l] * G[j][l] } }
-                        u[i * 4 + j][o * inChannels + c] = sum
-                    }
-                }
-            }
-        }
-        let gemmSpec = ConvSpec(weightPrefix: spec.weightPrefix + ".winograd", batchNormPrefix: nil, hasBias: false, kind: .standard,
-                                kernel: 1, stride: 1, inChannels: inChannels, outChannels: outChannels, activation: .none, group: spec.group)
+        self.init(transformed: winogradWeightTransform(conv.weight, outChannels: spec.outChannels, inChannels: spec.inChannels),
+                  inChannels: spec.inChannels, outChannels: spec.outChannels, bias: conv.bias, activation: spec.activation,
+                  name: spec.weightPrefix, path: path)
+    }
+
+    /// From weights already transformed by `winogradWeightTransform` (the trainer transforms its own, and
+    /// the weight gradient's adjoint, every step).
+    public init(transformed u: [[Float]], inChannels: Int, outChannels: Int, bias: [Float], activation: Activation,
+                name: String, path: KernelPath = .current) {
+        precondition(inChannels % 8 == 0 && outChannels % 8 == 0 && u.count == 16 && u.allSatisfy { $0.count == outChannels * inChannels }
+                     && bias.count == outChannels, "PackedWinogradConv: \(name) has channels not in multiples of 8 or mis-sized weights")
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        clamp = ActivationClamp(activation)
+        let gemmSpec = ConvSpec(weightPrefix: name + ".winograd", batchNormPrefix: nil, hasBias: false, kind: .standard,
+                                kernel: 1, stride: 1, inChannels: inChannels, outChannels: outChannels, activation: .none, group: .head)
         let zeros = [Float](repeating: 0, count: outChannels)
         transformedWeights = u.map { PackedDenseConv(FoldedConv(spec: gemmSpec, weight: $0, bias: zeros), path: path) }
-        bias = (0..<(outChannels / 8)).map { b in FloatVector((0..<8).map { conv.bias[b * 8 + $0] }) }
+        self.bias = (0..<(outChannels / 8)).map { b in FloatVector((0..<8).map { bias[b * 8 + $0] }) }
     }
 
     /// Floats of scratch memory a call needs: transformed input (16 x tiles x in) and products (16 x tiles x out).
@@ -67,21 +63,51 @@ public final class PackedWinogradConv {
     }
 }
 
-/// output = activation(conv3x3(input) + bias) by F(2x2, 3x3); `transformed` and `products` are scratch
-/// of at least `scratchCount` floats.
-public func winogradConv3x3(_ conv: PackedWinogradConv, input: FeatureMap, output: FeatureMap,
-                            transformed: UnsafeMutablePointer<Float>, products: UnsafeMutablePointer<Float>, threads: Int) {
-    precondition(input.channels == conv.inChannels && output.channels == conv.outChannels && input.images == output.images
-                 && output.height == input.height && output.width == input.width && output.height % 2 == 0 && output.width % 2 == 0,
-                 "winogradConv3x3: shapes do not fit the convolution")
-    let tilesX = output.width / 2, tilesY = output.height / 2
-    let tilesPerImage = tilesX * tilesY
-    let tiles = output.images * tilesPerImage
-    let cin = conv.inChannels, cout = conv.outChannels
+/// U = G g Gᵀ for every (out, in) pair of a 3x3 weight [out][in][3][3]: 16 arrays [out][in], one per ξ.
+///
+/// Each U[ξ] is the sum, in (k, l) order, of the terms G[i][k] g[k][l] G[j][l] whose coefficients are not
+/// zero (an added zero term changes no sum), computed for all pairs at once from a tap-major copy of the
+/// weights, so the loops run over contiguous memory.
+public func winogradWeightTransform(_ weight: [Float], outChannels: Int, inChannels: Int) -> [[Float]] {
+    let pairs = outChannels * inChannels
+    precondition(weight.count == pairs * 9, "winogradWeightTransform: \(weight.count) weights for \(outChannels) x \(inChannels) x 3 x 3")
+    // byTap[t][pair] = weight[pair][t].
+    var byTap = [Float](repeating: 0, count: 9 * pairs)
+    weight.withUnsafeBufferPointer { w in
+        byTap.withUnsafeMutableBufferPointer { b in
+            for pair in 0..<pairs { for t in 0..<9 { b[t * pairs + pair] = w[pair * 9 + t] } }
+        }
+    }
+    let G: [[Float]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
+    return byTap.withUnsafeBufferPointer { b in
+        (0..<16).map { xi in
+            let (i, j) = (xi / 4, xi % 4)
+            var u = [Float](repeating: 0, count: pairs)
+            u.withUnsafeMutableBufferPointer { u in
+                for k in 0..<3 where G[i][k] != 0 {
+                    for l in 0..<3 where G[j][l] != 0 {
+                        let (left, right) = (G[i][k], G[j][l])
+                        let tap = b.baseAddress! + (k * 3 + l) * pairs
+                        for pair in 0..<pairs { u[pair] += left * tap[pair] * right }
+                    }
+                }
+            }
+            return u
+        }
+    }
+}
 
-    // 1. Input transform: V[ξ][tile][c] = (Bᵀ d B)[ξ] for the 4x4 patch whose top-left is input (2ty-1, 2tx-1).
+/// The input transform of F(2x2, 3x3): V[ξ][tile][c] = (Bᵀ d B)[ξ] for the 4x4 patch d whose top-left is
+/// input pixel (2ty-1, 2tx-1), tiles numbered image by image, row by row. `input` has even sides and
+/// channels in multiples of 8; `transformed` holds 16 x tiles x channels floats.
+public func winogradInputTransform(_ input: FeatureMap, transformed: UnsafeMutablePointer<Float>, threads: Int) {
+    precondition(input.channels % 8 == 0 && input.height % 2 == 0 && input.width % 2 == 0,
+                 "winogradInputTransform: channels not in multiples of 8 or odd sides")
+    let tilesX = input.width / 2, tilesY = input.height / 2
+    let tiles = input.images * tilesX * tilesY
+    let cin = input.channels
     let rowStride = input.rowStride
-    parallelChunks(output.images * tilesY, threads: threads) { tileRows in
+    parallelChunks(input.images * tilesY, threads: threads) { tileRows in
         for tileRow in tileRows {
             let n = tileRow / tilesY, ty = tileRow % tilesY
             for tx in 0..<tilesX {
@@ -112,6 +138,22 @@ public func winogradConv3x3(_ conv: PackedWinogradConv, input: FeatureMap, outpu
             }
         }
     }
+}
+
+/// output = activation(conv3x3(input) + bias) by F(2x2, 3x3); `transformed` and `products` are scratch
+/// of at least `scratchCount` floats.
+public func winogradConv3x3(_ conv: PackedWinogradConv, input: FeatureMap, output: FeatureMap,
+                            transformed: UnsafeMutablePointer<Float>, products: UnsafeMutablePointer<Float>, threads: Int) {
+    precondition(input.channels == conv.inChannels && output.channels == conv.outChannels && input.images == output.images
+                 && output.height == input.height && output.width == input.width && output.height % 2 == 0 && output.width % 2 == 0,
+                 "winogradConv3x3: shapes do not fit the convolution")
+    let tilesX = output.width / 2, tilesY = output.height / 2
+    let tilesPerImage = tilesX * tilesY
+    let tiles = output.images * tilesPerImage
+    let cin = conv.inChannels, cout = conv.outChannels
+
+    // 1. Input transform: V[ξ][tile][c].
+    winogradInputTransform(input, transformed: transformed, threads: threads)
 
     // 2. Sixteen GEMMs: M[ξ] (tiles x out) = V[ξ] (tiles x in) · U[ξ] (in x out), on the dense microkernel.
     let gemmTiles = (tiles + denseTilePixels - 1) / denseTilePixels

@@ -1,0 +1,127 @@
+import QuantEngine
+
+// MARK: - 3x3 stride-1 convolution by Winograd F(2x2, 3x3), forward and backward
+
+// The decoder's wide 3x3 convolutions hold most of a training step's multiply-adds. Winograd's F(2x2, 3x3)
+// (Lavin & Gray 2016; the engine's `PackedWinogradConv` states the transforms) computes each 2x2 output block
+// from a 4x4 input patch with 16 multiplies per channel pair instead of 36, and the same holds for both
+// gradients:
+//
+// - Forward: Y = Aᵀ [U ⊙ V] A with U = G g Gᵀ, V = Bᵀ d B: the engine's `winogradConv3x3`.
+// - Input gradient: dX = conv(dZ, W') with the flipped, transposed weights W' (see DenseConv.swift), itself a
+//   3x3 stride-1 convolution, so the same forward with U' = G W' Gᵀ.
+// - Weight gradient: Y is linear in M = U ⊙ V, so dM[ξ] = (A dY Aᵀ)[ξ] per tile (the output transform's
+//   adjoint, 2x2 -> 4x4), dU[ξ][o][c] = sum over tiles of dM[ξ][tile][o] V[ξ][tile][c] (16 GEMMs whose K is
+//   the tile count, on the weight-gradient tile), and dg = Gᵀ dU G (the weight transform's adjoint).
+//
+// All three are checked against the direct convolution's forward and gradients (LayerGradientTests).
+
+public enum WinogradConv {
+    /// Both channel counts must be at least this. The transforms cost per channel what the 2.25x fewer
+    /// multiply-adds save per channel pair, and their 16 x tiles x channels buffers outgrow the caches at
+    /// high resolution: timed per layer on a full-ft step at 192x128, batch 10, decoder blocks 0 and 1
+    /// (128-1376 channels) ran 1.3-1.5x faster on Winograd, block 2 (64 and 152 -> 64 channels, 3840 tiles)
+    /// no faster forward and 10% slower backward (docs/TRAINING.md, "Layers").
+    static let minimumChannels = 128
+
+    /// Whether a convolution of the trainer runs on Winograd at this map size (the map is the output's, which
+    /// for stride 1 is also the input's).
+    public static func applies(_ spec: ConvSpec, height: Int, width: Int) -> Bool {
+        PackedWinogradConv.supports(spec, outputHeight: height, outputWidth: width)
+            && spec.inChannels >= minimumChannels && spec.outChannels >= minimumChannels
+    }
+
+    /// conv(input, weight) + bias, weight [out][in][3][3]; `input` is NHWC with a zero border.
+    static func convolve(_ input: FeatureMap, weight: [Float], bias: [Float]?, outChannels: Int, name: String, threads: Int) -> FeatureBatch {
+        let cin = input.channels
+        let conv = PackedWinogradConv(transformed: winogradWeightTransform(weight, outChannels: outChannels, inChannels: cin),
+                                      inChannels: cin, outChannels: outChannels, bias: bias ?? [Float](repeating: 0, count: outChannels),
+                                      activation: .none, name: name)
+        let output = NHWCBuffer(images: input.images, height: input.height, width: input.width, channels: outChannels)
+        let scratch = conv.scratchCount(images: input.images, outputHeight: input.height, outputWidth: input.width)
+        let transformed = UnsafeMutablePointer<Float>.allocate(capacity: scratch.transformed)
+        let products = UnsafeMutablePointer<Float>.allocate(capacity: scratch.products)
+        defer { transformed.deallocate(); products.deallocate() }
+        winogradConv3x3(conv, input: input, output: output.map, transformed: transformed, products: products, threads: threads)
+        return output.batch(threads: threads)
+    }
+
+    /// dW [out][in][3][3] from the layer's input X and output gradient dZ (both NHWC with a zero border).
+    static func weightGradient(input: FeatureMap, gradient: FeatureMap, kernels: TrainKernels = .current, threads: Int) -> [Float] {
+        let (cin, cout) = (input.channels, gradient.channels)
+        let tiles = input.images * (input.height / 2) * (input.width / 2)
+        // V = Bᵀ d B and dM = A dY Aᵀ, each [ξ][tile][channel], plus what the GEMM tile may read past the end.
+        let slack = DenseConv.gradientTileLanes
+        let v = UnsafeMutablePointer<Float>.allocate(capacity: 16 * tiles * cin + slack)
+        let dM = UnsafeMutablePointer<Float>.allocate(capacity: 16 * tiles * cout + slack)
+        defer { v.deallocate(); dM.deallocate() }
+        (v + 16 * tiles * cin).initialize(repeating: 0, count: slack)
+        (dM + 16 * tiles * cout).initialize(repeating: 0, count: slack)
+        winogradInputTransform(input, transformed: v, threads: threads)
+        outputGradientTransform(gradient, into: dM, threads: threads)
+        let dU = DenseConv.gradientGEMMs(gradients: UnsafePointer(dM), gradientBases: (0..<16).map { $0 * tiles * cout },
+                                         gradientOffsets: (0..<tiles).map { $0 * cout },
+                                         inputs: UnsafePointer(v), inputBases: (0..<16).map { $0 * tiles * cin },
+                                         inputOffsets: (0..<tiles).map { $0 * cin },
+                                         rows: cout, lanes: cin, kernels: kernels, threads: threads)
+        return weightTransformAdjoint(dU, pairs: cout * cin)
+    }
+
+    /// dM[ξ][tile][o] = (A dY Aᵀ)[ξ] for the 2x2 block of dY at (2ty, 2tx), with Aᵀ = [1 1 1 0; 0 1 -1 -1]:
+    /// each of the block's two rows (a, b) becomes (a, a + b, a - b, -b), and so do its columns.
+    static func outputGradientTransform(_ gradient: FeatureMap, into dM: UnsafeMutablePointer<Float>, threads: Int) {
+        let cout = gradient.channels
+        let tilesX = gradient.width / 2, tilesY = gradient.height / 2
+        let tiles = gradient.images * tilesX * tilesY
+        let plane = tiles * cout
+        parallelChunks(gradient.images * tilesY, threads: threads) { tileRows in
+            for tileRow in tileRows {
+                let n = tileRow / tilesY, ty = tileRow % tilesY
+                for tx in 0..<tilesX {
+                    let top = UnsafePointer(gradient.pointer + gradient.offset(n, 2 * ty, 2 * tx))
+                    let bottom = top + gradient.rowStride
+                    let base = dM + (tileRow * tilesX + tx) * cout
+                    for o in 0..<cout {
+                        @inline(__always) func store(_ i: Int, _ a: Float, _ b: Float) {
+                            base[(i * 4 + 0) * plane + o] = a
+                            base[(i * 4 + 1) * plane + o] = a + b
+                            base[(i * 4 + 2) * plane + o] = a - b
+                            base[(i * 4 + 3) * plane + o] = -b
+                        }
+                        let (y00, y01, y10, y11) = (top[o], top[cout + o], bottom[o], bottom[cout + o])
+                        // A dY: rows (y0, y0 + y1, y0 - y1, -y1); then the same along each row.
+                        store(0, y00, y01)
+                        store(1, y00 + y10, y01 + y11)
+                        store(2, y00 - y10, y01 - y11)
+                        store(3, -y10, -y11)
+                    }
+                }
+            }
+        }
+    }
+
+    /// dg = Gᵀ dU G for every channel pair: dU is [ξ][pair], the result [pair][3][3] (PyTorch's weight layout).
+    static func weightTransformAdjoint(_ dU: [Float], pairs: Int) -> [Float] {
+        let G: [[Float]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
+        var byTap = [Float](repeating: 0, count: 9 * pairs)  // [k * 3 + l][pair]
+        dU.withUnsafeBufferPointer { dU in
+            byTap.withUnsafeMutableBufferPointer { out in
+                for k in 0..<3 {
+                    for l in 0..<3 {
+                        let target = out.baseAddress! + (k * 3 + l) * pairs
+                        for i in 0..<4 where G[i][k] != 0 {
+                            for j in 0..<4 where G[j][l] != 0 {
+                                let coefficient = G[i][k] * G[j][l]
+                                let source = dU.baseAddress! + (i * 4 + j) * pairs
+                                for pair in 0..<pairs { target[pair] += coefficient * source[pair] }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        var dWeight = [Float](repeating: 0, count: 9 * pairs)
+        for pair in 0..<pairs { for t in 0..<9 { dWeight[pair * 9 + t] = byTap[t * pairs + pair] } }
+        return dWeight
+    }
+}
