@@ -9,8 +9,8 @@ import QuantEngine
 // The trainer's dense convolutions run on the float engine's indirect GEMM (`PackedDenseConv` +
 // `denseConv`: NHWC maps with a zero border, the taps read in place, on the CPU's best kernel path), and
 // their weight gradients on a microkernel of the same shape. Nothing is unfolded (no im2col buffer of nine
-// copies of the input); the only extra traffic is the layout change of each operand between the
-// trainer's channel-major [C][N][H][W] and NHWC.
+// copies of the input); the only extra traffic is one row copy of each operand into a map with the zero
+// border the taps read (the trainer's maps are NHWC like the engine's, without the border).
 //
 // - Forward: the engine's convolution, bias included, no activation (BatchNorm and the activation are the
 //   trainer's own layers).
@@ -174,7 +174,7 @@ public enum DenseConv {
         }
     }
 
-    /// Plain-Swift reference: dW[o][c][ky][kx] = sum over n, oy, ox of dZ[o][n][oy][ox] X[c][n][s oy + ky - k/2][s ox + kx - k/2],
+    /// Plain-Swift reference: dW[o][c][ky][kx] = sum over n, oy, ox of dZ[n][oy][ox][o] X[n][s oy + ky - k/2][s ox + kx - k/2][c],
     /// summed in Double.
     public static func weightGradientReference(x: FeatureBatch, dOut: FeatureBatch, kernel k: Int, stride s: Int) -> [Float] {
         let (cin, cout, n) = (x.channels, dOut.channels, x.batch)
@@ -191,8 +191,8 @@ public enum DenseConv {
                                 for ox in 0..<dOut.width {
                                     let ix = s * ox + kx - k / 2
                                     guard ix >= 0 && ix < x.width else { continue }
-                                    sum += Double(dOut.data[((o * n + image) * dOut.height + oy) * dOut.width + ox])
-                                        * Double(x.data[((c * n + image) * x.height + iy) * x.width + ix])
+                                    sum += Double(dOut.data[((image * dOut.height + oy) * dOut.width + ox) * cout + o])
+                                        * Double(x.data[((image * x.height + iy) * x.width + ix) * cin + c])
                                 }
                             }
                         }
@@ -251,72 +251,42 @@ final class NHWCBuffer {
         }
     }
 
-    /// Channel-major [C][N][H][W] -> NHWC.
-    convenience init(_ x: FeatureBatch, kernels: TrainKernels = .current, threads: Int) {
+    /// The trainer's NHWC map with a zero border around each image: one row copy per pixel row.
+    convenience init(_ x: FeatureBatch, threads: Int) {
         self.init(images: x.batch, height: x.height, width: x.width, channels: x.channels)
-        let (n, h, w, channels, map) = (x.batch, x.height, x.width, x.channels, map)
+        let (h, rowCount, map) = (x.height, x.width * x.channels, map)
         x.data.withUnsafeBufferPointer { source in
             let source = source.baseAddress!
-            parallelChunks(n * h, threads: threads) { rows in
+            parallelChunks(x.batch * h, threads: threads) { rows in
                 for row in rows {  // row = image * h + y
-                    let image = row / h, y = row % h
-                    let target = map.pointer + map.offset(image, y, 0)
-                    let rowStep = n * h * w  // from channel c's row to channel c + 1's
-                    let first = source + (image * h + y) * w
-                    var c = 0
-                    while c + 8 <= channels {  // 8 channel rows at a time, transposed in registers
-                        kernels.channelRowsToPixels(first + c * rowStep, rowStep, target + c, channels, w)
-                        c += 8
-                    }
-                    for c in c..<channels {
-                        let sourceRow = first + c * rowStep
-                        for i in 0..<w { target[i * channels + c] = sourceRow[i] }
-                    }
+                    (map.pointer + map.offset(row / h, row % h, 0)).update(from: source + row * rowCount, count: rowCount)
                 }
             }
         }
     }
 
-    /// NHWC -> channel-major [C][N][H][W].
-    func batch(kernels: TrainKernels = .current, threads: Int) -> FeatureBatch {
+    /// The map's interior as the trainer's NHWC batch.
+    func batch(threads: Int) -> FeatureBatch {
         let (n, h, w, channels, map) = (map.images, map.height, map.width, map.channels, map)
+        let rowCount = w * channels
         // Every value is written below: no zero fill first.
-        let data = [Float](unsafeUninitializedCapacity: channels * n * h * w) { target, initialized in
+        let data = [Float](unsafeUninitializedCapacity: n * h * rowCount) { target, initialized in
             let target = target.baseAddress!
             parallelChunks(n * h, threads: threads) { rows in
-                for row in rows {
-                    let image = row / h, y = row % h
-                    let source = UnsafePointer(map.pointer + map.offset(image, y, 0))
-                    let rowStep = n * h * w
-                    let first = target + (image * h + y) * w
-                    var c = 0
-                    while c + 8 <= channels {  // 8 channels at a time, transposed in registers
-                        kernels.pixelsToChannelRows(source + c, channels, first + c * rowStep, rowStep, w)
-                        c += 8
-                    }
-                    for c in c..<channels {
-                        let targetRow = first + c * rowStep
-                        for i in 0..<w { targetRow[i] = source[i * channels + c] }
-                    }
-                }
+                for row in rows { (target + row * rowCount).initialize(from: map.pointer + map.offset(row / h, row % h, 0), count: rowCount) }
             }
-            initialized = channels * n * h * w
+            initialized = n * h * rowCount
         }
         return FeatureBatch(channels: channels, batch: n, height: h, width: w, data: data)
     }
 }
 
-/// The trainer's own microkernels, on the path the engine runs (`KernelPath.current`).
+/// The trainer's own microkernel, on the path the engine runs (`KernelPath.current`).
 struct TrainKernels: Sendable {
     typealias WeightGradientTile = @Sendable (_ gradients: UnsafePointer<Float>, _ gradientOffsets: UnsafePointer<Int>,
                                     _ inputs: UnsafePointer<Float>, _ inputOffsets: UnsafePointer<Int>, _ count: Int,
                                     _ sums: UnsafeMutablePointer<Float>, _ sumStride: Int, _ rows: Int, _ lanes: Int) -> Void
-    typealias LayoutStrip = @Sendable (_ source: UnsafePointer<Float>, _ sourceStride: Int,
-                                       _ target: UnsafeMutablePointer<Float>, _ targetStride: Int, _ count: Int) -> Void
     let weightGradientTile: WeightGradientTile
-    /// 8 channel rows -> 8-channel pixels, and back (Sources/FloatMicrokernels/FloatLayoutTiles.swift).
-    let channelRowsToPixels: LayoutStrip
-    let pixelsToChannelRows: LayoutStrip
 
     static let current = of(.current)
 
@@ -324,14 +294,10 @@ struct TrainKernels: Sendable {
         switch path {
         #if arch(x86_64) && compiler(>=6.3)
         case .avx2, .avx512VNNI:
-            return TrainKernels(weightGradientTile: FloatMicrokernelsAVX2.floatWeightGradientTile,
-                                channelRowsToPixels: FloatMicrokernelsAVX2.floatChannelRowsToPixels,
-                                pixelsToChannelRows: FloatMicrokernelsAVX2.floatPixelsToChannelRows)
+            return TrainKernels(weightGradientTile: FloatMicrokernelsAVX2.floatWeightGradientTile)
         #endif
         default:
-            return TrainKernels(weightGradientTile: FloatMicrokernels.floatWeightGradientTile,
-                                channelRowsToPixels: FloatMicrokernels.floatChannelRowsToPixels,
-                                pixelsToChannelRows: FloatMicrokernels.floatPixelsToChannelRows)
+            return TrainKernels(weightGradientTile: FloatMicrokernels.floatWeightGradientTile)
         }
     }
 }

@@ -1,15 +1,18 @@
 import QuantEngine
 
-/// A batch of feature maps as the trainer stores them: channel-major, [C][N][H][W].
+/// A batch of feature maps as the trainer stores them: NHWC, [N][H][W][C], channels innermost — the float
+/// engine's layout (without its zero border).
 ///
-/// Channel-major (rather than PyTorch's NCHW) makes the two hot operations simple: a 1x1 convolution over
-/// the whole batch is one GEMM (`W[Cout][Cin] x X[Cin][N*H*W]`), and BatchNorm's per-channel statistics
-/// run over one contiguous row of N*H*W values. Concatenating channels is appending rows.
+/// With channels innermost every layer vectorises over channels: a dense convolution is a GEMM over pixel
+/// rows on the engine's tiles with no layout change, a depthwise convolution and BatchNorm apply one
+/// vector of per-channel values to each pixel, and per-channel sums (BatchNorm statistics, bias and filter
+/// gradients) accumulate a vector per pixel.
 public struct FeatureBatch {
     public var channels: Int
     public var batch: Int
     public var height: Int
     public var width: Int
+    /// Pixel (n, y, x)'s channels start at ((n * height + y) * width + x) * channels.
     public var data: [Float]
 
     public init(channels: Int, batch: Int, height: Int, width: Int, data: [Float]) {
@@ -28,8 +31,8 @@ public struct FeatureBatch {
 
     /// Pixels of one image plane.
     public var plane: Int { height * width }
-    /// Values per channel row: every image's plane of that channel.
-    public var perChannel: Int { batch * plane }
+    /// Pixels of the whole batch: the values each channel has.
+    public var pixels: Int { batch * plane }
 
     /// From a PyTorch-layout tensor [N, C, H, W].
     public init(nchw tensor: Tensor) {
@@ -40,8 +43,7 @@ public struct FeatureBatch {
         for image in 0..<n {
             for channel in 0..<c {
                 let source = (image * c + channel) * plane
-                let target = (channel * n + image) * plane
-                for i in 0..<plane { data[target + i] = tensor.data[source + i] }
+                for i in 0..<plane { data[(image * plane + i) * c + channel] = tensor.data[source + i] }
             }
         }
         self.init(channels: c, batch: n, height: h, width: w, data: data)
@@ -52,9 +54,8 @@ public struct FeatureBatch {
         var out = [Float](repeating: 0, count: data.count)
         for image in 0..<batch {
             for channel in 0..<channels {
-                let source = (channel * batch + image) * plane
                 let target = (image * channels + channel) * plane
-                for i in 0..<plane { out[target + i] = data[source + i] }
+                for i in 0..<plane { out[target + i] = data[(image * plane + i) * channels + channel] }
             }
         }
         return Tensor(shape: [batch, channels, height, width], data: out)

@@ -1,50 +1,88 @@
 import QuantEngine
 
 // Every layer of the U-Net as a forward and a backward pass side by side (in the manner of llm.c): no
-// autograd, the caches each backward needs are returned explicitly by its forward. Feature maps are
-// channel-major [C][N][H][W] (see FeatureBatch). Reductions that decide a result (BatchNorm statistics,
-// parameter gradients of depthwise convs and BatchNorm, the loss) are summed in Double for accuracy.
+// autograd, the caches each backward needs are returned explicitly by its forward. Feature maps are NHWC
+// (see FeatureBatch): the inner loops run over a pixel's contiguous channels, which the compiler
+// vectorises. Reductions that decide a result (BatchNorm statistics, parameter gradients of depthwise
+// convs, BatchNorm and biases, the loss) are summed in Double for accuracy (`ChannelSums`).
 
-/// Output columns ox whose input column ox*s - pad + kx lies inside 0..<width (the rest read padding).
+/// a[c] += b[c] x scale[c] for c < count (the inner loop of the depthwise layers).
 @inline(__always)
-func validOutputRange(kx: Int, stride s: Int, pad: Int, inputWidth: Int, outputWidth: Int) -> Range<Int> {
-    let first = pad - kx > 0 ? (pad - kx + s - 1) / s : 0
-    let last = inputWidth - 1 + pad - kx
-    let end = last < 0 ? 0 : min(outputWidth, last / s + 1)
-    return first < end ? first..<end : 0..<0
+func multiplyAccumulate(_ a: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, _ scale: UnsafePointer<Float>, count: Int) {
+    for c in 0..<count { a[c] += b[c] * scale[c] }
+}
+
+// MARK: - Per-channel sums over a batch
+
+/// Per-channel sums over every pixel of an NHWC batch (up to millions of pixels), the same whatever the
+/// thread count: pixels are cut into fixed blocks of `block`, each block's sums are accumulated in Float
+/// (one vector of channels per pixel), and the blocks' totals are added in order in Double, so the
+/// rounding error grows with the block, not with the batch.
+enum ChannelSums {
+    static let block = 256
+
+    /// `quantities` sums per channel: `add(pixels, sums)` adds each pixel of its range to
+    /// sums[q * channels + c] (zeroed before). Returns [q][c].
+    static func compute(pixels: Int, channels: Int, quantities: Int = 1, threads: Int,
+                        _ add: (Range<Int>, UnsafeMutablePointer<Float>) -> Void) -> [[Double]] {
+        let blocks = (pixels + block - 1) / block, width = quantities * channels
+        var partial = [Float](repeating: 0, count: blocks * width)
+        partial.withUnsafeMutableBufferPointer { partial in
+            let base = partial.baseAddress!
+            parallelChunks(blocks, threads: threads) { range in
+                for b in range { add((b * block)..<min(pixels, (b + 1) * block), base + b * width) }
+            }
+        }
+        var totals = [Double](repeating: 0, count: width)
+        for b in 0..<blocks { for i in 0..<width { totals[i] += Double(partial[b * width + i]) } }
+        return (0..<quantities).map { q in Array(totals[(q * channels)..<((q + 1) * channels)]) }
+    }
+
+    /// The per-channel sum of a batch's values.
+    static func of(_ x: FeatureBatch, threads: Int) -> [Double] {
+        let c = x.channels
+        return x.data.withUnsafeBufferPointer { xb in
+            let xp = xb.baseAddress!
+            return compute(pixels: x.pixels, channels: c, threads: threads) { range, sums in
+                for p in range { let v = xp + p * c; for i in 0..<c { sums[i] += v[i] } }
+            }[0]
+        }
+    }
 }
 
 // MARK: - Depthwise 3x3 convolution (one filter per channel, padding 1, stride 1 or 2)
 
 public enum DepthwiseConv {
+    /// [C][1][k][k] -> [k*k][C]: one vector of channels per tap.
+    static func tapMajor(_ weight: [Float], channels: Int, taps: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: weight.count)
+        for c in 0..<channels { for t in 0..<taps { out[t * channels + c] = weight[c * taps + t] } }
+        return out
+    }
+
     public static func forward(_ x: FeatureBatch, weight: [Float], spec: ConvSpec, threads: Int) -> FeatureBatch {
-        let k = spec.kernel, s = spec.stride, pad = spec.padding
+        let k = spec.kernel, s = spec.stride, pad = spec.padding, channels = x.channels
         let outHeight = spec.outputSize(x.height), outWidth = spec.outputSize(x.width)
-        var out = FeatureBatch(zerosChannels: x.channels, batch: x.batch, height: outHeight, width: outWidth)
+        var out = FeatureBatch(zerosChannels: channels, batch: x.batch, height: outHeight, width: outWidth)
         let (h, w) = (x.height, x.width)
-        let valid = (0..<k).map { validOutputRange(kx: $0, stride: s, pad: pad, inputWidth: w, outputWidth: outWidth) }
+        let taps = tapMajor(weight, channels: channels, taps: k * k)
         x.data.withUnsafeBufferPointer { xb in
-        weight.withUnsafeBufferPointer { wb in
+        taps.withUnsafeBufferPointer { tb in
         out.data.withUnsafeMutableBufferPointer { ob in
-            let (xp, wp, op) = (xb.baseAddress!, wb.baseAddress!, ob.baseAddress!)
-            parallelChunks(x.channels * x.batch, threads: threads) { planes in
-                for planeIndex in planes {  // planeIndex = c * N + n
-                    let c = planeIndex / x.batch
-                    let source = xp + planeIndex * h * w, target = op + planeIndex * outHeight * outWidth
-                    let filter = wp + c * k * k
-                    for oy in 0..<outHeight {
-                        let targetRow = target + oy * outWidth  // starts at zero
+            let (xp, tp, op) = (xb.baseAddress!, tb.baseAddress!, ob.baseAddress!)
+            parallelChunks(x.batch * outHeight, threads: threads) { rows in
+                for row in rows {  // row = image * outHeight + oy
+                    let image = row / outHeight, oy = row % outHeight
+                    for ox in 0..<outWidth {
+                        let target = op + (row * outWidth + ox) * channels  // starts at zero
                         for ky in 0..<k {
                             let iy = oy * s - pad + ky
                             guard iy >= 0 && iy < h else { continue }
                             for kx in 0..<k {
-                                let tap = filter[ky * k + kx]
-                                let sourceRow = source + iy * w - pad + kx
-                                if s == 1 {
-                                    for ox in valid[kx] { targetRow[ox] += tap * sourceRow[ox] }
-                                } else {
-                                    for ox in valid[kx] { targetRow[ox] += tap * sourceRow[ox * s] }
-                                }
+                                let ix = ox * s - pad + kx
+                                guard ix >= 0 && ix < w else { continue }
+                                multiplyAccumulate(target, xp + ((image * h + iy) * w + ix) * channels, tp + (ky * k + kx) * channels,
+                                                   count: channels)
                             }
                         }
                     }
@@ -54,68 +92,80 @@ public enum DepthwiseConv {
         return out
     }
 
+    /// The input gradient is gathered (each input pixel sums the output pixels its taps reached), so threads
+    /// never write the same pixel. The filter gradient sums dZ x X per tap and channel over each output row
+    /// in Float, and the rows in order in Double.
     public static func backward(x: FeatureBatch, dOut: FeatureBatch, weight: [Float], spec: ConvSpec,
                                 wantWeightGradient: Bool, wantInputGradient: Bool, threads: Int) -> (dWeight: [Float]?, dInput: FeatureBatch?) {
-        let k = spec.kernel, s = spec.stride, pad = spec.padding
+        let k = spec.kernel, s = spec.stride, pad = spec.padding, channels = x.channels, taps = k * k
         let (h, w, n) = (x.height, x.width, x.batch)
         let (outHeight, outWidth) = (dOut.height, dOut.width)
-        let valid = (0..<k).map { validOutputRange(kx: $0, stride: s, pad: pad, inputWidth: w, outputWidth: outWidth) }
-        var dw = [Float](repeating: 0, count: x.channels * k * k)
-        var dx = [Float](repeating: 0, count: wantInputGradient ? x.data.count : 0)
-        x.data.withUnsafeBufferPointer { xb in
-        weight.withUnsafeBufferPointer { wb in
-        dOut.data.withUnsafeBufferPointer { db in
-        dw.withUnsafeMutableBufferPointer { dwb in
-        dx.withUnsafeMutableBufferPointer { dxb in
-            let (xp, wp, dp, dwp) = (xb.baseAddress!, wb.baseAddress!, db.baseAddress!, dwb.baseAddress!)
-            let dxp = wantInputGradient ? dxb.baseAddress : nil
-            // Parallel over channels: each channel's filter gradient and input planes belong to one chunk.
-            parallelChunks(x.channels, threads: threads) { channels in
-                for c in channels {
-                    var filterGradient = [Double](repeating: 0, count: k * k)
-                    let filter = wp + c * k * k
-                    for image in 0..<n {
-                        let source = xp + (c * n + image) * h * w
-                        let gradient = dp + (c * n + image) * outHeight * outWidth
-                        let inputGradient = dxp.map { $0 + (c * n + image) * h * w }
-                        for oy in 0..<outHeight {
-                            let gradientRow = gradient + oy * outWidth
+        var dWeight: [Float]?
+        if wantWeightGradient {
+            // One row of sums per output row: [row][tap][channel].
+            var rowSums = [Float](repeating: 0, count: n * outHeight * taps * channels)
+            x.data.withUnsafeBufferPointer { xb in
+            dOut.data.withUnsafeBufferPointer { db in
+            rowSums.withUnsafeMutableBufferPointer { rb in
+                let (xp, dp, rp) = (xb.baseAddress!, db.baseAddress!, rb.baseAddress!)
+                parallelChunks(n * outHeight, threads: threads) { rows in
+                    for row in rows {
+                        let image = row / outHeight, oy = row % outHeight
+                        let sums = rp + row * taps * channels
+                        for ox in 0..<outWidth {
+                            let gradient = dp + (row * outWidth + ox) * channels
                             for ky in 0..<k {
                                 let iy = oy * s - pad + ky
                                 guard iy >= 0 && iy < h else { continue }
                                 for kx in 0..<k {
-                                    let offset = iy * w - pad + kx
-                                    if wantWeightGradient {
-                                        let sourceRow = source + offset
-                                        let sum: Float
-                                        if s == 1 {
-                                            let range = valid[kx]
-                                            sum = Reduction.rowDot(gradientRow + range.lowerBound, sourceRow + range.lowerBound, count: range.count)
-                                        } else {
-                                            var strided: Float = 0
-                                            for ox in valid[kx] { strided += gradientRow[ox] * sourceRow[ox * s] }
-                                            sum = strided
-                                        }
-                                        filterGradient[ky * k + kx] += Double(sum)
-                                    }
-                                    if let inputGradient {
-                                        let tap = filter[ky * k + kx], inputRow = inputGradient + offset
-                                        if s == 1 {
-                                            for ox in valid[kx] { inputRow[ox] += tap * gradientRow[ox] }
-                                        } else {
-                                            for ox in valid[kx] { inputRow[ox * s] += tap * gradientRow[ox] }
-                                        }
-                                    }
+                                    let ix = ox * s - pad + kx
+                                    guard ix >= 0 && ix < w else { continue }
+                                    multiplyAccumulate(sums + (ky * k + kx) * channels, gradient, xp + ((image * h + iy) * w + ix) * channels,
+                                                       count: channels)
                                 }
                             }
                         }
                     }
-                    for t in 0..<(k * k) { dwp[c * k * k + t] = Float(filterGradient[t]) }
                 }
+            }}}
+            var totals = [Double](repeating: 0, count: taps * channels)
+            for row in 0..<(n * outHeight) {
+                for i in 0..<(taps * channels) { totals[i] += Double(rowSums[row * taps * channels + i]) }
             }
-        }}}}}
-        let dInput = wantInputGradient ? FeatureBatch(channels: x.channels, batch: n, height: h, width: w, data: dx) : nil
-        return (wantWeightGradient ? dw : nil, dInput)
+            var dw = [Float](repeating: 0, count: channels * taps)
+            for c in 0..<channels { for t in 0..<taps { dw[c * taps + t] = Float(totals[t * channels + c]) } }
+            dWeight = dw
+        }
+        var dInput: FeatureBatch?
+        if wantInputGradient {
+            var dx = FeatureBatch(zerosChannels: channels, batch: n, height: h, width: w)
+            let tapWeights = tapMajor(weight, channels: channels, taps: taps)
+            dOut.data.withUnsafeBufferPointer { db in
+            tapWeights.withUnsafeBufferPointer { tb in
+            dx.data.withUnsafeMutableBufferPointer { xb in
+                let (dp, tp, xp) = (db.baseAddress!, tb.baseAddress!, xb.baseAddress!)
+                parallelChunks(n * h, threads: threads) { rows in
+                    for row in rows {  // row = image * h + iy
+                        let image = row / h, iy = row % h
+                        for ix in 0..<w {
+                            let target = xp + (row * w + ix) * channels
+                            for ky in 0..<k {
+                                let py = iy + pad - ky  // = oy * s
+                                guard py >= 0 && py % s == 0 && py / s < outHeight else { continue }
+                                for kx in 0..<k {
+                                    let px = ix + pad - kx
+                                    guard px >= 0 && px % s == 0 && px / s < outWidth else { continue }
+                                    multiplyAccumulate(target, dp + ((image * outHeight + py / s) * outWidth + px / s) * channels,
+                                                       tp + (ky * k + kx) * channels, count: channels)
+                                }
+                            }
+                        }
+                    }
+                }
+            }}}
+            dInput = dx
+        }
+        return (dWeight, dInput)
     }
 }
 
@@ -127,24 +177,24 @@ public enum DepthwiseConv {
 /// transposed, whose output rows are scattered to their (ky, kx) phase of the output. Backward gathers
 /// dOut into the same col layout and runs the 1x1 convolution's backward; dBias = sum of dOut per channel.
 public enum TransposedConv2x2 {
-    /// col row r = (o*2+ky)*2+kx, column (n*H + y)*W + x  <->  out[o][n][2y+ky][2x+kx] (forward scatters,
-    /// backward gathers; `scatter` false means gather from `map` into `col`).
+    /// col channel r = (o*2+ky)*2+kx of input pixel (n, y, x)  <->  out channel o of pixel (n, 2y+ky, 2x+kx)
+    /// (forward scatters, backward gathers; `scatter` false means gather from `map` into `col`).
     static func exchange(col: UnsafeMutablePointer<Float>, map: UnsafeMutablePointer<Float>, outChannels: Int,
                          batch n: Int, height h: Int, width w: Int, scatter: Bool, threads: Int) {
-        let columns = n * h * w
-        parallelChunks(outChannels * n, threads: threads) { planes in
-            for planeIndex in planes {  // planeIndex = o * N + image
-                let o = planeIndex / n, image = planeIndex % n
-                let plane = map + planeIndex * 4 * h * w
-                for ky in 0..<2 {
-                    for kx in 0..<2 {
-                        let row = col + ((o * 2 + ky) * 2 + kx) * columns + image * h * w
-                        for y in 0..<h {
-                            let mapRow = plane + (2 * y + ky) * 2 * w + kx, colRow = row + y * w
+        let rows = outChannels * 4
+        parallelChunks(n * h, threads: threads) { inputRows in
+            for inputRow in inputRows {  // inputRow = image * h + y
+                let image = inputRow / h, y = inputRow % h
+                for x in 0..<w {
+                    let patch = col + (inputRow * w + x) * rows
+                    for ky in 0..<2 {
+                        for kx in 0..<2 {
+                            let pixel = map + ((image * 2 * h + 2 * y + ky) * 2 * w + 2 * x + kx) * outChannels
+                            let phase = patch + ky * 2 + kx
                             if scatter {
-                                for x in 0..<w { mapRow[2 * x] = colRow[x] }
+                                for o in 0..<outChannels { pixel[o] = phase[o * 4] }
                             } else {
-                                for x in 0..<w { colRow[x] = mapRow[2 * x] }
+                                for o in 0..<outChannels { phase[o * 4] = pixel[o] }
                             }
                         }
                     }
@@ -176,11 +226,7 @@ public enum TransposedConv2x2 {
                      width: x.width, scatter: true, threads: threads)
         }}
         if let bias {
-            let perChannel = out.perChannel
-            for o in 0..<cout {
-                let b = bias[o]
-                for i in (o * perChannel)..<((o + 1) * perChannel) { out.data[i] += b }
-            }
+            for p in 0..<out.pixels { for o in 0..<cout { out.data[p * cout + o] += bias[o] } }
         }
         return out
     }
@@ -219,32 +265,44 @@ public enum TransposedConv2x2 {
 /// replaces the running maximum only if it is larger or NaN — PyTorch's CPU kernel's rule — so on ties
 /// the first position wins, and backward routes the whole gradient to that one position.
 public enum MaxPool2x2 {
-    /// Position 0..<4 of the winning value within the window starting at `top`.
+    /// Position 0..<4 of channel c's winner in the window whose four pixels' channels start at `window`.
     @inline(__always)
-    static func argmax(_ top: UnsafePointer<Float>, rowStride w: Int) -> Int {
-        var best = top[0], index = 0
-        for position in 1..<4 {
-            let value = top[offset(position, rowStride: w)]
+    static func argmax(_ window: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>), _ c: Int) -> Int {
+        var best = window.0[c], index = 0
+        @inline(__always) func consider(_ value: Float, _ position: Int) {
             if value > best || value.isNaN { best = value; index = position }
         }
+        consider(window.1[c], 1)
+        consider(window.2[c], 2)
+        consider(window.3[c], 3)
         return index
     }
 
+    /// The window of output pixel (image, y, x): its four input pixels in row-major order.
     @inline(__always)
-    static func offset(_ position: Int, rowStride w: Int) -> Int { (position >> 1) * w + (position & 1) }
+    static func window(_ xp: UnsafePointer<Float>, image: Int, y: Int, x: Int, height h: Int, width w: Int, channels: Int)
+        -> (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>) {
+        let top = xp + ((image * h + 2 * y) * w + 2 * x) * channels, bottom = top + w * channels
+        return (top, top + channels, bottom, bottom + channels)
+    }
 
     public static func forward(_ x: FeatureBatch, threads: Int) -> FeatureBatch {
-        let (h, w, oh, ow) = (x.height, x.width, x.height / 2, x.width / 2)
-        var out = FeatureBatch(zerosChannels: x.channels, batch: x.batch, height: oh, width: ow)
+        let (h, w, oh, ow, channels) = (x.height, x.width, x.height / 2, x.width / 2, x.channels)
+        var out = FeatureBatch(zerosChannels: channels, batch: x.batch, height: oh, width: ow)
         x.data.withUnsafeBufferPointer { xb in out.data.withUnsafeMutableBufferPointer { ob in
             let (xp, op) = (xb.baseAddress!, ob.baseAddress!)
-            parallelChunks(x.channels * x.batch, threads: threads) { planes in
-                for planeIndex in planes {
-                    let source = xp + planeIndex * h * w, target = op + planeIndex * oh * ow
-                    for y in 0..<oh {
-                        for xx in 0..<ow {
-                            let top = source + 2 * y * w + 2 * xx
-                            target[y * ow + xx] = top[offset(argmax(top, rowStride: w), rowStride: w)]
+            parallelChunks(x.batch * oh, threads: threads) { rows in
+                for row in rows {  // row = image * oh + y
+                    for xx in 0..<ow {
+                        let pixels = window(xp, image: row / oh, y: row % oh, x: xx, height: h, width: w, channels: channels)
+                        let target = op + (row * ow + xx) * channels
+                        for c in 0..<channels {
+                            switch argmax(pixels, c) {
+                            case 0: target[c] = pixels.0[c]
+                            case 1: target[c] = pixels.1[c]
+                            case 2: target[c] = pixels.2[c]
+                            default: target[c] = pixels.3[c]
+                            }
                         }
                     }
                 }
@@ -256,17 +314,20 @@ public enum MaxPool2x2 {
     /// dx is zero except at each window's winner, which gets that output's gradient. The winners are found
     /// again from `x` (the forward's input, which the trainer keeps anyway) with the same rule.
     public static func backward(x: FeatureBatch, dOut: FeatureBatch, threads: Int) -> FeatureBatch {
-        let (h, w, oh, ow) = (x.height, x.width, dOut.height, dOut.width)
-        var dx = FeatureBatch(zerosChannels: x.channels, batch: x.batch, height: h, width: w)
+        let (h, w, oh, ow, channels) = (x.height, x.width, dOut.height, dOut.width, x.channels)
+        var dx = FeatureBatch(zerosChannels: channels, batch: x.batch, height: h, width: w)
         x.data.withUnsafeBufferPointer { xb in dOut.data.withUnsafeBufferPointer { gb in dx.data.withUnsafeMutableBufferPointer { db in
             let (xp, gp, dp) = (xb.baseAddress!, gb.baseAddress!, db.baseAddress!)
-            parallelChunks(x.channels * x.batch, threads: threads) { planes in
-                for planeIndex in planes {
-                    let source = xp + planeIndex * h * w, target = dp + planeIndex * h * w, gradient = gp + planeIndex * oh * ow
-                    for y in 0..<oh {
-                        for xx in 0..<ow {
-                            let corner = 2 * y * w + 2 * xx
-                            target[corner + offset(argmax(source + corner, rowStride: w), rowStride: w)] = gradient[y * ow + xx]
+            parallelChunks(x.batch * oh, threads: threads) { rows in
+                for row in rows {
+                    let image = row / oh, y = row % oh
+                    for xx in 0..<ow {
+                        let pixels = window(xp, image: image, y: y, x: xx, height: h, width: w, channels: channels)
+                        let gradient = gp + (row * ow + xx) * channels
+                        for c in 0..<channels {
+                            let position = argmax(pixels, c)
+                            let (py, px) = (2 * y + position / 2, 2 * xx + position % 2)
+                            dp[((image * h + py) * w + px) * channels + c] = gradient[c]
                         }
                     }
                 }
@@ -291,39 +352,57 @@ public enum BatchNorm {
     static let momentum: Float = 0.1
 
     /// Train mode, in place: y = gamma * (z - mean) / sqrt(var + eps) + beta with the batch's mean and biased
-    /// variance over N*H*W. Returns the cache and the batch mean and biased variance (for running stats).
+    /// variance over N*H*W (two passes: the mean, then the squared deviations from it). Returns the cache
+    /// and the batch mean and biased variance (for running stats).
     public static func trainForward(_ z: inout FeatureBatch, gamma: [Float], beta: [Float], threads: Int)
         -> (cache: BatchNormCache, mean: [Float], variance: [Float]) {
-        let m = z.perChannel
-        var normalized = [Float](repeating: 0, count: z.data.count)
-        var mean = [Float](repeating: 0, count: z.channels)
-        var variance = [Float](repeating: 0, count: z.channels)
-        var inverseStd = [Float](repeating: 0, count: z.channels)
+        let (m, channels) = (z.pixels, z.channels)
+        let mean = ChannelSums.of(z, threads: threads).map { Float($0 / Double(m)) }
+        let deviations = z.data.withUnsafeBufferPointer { zb in
+            mean.withUnsafeBufferPointer { mb in
+                let (zp, mp) = (zb.baseAddress!, mb.baseAddress!)
+                return ChannelSums.compute(pixels: m, channels: channels, threads: threads) { range, sums in
+                    for p in range {
+                        let v = zp + p * channels
+                        for c in 0..<channels { let d = v[c] - mp[c]; sums[c] += d * d }
+                    }
+                }[0]
+            }
+        }
+        let variance = deviations.map { Float($0 / Double(m)) }
+        let inverseStd = deviations.map { Float(1 / ($0 / Double(m) + Double(epsilon)).squareRoot()) }
+        let normalized = normalize(&z, mean: mean, inverseStd: inverseStd, gamma: gamma, beta: beta, keepNormalized: true, threads: threads)
+        return (BatchNormCache(normalized: normalized, inverseStd: inverseStd, trainMode: true), mean, variance)
+    }
+
+    /// z <- gamma * xhat + beta with xhat = (z - mean) * inverseStd, per pixel over its channels; returns xhat
+    /// when asked (else an empty array).
+    static func normalize(_ z: inout FeatureBatch, mean: [Float], inverseStd: [Float], gamma: [Float], beta: [Float],
+                          keepNormalized: Bool, threads: Int) -> [Float] {
+        let (channels, pixelCount) = (z.channels, z.pixels)
+        var normalized = [Float](repeating: 0, count: keepNormalized ? z.data.count : 0)
         z.data.withUnsafeMutableBufferPointer { zb in
         normalized.withUnsafeMutableBufferPointer { nb in
-        mean.withUnsafeMutableBufferPointer { mb in
-        variance.withUnsafeMutableBufferPointer { vb in
-        inverseStd.withUnsafeMutableBufferPointer { ib in
-            let (zp, np, mp, vp, ip) = (zb.baseAddress!, nb.baseAddress!, mb.baseAddress!, vb.baseAddress!, ib.baseAddress!)
-            parallelChunks(z.channels, threads: threads) { channels in
-                for c in channels {
-                    let row = zp + c * m, out = np + c * m
-                    let mu = Reduction.sum(row, count: m) / Double(m)
-                    let biased = Reduction.sumOfSquaredDeviations(row, count: m, from: Float(mu)) / Double(m)
-                    let invStd = Float(1 / (biased + Double(epsilon)).squareRoot())
-                    let muF = Float(mu), g = gamma[c], b = beta[c]
-                    for i in 0..<m {
-                        let xhat = (row[i] - muF) * invStd
-                        out[i] = xhat
-                        row[i] = g * xhat + b
+        mean.withUnsafeBufferPointer { mb in
+        inverseStd.withUnsafeBufferPointer { ib in
+        gamma.withUnsafeBufferPointer { gb in
+        beta.withUnsafeBufferPointer { bb in
+            // (An empty array's buffer may still have a base address: decide by keepNormalized, never by nil.)
+            let (zp, np) = (zb.baseAddress!, keepNormalized ? nb.baseAddress : nil)
+            let (mp, ip, gp, bp) = (mb.baseAddress!, ib.baseAddress!, gb.baseAddress!, bb.baseAddress!)
+            parallelChunks(pixelCount, threads: threads) { pixels in
+                for p in pixels {
+                    let v = zp + p * channels
+                    if let np {
+                        let out = np + p * channels
+                        for c in 0..<channels { let xhat = (v[c] - mp[c]) * ip[c]; out[c] = xhat; v[c] = gp[c] * xhat + bp[c] }
+                    } else {
+                        for c in 0..<channels { let xhat = (v[c] - mp[c]) * ip[c]; v[c] = gp[c] * xhat + bp[c] }
                     }
-                    mp[c] = muF
-                    vp[c] = Float(biased)
-                    ip[c] = invStd
                 }
             }
-        }}}}}
-        return (BatchNormCache(normalized: normalized, inverseStd: inverseStd, trainMode: true), mean, variance)
+        }}}}}}
+        return normalized
     }
 
     /// running_mean <- (1 - momentum) running_mean + momentum mean; running_var likewise with the UNBIASED
@@ -340,25 +419,9 @@ public enum BatchNorm {
     /// Eval mode, in place: normalises with the running statistics.
     public static func evalForward(_ z: inout FeatureBatch, gamma: [Float], beta: [Float], runningMean: [Float], runningVar: [Float],
                             keepCache: Bool, threads: Int) -> BatchNormCache? {
-        let m = z.perChannel
-        var normalized = [Float](repeating: 0, count: keepCache ? z.data.count : 0)
         let inverseStd = runningVar.map { 1 / ($0 + epsilon).squareRoot() }
-        z.data.withUnsafeMutableBufferPointer { zb in
-        normalized.withUnsafeMutableBufferPointer { nb in
-            // (An empty array's buffer may still have a base address: decide by keepCache, never by nil.)
-            let (zp, np) = (zb.baseAddress!, keepCache ? nb.baseAddress : nil)
-            parallelChunks(z.channels, threads: threads) { channels in
-                for c in channels {
-                    let row = zp + c * m
-                    let (mu, invStd, g, b) = (runningMean[c], inverseStd[c], gamma[c], beta[c])
-                    for i in 0..<m {
-                        let xhat = (row[i] - mu) * invStd
-                        if let np { np[c * m + i] = xhat }
-                        row[i] = g * xhat + b
-                    }
-                }
-            }
-        }}
+        let normalized = normalize(&z, mean: runningMean, inverseStd: inverseStd, gamma: gamma, beta: beta, keepNormalized: keepCache,
+                                   threads: threads)
         return keepCache ? BatchNormCache(normalized: normalized, inverseStd: inverseStd, trainMode: false) : nil
     }
 
@@ -366,97 +429,46 @@ public enum BatchNorm {
     /// dz = gamma * invStd / M * (M dy - sum(dy) - xhat * sum(dy xhat)); eval mode: dz = gamma * invStd * dy.
     public static func backward(_ dy: FeatureBatch, cache: BatchNormCache, gamma: [Float], wantInputGradient: Bool, threads: Int)
         -> (dInput: FeatureBatch?, dGamma: [Float], dBeta: [Float]) {
-        let m = dy.perChannel
-        var dGamma = [Float](repeating: 0, count: dy.channels)
-        var dBeta = [Float](repeating: 0, count: dy.channels)
-        var dz = [Float](repeating: 0, count: wantInputGradient ? dy.data.count : 0)
-        dy.data.withUnsafeBufferPointer { db in
-        cache.normalized.withUnsafeBufferPointer { nb in
-        dGamma.withUnsafeMutableBufferPointer { gb in
-        dBeta.withUnsafeMutableBufferPointer { bb in
-        dz.withUnsafeMutableBufferPointer { zb in
-            let (dp, np, gp, bp) = (db.baseAddress!, nb.baseAddress!, gb.baseAddress!, bb.baseAddress!)
-            let zp = wantInputGradient ? zb.baseAddress : nil
-            parallelChunks(dy.channels, threads: threads) { channels in
-                for c in channels {
-                    let g = dp + c * m, xhat = np + c * m
-                    let sumDy = Reduction.sum(g, count: m), sumDyXhat = Reduction.sumOfProducts(g, xhat, count: m)
-                    gp[c] = Float(sumDyXhat)
-                    bp[c] = Float(sumDy)
-                    guard let zp else { continue }
-                    let out = zp + c * m
-                    let scale = gamma[c] * cache.inverseStd[c]
-                    if cache.trainMode {
-                        let meanDy = Float(sumDy / Double(m)), meanDyXhat = Float(sumDyXhat / Double(m))
-                        for i in 0..<m { out[i] = scale * (g[i] - meanDy - xhat[i] * meanDyXhat) }
-                    } else {
-                        for i in 0..<m { out[i] = scale * g[i] }
+        let (m, channels) = (dy.pixels, dy.channels)
+        let sums = dy.data.withUnsafeBufferPointer { db in
+            cache.normalized.withUnsafeBufferPointer { nb in
+                let (dp, np) = (db.baseAddress!, nb.baseAddress!)
+                return ChannelSums.compute(pixels: m, channels: channels, quantities: 2, threads: threads) { range, sums in
+                    let products = sums + channels
+                    for p in range {
+                        let (g, xhat) = (dp + p * channels, np + p * channels)
+                        for c in 0..<channels { sums[c] += g[c]; products[c] += g[c] * xhat[c] }
                     }
                 }
             }
-        }}}}}
-        let dInput = wantInputGradient ? FeatureBatch(channels: dy.channels, batch: dy.batch, height: dy.height, width: dy.width, data: dz) : nil
-        return (dInput, dGamma, dBeta)
-    }
-}
-
-// MARK: - Reductions for BatchNorm
-
-/// Sums over a channel row of N*H*W values (up to millions): vectorised in Float over blocks of 512 values,
-/// each block's total added in Double, so the rounding error grows with the block, not with the row.
-enum Reduction {
-    static let block = 512
-
-    static func sum(_ x: UnsafePointer<Float>, count: Int) -> Double {
-        blocked(count) { start, end in
-            var acc = SIMD8<Float>(), i = start
-            while i + 8 <= end { acc += load(x + i); i += 8 }
-            var total = acc.sum()
-            while i < end { total += x[i]; i += 1 }
-            return total
         }
+        let (sumDy, sumDyXhat) = (sums[0], sums[1])
+        let dGamma = sumDyXhat.map { Float($0) }, dBeta = sumDy.map { Float($0) }
+        guard wantInputGradient else { return (nil, dGamma, dBeta) }
+        let scale = (0..<channels).map { gamma[$0] * cache.inverseStd[$0] }
+        let meanDy = sumDy.map { Float($0 / Double(m)) }, meanDyXhat = sumDyXhat.map { Float($0 / Double(m)) }
+        var dz = [Float](repeating: 0, count: dy.data.count)
+        dy.data.withUnsafeBufferPointer { db in
+        cache.normalized.withUnsafeBufferPointer { nb in
+        dz.withUnsafeMutableBufferPointer { zb in
+        scale.withUnsafeBufferPointer { sb in
+        meanDy.withUnsafeBufferPointer { mdb in
+        meanDyXhat.withUnsafeBufferPointer { mxb in
+            let (dp, np, zp, sp, mdp, mxp) = (db.baseAddress!, nb.baseAddress!, zb.baseAddress!, sb.baseAddress!, mdb.baseAddress!, mxb.baseAddress!)
+            let trainMode = cache.trainMode
+            parallelChunks(m, threads: threads) { pixels in
+                for p in pixels {
+                    let (g, xhat, out) = (dp + p * channels, np + p * channels, zp + p * channels)
+                    if trainMode {
+                        for c in 0..<channels { out[c] = sp[c] * (g[c] - mdp[c] - xhat[c] * mxp[c]) }
+                    } else {
+                        for c in 0..<channels { out[c] = sp[c] * g[c] }
+                    }
+                }
+            }
+        }}}}}}
+        return (FeatureBatch(channels: channels, batch: dy.batch, height: dy.height, width: dy.width, data: dz), dGamma, dBeta)
     }
-
-    static func sumOfSquaredDeviations(_ x: UnsafePointer<Float>, count: Int, from mean: Float) -> Double {
-        blocked(count) { start, end in
-            let m = SIMD8<Float>(repeating: mean)
-            var acc = SIMD8<Float>(), i = start
-            while i + 8 <= end { let d = load(x + i) - m; acc += d * d; i += 8 }
-            var total = acc.sum()
-            while i < end { let d = x[i] - mean; total += d * d; i += 1 }
-            return total
-        }
-    }
-
-    static func sumOfProducts(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Double {
-        blocked(count) { start, end in
-            var acc = SIMD8<Float>(), i = start
-            while i + 8 <= end { acc += load(a + i) * load(b + i); i += 8 }
-            var total = acc.sum()
-            while i < end { total += a[i] * b[i]; i += 1 }
-            return total
-        }
-    }
-
-    /// The dot product of two short rows (one feature-map row), in Float.
-    @inline(__always)
-    static func rowDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
-        var acc = SIMD8<Float>(), i = 0
-        while i + 8 <= count { acc += load(a + i) * load(b + i); i += 8 }
-        var total = acc.sum()
-        while i < count { total += a[i] * b[i]; i += 1 }
-        return total
-    }
-
-    @inline(__always)
-    static func blocked(_ count: Int, _ blockSum: (Int, Int) -> Float) -> Double {
-        var total = 0.0
-        for start in stride(from: 0, to: count, by: block) { total += Double(blockSum(start, min(count, start + block))) }
-        return total
-    }
-
-    @inline(__always)
-    static func load(_ p: UnsafePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
 }
 
 // MARK: - ReLU / ReLU6
@@ -512,16 +524,15 @@ public enum ActivationLayer {
 
 public enum Upsample2x {
     public static func forward(_ x: FeatureBatch, threads: Int) -> FeatureBatch {
-        let (h, w) = (x.height, x.width)
-        var out = FeatureBatch(zerosChannels: x.channels, batch: x.batch, height: 2 * h, width: 2 * w)
+        let (h, w, channels) = (x.height, x.width, x.channels)
+        var out = FeatureBatch(zerosChannels: channels, batch: x.batch, height: 2 * h, width: 2 * w)
         x.data.withUnsafeBufferPointer { xb in out.data.withUnsafeMutableBufferPointer { ob in
             let (xp, op) = (xb.baseAddress!, ob.baseAddress!)
-            parallelChunks(x.channels * x.batch, threads: threads) { planes in
-                for planeIndex in planes {
-                    let source = xp + planeIndex * h * w, target = op + planeIndex * 4 * h * w
-                    for y in 0..<(2 * h) {
-                        for xx in 0..<(2 * w) { target[y * 2 * w + xx] = source[(y / 2) * w + xx / 2] }
-                    }
+            parallelChunks(x.batch * 2 * h, threads: threads) { rows in
+                for row in rows {  // row = image * 2h + y
+                    let image = row / (2 * h), y = row % (2 * h)
+                    let source = xp + (image * h + y / 2) * w * channels, target = op + row * 2 * w * channels
+                    for xx in 0..<(2 * w) { (target + xx * channels).update(from: source + (xx / 2) * channels, count: channels) }
                 }
             }
         } }
@@ -530,18 +541,17 @@ public enum Upsample2x {
 
     /// Each input pixel was copied to a 2x2 block: its gradient is the block's sum.
     public static func backward(_ dOut: FeatureBatch, threads: Int) -> FeatureBatch {
-        let (h, w) = (dOut.height / 2, dOut.width / 2)
-        var dx = FeatureBatch(zerosChannels: dOut.channels, batch: dOut.batch, height: h, width: w)
+        let (h, w, channels) = (dOut.height / 2, dOut.width / 2, dOut.channels)
+        var dx = FeatureBatch(zerosChannels: channels, batch: dOut.batch, height: h, width: w)
         dOut.data.withUnsafeBufferPointer { gb in dx.data.withUnsafeMutableBufferPointer { xb in
             let (gp, xp) = (gb.baseAddress!, xb.baseAddress!)
-            parallelChunks(dOut.channels * dOut.batch, threads: threads) { planes in
-                for planeIndex in planes {
-                    let source = gp + planeIndex * 4 * h * w, target = xp + planeIndex * h * w
-                    for y in 0..<h {
-                        for xx in 0..<w {
-                            let top = source + 2 * y * 2 * w + 2 * xx, bottom = top + 2 * w
-                            target[y * w + xx] = (top[0] + top[1]) + (bottom[0] + bottom[1])
-                        }
+            parallelChunks(dOut.batch * h, threads: threads) { rows in
+                for row in rows {  // row = image * h + y
+                    let image = row / h, y = row % h
+                    for xx in 0..<w {
+                        let top = gp + ((image * 2 * h + 2 * y) * 2 * w + 2 * xx) * channels, bottom = top + 2 * w * channels
+                        let target = xp + (row * w + xx) * channels
+                        for c in 0..<channels { target[c] = (top[c] + top[channels + c]) + (bottom[c] + bottom[channels + c]) }
                     }
                 }
             }
@@ -551,19 +561,35 @@ public enum Upsample2x {
 }
 
 public enum Concat {
-    /// [a, b] along channels: channel-major storage makes it an append.
+    /// [a, b] along channels: each pixel's channels of a, then of b.
     public static func forward(_ a: FeatureBatch, _ b: FeatureBatch) -> FeatureBatch {
         precondition(a.batch == b.batch && a.height == b.height && a.width == b.width, "concat: spatial shapes differ")
-        return FeatureBatch(channels: a.channels + b.channels, batch: a.batch, height: a.height, width: a.width, data: a.data + b.data)
+        let (ca, cb, channels) = (a.channels, b.channels, a.channels + b.channels)
+        let data = [Float](unsafeUninitializedCapacity: a.pixels * channels) { target, initialized in
+            a.data.withUnsafeBufferPointer { ab in b.data.withUnsafeBufferPointer { bb in
+                for p in 0..<a.pixels {
+                    let pixel = target.baseAddress! + p * channels
+                    pixel.initialize(from: ab.baseAddress! + p * ca, count: ca)
+                    (pixel + ca).initialize(from: bb.baseAddress! + p * cb, count: cb)
+                }
+            } }
+            initialized = a.pixels * channels
+        }
+        return FeatureBatch(channels: channels, batch: a.batch, height: a.height, width: a.width, data: data)
     }
 
     public static func backward(_ dOut: FeatureBatch, firstChannels: Int) -> (FeatureBatch, FeatureBatch) {
-        let split = firstChannels * dOut.perChannel
-        let first = FeatureBatch(channels: firstChannels, batch: dOut.batch, height: dOut.height, width: dOut.width,
-                               data: Array(dOut.data[0..<split]))
-        let second = FeatureBatch(channels: dOut.channels - firstChannels, batch: dOut.batch, height: dOut.height, width: dOut.width,
-                                data: Array(dOut.data[split...]))
-        return (first, second)
+        let (channels, pixels) = (dOut.channels, dOut.pixels)
+        func part(_ start: Int, _ count: Int) -> FeatureBatch {
+            let data = [Float](unsafeUninitializedCapacity: pixels * count) { target, initialized in
+                dOut.data.withUnsafeBufferPointer { source in
+                    for p in 0..<pixels { (target.baseAddress! + p * count).initialize(from: source.baseAddress! + p * channels + start, count: count) }
+                }
+                initialized = pixels * count
+            }
+            return FeatureBatch(channels: count, batch: dOut.batch, height: dOut.height, width: dOut.width, data: data)
+        }
+        return (part(0, firstChannels), part(firstChannels, channels - firstChannels))
     }
 }
 

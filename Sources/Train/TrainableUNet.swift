@@ -176,7 +176,7 @@ public final class TrainableUNet {
                     if training && !layer.batchNormAlwaysEval {
                         let (cache, mean, variance) = BatchNorm.trainForward(&z, gamma: gamma.value, beta: beta.value, threads: threads)
                         BatchNorm.updateRunningStatistics(runningMean: &layer.runningMean, runningVar: &layer.runningVar,
-                                                          mean: mean, biasedVariance: variance, count: z.perChannel)
+                                                          mean: mean, biasedVariance: variance, count: z.pixels)
                         batchNormCaches[index] = cache
                     } else {
                         let cache = BatchNorm.evalForward(&z, gamma: gamma.value, beta: beta.value, runningMean: layer.runningMean,
@@ -232,13 +232,7 @@ public final class TrainableUNet {
                     if layer.trainable { gamma.gradient = dGamma; beta.gradient = dBeta }
                     g = dz!
                 } else if let bias = layer.bias, layer.trainable {
-                    var sums = [Float](repeating: 0, count: spec.outChannels)
-                    for o in 0..<spec.outChannels {
-                        var s = 0.0
-                        for i in (o * g.perChannel)..<((o + 1) * g.perChannel) { s += Double(g.data[i]) }
-                        sums[o] = Float(s)
-                    }
-                    bias.gradient = sums
+                    bias.gradient = ChannelSums.of(g, threads: threads).map { Float($0) }
                 }
                 let x = values[inputIndex]!
                 let (dWeight, dInput): ([Float]?, FeatureBatch?)
@@ -276,7 +270,7 @@ public final class TrainableUNet {
     /// Leaves the gradients in `parameters` and returns the loss and the logits (NCHW).
     public func lossAndGradients(input: Tensor, targets: Tensor, threads: Int) -> (loss: Double, logits: Tensor) {
         let (logits, cache) = forward(FeatureBatch(nchw: input), training: true, threads: threads)
-        // Logits have one channel, so channel-major and NCHW are the same order.
+        // Logits have one channel, so NHWC and NCHW are the same order.
         let (loss, gradient) = BCEWithLogits.lossAndGradient(logits: logits.data, targets: targets.data)
         let dLogits = FeatureBatch(channels: 1, batch: logits.batch, height: logits.height, width: logits.width, data: gradient)
         backward(dLogits, cache: cache, threads: threads)

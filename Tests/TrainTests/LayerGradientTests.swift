@@ -73,7 +73,7 @@ final class LayerGradientTests: XCTestCase {
         }
     }
 
-    /// A 3x3 stride-1 convolution by its definition, in Double, on channel-major maps: the output, and the
+    /// A 3x3 stride-1 convolution by its definition, in Double, on NHWC maps: the output, and the
     /// input gradient for an output gradient dZ (each output pixel's taps read zero outside the map).
     func directConv3x3(_ x: FeatureBatch, weight: [Float], outChannels cout: Int) -> [Float] {
         let (cin, n, h, w) = (x.channels, x.batch, x.height, x.width)
@@ -83,9 +83,9 @@ final class LayerGradientTests: XCTestCase {
             for c in 0..<cin { for ky in 0..<3 { for kx in 0..<3 {
                 let (iy, ix) = (y + ky - 1, xx + kx - 1)
                 guard iy >= 0 && iy < h && ix >= 0 && ix < w else { continue }
-                sum += Double(weight[((o * cin + c) * 3 + ky) * 3 + kx]) * Double(x.data[((c * n + image) * h + iy) * w + ix])
+                sum += Double(weight[((o * cin + c) * 3 + ky) * 3 + kx]) * Double(x.data[((image * h + iy) * w + ix) * cin + c])
             } } }
-            out[((o * n + image) * h + y) * w + xx] = Float(sum)
+            out[((image * h + y) * w + xx) * cout + o] = Float(sum)
         } } } }
         return out
     }
@@ -98,9 +98,9 @@ final class LayerGradientTests: XCTestCase {
             for o in 0..<cout { for ky in 0..<3 { for kx in 0..<3 {
                 let (oy, ox) = (y - ky + 1, xx - kx + 1)
                 guard oy >= 0 && oy < h && ox >= 0 && ox < w else { continue }
-                sum += Double(weight[((o * cin + c) * 3 + ky) * 3 + kx]) * Double(dZ.data[((o * n + image) * h + oy) * w + ox])
+                sum += Double(weight[((o * cin + c) * 3 + ky) * 3 + kx]) * Double(dZ.data[((image * h + oy) * w + ox) * cout + o])
             } } }
-            dX[((c * n + image) * h + y) * w + xx] = Float(sum)
+            dX[((image * h + y) * w + xx) * cin + c] = Float(sum)
         } } } }
         return dX
     }

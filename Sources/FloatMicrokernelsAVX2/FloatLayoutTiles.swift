@@ -1,1 +1,0 @@
-../FloatMicrokernels/FloatLayoutTiles.swift
