@@ -33,6 +33,10 @@ public enum DenseConv {
     public static func forward(_ x: FeatureBatch, weight: [Float], bias: [Float]?, spec: ConvSpec, threads: Int) -> FeatureBatch {
         check(spec)
         let linear = linearSpec(spec, inChannels: spec.inChannels, outChannels: spec.outChannels, stride: spec.stride)
+        if spec.kernel == 1 {
+            let conv = PackedDenseConv(FoldedConv(spec: linear, weight: weight, bias: bias ?? [Float](repeating: 0, count: spec.outChannels)))
+            return pointwise(conv, x, threads: threads)
+        }
         let input = NHWCBuffer(x, threads: threads)
         return withExtendedLifetime(input) {
             if WinogradConv.applies(spec, height: x.height, width: x.width) {
@@ -49,6 +53,10 @@ public enum DenseConv {
                                 wantWeightGradient: Bool, wantInputGradient: Bool, threads: Int) -> (dWeight: [Float]?, dInput: FeatureBatch?) {
         check(spec)
         if !wantWeightGradient && !wantInputGradient { return (nil, nil) }
+        if spec.kernel == 1 && spec.inChannels >= gradientTileLanes && spec.outChannels >= gradientTileRows {
+            return pointwiseBackward(x: x, dOut: dOut, weight: weight, spec: spec, wantWeightGradient: wantWeightGradient,
+                                     wantInputGradient: wantInputGradient, threads: threads)
+        }
         let gradient = NHWCBuffer(dOut, threads: threads)
         var dInput: FeatureBatch?
         if wantInputGradient {
@@ -82,6 +90,51 @@ public enum DenseConv {
             }
         }
         withExtendedLifetime(gradient) {}  // its memory is read through `gradient.map` until here
+        return (dWeight, dInput)
+    }
+
+    /// A 1x1 convolution runs on the trainer's rows as they are (no border to add): a GEMM over pixels.
+    static func pointwise(_ conv: PackedDenseConv, _ x: FeatureBatch, threads: Int) -> FeatureBatch {
+        let data = [Float](unsafeUninitializedCapacity: x.pixels * conv.outChannels) { output, initialized in
+            x.data.withUnsafeBufferPointer { input in
+                pointwiseConv(conv, input: input.baseAddress!, output: output.baseAddress!, rows: x.pixels, threads: threads)
+            }
+            initialized = x.pixels * conv.outChannels
+        }
+        return FeatureBatch(channels: conv.outChannels, batch: x.batch, height: x.height, width: x.width, data: data)
+    }
+
+    /// A 1x1 convolution's backward on the trainer's rows: dX = dZ W (the GEMM with W transposed), and
+    /// dW[o][c] = sum over pixels of dZ[p][o] X[p][c] on the weight-gradient tile. The tile reads 6 gradients
+    /// and 16 inputs per pixel, which for every pixel but the last stays inside the next pixel's row (at
+    /// least 16 input and 6 output channels), so the last pixel is added on its own.
+    static func pointwiseBackward(x: FeatureBatch, dOut: FeatureBatch, weight: [Float], spec: ConvSpec,
+                                  wantWeightGradient: Bool, wantInputGradient: Bool, threads: Int) -> (dWeight: [Float]?, dInput: FeatureBatch?) {
+        let (cin, cout, pixels) = (spec.inChannels, spec.outChannels, x.pixels)
+        var dInput: FeatureBatch?
+        if wantInputGradient {
+            var transposed = [Float](repeating: 0, count: weight.count)
+            for o in 0..<cout { for c in 0..<cin { transposed[c * cout + o] = weight[o * cin + c] } }
+            let adjoint = linearSpec(spec, inChannels: cout, outChannels: cin, stride: 1)
+            dInput = pointwise(PackedDenseConv(FoldedConv(spec: adjoint, weight: transposed, bias: [Float](repeating: 0, count: cin))), dOut,
+                               threads: threads)
+        }
+        var dWeight: [Float]?
+        if wantWeightGradient {
+            var sums = x.data.withUnsafeBufferPointer { input in
+                dOut.data.withUnsafeBufferPointer { gradient in
+                    gradientGEMMs(gradients: gradient.baseAddress!, gradientBases: [0], gradientOffsets: (0..<(pixels - 1)).map { $0 * cout },
+                                  inputs: input.baseAddress!, inputBases: [0], inputOffsets: (0..<(pixels - 1)).map { $0 * cin },
+                                  rows: cout, lanes: cin, kernels: .current, threads: threads)
+                }
+            }
+            let last = pixels - 1
+            for o in 0..<cout {
+                let g = dOut.data[last * cout + o]
+                for c in 0..<cin { sums[o * cin + c] += g * x.data[last * cin + c] }
+            }
+            dWeight = sums  // [out][in] is PyTorch's [out][in][1][1]
+        }
         return (dWeight, dInput)
     }
 

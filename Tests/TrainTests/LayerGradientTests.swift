@@ -129,6 +129,36 @@ final class LayerGradientTests: XCTestCase {
         }
     }
 
+    /// 1x1 convolutions run as GEMMs on the trainer's rows (DenseConv.pointwise / pointwiseBackward): output,
+    /// input gradient and weight gradient against their definitions, with channel counts that leave partial
+    /// tiles (19 = 16 + 3 inputs, 13 = 2 x 6 + 1 outputs) and the last pixel added on its own.
+    func testPointwiseConvolutionAgreesWithTheDefinition() {
+        let (cin, cout, n, h, w) = (19, 13, 2, 5, 7)
+        let s = ConvSpec(weightPrefix: "pointwise", batchNormPrefix: nil, hasBias: false, kind: .standard, kernel: 1, stride: 1,
+                         inChannels: cin, outChannels: cout, activation: .none, group: .encoder)
+        let x = randomMap(cin, n, h, w), dOut = randomMap(cout, n, h, w)
+        let weight = randomArray(cout * cin)
+        let out = DenseConv.forward(x, weight: weight, bias: nil, spec: s, threads: 2)
+        let (dWeight, dInput) = DenseConv.backward(x: x, dOut: dOut, weight: weight, spec: s,
+                                                   wantWeightGradient: true, wantInputGradient: true, threads: 2)
+        var worstOut: Float = 0, worstInput: Float = 0
+        for p in 0..<(n * h * w) {
+            for o in 0..<cout {
+                let e = (0..<cin).reduce(0.0) { $0 + Double(weight[o * cin + $1]) * Double(x.data[p * cin + $1]) }
+                worstOut = max(worstOut, abs(out.data[p * cout + o] - Float(e)))
+            }
+            for c in 0..<cin {
+                let e = (0..<cout).reduce(0.0) { $0 + Double(weight[$1 * cin + c]) * Double(dOut.data[p * cout + $1]) }
+                worstInput = max(worstInput, abs(dInput!.data[p * cin + c] - Float(e)))
+            }
+        }
+        let reference = DenseConv.weightGradientReference(x: x, dOut: dOut, kernel: 1, stride: 1)
+        let worstWeight = zip(dWeight!, reference).map { abs($0 - $1) / max(1, abs($1)) }.max()!
+        XCTAssertLessThan(worstOut, 1e-5)
+        XCTAssertLessThan(worstInput, 1e-5)
+        XCTAssertLessThan(worstWeight, 1e-5)
+    }
+
     func testDenseConv3x3Stride2() { checkDenseConv("encoder.features.0.0", height: 7, width: 6) }
     func testDenseConv3x3Stride1() { checkDenseConv("decoder.blocks.4.conv2.0", height: 5, width: 4) }
     func testDenseConv1x1() { checkDenseConv("encoder.features.1.conv.1", height: 3, width: 5) }

@@ -51,19 +51,17 @@ public final class PackedDenseConv {
         let taps = kernel * kernel
         weights = .allocate(capacity: blocks * taps * inChannels)
         bias = .allocate(capacity: blocks)
-        func weight(_ o: Int, _ c: Int, _ t: Int) -> Float {
-            o < outChannels ? conv.weight[(o * inChannels + c) * taps + t] : 0
-        }
-        var next = 0
-        for panel in 0..<panels {
-            let width = panelBlocks(panel)
-            for t in 0..<taps {
-                for c in 0..<inChannels {
-                    for b in 0..<width {
-                        var v = FloatVector()
-                        for lane in 0..<8 { v[lane] = weight(panel * 16 + b * 8 + lane, c, t) }
-                        (weights + next).initialize(to: v)
-                        next += 1
+        // Panel p holds, for each tap and input channel, the weights of its (up to) 16 output channels as
+        // 1 or 2 vectors; lanes past the last output channel stay zero. Read in the weight's own order.
+        let count = blocks * taps * inChannels
+        weights.initialize(repeating: FloatVector(), count: count)
+        weights.withMemoryRebound(to: Float.self, capacity: count * 8) { packed in
+            conv.weight.withUnsafeBufferPointer { w in
+                for o in 0..<outChannels {
+                    let panel = o / 16, width = panelBlocks(panel)
+                    let start = panel * 2 * taps * inChannels * 8, lane = o % 16
+                    for c in 0..<inChannels {
+                        for t in 0..<taps { packed[start + (t * inChannels + c) * width * 8 + lane] = w[(o * inChannels + c) * taps + t] }
                     }
                 }
             }
@@ -144,8 +142,6 @@ public func denseConv(_ conv: PackedDenseConv, input: FeatureMap, output: Featur
         denseConvSingleOutput(conv, input: input, output: output, threads: threads)
         return
     }
-    let pixelCount = output.images * output.height * output.width
-    let tiles = (pixelCount + denseTilePixels - 1) / denseTilePixels
     // Tap offsets relative to the input position of the output pixel (the window's centre for 3x3).
     var tapOffsets = [Int]()
     for ky in 0..<conv.kernel {
@@ -153,35 +149,65 @@ public func denseConv(_ conv: PackedDenseConv, input: FeatureMap, output: Featur
             tapOffsets.append((ky - conv.padding) * input.rowStride + (kx - conv.padding) * input.channels)
         }
     }
+    let stride = conv.stride
+    tapOffsets.withUnsafeBufferPointer { taps in
+        runDenseTiles(conv, pixelCount: output.images * output.height * output.width, taps: taps.baseAddress!,
+                      input: UnsafePointer(input.pointer), output: output.pointer, threads: threads) { first, valid in
+            var cursor = PixelCursor(first: first, count: valid, input: input, output: output, stride: stride)
+            let (i0, o0) = cursor.next(), (i1, o1) = cursor.next(), (i2, o2) = cursor.next()
+            let (i3, o3) = cursor.next(), (i4, o4) = cursor.next(), (i5, o5) = cursor.next()
+            return ((i0, i1, i2, i3, i4, i5), (o0, o1, o2, o3, o4, o5))
+        }
+    }
+}
+
+/// output = activation(input x W + bias) for a 1x1 convolution over `rows` pixels stored back to back with no
+/// border (rows of inChannels and of outChannels floats): a plain GEMM on the same tiles (the trainer's
+/// pointwise layers).
+public func pointwiseConv(_ conv: PackedDenseConv, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, rows: Int, threads: Int) {
+    precondition(conv.kernel == 1 && conv.stride == 1, "pointwiseConv: not a 1x1 stride-1 convolution")
+    let (cin, cout) = (conv.inChannels, conv.outChannels)
+    var zeroTap = 0
+    withUnsafePointer(to: &zeroTap) { taps in
+        runDenseTiles(conv, pixelCount: rows, taps: taps, input: input, output: output, threads: threads) { first, valid in
+            @inline(__always) func row(_ p: Int) -> Int { first + min(p, valid - 1) }
+            return ((row(0) * cin, row(1) * cin, row(2) * cin, row(3) * cin, row(4) * cin, row(5) * cin),
+                    (row(0) * cout, row(1) * cout, row(2) * cout, row(3) * cout, row(4) * cout, row(5) * cout))
+        }
+    }
+}
+
+/// The input and output offsets of a tile's 6 pixels (missing pixels past the end repeat the last one:
+/// computed, never stored).
+typealias TileOffsets = (inputs: (Int, Int, Int, Int, Int, Int), outputs: (Int, Int, Int, Int, Int, Int))
+
+/// The tile loop of every dense convolution: work items (panel, tile of 6 pixels), panel-major, so a thread
+/// keeps its panels' weights in its own cache; panels whose weights outgrow `densePanelCacheBytes` run in
+/// input-channel chunks. `offsets(first, valid)` places the tile's pixels.
+func runDenseTiles(_ conv: PackedDenseConv, pixelCount: Int, taps: UnsafePointer<Int>, input ip: UnsafePointer<Float>,
+                   output op: UnsafeMutablePointer<Float>, threads: Int, offsets: (Int, Int) -> TileOffsets) {
+    let tiles = (pixelCount + denseTilePixels - 1) / denseTilePixels
     let panelBytes = conv.taps * conv.inChannels * 2 * MemoryLayout<FloatVector>.stride
     let chunkCount = min(conv.inChannels, (panelBytes + densePanelCacheBytes - 1) / densePanelCacheBytes)
     let chunkChannels = (conv.inChannels + chunkCount - 1) / chunkCount
-    let stride = conv.stride
-    tapOffsets.withUnsafeBufferPointer { taps in
-        let taps = taps.baseAddress!
-        // Work items: (panel, tile), panel-major, so a thread keeps its panels' weights in its own cache.
-        parallelChunks(conv.panels * tiles, threads: threads) { items in
-            var item = items.lowerBound
-            while item < items.upperBound {
-                let panel = item / tiles
-                let tileRange = (item - panel * tiles)..<(min(items.upperBound, (panel + 1) * tiles) - panel * tiles)
-                for chunkStart in Swift.stride(from: 0, to: conv.inChannels, by: chunkChannels) {
-                    let channels = chunkStart..<min(conv.inChannels, chunkStart + chunkChannels)
-                    let isFirst = chunkStart == 0, isLast = channels.upperBound == conv.inChannels
-                    for tile in tileRange {
-                        let first = tile * denseTilePixels
-                        let valid = min(denseTilePixels, pixelCount - first)
-                        var cursor = PixelCursor(first: first, count: valid, input: input, output: output, stride: stride)
-                        let (i0, o0) = cursor.next(), (i1, o1) = cursor.next(), (i2, o2) = cursor.next()
-                        let (i3, o3) = cursor.next(), (i4, o4) = cursor.next(), (i5, o5) = cursor.next()
-                        let ip = UnsafePointer(input.pointer), op = output.pointer
-                        denseTile(conv, panel: panel, taps: taps, channels: channels, accumulate: !isFirst, finish: isLast,
-                                  ip + i0, ip + i1, ip + i2, ip + i3, ip + i4, ip + i5,
-                                  op + o0, op + o1, op + o2, op + o3, op + o4, op + o5, valid: valid)
-                    }
+    parallelChunks(conv.panels * tiles, threads: threads) { items in
+        var item = items.lowerBound
+        while item < items.upperBound {
+            let panel = item / tiles
+            let tileRange = (item - panel * tiles)..<(min(items.upperBound, (panel + 1) * tiles) - panel * tiles)
+            for chunkStart in Swift.stride(from: 0, to: conv.inChannels, by: chunkChannels) {
+                let channels = chunkStart..<min(conv.inChannels, chunkStart + chunkChannels)
+                let isFirst = chunkStart == 0, isLast = channels.upperBound == conv.inChannels
+                for tile in tileRange {
+                    let first = tile * denseTilePixels
+                    let valid = min(denseTilePixels, pixelCount - first)
+                    let (i, o) = offsets(first, valid)
+                    denseTile(conv, panel: panel, taps: taps, channels: channels, accumulate: !isFirst, finish: isLast,
+                              ip + i.0, ip + i.1, ip + i.2, ip + i.3, ip + i.4, ip + i.5,
+                              op + o.0, op + o.1, op + o.2, op + o.3, op + o.4, op + o.5, valid: valid)
                 }
-                item = panel * tiles + tileRange.upperBound
             }
+            item = panel * tiles + tileRange.upperBound
         }
     }
 }
