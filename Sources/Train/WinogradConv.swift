@@ -17,18 +17,16 @@ import QuantEngine
 // All three are checked against the direct convolution's forward and gradients (LayerGradientTests).
 
 public enum WinogradConv {
-    /// Both channel counts must be at least this. The transforms cost per channel what the 2.25x fewer
-    /// multiply-adds save per channel pair, and their 16 x tiles x channels buffers outgrow the caches at
-    /// high resolution: timed per layer on a full-ft step at 192x128, batch 10, decoder blocks 0 and 1
-    /// (128-1376 channels) ran 1.3-1.5x faster on Winograd, block 2 (64 and 152 -> 64 channels, 3840 tiles)
-    /// no faster forward and 10% slower backward (docs/TRAINING.md, "Layers").
-    static let minimumChannels = 128
+    /// The channel pairs (in x out) a layer needs for Winograd to pay: the transforms cost per channel what the
+    /// 2.25x fewer multiply-adds save per channel pair. Timed per layer on a full-ft step at 192x128, batch
+    /// 10, one thread (docs/TRAINING.md, "Layers"): 32 -> 16 channels gains a little, 16 -> 16 loses 5-10%.
+    static let minimumChannelPairs = 32 * 16
 
     /// Whether a convolution of the trainer runs on Winograd at this map size (the map is the output's, which
     /// for stride 1 is also the input's).
     public static func applies(_ spec: ConvSpec, height: Int, width: Int) -> Bool {
         PackedWinogradConv.supports(spec, outputHeight: height, outputWidth: width)
-            && spec.inChannels >= minimumChannels && spec.outChannels >= minimumChannels
+            && spec.inChannels * spec.outChannels >= minimumChannelPairs
     }
 
     /// conv(input, weight) + bias, weight [out][in][3][3]; `input` is NHWC with a zero border.
@@ -38,6 +36,10 @@ public enum WinogradConv {
                                       inChannels: cin, outChannels: outChannels, bias: bias ?? [Float](repeating: 0, count: outChannels),
                                       activation: .none, name: name)
         let output = NHWCBuffer(images: input.images, height: input.height, width: input.width, channels: outChannels)
+        if isNarrow(inChannels: cin, outChannels: outChannels) {
+            winogradConv3x3Blocked(conv, input: input, output: output.map, threads: threads)
+            return output.batch(threads: threads)
+        }
         let scratch = conv.scratchCount(images: input.images, outputHeight: input.height, outputWidth: input.width)
         let transformed = UnsafeMutablePointer<Float>.allocate(capacity: scratch.transformed)
         let products = UnsafeMutablePointer<Float>.allocate(capacity: scratch.products)
@@ -46,9 +48,19 @@ public enum WinogradConv {
         return output.batch(threads: threads)
     }
 
+    /// Whether a layer runs in blocks of tiles (`winogradConv3x3Blocked`, `blockedWeightGradient`), which keeps
+    /// each block's transforms in cache, rather than each stage over the whole map, which reads each of the
+    /// 16 transformed weight matrices once per stage. Blocks win while those matrices (16 x in x out floats)
+    /// stay near the L2 cache: timed per layer, 288 -> 128 channels gains 3-10% in blocks, 256 -> 256 and
+    /// 1376 -> 256 lose up to 2.5x.
+    static func isNarrow(inChannels: Int, outChannels: Int) -> Bool { inChannels * outChannels <= 288 * 128 }
+
     /// dW [out][in][3][3] from the layer's input X and output gradient dZ (both NHWC with a zero border).
     static func weightGradient(input: FeatureMap, gradient: FeatureMap, kernels: TrainKernels = .current, threads: Int) -> [Float] {
         let (cin, cout) = (input.channels, gradient.channels)
+        if isNarrow(inChannels: cin, outChannels: cout) {
+            return blockedWeightGradient(input: input, gradient: gradient, kernels: kernels, threads: threads)
+        }
         let tiles = input.images * (input.height / 2) * (input.width / 2)
         // V = Bᵀ d B and dM = A dY Aᵀ, each [ξ][tile][channel], plus what the GEMM tile may read past the end.
         let slack = DenseConv.gradientTileLanes
@@ -67,35 +79,91 @@ public enum WinogradConv {
         return weightTransformAdjoint(dU, pairs: cout * cin)
     }
 
-    /// dM[ξ][tile][o] = (A dY Aᵀ)[ξ] for the 2x2 block of dY at (2ty, 2tx), with Aᵀ = [1 1 1 0; 0 1 -1 -1]:
-    /// each of the block's two rows (a, b) becomes (a, a + b, a - b, -b), and so do its columns.
-    static func outputGradientTransform(_ gradient: FeatureMap, into dM: UnsafeMutablePointer<Float>, threads: Int) {
-        let cout = gradient.channels
-        let tilesX = gradient.width / 2, tilesY = gradient.height / 2
-        let tiles = gradient.images * tilesX * tilesY
-        let plane = tiles * cout
-        parallelChunks(gradient.images * tilesY, threads: threads) { tileRows in
-            for tileRow in tileRows {
-                let n = tileRow / tilesY, ty = tileRow % tilesY
-                for tx in 0..<tilesX {
-                    let top = UnsafePointer(gradient.pointer + gradient.offset(n, 2 * ty, 2 * tx))
-                    let bottom = top + gradient.rowStride
-                    let base = dM + (tileRow * tilesX + tx) * cout
-                    for o in 0..<cout {
-                        @inline(__always) func store(_ i: Int, _ a: Float, _ b: Float) {
-                            base[(i * 4 + 0) * plane + o] = a
-                            base[(i * 4 + 1) * plane + o] = a + b
-                            base[(i * 4 + 2) * plane + o] = a - b
-                            base[(i * 4 + 3) * plane + o] = -b
+    /// dW in blocks of tiles: each of a fixed number of parts (so the sums are the same whatever the thread
+    /// count) transforms a block's input and output gradient into cache-sized buffers and adds the block's
+    /// 16 GEMMs to its own dU; the parts' dU are added in order.
+    static func blockedWeightGradient(input: FeatureMap, gradient: FeatureMap, kernels: TrainKernels, threads: Int) -> [Float] {
+        let (cin, cout) = (input.channels, gradient.channels)
+        let tiles = input.images * (input.height / 2) * (input.width / 2)
+        let block = winogradBlockTiles(inChannels: cin, outChannels: cout)
+        let blocks = (tiles + block - 1) / block
+        let parts = min(blocks, 4)
+        let (vPlane, mPlane, slack) = (block * cin, block * cout, DenseConv.gradientTileLanes)
+        let partFloats = 16 * (vPlane + mPlane) + slack
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: parts * partFloats)
+        defer { scratch.deallocate() }
+        scratch.initialize(repeating: 0, count: parts * partFloats)  // incl. the slack the GEMM tile may read
+        var partSums = [Float](repeating: 0, count: parts * 16 * cout * cin)
+        let rowTiles = (cout + DenseConv.gradientTileRows - 1) / DenseConv.gradientTileRows
+        let panels = (cin + DenseConv.gradientTileLanes - 1) / DenseConv.gradientTileLanes
+        let gradientOffsets = (0..<block).map { $0 * cout }, inputOffsets = (0..<block).map { $0 * cin }
+        let tile = kernels.weightGradientTile
+        partSums.withUnsafeMutableBufferPointer { partSums in
+        gradientOffsets.withUnsafeBufferPointer { gradientOffsets in
+        inputOffsets.withUnsafeBufferPointer { inputOffsets in
+            let (sumsBase, gp, ip) = (partSums.baseAddress!, gradientOffsets.baseAddress!, inputOffsets.baseAddress!)
+            parallelChunks(parts, threads: threads) { partRange in
+                for part in partRange {
+                    let v = scratch + part * partFloats, dM = v + 16 * vPlane
+                    let sums = sumsBase + part * 16 * cout * cin
+                    for b in (blocks * part / parts)..<(blocks * (part + 1) / parts) {
+                        let range = (b * block)..<min(tiles, (b + 1) * block)
+                        winogradInputTiles(input, tiles: range, into: v, plane: vPlane)
+                        outputGradientTiles(gradient, tiles: range, into: dM, plane: mPlane)
+                        for xi in 0..<16 {
+                            for row in 0..<rowTiles {
+                                for panel in 0..<panels {
+                                    let o = row * DenseConv.gradientTileRows, c = panel * DenseConv.gradientTileLanes
+                                    tile(dM + xi * mPlane + o, gp, v + xi * vPlane + c, ip, range.count, sums + (xi * cout + o) * cin + c, cin,
+                                         min(DenseConv.gradientTileRows, cout - o), min(DenseConv.gradientTileLanes, cin - c))
+                                }
+                            }
                         }
-                        let (y00, y01, y10, y11) = (top[o], top[cout + o], bottom[o], bottom[cout + o])
-                        // A dY: rows (y0, y0 + y1, y0 - y1, -y1); then the same along each row.
-                        store(0, y00, y01)
-                        store(1, y00 + y10, y01 + y11)
-                        store(2, y00 - y10, y01 - y11)
-                        store(3, -y10, -y11)
                     }
                 }
+            }
+        }}}
+        var dU = [Float](repeating: 0, count: 16 * cout * cin)
+        for part in 0..<parts { for i in 0..<dU.count { dU[i] += partSums[part * dU.count + i] } }
+        return weightTransformAdjoint(dU, pairs: cout * cin)
+    }
+
+    /// dM[ξ][tile][o] = (A dY Aᵀ)[ξ] for every tile (16 x tiles x out floats).
+    static func outputGradientTransform(_ gradient: FeatureMap, into dM: UnsafeMutablePointer<Float>, threads: Int) {
+        let (tilesX, tilesY) = (gradient.width / 2, gradient.height / 2)
+        let plane = gradient.images * tilesX * tilesY * gradient.channels
+        parallelChunks(gradient.images * tilesY, threads: threads) { tileRows in
+            for tileRow in tileRows {
+                let first = tileRow * tilesX
+                outputGradientTiles(gradient, tiles: first..<(first + tilesX), into: dM + first * gradient.channels, plane: plane)
+            }
+        }
+    }
+
+    /// dM[ξ][t][o] = (A dY Aᵀ)[ξ] for the 2x2 block of dY of tile range.lowerBound + t (tiles numbered as the
+    /// engine's: image, tile row, tile column), at dM + ξ * plane + t * out + o. With Aᵀ = [1 1 1 0; 0 1 -1 -1],
+    /// each of the block's two rows (a, b) becomes (a, a + b, a - b, -b), and so do its columns.
+    static func outputGradientTiles(_ gradient: FeatureMap, tiles range: Range<Int>, into dM: UnsafeMutablePointer<Float>, plane: Int) {
+        let cout = gradient.channels
+        let tilesX = gradient.width / 2, tilesY = gradient.height / 2
+        for tile in range {
+            let n = tile / (tilesX * tilesY), ty = (tile / tilesX) % tilesY, tx = tile % tilesX
+            let top = UnsafePointer(gradient.pointer + gradient.offset(n, 2 * ty, 2 * tx))
+            let bottom = top + gradient.rowStride
+            let base = dM + (tile - range.lowerBound) * cout
+            for o in 0..<cout {
+                @inline(__always) func store(_ i: Int, _ a: Float, _ b: Float) {
+                    base[(i * 4 + 0) * plane + o] = a
+                    base[(i * 4 + 1) * plane + o] = a + b
+                    base[(i * 4 + 2) * plane + o] = a - b
+                    base[(i * 4 + 3) * plane + o] = -b
+                }
+                let (y00, y01, y10, y11) = (top[o], top[cout + o], bottom[o], bottom[cout + o])
+                // A dY: rows (y0, y0 + y1, y0 - y1, -y1); then the same along each row.
+                store(0, y00, y01)
+                store(1, y00 + y10, y01 + y11)
+                store(2, y00 - y10, y01 - y11)
+                store(3, -y10, -y11)
             }
         }
     }

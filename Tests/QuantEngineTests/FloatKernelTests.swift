@@ -184,6 +184,10 @@ final class WinogradTests: XCTestCase {
             }
         }
         denseConvReference(conv, input: input.map, output: reference.map)
+        // In blocks of tiles: the same arithmetic for every output, so the same bits.
+        let blocked = FeatureMapBuffer(images: images, height: height, width: width, channels: cout)
+        winogradConv3x3Blocked(packed, input: input.map, output: blocked.map, threads: threads)
+        XCTAssertEqual(blocked.map.tensor().data, fast.map.tensor().data, "blocked winograd \(cin)->\(cout)", file: file, line: line)
         let a = fast.map.tensor(), e = reference.map.tensor()
         XCTAssertLessThanOrEqual(a.maxAbsDifference(e), 1e-4 * (1 + e.maxAbs), "winograd \(cin)->\(cout) at \(width)x\(height)", file: file, line: line)
         XCTAssertGreaterThan(e.maxAbs, 0.1)
@@ -196,6 +200,7 @@ final class WinogradTests: XCTestCase {
         check(in: 24, out: 40, height: 6, width: 10, images: 2, .relu)   // 2.5 panels of 16, 15 GEMM rows
         check(in: 16, out: 24, height: 4, width: 14, .relu6, threads: 3)
         check(in: 264, out: 16, height: 4, width: 6, .relu)
+        check(in: 16, out: 16, height: 30, width: 26, images: 2, .relu6)  // 390 tiles: several blocks of 96, the last partial
     }
 
     /// `winogradWeightTransform` (all channel pairs at once, zero terms skipped) gives exactly the 3x3 -> 4x4

@@ -107,10 +107,12 @@ final class LayerGradientTests: XCTestCase {
 
     /// The decoder's wide 3x3 convolutions run on Winograd F(2x2, 3x3) in all three directions
     /// (Sources/Train/WinogradConv.swift): forward, input gradient and weight gradient against the direct
-    /// definitions, for the narrowest layers that take that path, one with the most input channels (1376 =
-    /// 86 x 16) and a single 2x2 tile.
+    /// definitions: in blocks of tiles (several blocks, the last one partial: 60 tiles of 36 for 80 -> 32
+    /// channels; one block for 128 -> 128 and 288 -> 128) and stage by stage over the whole map (1376 -> 256,
+    /// a single 2x2 tile). The weight gradient is the same for 1 and 2 threads.
     func testWinogradConvolutionAgreesWithTheDirectDefinition() {
-        for (prefix, height, width) in [("decoder.blocks.1.conv2.0", 6, 4), ("decoder.blocks.1.conv1.0", 4, 6), ("decoder.blocks.0.conv1.0", 2, 2)] {
+        for (prefix, height, width) in [("decoder.blocks.3.conv1.0", 10, 12), ("decoder.blocks.1.conv2.0", 6, 4),
+                                        ("decoder.blocks.1.conv1.0", 4, 6), ("decoder.blocks.0.conv1.0", 2, 2)] {
             let s = spec(prefix)
             XCTAssertTrue(WinogradConv.applies(s, height: height, width: width), prefix)
             let x = randomMap(s.inChannels, 2, height, width)
@@ -126,6 +128,8 @@ final class LayerGradientTests: XCTestCase {
             XCTAssertLessThan(worst(out.data, directConv3x3(x, weight: weight, outChannels: s.outChannels)), 1e-5, "\(prefix) forward")
             XCTAssertLessThan(worst(dInput!.data, directInputGradient3x3(dOut, weight: weight, inChannels: s.inChannels)), 1e-5, "\(prefix) input gradient")
             XCTAssertLessThan(worst(dWeight!, DenseConv.weightGradientReference(x: x, dOut: dOut, kernel: 3, stride: 1)), 1e-5, "\(prefix) weight gradient")
+            let oneThread = DenseConv.backward(x: x, dOut: dOut, weight: weight, spec: s, wantWeightGradient: true, wantInputGradient: false, threads: 1)
+            XCTAssertEqual(oneThread.dWeight!, dWeight!, "\(prefix) weight gradient, 1 vs 2 threads")
         }
     }
 

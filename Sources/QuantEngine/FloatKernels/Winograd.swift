@@ -97,109 +97,180 @@ public func winogradWeightTransform(_ weight: [Float], outChannels: Int, inChann
     }
 }
 
-/// The input transform of F(2x2, 3x3): V[ξ][tile][c] = (Bᵀ d B)[ξ] for the 4x4 patch d whose top-left is
-/// input pixel (2ty-1, 2tx-1), tiles numbered image by image, row by row. `input` has even sides and
-/// channels in multiples of 8; `transformed` holds 16 x tiles x channels floats.
+/// Tiles of an F(2x2, 3x3) convolution: one per 2x2 output block, numbered image by image, row by row:
+/// tile t = (n * tilesY + ty) * tilesX + tx, whose 4x4 input patch starts at pixel (2ty-1, 2tx-1).
+struct WinogradTiles {
+    let tilesX: Int, tilesY: Int, count: Int
+    init(_ map: FeatureMap) {
+        tilesX = map.width / 2
+        tilesY = map.height / 2
+        count = map.images * tilesX * tilesY
+    }
+    @inline(__always)
+    func position(_ tile: Int) -> (n: Int, ty: Int, tx: Int) {
+        let row = tile / tilesX
+        return (row / tilesY, row % tilesY, tile % tilesX)
+    }
+}
+
+/// The input transform of F(2x2, 3x3) for tiles `range`: V[ξ][t][c] = (Bᵀ d B)[ξ] for the 4x4 patch d of
+/// tile range.lowerBound + t, stored at transformed + ξ * plane + t * channels + c.
+public func winogradInputTiles(_ input: FeatureMap, tiles range: Range<Int>, into transformed: UnsafeMutablePointer<Float>, plane: Int) {
+    let tiles = WinogradTiles(input), cin = input.channels, rowStride = input.rowStride
+    for tile in range {
+        let (n, ty, tx) = tiles.position(tile)
+        let patch = UnsafePointer(input.pointer + input.offset(n, 2 * ty - 1, 2 * tx - 1))
+        let base = transformed + (tile - range.lowerBound) * cin
+        for c in stride(from: 0, to: cin, by: 8) {
+            // Bᵀ d: combine the patch's 4 rows, for each of its 4 columns.
+            @inline(__always) func column(_ col: Int) -> (FloatVector, FloatVector, FloatVector, FloatVector) {
+                let p = patch + col * cin + c
+                let d0 = loadVector(p), d1 = loadVector(p + rowStride), d2 = loadVector(p + 2 * rowStride), d3 = loadVector(p + 3 * rowStride)
+                return (d0 - d2, d1 + d2, d2 - d1, d1 - d3)
+            }
+            let k0 = column(0), k1 = column(1), k2 = column(2), k3 = column(3)
+            // (Bᵀ d) B: combine the 4 columns the same way, for each row i; V[i * 4 + j].
+            @inline(__always) func store(_ i: Int, _ e0: FloatVector, _ e1: FloatVector, _ e2: FloatVector, _ e3: FloatVector) {
+                storeVector(e0 - e2, base + (i * 4 + 0) * plane + c)
+                storeVector(e1 + e2, base + (i * 4 + 1) * plane + c)
+                storeVector(e2 - e1, base + (i * 4 + 2) * plane + c)
+                storeVector(e1 - e3, base + (i * 4 + 3) * plane + c)
+            }
+            store(0, k0.0, k1.0, k2.0, k3.0)
+            store(1, k0.1, k1.1, k2.1, k3.1)
+            store(2, k0.2, k1.2, k2.2, k3.2)
+            store(3, k0.3, k1.3, k2.3, k3.3)
+        }
+    }
+}
+
+/// The input transform of every tile: V[ξ][tile][c] in `transformed` (16 x tiles x channels floats).
+/// `input` has even sides and channels in multiples of 8.
 public func winogradInputTransform(_ input: FeatureMap, transformed: UnsafeMutablePointer<Float>, threads: Int) {
     precondition(input.channels % 8 == 0 && input.height % 2 == 0 && input.width % 2 == 0,
                  "winogradInputTransform: channels not in multiples of 8 or odd sides")
-    let tilesX = input.width / 2, tilesY = input.height / 2
-    let tiles = input.images * tilesX * tilesY
-    let cin = input.channels
-    let rowStride = input.rowStride
-    parallelChunks(input.images * tilesY, threads: threads) { tileRows in
+    let tiles = WinogradTiles(input)
+    parallelChunks(input.images * tiles.tilesY, threads: threads) { tileRows in
         for tileRow in tileRows {
-            let n = tileRow / tilesY, ty = tileRow % tilesY
-            for tx in 0..<tilesX {
-                let tile = tileRow * tilesX + tx
-                let patch = UnsafePointer(input.pointer + input.offset(n, 2 * ty - 1, 2 * tx - 1))
-                for c in stride(from: 0, to: cin, by: 8) {
-                    // Bᵀ d: combine the patch's 4 rows, for each of its 4 columns.
-                    @inline(__always) func column(_ col: Int) -> (FloatVector, FloatVector, FloatVector, FloatVector) {
-                        let p = patch + col * cin + c
-                        let d0 = loadVector(p), d1 = loadVector(p + rowStride), d2 = loadVector(p + 2 * rowStride), d3 = loadVector(p + 3 * rowStride)
-                        return (d0 - d2, d1 + d2, d2 - d1, d1 - d3)
-                    }
-                    let k0 = column(0), k1 = column(1), k2 = column(2), k3 = column(3)
-                    // (Bᵀ d) B: combine the 4 columns the same way, for each row i; V[i * 4 + j].
-                    let base = transformed + tile * cin + c
-                    let plane = tiles * cin
-                    @inline(__always) func store(_ i: Int, _ e0: FloatVector, _ e1: FloatVector, _ e2: FloatVector, _ e3: FloatVector) {
-                        storeVector(e0 - e2, base + (i * 4 + 0) * plane)
-                        storeVector(e1 + e2, base + (i * 4 + 1) * plane)
-                        storeVector(e2 - e1, base + (i * 4 + 2) * plane)
-                        storeVector(e1 - e3, base + (i * 4 + 3) * plane)
-                    }
-                    store(0, k0.0, k1.0, k2.0, k3.0)
-                    store(1, k0.1, k1.1, k2.1, k3.1)
-                    store(2, k0.2, k1.2, k2.2, k3.2)
-                    store(3, k0.3, k1.3, k2.3, k3.3)
-                }
+            let first = tileRow * tiles.tilesX
+            winogradInputTiles(input, tiles: first..<(first + tiles.tilesX), into: transformed + first * input.channels,
+                               plane: tiles.count * input.channels)
+        }
+    }
+}
+
+/// M[ξ] = V[ξ] · U[ξ] for `count` tiles on the dense microkernel, work items `items` of the 16 x panels x
+/// (count / 6) (ξ, panel, 6-tile row) items; V[ξ] at transformed + ξ * transformedPlane, M[ξ] likewise.
+func winogradProducts(_ conv: PackedWinogradConv, transformed: UnsafePointer<Float>, transformedPlane: Int,
+                      products: UnsafeMutablePointer<Float>, productsPlane: Int, count: Int, items: Range<Int>) {
+    let cin = conv.inChannels, cout = conv.outChannels
+    let gemmTiles = (count + denseTilePixels - 1) / denseTilePixels
+    let panels = conv.transformedWeights[0].panels
+    var zeroTap = 0
+    withUnsafePointer(to: &zeroTap) { taps in
+        for item in items {
+            let xi = item / (panels * gemmTiles)
+            let panel = (item / gemmTiles) % panels
+            let first = (item % gemmTiles) * denseTilePixels
+            let valid = min(denseTilePixels, count - first)
+            let a = transformed + xi * transformedPlane, m = products + xi * productsPlane
+            @inline(__always) func row(_ p: Int) -> Int { first + min(p, valid - 1) }
+            denseTile(conv.transformedWeights[xi], panel: panel, taps: taps,
+                      a + row(0) * cin, a + row(1) * cin, a + row(2) * cin, a + row(3) * cin, a + row(4) * cin, a + row(5) * cin,
+                      m + row(0) * cout, m + row(1) * cout, m + row(2) * cout, m + row(3) * cout, m + row(4) * cout, m + row(5) * cout,
+                      valid: valid)
+        }
+    }
+}
+
+/// The output transform for tiles `range`: Y = Aᵀ M A per 2x2 block, plus bias and activation, into the
+/// output's interior; M[ξ][t] of tile range.lowerBound + t at products + ξ * plane + t * outChannels.
+func winogradOutputTiles(_ conv: PackedWinogradConv, products: UnsafePointer<Float>, plane: Int, tiles range: Range<Int>, output: FeatureMap) {
+    let tiles = WinogradTiles(output), cout = conv.outChannels, clamp = conv.clamp
+    for tile in range {
+        let (n, ty, tx) = tiles.position(tile)
+        let top = output.pointer + output.offset(n, 2 * ty, 2 * tx)
+        let bottom = top + output.rowStride
+        for b in 0..<(cout / 8) {
+            let base = products + (tile - range.lowerBound) * cout + b * 8
+            @inline(__always) func m(_ i: Int, _ j: Int) -> FloatVector { loadVector(base + (i * 4 + j) * plane) }
+            // Aᵀ M: two rows, each over the 4 columns.
+            let s0 = (m(0, 0) + m(1, 0) + m(2, 0), m(0, 1) + m(1, 1) + m(2, 1), m(0, 2) + m(1, 2) + m(2, 2), m(0, 3) + m(1, 3) + m(2, 3))
+            let s1 = (m(1, 0) - m(2, 0) - m(3, 0), m(1, 1) - m(2, 1) - m(3, 1), m(1, 2) - m(2, 2) - m(3, 2), m(1, 3) - m(2, 3) - m(3, 3))
+            let bias = conv.bias[b]
+            storeVector(clamp.apply(bias + (s0.0 + s0.1 + s0.2)), top + b * 8)
+            storeVector(clamp.apply(bias + (s0.1 - s0.2 - s0.3)), top + cout + b * 8)
+            storeVector(clamp.apply(bias + (s1.0 + s1.1 + s1.2)), bottom + b * 8)
+            storeVector(clamp.apply(bias + (s1.1 - s1.2 - s1.3)), bottom + cout + b * 8)
+        }
+    }
+}
+
+/// output = activation(conv3x3(input) + bias) by F(2x2, 3x3), each stage over the whole map; `transformed`
+/// and `products` are scratch of at least `scratchCount` floats. The right order for few tiles and wide
+/// layers, where each transformed weight matrix is read once per stage.
+public func winogradConv3x3(_ conv: PackedWinogradConv, input: FeatureMap, output: FeatureMap,
+                            transformed: UnsafeMutablePointer<Float>, products: UnsafeMutablePointer<Float>, threads: Int) {
+    checkShapes(conv, input: input, output: output)
+    let tiles = WinogradTiles(output)
+    let (transformedPlane, productsPlane) = (tiles.count * conv.inChannels, tiles.count * conv.outChannels)
+    // 1. Input transform: V[ξ][tile][c].
+    winogradInputTransform(input, transformed: transformed, threads: threads)
+    // 2. Sixteen GEMMs: M[ξ] (tiles x out) = V[ξ] (tiles x in) · U[ξ] (in x out).
+    let items = 16 * conv.transformedWeights[0].panels * ((tiles.count + denseTilePixels - 1) / denseTilePixels)
+    parallelChunks(items, threads: threads) { items in
+        winogradProducts(conv, transformed: transformed, transformedPlane: transformedPlane, products: products,
+                         productsPlane: productsPlane, count: tiles.count, items: items)
+    }
+    // 3. Output transform, one tile row per item.
+    parallelChunks(output.images * tiles.tilesY, threads: threads) { tileRows in
+        for tileRow in tileRows {
+            let first = tileRow * tiles.tilesX
+            winogradOutputTiles(conv, products: products + first * conv.outChannels, plane: productsPlane,
+                                tiles: first..<(first + tiles.tilesX), output: output)
+        }
+    }
+}
+
+/// The same convolution in blocks of tiles: each thread transforms a block, runs its 16 GEMMs and writes
+/// its outputs while the block's transforms are still in its cache. The right order for many tiles of
+/// narrow layers (high resolution), whose whole-map transforms (4x the map) would go through memory.
+/// Allocates its own scratch (`blockTiles(conv)` tiles per thread).
+public func winogradConv3x3Blocked(_ conv: PackedWinogradConv, input: FeatureMap, output: FeatureMap, threads: Int) {
+    checkShapes(conv, input: input, output: output)
+    let tiles = WinogradTiles(output)
+    let block = winogradBlockTiles(inChannels: conv.inChannels, outChannels: conv.outChannels)
+    let blocks = (tiles.count + block - 1) / block
+    let parts = min(threads, blocks)
+    let (transformedPlane, productsPlane) = (block * conv.inChannels, block * conv.outChannels)
+    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: parts * 16 * (transformedPlane + productsPlane))
+    defer { scratch.deallocate() }
+    let panels = conv.transformedWeights[0].panels
+    parallelChunks(parts, threads: threads) { partRange in
+        for part in partRange {
+            let transformed = scratch + part * 16 * (transformedPlane + productsPlane)
+            let products = transformed + 16 * transformedPlane
+            for b in (blocks * part / parts)..<(blocks * (part + 1) / parts) {
+                let range = (b * block)..<min(tiles.count, (b + 1) * block)
+                winogradInputTiles(input, tiles: range, into: transformed, plane: transformedPlane)
+                let items = 16 * panels * ((range.count + denseTilePixels - 1) / denseTilePixels)
+                winogradProducts(conv, transformed: transformed, transformedPlane: transformedPlane, products: products,
+                                 productsPlane: productsPlane, count: range.count, items: 0..<items)
+                winogradOutputTiles(conv, products: products, plane: productsPlane, tiles: range, output: output)
             }
         }
     }
 }
 
-/// output = activation(conv3x3(input) + bias) by F(2x2, 3x3); `transformed` and `products` are scratch
-/// of at least `scratchCount` floats.
-public func winogradConv3x3(_ conv: PackedWinogradConv, input: FeatureMap, output: FeatureMap,
-                            transformed: UnsafeMutablePointer<Float>, products: UnsafeMutablePointer<Float>, threads: Int) {
+/// Tiles per block of `winogradConv3x3Blocked`: a multiple of the GEMM tile's 6 rows whose transformed
+/// input and products (16 x tiles x (in + out) floats) take about 256 KB, so they stay in L2.
+public func winogradBlockTiles(inChannels: Int, outChannels: Int) -> Int {
+    let tiles = (256 << 10) / (16 * (inChannels + outChannels) * MemoryLayout<Float>.size)
+    return max(6, min(96, tiles / 6 * 6))
+}
+
+func checkShapes(_ conv: PackedWinogradConv, input: FeatureMap, output: FeatureMap) {
     precondition(input.channels == conv.inChannels && output.channels == conv.outChannels && input.images == output.images
                  && output.height == input.height && output.width == input.width && output.height % 2 == 0 && output.width % 2 == 0,
                  "winogradConv3x3: shapes do not fit the convolution")
-    let tilesX = output.width / 2, tilesY = output.height / 2
-    let tilesPerImage = tilesX * tilesY
-    let tiles = output.images * tilesPerImage
-    let cin = conv.inChannels, cout = conv.outChannels
-
-    // 1. Input transform: V[ξ][tile][c].
-    winogradInputTransform(input, transformed: transformed, threads: threads)
-
-    // 2. Sixteen GEMMs: M[ξ] (tiles x out) = V[ξ] (tiles x in) · U[ξ] (in x out), on the dense microkernel.
-    let gemmTiles = (tiles + denseTilePixels - 1) / denseTilePixels
-    let panels = conv.transformedWeights[0].panels
-    var zeroTap = 0
-    withUnsafePointer(to: &zeroTap) { taps in
-        parallelChunks(16 * panels * gemmTiles, threads: threads) { items in
-            for item in items {
-                let xi = item / (panels * gemmTiles)
-                let panel = (item / gemmTiles) % panels
-                let first = (item % gemmTiles) * denseTilePixels
-                let valid = min(denseTilePixels, tiles - first)
-                let gemm = conv.transformedWeights[xi]
-                let a = UnsafePointer(transformed + xi * tiles * cin), m = products + xi * tiles * cout
-                @inline(__always) func row(_ p: Int) -> Int { first + min(p, valid - 1) }
-                denseTile(gemm, panel: panel, taps: taps,
-                                      a + row(0) * cin, a + row(1) * cin, a + row(2) * cin, a + row(3) * cin, a + row(4) * cin, a + row(5) * cin,
-                                      m + row(0) * cout, m + row(1) * cout, m + row(2) * cout, m + row(3) * cout, m + row(4) * cout, m + row(5) * cout,
-                                      valid: valid)
-            }
-        }
-    }
-
-    // 3. Output transform: Y = Aᵀ M A per 2x2 block, plus bias, activation, into the output's interior.
-    let clamp = conv.clamp
-    parallelChunks(output.images * tilesY, threads: threads) { tileRows in
-        for tileRow in tileRows {
-            let n = tileRow / tilesY, ty = tileRow % tilesY
-            for tx in 0..<tilesX {
-                let tile = tileRow * tilesX + tx
-                let top = output.pointer + output.offset(n, 2 * ty, 2 * tx)
-                let bottom = top + output.rowStride
-                for b in 0..<(cout / 8) {
-                    let base = UnsafePointer(products + tile * cout + b * 8)
-                    let plane = tiles * cout
-                    @inline(__always) func m(_ i: Int, _ j: Int) -> FloatVector { loadVector(base + (i * 4 + j) * plane) }
-                    // Aᵀ M: two rows, each over the 4 columns.
-                    let s0 = (m(0, 0) + m(1, 0) + m(2, 0), m(0, 1) + m(1, 1) + m(2, 1), m(0, 2) + m(1, 2) + m(2, 2), m(0, 3) + m(1, 3) + m(2, 3))
-                    let s1 = (m(1, 0) - m(2, 0) - m(3, 0), m(1, 1) - m(2, 1) - m(3, 1), m(1, 2) - m(2, 2) - m(3, 2), m(1, 3) - m(2, 3) - m(3, 3))
-                    let bias = conv.bias[b]
-                    storeVector(clamp.apply(bias + (s0.0 + s0.1 + s0.2)), top + b * 8)
-                    storeVector(clamp.apply(bias + (s0.1 - s0.2 - s0.3)), top + cout + b * 8)
-                    storeVector(clamp.apply(bias + (s1.0 + s1.1 + s1.2)), bottom + b * 8)
-                    storeVector(clamp.apply(bias + (s1.1 - s1.2 - s1.3)), bottom + cout + b * 8)
-                }
-            }
-        }
-    }
 }
