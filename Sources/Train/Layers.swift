@@ -354,7 +354,8 @@ public enum BatchNorm {
     /// Train mode, in place: y = gamma * (z - mean) / sqrt(var + eps) + beta with the batch's mean and biased
     /// variance over N*H*W (two passes: the mean, then the squared deviations from it). Returns the cache
     /// and the batch mean and biased variance (for running stats).
-    public static func trainForward(_ z: inout FeatureBatch, gamma: [Float], beta: [Float], threads: Int)
+    /// `keepNormalized` false (a layer no gradient passes through) leaves the cache's xhat empty.
+    public static func trainForward(_ z: inout FeatureBatch, gamma: [Float], beta: [Float], keepNormalized: Bool = true, threads: Int)
         -> (cache: BatchNormCache, mean: [Float], variance: [Float]) {
         let (m, channels) = (z.pixels, z.channels)
         let mean = ChannelSums.of(z, threads: threads).map { Float($0 / Double(m)) }
@@ -371,7 +372,8 @@ public enum BatchNorm {
         }
         let variance = deviations.map { Float($0 / Double(m)) }
         let inverseStd = deviations.map { Float(1 / ($0 / Double(m) + Double(epsilon)).squareRoot()) }
-        let normalized = normalize(&z, mean: mean, inverseStd: inverseStd, gamma: gamma, beta: beta, keepNormalized: true, threads: threads)
+        let normalized = normalize(&z, mean: mean, inverseStd: inverseStd, gamma: gamma, beta: beta, keepNormalized: keepNormalized,
+                                   threads: threads)
         return (BatchNormCache(normalized: normalized, inverseStd: inverseStd, trainMode: true), mean, variance)
     }
 

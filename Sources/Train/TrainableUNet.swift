@@ -74,6 +74,11 @@ public final class TrainableUNet {
     private let layerOfOp: [Int?]
     /// Whether the loss gradient must be propagated into each graph value.
     private let needsGradient: [Bool]
+    /// Whether backward reads a graph value: the input and output of every convolution (weight gradient,
+    /// activation mask) and the input of every max-pool that gradient flows through. The forward of a
+    /// training step drops every other value after its last use, so a frozen encoder (D-all) keeps only
+    /// the maps the decoder reads.
+    private let keptForBackward: [Bool]
     public let trainableGroups: Set<ParameterGroup>
 
     /// Every parameter in graph order (weight, bias, gamma, beta per conv).
@@ -106,9 +111,21 @@ public final class TrainableUNet {
                 needsGradient[op.output] = op.inputs.contains { needsGradient[$0] }
             }
         }
+        var keptForBackward = [Bool](repeating: false, count: graph.values.count)
+        for op in graph.ops {
+            switch op {
+            case .conv(_, let input, let output) where needsGradient[output]:
+                keptForBackward[input] = true
+                keptForBackward[output] = true
+            case .maxPool2x2(let input, let output) where needsGradient[output]:
+                keptForBackward[input] = true
+            default: break
+            }
+        }
         self.layers = layers
         self.layerOfOp = layerOfOp
         self.needsGradient = needsGradient
+        self.keptForBackward = keptForBackward
         self.parameters = layers.flatMap { $0.parameters }
     }
 
@@ -146,7 +163,8 @@ public final class TrainableUNet {
 
     // MARK: Forward
 
-    /// What the forward pass keeps for backward: every graph value and each BatchNorm's cache.
+    /// What the forward pass keeps for backward: the graph values backward reads and the BatchNorm caches
+    /// of layers gradient flows through.
     struct ForwardCache {
         var values: [FeatureBatch?]
         var batchNorm: [Int: BatchNormCache]
@@ -159,7 +177,7 @@ public final class TrainableUNet {
         var values = [FeatureBatch?](repeating: nil, count: graph.values.count)
         var batchNormCaches: [Int: BatchNormCache] = [:]
         values[0] = input
-        // In eval mode a value is dropped after its last use, to keep memory small.
+        // A value is dropped after its last use unless a training step's backward reads it.
         let lastUse = graph.lastUse
         for (index, op) in graph.ops.enumerated() {
             switch op {
@@ -174,10 +192,11 @@ public final class TrainableUNet {
                 }
                 if let gamma = layer.gamma, let beta = layer.beta {
                     if training && !layer.batchNormAlwaysEval {
-                        let (cache, mean, variance) = BatchNorm.trainForward(&z, gamma: gamma.value, beta: beta.value, threads: threads)
+                        let (cache, mean, variance) = BatchNorm.trainForward(&z, gamma: gamma.value, beta: beta.value,
+                                                                             keepNormalized: needsGradient[output], threads: threads)
                         BatchNorm.updateRunningStatistics(runningMean: &layer.runningMean, runningVar: &layer.runningVar,
                                                           mean: mean, biasedVariance: variance, count: z.pixels)
-                        batchNormCaches[index] = cache
+                        if needsGradient[output] { batchNormCaches[index] = cache }
                     } else {
                         let cache = BatchNorm.evalForward(&z, gamma: gamma.value, beta: beta.value, runningMean: layer.runningMean,
                                                           runningVar: layer.runningVar, keepCache: training && needsGradient[output], threads: threads)
@@ -197,7 +216,7 @@ public final class TrainableUNet {
             case .maxPool2x2(let a, let output):
                 values[output] = MaxPool2x2.forward(values[a]!, threads: threads)
             }
-            if !training { for v in op.inputs where lastUse[v] == index { values[v] = nil } }
+            for v in op.inputs where lastUse[v] == index && !(training && keptForBackward[v]) { values[v] = nil }
         }
         return (values[graph.output]!, ForwardCache(values: values, batchNorm: batchNormCaches))
     }
