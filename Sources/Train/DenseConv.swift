@@ -61,12 +61,7 @@ public enum DenseConv {
         var dInput: FeatureBatch?
         if wantInputGradient {
             let (cin, cout, taps) = (spec.inChannels, spec.outChannels, spec.kernel * spec.kernel)
-            var flipped = [Float](repeating: 0, count: weight.count)
-            for o in 0..<cout {
-                for c in 0..<cin {
-                    for t in 0..<taps { flipped[(c * cout + o) * taps + (taps - 1 - t)] = weight[(o * cin + c) * taps + t] }
-                }
-            }
+            let flipped = transposedFlipped(weight, outChannels: cout, inChannels: cin, taps: taps, threads: threads)
             if WinogradConv.applies(spec, height: x.height, width: x.width) {
                 dInput = WinogradConv.convolve(gradient.map, weight: flipped, bias: nil, outChannels: cin, name: spec.weightPrefix, threads: threads)
             } else {
@@ -163,13 +158,37 @@ public enum DenseConv {
         let sums = gradientGEMMs(gradients: UnsafePointer(gradient.pointer), gradientBases: [Int](repeating: 0, count: taps),
                                  gradientOffsets: gradientOffsets, inputs: UnsafePointer(input.pointer), inputBases: tapOffsets,
                                  inputOffsets: inputOffsets, rows: cout, lanes: cin, kernels: kernels, threads: threads)
-        var dWeight = [Float](repeating: 0, count: taps * cout * cin)
-        for t in 0..<taps {
-            for o in 0..<cout {
-                for c in 0..<cin { dWeight[(o * cin + c) * taps + t] = sums[(t * cout + o) * cin + c] }
+        return pairMajor(sums, pairs: cout * cin, taps: taps, threads: threads)
+    }
+
+    /// [tap][pair] -> [pair][tap] (PyTorch's weight layout [out][in][k][k], a pair being (out, in)).
+    static func pairMajor(_ byTap: [Float], pairs: Int, taps: Int, threads: Int) -> [Float] {
+        [Float](unsafeUninitializedCapacity: pairs * taps) { out, initialized in
+            byTap.withUnsafeBufferPointer { source in
+                let (sp, op) = (source.baseAddress!, out.baseAddress!)
+                parallelChunks(pairs, threads: threads) { range in
+                    for pair in range { for t in 0..<taps { op[pair * taps + t] = sp[t * pairs + pair] } }
+                }
             }
+            initialized = pairs * taps
         }
-        return dWeight
+    }
+
+    /// W'[c][o][t'] = W[o][c][taps - 1 - t']: the input gradient's weights (in and out swapped, taps flipped).
+    static func transposedFlipped(_ weight: [Float], outChannels cout: Int, inChannels cin: Int, taps: Int, threads: Int) -> [Float] {
+        [Float](unsafeUninitializedCapacity: weight.count) { out, initialized in
+            weight.withUnsafeBufferPointer { source in
+                let (sp, op) = (source.baseAddress!, out.baseAddress!)
+                parallelChunks(cin, threads: threads) { channels in
+                    for c in channels {
+                        for o in 0..<cout {
+                            for t in 0..<taps { op[(c * cout + o) * taps + (taps - 1 - t)] = sp[(o * cin + c) * taps + t] }
+                        }
+                    }
+                }
+            }
+            initialized = weight.count
+        }
     }
 
     /// For each position q (a tap, or a Winograd point): sums[q][o][c] = sum over i < count of

@@ -29,6 +29,16 @@ public struct FeatureBatch {
                   data: [Float](repeating: 0, count: channels * batch * height * width))
     }
 
+    /// A batch whose values `writeAll` sets, every one of them (so no zero fill first).
+    init(channels: Int, batch: Int, height: Int, width: Int, writingAll writeAll: (UnsafeMutablePointer<Float>) -> Void) {
+        let count = channels * batch * height * width
+        let data = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            writeAll(buffer.baseAddress!)
+            initialized = count
+        }
+        self.init(channels: channels, batch: batch, height: height, width: width, data: data)
+    }
+
     /// Pixels of one image plane.
     public var plane: Int { height * width }
     /// Pixels of the whole batch: the values each channel has.

@@ -63,18 +63,18 @@ public enum DepthwiseConv {
     public static func forward(_ x: FeatureBatch, weight: [Float], spec: ConvSpec, threads: Int) -> FeatureBatch {
         let k = spec.kernel, s = spec.stride, pad = spec.padding, channels = x.channels
         let outHeight = spec.outputSize(x.height), outWidth = spec.outputSize(x.width)
-        var out = FeatureBatch(zerosChannels: channels, batch: x.batch, height: outHeight, width: outWidth)
         let (h, w) = (x.height, x.width)
         let taps = tapMajor(weight, channels: channels, taps: k * k)
+        return FeatureBatch(channels: channels, batch: x.batch, height: outHeight, width: outWidth) { op in
         x.data.withUnsafeBufferPointer { xb in
         taps.withUnsafeBufferPointer { tb in
-        out.data.withUnsafeMutableBufferPointer { ob in
-            let (xp, tp, op) = (xb.baseAddress!, tb.baseAddress!, ob.baseAddress!)
+            let (xp, tp) = (xb.baseAddress!, tb.baseAddress!)
             parallelChunks(x.batch * outHeight, threads: threads) { rows in
                 for row in rows {  // row = image * outHeight + oy
                     let image = row / outHeight, oy = row % outHeight
                     for ox in 0..<outWidth {
-                        let target = op + (row * outWidth + ox) * channels  // starts at zero
+                        let target = op + (row * outWidth + ox) * channels
+                        target.initialize(repeating: 0, count: channels)
                         for ky in 0..<k {
                             let iy = oy * s - pad + ky
                             guard iy >= 0 && iy < h else { continue }
@@ -89,7 +89,6 @@ public enum DepthwiseConv {
                 }
             }
         }}}
-        return out
     }
 
     /// The input gradient is gathered (each input pixel sums the output pixels its taps reached), so threads
@@ -138,17 +137,17 @@ public enum DepthwiseConv {
         }
         var dInput: FeatureBatch?
         if wantInputGradient {
-            var dx = FeatureBatch(zerosChannels: channels, batch: n, height: h, width: w)
             let tapWeights = tapMajor(weight, channels: channels, taps: taps)
+            dInput = FeatureBatch(channels: channels, batch: n, height: h, width: w) { xp in
             dOut.data.withUnsafeBufferPointer { db in
             tapWeights.withUnsafeBufferPointer { tb in
-            dx.data.withUnsafeMutableBufferPointer { xb in
-                let (dp, tp, xp) = (db.baseAddress!, tb.baseAddress!, xb.baseAddress!)
+                let (dp, tp) = (db.baseAddress!, tb.baseAddress!)
                 parallelChunks(n * h, threads: threads) { rows in
                     for row in rows {  // row = image * h + iy
                         let image = row / h, iy = row % h
                         for ix in 0..<w {
                             let target = xp + (row * w + ix) * channels
+                            target.initialize(repeating: 0, count: channels)
                             for ky in 0..<k {
                                 let py = iy + pad - ky  // = oy * s
                                 guard py >= 0 && py % s == 0 && py / s < outHeight else { continue }
@@ -163,7 +162,6 @@ public enum DepthwiseConv {
                     }
                 }
             }}}
-            dInput = dx
         }
         return (dWeight, dInput)
     }
@@ -219,12 +217,13 @@ public enum TransposedConv2x2 {
         let cout = spec.outChannels
         let (pointwiseSpec, pointwiseWeight) = pointwise(spec, weight: weight)
         var col = DenseConv.forward(x, weight: pointwiseWeight, bias: nil, spec: pointwiseSpec, threads: threads)
-        var out = FeatureBatch(zerosChannels: cout, batch: x.batch, height: 2 * x.height, width: 2 * x.width)
-        col.data.withUnsafeMutableBufferPointer { cb in
-        out.data.withUnsafeMutableBufferPointer { ob in
-            exchange(col: cb.baseAddress!, map: ob.baseAddress!, outChannels: cout, batch: x.batch, height: x.height,
-                     width: x.width, scatter: true, threads: threads)
-        }}
+        // Every output pixel is in exactly one input pixel's patch: the scatter writes all of them.
+        var out = FeatureBatch(channels: cout, batch: x.batch, height: 2 * x.height, width: 2 * x.width) { map in
+            col.data.withUnsafeMutableBufferPointer { cb in
+                exchange(col: cb.baseAddress!, map: map, outChannels: cout, batch: x.batch, height: x.height,
+                         width: x.width, scatter: true, threads: threads)
+            }
+        }
         if let bias {
             for p in 0..<out.pixels { for o in 0..<cout { out.data[p * cout + o] += bias[o] } }
         }
@@ -238,12 +237,12 @@ public enum TransposedConv2x2 {
         if !wantWeightGradient && !wantInputGradient { return (nil, nil) }
         let (cin, rows) = (spec.inChannels, spec.outChannels * 4)
         var dOutCopy = dOut.data  // `exchange` takes a mutable map pointer; gathering only reads it
-        var col = FeatureBatch(zerosChannels: rows, batch: x.batch, height: x.height, width: x.width)
-        dOutCopy.withUnsafeMutableBufferPointer { db in
-        col.data.withUnsafeMutableBufferPointer { cb in
-            exchange(col: cb.baseAddress!, map: db.baseAddress!, outChannels: spec.outChannels, batch: x.batch, height: x.height,
-                     width: x.width, scatter: false, threads: threads)
-        }}
+        let col = FeatureBatch(channels: rows, batch: x.batch, height: x.height, width: x.width) { col in
+            dOutCopy.withUnsafeMutableBufferPointer { db in
+                exchange(col: col, map: db.baseAddress!, outChannels: spec.outChannels, batch: x.batch, height: x.height,
+                         width: x.width, scatter: false, threads: threads)
+            }
+        }
         let (pointwiseSpec, pointwiseWeight) = pointwise(spec, weight: weight)
         let (pointwiseGradient, dInput) = DenseConv.backward(x: x, dOut: col, weight: pointwiseWeight, spec: pointwiseSpec,
                                                              wantWeightGradient: wantWeightGradient, wantInputGradient: wantInputGradient,
@@ -288,9 +287,9 @@ public enum MaxPool2x2 {
 
     public static func forward(_ x: FeatureBatch, threads: Int) -> FeatureBatch {
         let (h, w, oh, ow, channels) = (x.height, x.width, x.height / 2, x.width / 2, x.channels)
-        var out = FeatureBatch(zerosChannels: channels, batch: x.batch, height: oh, width: ow)
-        x.data.withUnsafeBufferPointer { xb in out.data.withUnsafeMutableBufferPointer { ob in
-            let (xp, op) = (xb.baseAddress!, ob.baseAddress!)
+        return FeatureBatch(channels: channels, batch: x.batch, height: oh, width: ow) { op in
+        x.data.withUnsafeBufferPointer { xb in
+            let xp = xb.baseAddress!
             parallelChunks(x.batch * oh, threads: threads) { rows in
                 for row in rows {  // row = image * oh + y
                     for xx in 0..<ow {
@@ -308,7 +307,6 @@ public enum MaxPool2x2 {
                 }
             }
         } }
-        return out
     }
 
     /// dx is zero except at each window's winner, which gets that output's gradient. The winners are found
@@ -355,7 +353,9 @@ public enum BatchNorm {
     /// variance over N*H*W (two passes: the mean, then the squared deviations from it). Returns the cache
     /// and the batch mean and biased variance (for running stats).
     /// `keepNormalized` false (a layer no gradient passes through) leaves the cache's xhat empty.
-    public static func trainForward(_ z: inout FeatureBatch, gamma: [Float], beta: [Float], keepNormalized: Bool = true, threads: Int)
+    /// `activation` is applied to the output in the same pass (the layer's ReLU or ReLU6).
+    public static func trainForward(_ z: inout FeatureBatch, gamma: [Float], beta: [Float], activation: Activation = .none,
+                                    keepNormalized: Bool = true, threads: Int)
         -> (cache: BatchNormCache, mean: [Float], variance: [Float]) {
         let (m, channels) = (z.pixels, z.channels)
         let mean = ChannelSums.of(z, threads: threads).map { Float($0 / Double(m)) }
@@ -372,17 +372,20 @@ public enum BatchNorm {
         }
         let variance = deviations.map { Float($0 / Double(m)) }
         let inverseStd = deviations.map { Float(1 / ($0 / Double(m) + Double(epsilon)).squareRoot()) }
-        let normalized = normalize(&z, mean: mean, inverseStd: inverseStd, gamma: gamma, beta: beta, keepNormalized: keepNormalized,
-                                   threads: threads)
+        let normalized = normalize(&z, mean: mean, inverseStd: inverseStd, gamma: gamma, beta: beta, activation: activation,
+                                   keepNormalized: keepNormalized, threads: threads)
         return (BatchNormCache(normalized: normalized, inverseStd: inverseStd, trainMode: true), mean, variance)
     }
 
-    /// z <- gamma * xhat + beta with xhat = (z - mean) * inverseStd, per pixel over its channels; returns xhat
-    /// when asked (else an empty array).
+    /// z <- activation(gamma * xhat + beta) with xhat = (z - mean) * inverseStd, per pixel over its channels;
+    /// returns xhat when asked (else an empty array).
     static func normalize(_ z: inout FeatureBatch, mean: [Float], inverseStd: [Float], gamma: [Float], beta: [Float],
-                          keepNormalized: Bool, threads: Int) -> [Float] {
+                          activation: Activation, keepNormalized: Bool, threads: Int) -> [Float] {
         let (channels, pixelCount) = (z.channels, z.pixels)
-        var normalized = [Float](repeating: 0, count: keepNormalized ? z.data.count : 0)
+        let (lower, upper) = ActivationLayer.bounds(activation) ?? (-.infinity, .infinity)
+        var normalized = [Float](unsafeUninitializedCapacity: keepNormalized ? z.data.count : 0) { _, initialized in
+            initialized = keepNormalized ? z.data.count : 0  // every value is written below
+        }
         z.data.withUnsafeMutableBufferPointer { zb in
         normalized.withUnsafeMutableBufferPointer { nb in
         mean.withUnsafeBufferPointer { mb in
@@ -392,14 +395,27 @@ public enum BatchNorm {
             // (An empty array's buffer may still have a base address: decide by keepNormalized, never by nil.)
             let (zp, np) = (zb.baseAddress!, keepNormalized ? nb.baseAddress : nil)
             let (mp, ip, gp, bp) = (mb.baseAddress!, ib.baseAddress!, gb.baseAddress!, bb.baseAddress!)
+            // y < lower and y > upper are false for NaN, which passes through as the separate clamp does.
             parallelChunks(pixelCount, threads: threads) { pixels in
                 for p in pixels {
                     let v = zp + p * channels
                     if let np {
                         let out = np + p * channels
-                        for c in 0..<channels { let xhat = (v[c] - mp[c]) * ip[c]; out[c] = xhat; v[c] = gp[c] * xhat + bp[c] }
+                        for c in 0..<channels {
+                            let xhat = (v[c] - mp[c]) * ip[c]
+                            out[c] = xhat
+                            var y = gp[c] * xhat + bp[c]
+                            if y < lower { y = lower }
+                            if y > upper { y = upper }
+                            v[c] = y
+                        }
                     } else {
-                        for c in 0..<channels { let xhat = (v[c] - mp[c]) * ip[c]; v[c] = gp[c] * xhat + bp[c] }
+                        for c in 0..<channels {
+                            var y = gp[c] * ((v[c] - mp[c]) * ip[c]) + bp[c]
+                            if y < lower { y = lower }
+                            if y > upper { y = upper }
+                            v[c] = y
+                        }
                     }
                 }
             }
@@ -420,10 +436,10 @@ public enum BatchNorm {
 
     /// Eval mode, in place: normalises with the running statistics.
     public static func evalForward(_ z: inout FeatureBatch, gamma: [Float], beta: [Float], runningMean: [Float], runningVar: [Float],
-                            keepCache: Bool, threads: Int) -> BatchNormCache? {
+                                   activation: Activation = .none, keepCache: Bool, threads: Int) -> BatchNormCache? {
         let inverseStd = runningVar.map { 1 / ($0 + epsilon).squareRoot() }
-        let normalized = normalize(&z, mean: runningMean, inverseStd: inverseStd, gamma: gamma, beta: beta, keepNormalized: keepCache,
-                                   threads: threads)
+        let normalized = normalize(&z, mean: runningMean, inverseStd: inverseStd, gamma: gamma, beta: beta, activation: activation,
+                                   keepNormalized: keepCache, threads: threads)
         return keepCache ? BatchNormCache(normalized: normalized, inverseStd: inverseStd, trainMode: false) : nil
     }
 
@@ -449,7 +465,7 @@ public enum BatchNorm {
         guard wantInputGradient else { return (nil, dGamma, dBeta) }
         let scale = (0..<channels).map { gamma[$0] * cache.inverseStd[$0] }
         let meanDy = sumDy.map { Float($0 / Double(m)) }, meanDyXhat = sumDyXhat.map { Float($0 / Double(m)) }
-        var dz = [Float](repeating: 0, count: dy.data.count)
+        var dz = [Float](unsafeUninitializedCapacity: dy.data.count) { _, initialized in initialized = dy.data.count }  // all written below
         dy.data.withUnsafeBufferPointer { db in
         cache.normalized.withUnsafeBufferPointer { nb in
         dz.withUnsafeMutableBufferPointer { zb in
@@ -476,48 +492,55 @@ public enum BatchNorm {
 // MARK: - ReLU / ReLU6
 
 public enum ActivationLayer {
-    public static func forward(_ x: inout FeatureBatch, _ activation: Activation) {
-        let (lower, upper): (Float, Float)
+    /// The clamp range of an activation (nil for none).
+    static func bounds(_ activation: Activation) -> (lower: Float, upper: Float)? {
         switch activation {
-        case .none: return
-        case .relu: (lower, upper) = (0, .infinity)
-        case .relu6: (lower, upper) = (0, 6)
+        case .none: return nil
+        case .relu: return (0, .infinity)
+        case .relu6: return (0, 6)
         }
+    }
+
+    /// Vectors of 8 per work item of the elementwise loops.
+    static let chunk = 4096
+
+    public static func forward(_ x: inout FeatureBatch, _ activation: Activation, threads: Int) {
+        guard let (lower, upper) = bounds(activation) else { return }
         x.data.withUnsafeMutableBufferPointer { b in
-            let p = b.baseAddress!, vectors = b.count / 8
+            let p = b.baseAddress!, count = b.count, vectors = count / 8
             let lowerVector = SIMD8<Float>(repeating: lower), upperVector = SIMD8<Float>(repeating: upper)
             UnsafeMutableRawPointer(p).withMemoryRebound(to: SIMD8<Float>.self, capacity: vectors) { v in
-                // (Not `clamped(lowerBound:upperBound:)`: the stdlib's generic pointwiseMin/Max is not specialised.)
-                for i in 0..<vectors {
-                    let x = v[i]
-                    v[i] = x.replacing(with: lowerVector, where: x .< lowerVector).replacing(with: upperVector, where: x .> upperVector)
+                parallelChunks((vectors + chunk - 1) / chunk, threads: threads) { chunks in
+                    // (Not `clamped(lowerBound:upperBound:)`: the stdlib's generic pointwiseMin/Max is not specialised.)
+                    for i in (chunks.lowerBound * chunk)..<min(vectors, chunks.upperBound * chunk) {
+                        let x = v[i]
+                        v[i] = x.replacing(with: lowerVector, where: x .< lowerVector).replacing(with: upperVector, where: x .> upperVector)
+                    }
                 }
             }
-            for i in (8 * vectors)..<b.count { p[i] = min(max(p[i], lower), upper) }
+            for i in (8 * vectors)..<count { p[i] = min(max(p[i], lower), upper) }
         }
     }
 
     /// The gradient passes where the activation was not clamped. Decided from the output a = act(y):
     /// ReLU passes where a > 0 (y > 0); ReLU6 where 0 < a < 6 (PyTorch's hardtanh backward: min < y < max).
-    public static func backward(_ dOut: inout FeatureBatch, output: FeatureBatch, _ activation: Activation) {
-        let upper: Float
-        switch activation {
-        case .none: return
-        case .relu: upper = .infinity
-        case .relu6: upper = 6
-        }
+    public static func backward(_ dOut: inout FeatureBatch, output: FeatureBatch, _ activation: Activation, threads: Int) {
+        guard let (_, upper) = bounds(activation) else { return }
         dOut.data.withUnsafeMutableBufferPointer { g in output.data.withUnsafeBufferPointer { a in
-            let (gp, ap, vectors) = (g.baseAddress!, a.baseAddress!, g.count / 8)
+            let (gp, ap, count) = (g.baseAddress!, a.baseAddress!, g.count)
+            let vectors = count / 8
             let zero = SIMD8<Float>(), upperVector = SIMD8<Float>(repeating: upper)
             UnsafeMutableRawPointer(gp).withMemoryRebound(to: SIMD8<Float>.self, capacity: vectors) { gv in
                 UnsafeRawPointer(ap).withMemoryRebound(to: SIMD8<Float>.self, capacity: vectors) { av in
-                    for i in 0..<vectors {
-                        let passes = (av[i] .> zero) .& (av[i] .< upperVector)
-                        gv[i] = zero.replacing(with: gv[i], where: passes)
+                    parallelChunks((vectors + chunk - 1) / chunk, threads: threads) { chunks in
+                        for i in (chunks.lowerBound * chunk)..<min(vectors, chunks.upperBound * chunk) {
+                            let passes = (av[i] .> zero) .& (av[i] .< upperVector)
+                            gv[i] = zero.replacing(with: gv[i], where: passes)
+                        }
                     }
                 }
             }
-            for i in (8 * vectors)..<g.count where !(ap[i] > 0 && ap[i] < upper) { gp[i] = 0 }
+            for i in (8 * vectors)..<count where !(ap[i] > 0 && ap[i] < upper) { gp[i] = 0 }
         } }
     }
 }
@@ -527,26 +550,26 @@ public enum ActivationLayer {
 public enum Upsample2x {
     public static func forward(_ x: FeatureBatch, threads: Int) -> FeatureBatch {
         let (h, w, channels) = (x.height, x.width, x.channels)
-        var out = FeatureBatch(zerosChannels: channels, batch: x.batch, height: 2 * h, width: 2 * w)
-        x.data.withUnsafeBufferPointer { xb in out.data.withUnsafeMutableBufferPointer { ob in
-            let (xp, op) = (xb.baseAddress!, ob.baseAddress!)
-            parallelChunks(x.batch * 2 * h, threads: threads) { rows in
-                for row in rows {  // row = image * 2h + y
-                    let image = row / (2 * h), y = row % (2 * h)
-                    let source = xp + (image * h + y / 2) * w * channels, target = op + row * 2 * w * channels
-                    for xx in 0..<(2 * w) { (target + xx * channels).update(from: source + (xx / 2) * channels, count: channels) }
+        return FeatureBatch(channels: channels, batch: x.batch, height: 2 * h, width: 2 * w) { op in
+            x.data.withUnsafeBufferPointer { xb in
+                let xp = xb.baseAddress!
+                parallelChunks(x.batch * 2 * h, threads: threads) { rows in
+                    for row in rows {  // row = image * 2h + y
+                        let image = row / (2 * h), y = row % (2 * h)
+                        let source = xp + (image * h + y / 2) * w * channels, target = op + row * 2 * w * channels
+                        for xx in 0..<(2 * w) { (target + xx * channels).initialize(from: source + (xx / 2) * channels, count: channels) }
+                    }
                 }
             }
-        } }
-        return out
+        }
     }
 
     /// Each input pixel was copied to a 2x2 block: its gradient is the block's sum.
     public static func backward(_ dOut: FeatureBatch, threads: Int) -> FeatureBatch {
         let (h, w, channels) = (dOut.height / 2, dOut.width / 2, dOut.channels)
-        var dx = FeatureBatch(zerosChannels: channels, batch: dOut.batch, height: h, width: w)
-        dOut.data.withUnsafeBufferPointer { gb in dx.data.withUnsafeMutableBufferPointer { xb in
-            let (gp, xp) = (gb.baseAddress!, xb.baseAddress!)
+        return FeatureBatch(channels: channels, batch: dOut.batch, height: h, width: w) { xp in
+        dOut.data.withUnsafeBufferPointer { gb in
+            let gp = gb.baseAddress!
             parallelChunks(dOut.batch * h, threads: threads) { rows in
                 for row in rows {  // row = image * h + y
                     let image = row / h, y = row % h
@@ -558,38 +581,38 @@ public enum Upsample2x {
                 }
             }
         } }
-        return dx
     }
 }
 
 public enum Concat {
     /// [a, b] along channels: each pixel's channels of a, then of b.
-    public static func forward(_ a: FeatureBatch, _ b: FeatureBatch) -> FeatureBatch {
+    public static func forward(_ a: FeatureBatch, _ b: FeatureBatch, threads: Int) -> FeatureBatch {
         precondition(a.batch == b.batch && a.height == b.height && a.width == b.width, "concat: spatial shapes differ")
         let (ca, cb, channels) = (a.channels, b.channels, a.channels + b.channels)
-        let data = [Float](unsafeUninitializedCapacity: a.pixels * channels) { target, initialized in
+        return FeatureBatch(channels: channels, batch: a.batch, height: a.height, width: a.width) { target in
             a.data.withUnsafeBufferPointer { ab in b.data.withUnsafeBufferPointer { bb in
-                for p in 0..<a.pixels {
-                    let pixel = target.baseAddress! + p * channels
-                    pixel.initialize(from: ab.baseAddress! + p * ca, count: ca)
-                    (pixel + ca).initialize(from: bb.baseAddress! + p * cb, count: cb)
+                let (ap, bp) = (ab.baseAddress!, bb.baseAddress!)
+                parallelChunks(a.pixels, threads: threads) { pixels in
+                    for p in pixels {
+                        (target + p * channels).initialize(from: ap + p * ca, count: ca)
+                        (target + p * channels + ca).initialize(from: bp + p * cb, count: cb)
+                    }
                 }
             } }
-            initialized = a.pixels * channels
         }
-        return FeatureBatch(channels: channels, batch: a.batch, height: a.height, width: a.width, data: data)
     }
 
-    public static func backward(_ dOut: FeatureBatch, firstChannels: Int) -> (FeatureBatch, FeatureBatch) {
-        let (channels, pixels) = (dOut.channels, dOut.pixels)
+    public static func backward(_ dOut: FeatureBatch, firstChannels: Int, threads: Int) -> (FeatureBatch, FeatureBatch) {
+        let channels = dOut.channels
         func part(_ start: Int, _ count: Int) -> FeatureBatch {
-            let data = [Float](unsafeUninitializedCapacity: pixels * count) { target, initialized in
+            FeatureBatch(channels: count, batch: dOut.batch, height: dOut.height, width: dOut.width) { target in
                 dOut.data.withUnsafeBufferPointer { source in
-                    for p in 0..<pixels { (target.baseAddress! + p * count).initialize(from: source.baseAddress! + p * channels + start, count: count) }
+                    let sp = source.baseAddress!
+                    parallelChunks(dOut.pixels, threads: threads) { pixels in
+                        for p in pixels { (target + p * count).initialize(from: sp + p * channels + start, count: count) }
+                    }
                 }
-                initialized = pixels * count
             }
-            return FeatureBatch(channels: count, batch: dOut.batch, height: dOut.height, width: dOut.width, data: data)
         }
         return (part(0, firstChannels), part(firstChannels, channels - firstChannels))
     }

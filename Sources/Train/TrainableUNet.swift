@@ -192,18 +192,20 @@ public final class TrainableUNet {
                 }
                 if let gamma = layer.gamma, let beta = layer.beta {
                     if training && !layer.batchNormAlwaysEval {
-                        let (cache, mean, variance) = BatchNorm.trainForward(&z, gamma: gamma.value, beta: beta.value,
+                        let (cache, mean, variance) = BatchNorm.trainForward(&z, gamma: gamma.value, beta: beta.value, activation: spec.activation,
                                                                              keepNormalized: needsGradient[output], threads: threads)
                         BatchNorm.updateRunningStatistics(runningMean: &layer.runningMean, runningVar: &layer.runningVar,
                                                           mean: mean, biasedVariance: variance, count: z.pixels)
                         if needsGradient[output] { batchNormCaches[index] = cache }
                     } else {
                         let cache = BatchNorm.evalForward(&z, gamma: gamma.value, beta: beta.value, runningMean: layer.runningMean,
-                                                          runningVar: layer.runningVar, keepCache: training && needsGradient[output], threads: threads)
+                                                          runningVar: layer.runningVar, activation: spec.activation,
+                                                          keepCache: training && needsGradient[output], threads: threads)
                         if let cache { batchNormCaches[index] = cache }
                     }
+                } else {
+                    ActivationLayer.forward(&z, spec.activation, threads: threads)
                 }
-                ActivationLayer.forward(&z, spec.activation)
                 values[output] = z
             case .add(let a, let b, let output):
                 var sum = values[a]!
@@ -212,7 +214,7 @@ public final class TrainableUNet {
             case .upsample2x(let a, let output):
                 values[output] = Upsample2x.forward(values[a]!, threads: threads)
             case .concat(let a, let b, let output):
-                values[output] = Concat.forward(values[a]!, values[b]!)
+                values[output] = Concat.forward(values[a]!, values[b]!, threads: threads)
             case .maxPool2x2(let a, let output):
                 values[output] = MaxPool2x2.forward(values[a]!, threads: threads)
             }
@@ -241,7 +243,7 @@ public final class TrainableUNet {
             switch op {
             case .conv(let spec, let inputIndex, let output):
                 let layer = layers[layerOfOp[index]!]
-                ActivationLayer.backward(&g, output: values[output]!, spec.activation)
+                ActivationLayer.backward(&g, output: values[output]!, spec.activation, threads: threads)
                 values[output] = nil
                 let wantInputGradient = needsGradient[inputIndex]
                 if let gamma = layer.gamma, let beta = layer.beta {
@@ -274,7 +276,7 @@ public final class TrainableUNet {
             case .upsample2x(let a, _):
                 accumulate(Upsample2x.backward(g, threads: threads), into: a)
             case .concat(let a, let b, _):
-                let (ga, gb) = Concat.backward(g, firstChannels: graph.values[a].channels)
+                let (ga, gb) = Concat.backward(g, firstChannels: graph.values[a].channels, threads: threads)
                 accumulate(ga, into: a)
                 accumulate(gb, into: b)
             case .maxPool2x2(let a, _):

@@ -32,9 +32,9 @@ public enum WinogradConv {
     /// conv(input, weight) + bias, weight [out][in][3][3]; `input` is NHWC with a zero border.
     static func convolve(_ input: FeatureMap, weight: [Float], bias: [Float]?, outChannels: Int, name: String, threads: Int) -> FeatureBatch {
         let cin = input.channels
-        let conv = PackedWinogradConv(transformed: winogradWeightTransform(weight, outChannels: outChannels, inChannels: cin),
+        let conv = PackedWinogradConv(transformed: winogradWeightTransform(weight, outChannels: outChannels, inChannels: cin, threads: threads),
                                       inChannels: cin, outChannels: outChannels, bias: bias ?? [Float](repeating: 0, count: outChannels),
-                                      activation: .none, name: name)
+                                      activation: .none, name: name, threads: threads)
         let output = NHWCBuffer(images: input.images, height: input.height, width: input.width, channels: outChannels)
         if isNarrow(inChannels: cin, outChannels: outChannels) {
             winogradConv3x3Blocked(conv, input: input, output: output.map, threads: threads)
@@ -76,7 +76,7 @@ public enum WinogradConv {
                                          inputs: UnsafePointer(v), inputBases: (0..<16).map { $0 * tiles * cin },
                                          inputOffsets: (0..<tiles).map { $0 * cin },
                                          rows: cout, lanes: cin, kernels: kernels, threads: threads)
-        return weightTransformAdjoint(dU, pairs: cout * cin)
+        return weightTransformAdjoint(dU, pairs: cout * cin, threads: threads)
     }
 
     /// dW in blocks of tiles: each of a fixed number of parts (so the sums are the same whatever the thread
@@ -125,7 +125,7 @@ public enum WinogradConv {
         }}}
         var dU = [Float](repeating: 0, count: 16 * cout * cin)
         for part in 0..<parts { for i in 0..<dU.count { dU[i] += partSums[part * dU.count + i] } }
-        return weightTransformAdjoint(dU, pairs: cout * cin)
+        return weightTransformAdjoint(dU, pairs: cout * cin, threads: threads)
     }
 
     /// dM[ξ][tile][o] = (A dY Aᵀ)[ξ] for every tile (16 x tiles x out floats).
@@ -169,27 +169,26 @@ public enum WinogradConv {
     }
 
     /// dg = Gᵀ dU G for every channel pair: dU is [ξ][pair], the result [pair][3][3] (PyTorch's weight layout).
-    static func weightTransformAdjoint(_ dU: [Float], pairs: Int) -> [Float] {
+    static func weightTransformAdjoint(_ dU: [Float], pairs: Int, threads: Int) -> [Float] {
         let G: [[Float]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
-        var byTap = [Float](repeating: 0, count: 9 * pairs)  // [k * 3 + l][pair]
+        var byTap = [Float](repeating: 0, count: 9 * pairs)  // [k * 3 + l][pair], one tap per work item
         dU.withUnsafeBufferPointer { dU in
             byTap.withUnsafeMutableBufferPointer { out in
-                for k in 0..<3 {
-                    for l in 0..<3 {
-                        let target = out.baseAddress! + (k * 3 + l) * pairs
+                let (source, target) = (dU.baseAddress!, out.baseAddress!)
+                parallelChunks(9, threads: threads) { taps in
+                    for tap in taps {
+                        let (k, l) = (tap / 3, tap % 3), row = target + tap * pairs
                         for i in 0..<4 where G[i][k] != 0 {
                             for j in 0..<4 where G[j][l] != 0 {
                                 let coefficient = G[i][k] * G[j][l]
-                                let source = dU.baseAddress! + (i * 4 + j) * pairs
-                                for pair in 0..<pairs { target[pair] += coefficient * source[pair] }
+                                let point = source + (i * 4 + j) * pairs
+                                for pair in 0..<pairs { row[pair] += coefficient * point[pair] }
                             }
                         }
                     }
                 }
             }
         }
-        var dWeight = [Float](repeating: 0, count: 9 * pairs)
-        for pair in 0..<pairs { for t in 0..<9 { dWeight[pair * 9 + t] = byTap[t * pairs + pair] } }
-        return dWeight
+        return DenseConv.pairMajor(byTap, pairs: pairs, taps: 9, threads: threads)
     }
 }

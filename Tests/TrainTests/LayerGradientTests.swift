@@ -219,6 +219,31 @@ final class LayerGradientTests: XCTestCase {
         }
     }
 
+    /// BatchNorm applies the layer's activation in its normalising pass: the same values as BatchNorm and then
+    /// the activation on its own, bit for bit, in train and eval mode.
+    func testBatchNormWithActivationEqualsBatchNormThenActivation() {
+        let z = randomMap(11, 2, 3, 5)
+        var scaled = z
+        scaled.data = z.data.map { $0 * 9 }  // past 6 and below 0, so both clamps act
+        let (gamma, beta) = (randomArray(11, scale: 6), randomArray(11, scale: 2))
+        for activation in [Activation.relu, .relu6] {
+            var fused = scaled, separate = scaled
+            let fusedCache = BatchNorm.trainForward(&fused, gamma: gamma, beta: beta, activation: activation, threads: 2).cache
+            let separateCache = BatchNorm.trainForward(&separate, gamma: gamma, beta: beta, threads: 2).cache
+            ActivationLayer.forward(&separate, activation, threads: 2)
+            XCTAssertEqual(fused.data, separate.data, "train mode, \(activation)")
+            XCTAssertEqual(fusedCache.normalized, separateCache.normalized)
+            var fusedEval = scaled, separateEval = scaled
+            let (mean, variance) = (randomArray(11), randomArray(11).map { abs($0) + 0.5 })
+            _ = BatchNorm.evalForward(&fusedEval, gamma: gamma, beta: beta, runningMean: mean, runningVar: variance, activation: activation,
+                                      keepCache: false, threads: 2)
+            _ = BatchNorm.evalForward(&separateEval, gamma: gamma, beta: beta, runningMean: mean, runningVar: variance, keepCache: false, threads: 2)
+            ActivationLayer.forward(&separateEval, activation, threads: 2)
+            XCTAssertEqual(fusedEval.data, separateEval.data, "eval mode, \(activation)")
+            XCTAssertTrue(fused.data.contains(0) && (activation == .relu || fused.data.contains(6)))
+        }
+    }
+
     func testBatchNormRunningStatisticsUseUnbiasedVariance() {
         // One channel, values 1, 2, 3, 4: mean 2.5, biased var 1.25, unbiased var 5/3.
         var z = FeatureBatch(channels: 1, batch: 1, height: 2, width: 2, data: [1, 2, 3, 4])
@@ -234,15 +259,15 @@ final class LayerGradientTests: XCTestCase {
     func testActivationsPassGradientOnlyWhereUnclamped() {
         var y = FeatureBatch(channels: 1, batch: 1, height: 1, width: 5, data: [-1, 0.5, 3, 6.5, 7])
         let original = y
-        ActivationLayer.forward(&y, .relu6)
+        ActivationLayer.forward(&y, .relu6, threads: 2)
         XCTAssertEqual(y.data, [0, 0.5, 3, 6, 6])
         var g = FeatureBatch(channels: 1, batch: 1, height: 1, width: 5, data: [1, 1, 1, 1, 1])
-        ActivationLayer.backward(&g, output: y, .relu6)
+        ActivationLayer.backward(&g, output: y, .relu6, threads: 2)
         XCTAssertEqual(g.data, [0, 1, 1, 0, 0])
         var r = original
-        ActivationLayer.forward(&r, .relu)
+        ActivationLayer.forward(&r, .relu, threads: 2)
         var gr = FeatureBatch(channels: 1, batch: 1, height: 1, width: 5, data: [1, 1, 1, 1, 1])
-        ActivationLayer.backward(&gr, output: r, .relu)
+        ActivationLayer.backward(&gr, output: r, .relu, threads: 2)
         XCTAssertEqual(gr.data, [0, 1, 1, 1, 1])
     }
 
@@ -252,9 +277,9 @@ final class LayerGradientTests: XCTestCase {
         let y = randomMap(3, 2, 6, 8)
         XCTAssertEqual(dot(Upsample2x.forward(x, threads: 2).data, y.data), dot(x.data, Upsample2x.backward(y, threads: 2).data), accuracy: 1e-4)
         let a = randomMap(2, 2, 3, 4), b = randomMap(3, 2, 3, 4)
-        let joined = Concat.forward(a, b)
+        let joined = Concat.forward(a, b, threads: 2)
         let g = randomMap(5, 2, 3, 4)
-        let (ga, gb) = Concat.backward(g, firstChannels: 2)
+        let (ga, gb) = Concat.backward(g, firstChannels: 2, threads: 2)
         XCTAssertEqual(dot(joined.data, g.data), dot(a.data, ga.data) + dot(b.data, gb.data), accuracy: 1e-4)
     }
 

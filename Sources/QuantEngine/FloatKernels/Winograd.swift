@@ -43,7 +43,7 @@ public final class PackedWinogradConv {
     /// From weights already transformed by `winogradWeightTransform` (the trainer transforms its own, and
     /// the weight gradient's adjoint, every step).
     public init(transformed u: [[Float]], inChannels: Int, outChannels: Int, bias: [Float], activation: Activation,
-                name: String, path: KernelPath = .current) {
+                name: String, path: KernelPath = .current, threads: Int = 1) {
         precondition(inChannels % 8 == 0 && outChannels % 8 == 0 && u.count == 16 && u.allSatisfy { $0.count == outChannels * inChannels }
                      && bias.count == outChannels, "PackedWinogradConv: \(name) has channels not in multiples of 8 or mis-sized weights")
         self.inChannels = inChannels
@@ -52,7 +52,14 @@ public final class PackedWinogradConv {
         let gemmSpec = ConvSpec(weightPrefix: name + ".winograd", batchNormPrefix: nil, hasBias: false, kind: .standard,
                                 kernel: 1, stride: 1, inChannels: inChannels, outChannels: outChannels, activation: .none, group: .head)
         let zeros = [Float](repeating: 0, count: outChannels)
-        transformedWeights = u.map { PackedDenseConv(FoldedConv(spec: gemmSpec, weight: $0, bias: zeros), path: path) }
+        // The 16 packings are independent: one per work item.
+        let packed = UnsafeMutableBufferPointer<PackedDenseConv?>.allocate(capacity: 16)
+        packed.initialize(repeating: nil)
+        defer { packed.deallocate() }
+        parallelChunks(16, threads: threads) { points in
+            for xi in points { packed[xi] = PackedDenseConv(FoldedConv(spec: gemmSpec, weight: u[xi], bias: zeros), path: path) }
+        }
+        transformedWeights = packed.map { $0! }
         self.bias = (0..<(outChannels / 8)).map { b in FloatVector((0..<8).map { bias[b * 8 + $0] }) }
     }
 
@@ -68,7 +75,7 @@ public final class PackedWinogradConv {
 /// Each U[ξ] is the sum, in (k, l) order, of the terms G[i][k] g[k][l] G[j][l] whose coefficients are not
 /// zero (an added zero term changes no sum), computed for all pairs at once from a tap-major copy of the
 /// weights, so the loops run over contiguous memory.
-public func winogradWeightTransform(_ weight: [Float], outChannels: Int, inChannels: Int) -> [[Float]] {
+public func winogradWeightTransform(_ weight: [Float], outChannels: Int, inChannels: Int, threads: Int = 1) -> [[Float]] {
     let pairs = outChannels * inChannels
     precondition(weight.count == pairs * 9, "winogradWeightTransform: \(weight.count) weights for \(outChannels) x \(inChannels) x 3 x 3")
     // byTap[t][pair] = weight[pair][t].
@@ -79,22 +86,25 @@ public func winogradWeightTransform(_ weight: [Float], outChannels: Int, inChann
         }
     }
     let G: [[Float]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
-    return byTap.withUnsafeBufferPointer { b in
-        (0..<16).map { xi in
-            let (i, j) = (xi / 4, xi % 4)
-            var u = [Float](repeating: 0, count: pairs)
-            u.withUnsafeMutableBufferPointer { u in
-                for k in 0..<3 where G[i][k] != 0 {
-                    for l in 0..<3 where G[j][l] != 0 {
-                        let (left, right) = (G[i][k], G[j][l])
-                        let tap = b.baseAddress! + (k * 3 + l) * pairs
-                        for pair in 0..<pairs { u[pair] += left * tap[pair] * right }
+    var u = [Float](repeating: 0, count: 16 * pairs)  // [ξ][pair], one ξ per work item
+    byTap.withUnsafeBufferPointer { b in
+        u.withUnsafeMutableBufferPointer { u in
+            let (tapBase, uBase) = (b.baseAddress!, u.baseAddress!)
+            parallelChunks(16, threads: threads) { points in
+                for xi in points {
+                    let (i, j) = (xi / 4, xi % 4), target = uBase + xi * pairs
+                    for k in 0..<3 where G[i][k] != 0 {
+                        for l in 0..<3 where G[j][l] != 0 {
+                            let (left, right) = (G[i][k], G[j][l])
+                            let tap = tapBase + (k * 3 + l) * pairs
+                            for pair in 0..<pairs { target[pair] += left * tap[pair] * right }
+                        }
                     }
                 }
             }
-            return u
         }
     }
+    return (0..<16).map { Array(u[($0 * pairs)..<(($0 + 1) * pairs)]) }
 }
 
 /// Tiles of an F(2x2, 3x3) convolution: one per 2x2 output block, numbered image by image, row by row:
