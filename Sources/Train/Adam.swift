@@ -1,3 +1,5 @@
+import QuantEngine
+
 /// Adam exactly as PyTorch's `torch.optim.Adam` (no weight decay, no amsgrad):
 ///   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
 ///   p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
@@ -15,7 +17,11 @@ public struct Adam {
 
     public init(learningRate: Float) { self.learningRate = learningRate }
 
-    public mutating func update(_ parameters: [Parameter]) {
+    /// Parameters with at least this many values are updated by all threads (each value on its own, so the
+    /// result does not depend on the thread count).
+    static let parallelCount = 1 << 16
+
+    public mutating func update(_ parameters: [Parameter], threads: Int = 1) {
         step += 1
         let correction1 = 1 - Double(beta1).power(step)
         let correction2 = 1 - Double(beta2).power(step)
@@ -31,12 +37,15 @@ public struct Adam {
             v.withUnsafeMutableBufferPointer { vb in
             p.value.withUnsafeMutableBufferPointer { pb in
             p.gradient.withUnsafeBufferPointer { gb in
-                for i in 0..<pb.count {
-                    let g = gb[i]
-                    mb[i] = b1 * mb[i] + (1 - b1) * g
-                    vb[i] = b2 * vb[i] + (1 - b2) * g * g
-                    let denominator = vb[i].squareRoot() / correction2Root + eps
-                    pb[i] -= stepSize * mb[i] / denominator
+                let count = pb.count, chunk = 1 << 14
+                parallelChunks((count + chunk - 1) / chunk, threads: count >= Self.parallelCount ? threads : 1) { chunks in
+                    for i in (chunks.lowerBound * chunk)..<min(count, chunks.upperBound * chunk) {
+                        let g = gb[i]
+                        mb[i] = b1 * mb[i] + (1 - b1) * g
+                        vb[i] = b2 * vb[i] + (1 - b2) * g * g
+                        let denominator = vb[i].squareRoot() / correction2Root + eps
+                        pb[i] -= stepSize * mb[i] / denominator
+                    }
                 }
             }}}}
             firstMoment[p.name] = m

@@ -621,20 +621,36 @@ public enum Concat {
 // MARK: - Loss: binary cross-entropy with logits, mean over every pixel
 
 public enum BCEWithLogits {
+    /// Pixels per block of the loss sum: each block is summed in order, then the blocks in order, so the
+    /// loss is the same for any thread count.
+    static let block = 4096
+
     /// loss = mean(max(x, 0) - x t + log(1 + exp(-|x|))), the numerically stable form (no overflow for large |x|).
     /// Gradient: (sigmoid(x) - t) / count.
-    public static func lossAndGradient(logits: [Float], targets: [Float]) -> (loss: Double, gradient: [Float]) {
+    public static func lossAndGradient(logits: [Float], targets: [Float], threads: Int = 1) -> (loss: Double, gradient: [Float]) {
         precondition(logits.count == targets.count, "BCE: \(logits.count) logits, \(targets.count) targets")
-        var total = 0.0
-        var gradient = [Float](repeating: 0, count: logits.count)
-        let scale = 1 / Double(logits.count)
-        for i in 0..<logits.count {
-            let x = Double(logits[i]), t = Double(targets[i])
-            total += max(x, 0) - x * t + log1p(exp(-abs(x)))
-            let sigmoid = x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x))
-            gradient[i] = Float((sigmoid - t) * scale)
+        let count = logits.count, blocks = (count + block - 1) / block
+        let scale = 1 / Double(count)
+        var blockTotals = [Double](repeating: 0, count: blocks)
+        let gradient = [Float](unsafeUninitializedCapacity: count) { gradient, initialized in
+            logits.withUnsafeBufferPointer { lb in targets.withUnsafeBufferPointer { tb in blockTotals.withUnsafeMutableBufferPointer { bb in
+                let (lp, tp, gp, totals) = (lb.baseAddress!, tb.baseAddress!, gradient.baseAddress!, bb.baseAddress!)
+                parallelChunks(blocks, threads: threads) { range in
+                    for b in range {
+                        var total = 0.0
+                        for i in (b * block)..<min(count, (b + 1) * block) {
+                            let x = Double(lp[i]), t = Double(tp[i])
+                            total += max(x, 0) - x * t + log1p(exp(-abs(x)))
+                            let sigmoid = x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x))
+                            gp[i] = Float((sigmoid - t) * scale)
+                        }
+                        totals[b] = total
+                    }
+                }
+            } } }
+            initialized = count
         }
-        return (total * scale, gradient)
+        return (blockTotals.reduce(0, +) * scale, gradient)
     }
 }
 

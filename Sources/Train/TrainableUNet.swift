@@ -292,7 +292,7 @@ public final class TrainableUNet {
     public func lossAndGradients(input: Tensor, targets: Tensor, threads: Int) -> (loss: Double, logits: Tensor) {
         let (logits, cache) = forward(FeatureBatch(nchw: input), training: true, threads: threads)
         // Logits have one channel, so NHWC and NCHW are the same order.
-        let (loss, gradient) = BCEWithLogits.lossAndGradient(logits: logits.data, targets: targets.data)
+        let (loss, gradient) = BCEWithLogits.lossAndGradient(logits: logits.data, targets: targets.data, threads: threads)
         let dLogits = FeatureBatch(channels: 1, batch: logits.batch, height: logits.height, width: logits.width, data: gradient)
         backward(dLogits, cache: cache, threads: threads)
         return (loss, logits.nchw())

@@ -214,7 +214,7 @@ public final class TrainingRun {
                         : "no epoch had finished, so nothing was saved; try a smaller --lr"
                     throw SonoQuantError(c.runDirectory, "loss became \(loss) at epoch \(epoch + 1), step \(step + 1) of \(stepsPerEpoch); stopped (\(saved))")
                 }
-                adam.update(model.trainableParameters)
+                adam.update(model.trainableParameters, threads: c.threads)
                 lossSum += loss * Double(batch.count)
                 imagesThisRun += batch.count
                 if Date().timeIntervalSince(lastReport) >= 10 || step == stepsPerEpoch - 1 {

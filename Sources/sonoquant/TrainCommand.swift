@@ -223,7 +223,7 @@ func measureTrainingSpeed(strategy: Strategy, step: TrainingStepOptions, threads
         if step == 1 { cpuStart = processCPUSeconds() }
         let start = Date()
         _ = model.lossAndGradients(input: input, targets: target, threads: threads)
-        adam.update(model.trainableParameters)
+        adam.update(model.trainableParameters, threads: threads)
         if step > 0 { seconds.append(Date().timeIntervalSince(start)) }
     }
     let cpuPerStep = (processCPUSeconds() - cpuStart) / Double(steps)
