@@ -52,12 +52,12 @@ public final class PackedWinogradConv {
         let gemmSpec = ConvSpec(weightPrefix: name + ".winograd", batchNormPrefix: nil, hasBias: false, kind: .standard,
                                 kernel: 1, stride: 1, inChannels: inChannels, outChannels: outChannels, activation: .none, group: .head)
         let zeros = [Float](repeating: 0, count: outChannels)
-        // The 16 packings are independent: one per work item.
-        let packed = UnsafeMutableBufferPointer<PackedDenseConv?>.allocate(capacity: 16)
-        packed.initialize(repeating: nil)
-        defer { packed.deallocate() }
-        parallelChunks(16, threads: threads) { points in
-            for xi in points { packed[xi] = PackedDenseConv(FoldedConv(spec: gemmSpec, weight: u[xi], bias: zeros), path: path) }
+        // The 16 packings are independent: one per work item, each writing its own slot.
+        var packed = [PackedDenseConv?](repeating: nil, count: 16)
+        packed.withUnsafeMutableBufferPointer { slots in
+            parallelChunks(16, threads: threads) { points in
+                for xi in points { slots[xi] = PackedDenseConv(FoldedConv(spec: gemmSpec, weight: u[xi], bias: zeros), path: path) }
+            }
         }
         transformedWeights = packed.map { $0! }
         self.bias = (0..<(outChannels / 8)).map { b in FloatVector((0..<8).map { bias[b * 8 + $0] }) }
