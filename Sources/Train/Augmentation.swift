@@ -47,26 +47,29 @@ public struct Augmentation: Equatable {
         let radians = Double(rotationDegrees) * Double.pi / 180
         let (c, s) = (Float(cos(radians)), Float(sin(radians)))
         let cx = Float(width - 1) / 2, cy = Float(height - 1) / 2
-        for y in 0..<height {
-            for x in 0..<width {
-                // The flips act last, so undo them first; then rotate the output point back into the source.
-                let fx = Float(flipHorizontally ? width - 1 - x : x) - cx
-                let fy = Float(flipVertically ? height - 1 - y : y) - cy
-                let sx = c * fx + s * fy + cx
-                let sy = -s * fx + c * fy + cy
-                let x0 = Int(sx.rounded(.down)), y0 = Int(sy.rounded(.down))
-                let ax = sx - Float(x0), ay = sy - Float(y0)
-                let xa = Self.reflect101(x0, width), xb = Self.reflect101(x0 + 1, width)
-                let ya = Self.reflect101(y0, height), yb = Self.reflect101(y0 + 1, height)
-                func sample(_ v: [Float]) -> Float {
-                    let top = v[ya * width + xa] * (1 - ax) + v[ya * width + xb] * ax
-                    let bottom = v[yb * width + xa] * (1 - ax) + v[yb * width + xb] * ax
-                    return top * (1 - ay) + bottom * ay
+        image.withUnsafeBufferPointer { image in mask.withUnsafeBufferPointer { mask in
+        outImage.withUnsafeMutableBufferPointer { outImage in outMask.withUnsafeMutableBufferPointer { outMask in
+            for y in 0..<height {
+                for x in 0..<width {
+                    // The flips act last, so undo them first; then rotate the output point back into the source.
+                    let fx = Float(flipHorizontally ? width - 1 - x : x) - cx
+                    let fy = Float(flipVertically ? height - 1 - y : y) - cy
+                    let sx = c * fx + s * fy + cx
+                    let sy = -s * fx + c * fy + cy
+                    let x0 = Int(sx.rounded(.down)), y0 = Int(sy.rounded(.down))
+                    let ax = sx - Float(x0), ay = sy - Float(y0)
+                    let xa = Self.reflect101(x0, width), xb = Self.reflect101(x0 + 1, width)
+                    let ya = Self.reflect101(y0, height), yb = Self.reflect101(y0 + 1, height)
+                    @inline(__always) func sample(_ v: UnsafeBufferPointer<Float>) -> Float {
+                        let top = v[ya * width + xa] * (1 - ax) + v[ya * width + xb] * ax
+                        let bottom = v[yb * width + xa] * (1 - ax) + v[yb * width + xb] * ax
+                        return top * (1 - ay) + bottom * ay
+                    }
+                    outImage[y * width + x] = sample(image)
+                    outMask[y * width + x] = sample(mask) >= 0.5 ? 1 : 0
                 }
-                outImage[y * width + x] = sample(image)
-                outMask[y * width + x] = sample(mask) >= 0.5 ? 1 : 0
             }
-        }
+        } } } }
         return (outImage, outMask)
     }
 }

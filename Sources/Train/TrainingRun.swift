@@ -206,7 +206,7 @@ public final class TrainingRun {
             var lastReport = Date()
             for step in 0..<stepsPerEpoch {
                 let batch = Array(order[(step * c.batchSize)..<min(order.count, (step + 1) * c.batchSize)])
-                let (input, target) = Self.makeBatch(batch.map { train[$0] }, width: c.width, height: c.height, rng: &augmentRandom)
+                let (input, target) = Self.makeBatch(batch.map { train[$0] }, width: c.width, height: c.height, rng: &augmentRandom, threads: c.threads)
                 let (loss, _) = model.lossAndGradients(input: input, targets: target, threads: c.threads)
                 guard loss.isFinite else {
                     let saved = FileManager.default.fileExists(atPath: resumePath)
@@ -255,16 +255,23 @@ public final class TrainingRun {
 
     /// Augments each frame (identical geometry for its mask) and stacks the batch: input [B, 3, H, W] (gray
     /// replicated to RGB, as the PyTorch reference feeds it), target [B, 1, H, W].
-    static func makeBatch(_ samples: [PreparedSample], width: Int, height: Int, rng: inout SplitMix64) -> (Tensor, Tensor) {
+    /// The augmentations are drawn in sample order (the stream stays the same), then applied one image per
+    /// work item.
+    static func makeBatch(_ samples: [PreparedSample], width: Int, height: Int, rng: inout SplitMix64, threads: Int) -> (Tensor, Tensor) {
         let plane = width * height
+        let augmentations = samples.map { _ in Augmentation.random(&rng) }
         var input = [Float](repeating: 0, count: samples.count * 3 * plane)
         var target = [Float](repeating: 0, count: samples.count * plane)
-        for (b, sample) in samples.enumerated() {
-            let augmentation = Augmentation.random(&rng)
-            let (image, mask) = augmentation.apply(image: sample.image, mask: sample.mask, width: width, height: height)
-            for channel in 0..<3 { input.replaceSubrange(((b * 3 + channel) * plane)..<((b * 3 + channel + 1) * plane), with: image) }
-            target.replaceSubrange((b * plane)..<((b + 1) * plane), with: mask)
-        }
+        input.withUnsafeMutableBufferPointer { input in target.withUnsafeMutableBufferPointer { target in
+            let (inputBase, targetBase) = (input.baseAddress!, target.baseAddress!)
+            parallelChunks(samples.count, threads: threads) { items in
+                for b in items {
+                    let (image, mask) = augmentations[b].apply(image: samples[b].image, mask: samples[b].mask, width: width, height: height)
+                    for channel in 0..<3 { (inputBase + (b * 3 + channel) * plane).update(from: image, count: plane) }
+                    (targetBase + b * plane).update(from: mask, count: plane)
+                }
+            }
+        } }
         return (Tensor(shape: [samples.count, 3, height, width], data: input), Tensor(shape: [samples.count, 1, height, width], data: target))
     }
 
