@@ -170,7 +170,7 @@ public enum WinogradConv {
 
     /// dg = Gᵀ dU G for every channel pair: dU is [ξ][pair], the result [pair][3][3] (PyTorch's weight layout).
     static func weightTransformAdjoint(_ dU: [Float], pairs: Int, threads: Int) -> [Float] {
-        let G: [[Float]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
+        let G = winogradG
         var byTap = [Float](repeating: 0, count: 9 * pairs)  // [k * 3 + l][pair], one tap per work item
         dU.withUnsafeBufferPointer { dU in
             byTap.withUnsafeMutableBufferPointer { out in

@@ -70,6 +70,9 @@ public final class PackedWinogradConv {
     }
 }
 
+/// F(2x2, 3x3)'s filter transform G (4 x 3); the trainer's weight gradient applies its transpose.
+public let winogradG: [[Float]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
+
 /// U = G g Gᵀ for every (out, in) pair of a 3x3 weight [out][in][3][3]: 16 arrays [out][in], one per ξ.
 ///
 /// Each U[ξ] is the sum, in (k, l) order, of the terms G[i][k] g[k][l] G[j][l] whose coefficients are not
@@ -85,7 +88,7 @@ public func winogradWeightTransform(_ weight: [Float], outChannels: Int, inChann
             for pair in 0..<pairs { for t in 0..<9 { b[t * pairs + pair] = w[pair * 9 + t] } }
         }
     }
-    let G: [[Float]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
+    let G = winogradG
     var u = [Float](repeating: 0, count: 16 * pairs)  // [ξ][pair], one ξ per work item
     byTap.withUnsafeBufferPointer { b in
         u.withUnsafeMutableBufferPointer { u in
