@@ -23,6 +23,7 @@ STRATEGY=${STRATEGY:-full-ft}
 echo "== building: swift build -c release"
 swift build -c release --product sonoquant 2>&1 | tail -1
 OURS=.build/release/sonoquant
+echo "== $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), CPU $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)$(grep -qw avx512_vnni /proc/cpuinfo && echo ' (AVX-512 VNNI)'), torch $("$PY" -c 'import torch; print(torch.__version__)')"
 echo "== machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 ours=(); theirs=(); ourcpu=(); theircpu=()
 for round in $(seq 1 "$ROUNDS"); do
