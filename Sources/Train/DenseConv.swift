@@ -34,7 +34,8 @@ public enum DenseConv {
         check(spec)
         let linear = linearSpec(spec, inChannels: spec.inChannels, outChannels: spec.outChannels, stride: spec.stride)
         if spec.kernel == 1 {
-            let conv = PackedDenseConv(FoldedConv(spec: linear, weight: weight, bias: bias ?? [Float](repeating: 0, count: spec.outChannels)))
+            let conv = PackedDenseConv(FoldedConv(spec: linear, weight: weight, bias: bias ?? [Float](repeating: 0, count: spec.outChannels)),
+                                       threads: threads)
             return pointwise(conv, x, threads: threads)
         }
         let input = NHWCBuffer(x, threads: threads)
@@ -43,7 +44,8 @@ public enum DenseConv {
                 return WinogradConv.convolve(input.map, weight: weight, bias: bias, outChannels: spec.outChannels, name: spec.weightPrefix,
                                              threads: threads)
             }
-            let conv = PackedDenseConv(FoldedConv(spec: linear, weight: weight, bias: bias ?? [Float](repeating: 0, count: spec.outChannels)))
+            let conv = PackedDenseConv(FoldedConv(spec: linear, weight: weight, bias: bias ?? [Float](repeating: 0, count: spec.outChannels)),
+                                       threads: threads)
             return run(conv, on: input.map, threads: threads)
         }
     }
@@ -66,7 +68,7 @@ public enum DenseConv {
                 dInput = WinogradConv.convolve(gradient.map, weight: flipped, bias: nil, outChannels: cin, name: spec.weightPrefix, threads: threads)
             } else {
                 let adjoint = linearSpec(spec, inChannels: cout, outChannels: cin, stride: 1)
-                let conv = PackedDenseConv(FoldedConv(spec: adjoint, weight: flipped, bias: [Float](repeating: 0, count: cin)))
+                let conv = PackedDenseConv(FoldedConv(spec: adjoint, weight: flipped, bias: [Float](repeating: 0, count: cin)), threads: threads)
                 if spec.stride == 1 {
                     dInput = run(conv, on: gradient.map, threads: threads)
                 } else {
@@ -108,11 +110,10 @@ public enum DenseConv {
         let (cin, cout, pixels) = (spec.inChannels, spec.outChannels, x.pixels)
         var dInput: FeatureBatch?
         if wantInputGradient {
-            var transposed = [Float](repeating: 0, count: weight.count)
-            for o in 0..<cout { for c in 0..<cin { transposed[c * cout + o] = weight[o * cin + c] } }
+            let transposed = transposedFlipped(weight, outChannels: cout, inChannels: cin, taps: 1, threads: threads)
             let adjoint = linearSpec(spec, inChannels: cout, outChannels: cin, stride: 1)
-            dInput = pointwise(PackedDenseConv(FoldedConv(spec: adjoint, weight: transposed, bias: [Float](repeating: 0, count: cin))), dOut,
-                               threads: threads)
+            dInput = pointwise(PackedDenseConv(FoldedConv(spec: adjoint, weight: transposed, bias: [Float](repeating: 0, count: cin)), threads: threads),
+                               dOut, threads: threads)
         }
         var dWeight: [Float]?
         if wantWeightGradient {

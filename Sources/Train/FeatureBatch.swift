@@ -72,11 +72,14 @@ public struct FeatureBatch {
     }
 
     /// Adds `other` elementwise (same shape).
-    public mutating func add(_ other: FeatureBatch) {
+    public mutating func add(_ other: FeatureBatch, threads: Int = 1) {
         precondition(data.count == other.data.count)
         data.withUnsafeMutableBufferPointer { a in
             other.data.withUnsafeBufferPointer { b in
-                for i in 0..<a.count { a[i] += b[i] }
+                let (ap, bp, count, chunk) = (a.baseAddress!, b.baseAddress!, a.count, 1 << 15)
+                parallelChunks((count + chunk - 1) / chunk, threads: threads) { chunks in
+                    for i in (chunks.lowerBound * chunk)..<min(count, chunks.upperBound * chunk) { ap[i] += bp[i] }
+                }
             }
         }
     }

@@ -9,6 +9,13 @@ public final class Parameter {
     public var value: [Float]
     /// Gradient of the last `backward`; zeros when the parameter is frozen.
     public var gradient: [Float]
+    /// The `backward` call that last set `gradient` (so a parameter it did not reach gets zeros).
+    var gradientStep = -1
+
+    func setGradient(_ value: [Float], step: Int) {
+        gradient = value
+        gradientStep = step
+    }
     public internal(set) var trainable: Bool
 
     init(name: String, shape: [Int], group: ParameterGroup, value: [Float], trainable: Bool) {
@@ -83,6 +90,8 @@ public final class TrainableUNet {
 
     /// Every parameter in graph order (weight, bias, gamma, beta per conv).
     public let parameters: [Parameter]
+    /// `backward` calls so far (Parameter.gradientStep).
+    private var backwardSteps = 0
     public var trainableParameters: [Parameter] { parameters.filter { $0.trainable } }
     public var trainableParameterCount: Int { trainableParameters.reduce(0) { $0 + $1.value.count } }
 
@@ -209,7 +218,7 @@ public final class TrainableUNet {
                 values[output] = z
             case .add(let a, let b, let output):
                 var sum = values[a]!
-                sum.add(values[b]!)
+                sum.add(values[b]!, threads: threads)
                 values[output] = sum
             case .upsample2x(let a, let output):
                 values[output] = Upsample2x.forward(values[a]!, threads: threads)
@@ -228,14 +237,22 @@ public final class TrainableUNet {
     /// Fills every trainable parameter's `gradient` from the loss gradient at the logits.
     /// Frozen parameters' gradients stay zero; values that need no gradient are never differentiated.
     func backward(_ dLogits: FeatureBatch, cache: ForwardCache, threads: Int) {
-        for p in parameters where p.trainable { p.gradient = [Float](repeating: 0, count: p.value.count) }
+        // Every trainable parameter's gradient is assigned below; any the walk does not reach is zeroed at the end.
+        let step = backwardSteps
+        backwardSteps += 1
+        defer {
+            for p in parameters where p.trainable && p.gradientStep != step {
+                p.gradient = [Float](repeating: 0, count: p.value.count)
+                p.gradientStep = step
+            }
+        }
         guard needsGradient[graph.output] else { return }  // nothing trainable
         var values = cache.values
         var gradients = [FeatureBatch?](repeating: nil, count: graph.values.count)
         gradients[graph.output] = dLogits
         func accumulate(_ g: FeatureBatch, into v: Int) {
             guard needsGradient[v] else { return }
-            if gradients[v] == nil { gradients[v] = g } else { gradients[v]!.add(g) }
+            if gradients[v] == nil { gradients[v] = g } else { gradients[v]!.add(g, threads: threads) }
         }
         for (index, op) in graph.ops.enumerated().reversed() {
             guard var g = gradients[op.output] else { continue }
@@ -250,10 +267,10 @@ public final class TrainableUNet {
                     let bnCache = cache.batchNorm[index]!
                     let (dz, dGamma, dBeta) = BatchNorm.backward(g, cache: bnCache, gamma: gamma.value,
                                                                  wantInputGradient: true, threads: threads)
-                    if layer.trainable { gamma.gradient = dGamma; beta.gradient = dBeta }
+                    if layer.trainable { gamma.setGradient(dGamma, step: step); beta.setGradient(dBeta, step: step) }
                     g = dz!
                 } else if let bias = layer.bias, layer.trainable {
-                    bias.gradient = ChannelSums.of(g, threads: threads).map { Float($0) }
+                    bias.setGradient(ChannelSums.of(g, threads: threads).map { Float($0) }, step: step)
                 }
                 let x = values[inputIndex]!
                 let (dWeight, dInput): ([Float]?, FeatureBatch?)
@@ -268,7 +285,7 @@ public final class TrainableUNet {
                     (dWeight, dInput) = TransposedConv2x2.backward(x: x, dOut: g, weight: layer.weight.value, spec: spec,
                                                                    wantWeightGradient: layer.trainable, wantInputGradient: wantInputGradient, threads: threads)
                 }
-                if let dWeight { layer.weight.gradient = dWeight }
+                if let dWeight { layer.weight.setGradient(dWeight, step: step) }
                 if let dInput { accumulate(dInput, into: inputIndex) }
             case .add(let a, let b, _):
                 accumulate(g, into: a)

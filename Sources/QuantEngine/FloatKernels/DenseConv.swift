@@ -36,7 +36,8 @@ public final class PackedDenseConv {
     public var padding: Int { kernel / 2 }
 
     /// Packs a folded convolution (weight [out][in][k][k]).
-    public init(_ conv: FoldedConv, path: KernelPath = .current) {
+    /// `threads` split the packing by output channel (the trainer packs its weights every step).
+    public init(_ conv: FoldedConv, path: KernelPath = .current, threads: Int = 1) {
         kernels = .of(path)
         let spec = conv.spec
         precondition(spec.kind == .standard, "PackedDenseConv: \(spec.weightPrefix) is not a dense convolution")
@@ -57,11 +58,14 @@ public final class PackedDenseConv {
         weights.initialize(repeating: FloatVector(), count: count)
         weights.withMemoryRebound(to: Float.self, capacity: count * 8) { packed in
             conv.weight.withUnsafeBufferPointer { w in
-                for o in 0..<outChannels {
-                    let panel = o / 16, width = panelBlocks(panel)
-                    let start = panel * 2 * taps * inChannels * 8, lane = o % 16
-                    for c in 0..<inChannels {
-                        for t in 0..<taps { packed[start + (t * inChannels + c) * width * 8 + lane] = w[(o * inChannels + c) * taps + t] }
+                let (inChannels, outChannels, blocks) = (inChannels, outChannels, blocks)
+                parallelChunks(outChannels, threads: threads) { channels in
+                    for o in channels {
+                        let panel = o / 16, width = min(2, blocks - 2 * panel)
+                        let start = panel * 2 * taps * inChannels * 8, lane = o % 16
+                        for c in 0..<inChannels {
+                            for t in 0..<taps { packed[start + (t * inChannels + c) * width * 8 + lane] = w[(o * inChannels + c) * taps + t] }
+                        }
                     }
                 }
             }
