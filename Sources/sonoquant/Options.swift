@@ -36,7 +36,7 @@ struct ModelSizeOptions: ParsableArguments {
 
 /// `--threads N`, the threads a command runs on (default: every core), checked once for every command.
 struct ThreadsOption: ParsableArguments {
-    @Option(name: .customLong("threads"), help: ArgumentHelp("Threads to run on (default: every core). Results do not depend on it, except that training is reproducible for a fixed count.", valueName: "n"))
+    @Option(name: .customLong("threads"), help: ArgumentHelp("Threads to run on (default: every core). Results do not depend on it, training included.", valueName: "n"))
     var requested: Int?
 
     var count: Int { requested ?? availableCores }

@@ -47,11 +47,24 @@ final class AugmentationTests: XCTestCase {
 }
 
 final class TrainingRunTests: XCTestCase {
-    func configuration(_ directory: String, epochs: Int, resume: Bool) -> TrainingConfiguration {
+    func configuration(_ directory: String, epochs: Int, resume: Bool, strategy: String = "D-all", threads: Int = 2) -> TrainingConfiguration {
         TrainingConfiguration(dataDirectory: Fixtures.path("hc18/training_set"), splitCSV: Fixtures.path("hc18/split.csv"),
-                              strategy: try! Strategy.preset("D-all"), width: 64, height: 64, epochs: epochs, batchSize: 2,
+                              strategy: try! Strategy.preset(strategy), width: 64, height: 64, epochs: epochs, batchSize: 2,
                               learningRate: 1e-3, seed: 5, initPath: Fixtures.path("pytorch_D-all_192x128.safetensors"),
-                              runDirectory: directory, resume: resume, threads: 2, limitTrain: 4, limitTest: 2)
+                              runDirectory: directory, resume: resume, threads: threads, limitTrain: 4, limitTest: 2)
+    }
+
+    /// Every sum of a step (per-channel statistics, weight gradients, the loss) runs in an order that does not
+    /// depend on the thread count, so training gives the same weights, bit for bit, on 1 and 3 threads.
+    func testTrainingGivesTheSameWeightsForAnyThreadCount() throws {
+        let root = NSTemporaryDirectory() + "sonoquant-threads-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let one = try TrainingRun(configuration: configuration(root + "/one", epochs: 1, resume: false, strategy: "full-ft", threads: 1)) { _ in }.run()
+        let three = try TrainingRun(configuration: configuration(root + "/three", epochs: 1, resume: false, strategy: "full-ft", threads: 3)) { _ in }.run()
+        XCTAssertEqual(one[0].trainLoss, three[0].trainLoss)
+        let a = try SafeTensorsFile(path: root + "/one/model.safetensors"), b = try SafeTensorsFile(path: root + "/three/model.safetensors")
+        XCTAssertEqual(a.names, b.names)
+        for name in a.names { XCTAssertEqual(try a.tensor(name), try b.tensor(name), name) }
     }
 
     /// A run never replaces files it does not own, never starts over when told to resume, and refuses a
