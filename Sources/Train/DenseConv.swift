@@ -32,21 +32,19 @@ public enum DenseConv {
     /// z = conv(x, W) + bias. Weight layout [Cout][Cin][k][k] (PyTorch's).
     public static func forward(_ x: FeatureBatch, weight: [Float], bias: [Float]?, spec: ConvSpec, threads: Int) -> FeatureBatch {
         check(spec)
-        let linear = linearSpec(spec, inChannels: spec.inChannels, outChannels: spec.outChannels, stride: spec.stride)
-        if spec.kernel == 1 {
-            let conv = PackedDenseConv(FoldedConv(spec: linear, weight: weight, bias: bias ?? [Float](repeating: 0, count: spec.outChannels)),
-                                       threads: threads)
-            return pointwise(conv, x, threads: threads)
+        func packed() -> PackedDenseConv {
+            let linear = linearSpec(spec, inChannels: spec.inChannels, outChannels: spec.outChannels, stride: spec.stride)
+            return PackedDenseConv(FoldedConv(spec: linear, weight: weight, bias: bias ?? [Float](repeating: 0, count: spec.outChannels)),
+                                   threads: threads)
         }
+        if spec.kernel == 1 { return pointwise(packed(), x, threads: threads) }
         let input = NHWCBuffer(x, threads: threads)
         return withExtendedLifetime(input) {
             if WinogradConv.applies(spec, height: x.height, width: x.width) {
                 return WinogradConv.convolve(input.map, weight: weight, bias: bias, outChannels: spec.outChannels, name: spec.weightPrefix,
                                              threads: threads)
             }
-            let conv = PackedDenseConv(FoldedConv(spec: linear, weight: weight, bias: bias ?? [Float](repeating: 0, count: spec.outChannels)),
-                                       threads: threads)
-            return run(conv, on: input.map, threads: threads)
+            return run(packed(), on: input.map, threads: threads)
         }
     }
 
@@ -207,12 +205,9 @@ public enum DenseConv {
                               rows cout: Int, lanes cin: Int, kernels: TrainKernels, threads: Int) -> [Float] {
         precondition(gradientBases.count == inputBases.count && gradientOffsets.count == inputOffsets.count)
         let (positions, pixels) = (gradientBases.count, gradientOffsets.count)
-        let rowTiles = (cout + gradientTileRows - 1) / gradientTileRows
-        let panels = (cin + gradientTileLanes - 1) / gradientTileLanes
-        let items = positions * rowTiles * panels
+        let items = gradientItemCount(positions: positions, rows: cout, lanes: cin)
         // About 128 KB of the two operands per block.
         let block = max(64, min(4096, 32768 / (cin + cout)))
-        let tile = kernels.weightGradientTile
         var sums = [Float](repeating: 0, count: positions * cout * cin)  // [position][out][in]
         sums.withUnsafeMutableBufferPointer { sums in
         inputOffsets.withUnsafeBufferPointer { inputOffsets in
@@ -224,18 +219,34 @@ public enum DenseConv {
                 for part in partRange {
                     let run = (items * part / parts)..<(items * (part + 1) / parts)
                     for first in Swift.stride(from: 0, to: pixels, by: block) {
-                        let count = min(block, pixels - first)
-                        for item in run {
-                            let q = item / (rowTiles * panels), row = (item / panels) % rowTiles, panel = item % panels
-                            let o = row * gradientTileRows, c = panel * gradientTileLanes
-                            tile(gradients + gradientBases[q] + o, gp + first, inputs + inputBases[q] + c, ip + first, count,
-                                 sp + (q * cout + o) * cin + c, cin, min(gradientTileRows, cout - o), min(gradientTileLanes, cin - c))
-                        }
+                        addGradientItems(run, gradients: gradients, gradientBases: gradientBases, gradientOffsets: gp + first,
+                                         inputs: inputs, inputBases: inputBases, inputOffsets: ip + first, count: min(block, pixels - first),
+                                         sums: sp, rows: cout, lanes: cin, tile: kernels.weightGradientTile)
                     }
                 }
             }
         }}}
         return sums
+    }
+
+    /// Work items of the gradient GEMMs: (position, 6 rows, 16 lanes), position-major.
+    static func gradientItemCount(positions: Int, rows: Int, lanes: Int) -> Int {
+        positions * ((rows + gradientTileRows - 1) / gradientTileRows) * ((lanes + gradientTileLanes - 1) / gradientTileLanes)
+    }
+
+    /// Adds `count` pixels of each work item in `items` to its sums (layout [position][row][lane]), the
+    /// pixels at the given offsets from each position's base: the one place an item becomes a tile call.
+    static func addGradientItems(_ items: Range<Int>, gradients: UnsafePointer<Float>, gradientBases: [Int], gradientOffsets: UnsafePointer<Int>,
+                                 inputs: UnsafePointer<Float>, inputBases: [Int], inputOffsets: UnsafePointer<Int>, count: Int,
+                                 sums: UnsafeMutablePointer<Float>, rows cout: Int, lanes cin: Int, tile: TrainKernels.WeightGradientTile) {
+        let rowTiles = (cout + gradientTileRows - 1) / gradientTileRows
+        let panels = (cin + gradientTileLanes - 1) / gradientTileLanes
+        for item in items {
+            let q = item / (rowTiles * panels), row = (item / panels) % rowTiles, panel = item % panels
+            let o = row * gradientTileRows, c = panel * gradientTileLanes
+            tile(gradients + gradientBases[q] + o, gradientOffsets, inputs + inputBases[q] + c, inputOffsets, count,
+                 sums + (q * cout + o) * cin + c, cin, min(gradientTileRows, cout - o), min(gradientTileLanes, cin - c))
+        }
     }
 
     /// The weight gradient of a k x k, padding k/2 convolution on the microkernels of `path` (tests compare

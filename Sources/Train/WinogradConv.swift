@@ -61,7 +61,7 @@ public enum WinogradConv {
         if isNarrow(inChannels: cin, outChannels: cout) {
             return blockedWeightGradient(input: input, gradient: gradient, kernels: kernels, threads: threads)
         }
-        let tiles = input.images * (input.height / 2) * (input.width / 2)
+        let tiles = WinogradTiles(input).count
         // V = Bᵀ d B and dM = A dY Aᵀ, each [ξ][tile][channel], plus what the GEMM tile may read past the end.
         let slack = DenseConv.gradientTileLanes
         let v = UnsafeMutablePointer<Float>.allocate(capacity: 16 * tiles * cin + slack)
@@ -84,7 +84,7 @@ public enum WinogradConv {
     /// 16 GEMMs to its own dU; the parts' dU are added in order.
     static func blockedWeightGradient(input: FeatureMap, gradient: FeatureMap, kernels: TrainKernels, threads: Int) -> [Float] {
         let (cin, cout) = (input.channels, gradient.channels)
-        let tiles = input.images * (input.height / 2) * (input.width / 2)
+        let tiles = WinogradTiles(input).count
         let block = winogradBlockTiles(inChannels: cin, outChannels: cout)
         let blocks = (tiles + block - 1) / block
         let parts = min(blocks, 4)
@@ -94,10 +94,9 @@ public enum WinogradConv {
         defer { scratch.deallocate() }
         scratch.initialize(repeating: 0, count: parts * partFloats)  // incl. the slack the GEMM tile may read
         var partSums = [Float](repeating: 0, count: parts * 16 * cout * cin)
-        let rowTiles = (cout + DenseConv.gradientTileRows - 1) / DenseConv.gradientTileRows
-        let panels = (cin + DenseConv.gradientTileLanes - 1) / DenseConv.gradientTileLanes
+        let items = DenseConv.gradientItemCount(positions: 16, rows: cout, lanes: cin)
+        let (gradientBases, inputBases) = ((0..<16).map { $0 * mPlane }, (0..<16).map { $0 * vPlane })
         let gradientOffsets = (0..<block).map { $0 * cout }, inputOffsets = (0..<block).map { $0 * cin }
-        let tile = kernels.weightGradientTile
         partSums.withUnsafeMutableBufferPointer { partSums in
         gradientOffsets.withUnsafeBufferPointer { gradientOffsets in
         inputOffsets.withUnsafeBufferPointer { inputOffsets in
@@ -110,15 +109,9 @@ public enum WinogradConv {
                         let range = (b * block)..<min(tiles, (b + 1) * block)
                         winogradInputTiles(input, tiles: range, into: v, plane: vPlane)
                         outputGradientTiles(gradient, tiles: range, into: dM, plane: mPlane)
-                        for xi in 0..<16 {
-                            for row in 0..<rowTiles {
-                                for panel in 0..<panels {
-                                    let o = row * DenseConv.gradientTileRows, c = panel * DenseConv.gradientTileLanes
-                                    tile(dM + xi * mPlane + o, gp, v + xi * vPlane + c, ip, range.count, sums + (xi * cout + o) * cin + c, cin,
-                                         min(DenseConv.gradientTileRows, cout - o), min(DenseConv.gradientTileLanes, cin - c))
-                                }
-                            }
-                        }
+                        DenseConv.addGradientItems(0..<items, gradients: UnsafePointer(dM), gradientBases: gradientBases, gradientOffsets: gp,
+                                                   inputs: UnsafePointer(v), inputBases: inputBases, inputOffsets: ip, count: range.count,
+                                                   sums: sums, rows: cout, lanes: cin, tile: kernels.weightGradientTile)
                     }
                 }
             }
@@ -130,24 +123,23 @@ public enum WinogradConv {
 
     /// dM[ξ][tile][o] = (A dY Aᵀ)[ξ] for every tile (16 x tiles x out floats).
     static func outputGradientTransform(_ gradient: FeatureMap, into dM: UnsafeMutablePointer<Float>, threads: Int) {
-        let (tilesX, tilesY) = (gradient.width / 2, gradient.height / 2)
-        let plane = gradient.images * tilesX * tilesY * gradient.channels
-        parallelChunks(gradient.images * tilesY, threads: threads) { tileRows in
+        let tiles = WinogradTiles(gradient)
+        parallelChunks(gradient.images * tiles.tilesY, threads: threads) { tileRows in
             for tileRow in tileRows {
-                let first = tileRow * tilesX
-                outputGradientTiles(gradient, tiles: first..<(first + tilesX), into: dM + first * gradient.channels, plane: plane)
+                let first = tileRow * tiles.tilesX
+                outputGradientTiles(gradient, tiles: first..<(first + tiles.tilesX), into: dM + first * gradient.channels,
+                                    plane: tiles.count * gradient.channels)
             }
         }
     }
 
-    /// dM[ξ][t][o] = (A dY Aᵀ)[ξ] for the 2x2 block of dY of tile range.lowerBound + t (tiles numbered as the
-    /// engine's: image, tile row, tile column), at dM + ξ * plane + t * out + o. With Aᵀ = [1 1 1 0; 0 1 -1 -1],
+    /// dM[ξ][t][o] = (A dY Aᵀ)[ξ] for the 2x2 block of dY of tile range.lowerBound + t (`WinogradTiles`'
+    /// numbering), at dM + ξ * plane + t * out + o. With Aᵀ = [1 1 1 0; 0 1 -1 -1],
     /// each of the block's two rows (a, b) becomes (a, a + b, a - b, -b), and so do its columns.
     static func outputGradientTiles(_ gradient: FeatureMap, tiles range: Range<Int>, into dM: UnsafeMutablePointer<Float>, plane: Int) {
-        let cout = gradient.channels
-        let tilesX = gradient.width / 2, tilesY = gradient.height / 2
+        let (cout, tiles) = (gradient.channels, WinogradTiles(gradient))
         for tile in range {
-            let n = tile / (tilesX * tilesY), ty = (tile / tilesX) % tilesY, tx = tile % tilesX
+            let (n, ty, tx) = tiles.position(tile)
             let top = UnsafePointer(gradient.pointer + gradient.offset(n, 2 * ty, 2 * tx))
             let bottom = top + gradient.rowStride
             let base = dM + (tile - range.lowerBound) * cout

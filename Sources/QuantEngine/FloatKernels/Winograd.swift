@@ -112,15 +112,15 @@ public func winogradWeightTransform(_ weight: [Float], outChannels: Int, inChann
 
 /// Tiles of an F(2x2, 3x3) convolution: one per 2x2 output block, numbered image by image, row by row:
 /// tile t = (n * tilesY + ty) * tilesX + tx, whose 4x4 input patch starts at pixel (2ty-1, 2tx-1).
-struct WinogradTiles {
-    let tilesX: Int, tilesY: Int, count: Int
-    init(_ map: FeatureMap) {
+public struct WinogradTiles {
+    public let tilesX: Int, tilesY: Int, count: Int
+    public init(_ map: FeatureMap) {
         tilesX = map.width / 2
         tilesY = map.height / 2
         count = map.images * tilesX * tilesY
     }
     @inline(__always)
-    func position(_ tile: Int) -> (n: Int, ty: Int, tx: Int) {
+    public func position(_ tile: Int) -> (n: Int, ty: Int, tx: Int) {
         let row = tile / tilesX
         return (row / tilesY, row % tilesY, tile % tilesX)
     }
