@@ -96,7 +96,7 @@ public func trainingState(runDirectory: String, epochs: Int) throws -> TrainingS
     let path = runDirectory + "/resume.safetensors"
     guard FileManager.default.fileExists(atPath: path) else { return .notStarted }
     let file = try SafeTensorsFile(path: path)
-    guard let done = Int(file.metadata[MetadataKey.epochsDone] ?? "") else {
+    guard let done = file.modelMetadata.epochsDone else {
         throw SonoQuantError(path, "has no sonoquant.epochs_done metadata: not a SonoQuant resume file")
     }
     return done >= epochs ? .finished(epochsDone: done) : .partial(epochsDone: done)
@@ -421,8 +421,11 @@ func measureRun(_ c: HarnessConfiguration, strategy: Strategy, seed: UInt64, dir
     let statistics = try collectStatistics(model: float, frames: calibration, width: c.width, height: c.height, threads: threads)
     let settings = CalibrationSettings(observer: c.observer, width: c.width, height: c.height)
     let calibrationInfo = CalibrationRecord(images: calibration.count, split: c.splitCSV, data: c.dataDirectory, histogramBins: settings.bins).json
-    let info = ["source_checkpoint": floatPath, "strategy": strategy.name, "calibration": calibrationInfo]
-    try quantize(weights: weights, statistics: statistics, settings: settings, info: info).save(to: int8Path)
+    var provenance = ModelMetadata()
+    provenance.sourceCheckpoint = floatPath
+    provenance.strategy = strategy.name
+    provenance.calibration = calibrationInfo
+    try quantize(weights: weights, statistics: statistics, settings: settings, provenance: provenance).save(to: int8Path)
     // The int8 model as a board would load it: from its file.
     let int8 = try loadSegmentationModel(path: int8Path)
     log("\(label): evaluating int8 on \(test.count) test frames")

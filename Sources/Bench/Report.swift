@@ -147,21 +147,18 @@ public struct BenchConfiguration {
 
 /// Strategy and trainable parameters of a model file: metadata first (`sonoquant.trainable` groups,
 /// `sonoquant.strategy`), else the model's display name when it starts with a preset name ("D-all int8").
-public func trainableFacts(metadata: [String: String], name: String) -> (strategy: String?, groups: String?, parameters: Int?) {
-    var strategy = metadata[MetadataKey.strategy].flatMap { $0 == "unknown" ? nil : $0 }
+public func trainableFacts(metadata: ModelMetadata, name: String) -> (strategy: String?, groups: String?, parameters: Int?) {
+    var strategy = metadata.strategy.flatMap { $0 == "unknown" ? nil : $0 }
     if strategy == nil {
         // The longest preset name that starts the display name, so "D-all-frozenbn" wins over "D-all".
         let lower = name.lowercased()
         strategy = Strategy.presetNames.filter { lower.hasPrefix($0.lowercased()) }.max { $0.count < $1.count }
     }
-    var groups: Set<ParameterGroup>? = metadata[MetadataKey.trainable].flatMap { try? Strategy.groups($0) }
+    var groups: Set<ParameterGroup>? = metadata.trainable.flatMap { try? Strategy.groups($0) }
     if groups == nil, let strategy { groups = (try? Strategy.preset(strategy))?.trainable }
     guard let groups else { return (strategy, nil, nil) }
     // Counted on the file's own architecture (a unet-baseline file used to get MobileNetV2 U-Net counts).
-    let named = metadata[MetadataKey.architecture].map { Architecture(rawValue: $0) }
-    guard let architecture = named ?? strategy.flatMap({ try? Strategy.preset($0).architecture }) ?? .mobileNetV2UNet else {
-        return (strategy, Strategy.describe(groups), nil)  // an architecture this build does not know
-    }
+    let architecture = metadata.architecture ?? strategy.flatMap({ try? Strategy.preset($0).architecture }) ?? .mobileNetV2UNet
     let graph = architecture.graph()
     return (strategy, Strategy.describe(groups), graph.parameterCount(groups: groups))
 }
@@ -189,7 +186,7 @@ public func runBench(_ c: BenchConfiguration, peakRSS: (BenchModelSpec) -> Int?,
     var rows: [BenchRow] = []
     for spec in c.models {
         let network = try loadSegmentationModel(path: spec.path)
-        let metadata = (try? SafeTensorsFile(path: spec.path))?.metadata ?? [:]
+        let metadata = (try? SafeTensorsFile(path: spec.path))?.modelMetadata ?? ModelMetadata()
         let facts = trainableFacts(metadata: metadata, name: spec.name)
         let bytes = (try? FileManager.default.attributesOfItem(atPath: spec.path)[.size] as? NSNumber)??.intValue ?? 0
         progress("\(spec.name): evaluating \(network.precision) on \(prepared.count) frames")

@@ -231,14 +231,15 @@ public func collectStatistics(model: FloatUNet, frames: [[Float]], width: Int, h
 }
 
 /// Quantizes float weights to an int8 model with activation ranges chosen by the observer.
+/// `provenance` (source checkpoint, strategy, calibration record, HC factor) gets the settings added.
 public func quantize(weights: ModelWeights, statistics: [ActivationStatistics], settings: CalibrationSettings,
-                     info: [String: String]) -> Int8Model {
+                     provenance: ModelMetadata) -> Int8Model {
     let ranges = statistics.map { $0.range(settings.observer, percentile: settings.percentile) }
-    var info = info
-    info["observer"] = settings.observer.rawValue
-    if settings.observer == .percentile { info["percentile"] = String(settings.percentile) }
-    info["size"] = InputSize(width: settings.width, height: settings.height).description
-    info["input"] = "{\"width\":\(settings.width),\"height\":\(settings.height),\"channels\":1,\"dtype\":\"uint8\",\"layout\":\"HW row-major gray frame\",\"scale\":\"1/255\",\"int8\":\"byte - 128\"}"
-    info["preprocessing"] = "gray frame squashed to WxH (bilinear, antialiased when shrinking; HC18 loadSample), bytes used directly (real = byte / 255)"
-    return Int8Model(quantizing: weights, ranges: ranges, info: info)
+    var metadata = provenance
+    metadata.observer = settings.observer.rawValue
+    metadata.percentile = settings.observer == .percentile ? settings.percentile : nil
+    metadata.size = InputSize(width: settings.width, height: settings.height)
+    metadata.input = "{\"width\":\(settings.width),\"height\":\(settings.height),\"channels\":1,\"dtype\":\"uint8\",\"layout\":\"HW row-major gray frame\",\"scale\":\"1/255\",\"int8\":\"byte - 128\"}"
+    metadata.preprocessing = "gray frame squashed to WxH (bilinear, antialiased when shrinking; HC18 loadSample), bytes used directly (real = byte / 255)"
+    return Int8Model(quantizing: weights, ranges: ranges, metadata: metadata)
 }

@@ -414,10 +414,10 @@ extension ModelGraph {
 
     /// The architecture of a checkpoint: its `sonoquant.architecture` metadata, else recognised by a tensor
     /// name only that architecture has (a state dict saved by PyTorch carries no metadata).
-    public static func architecture(of file: SafeTensorsFile) -> String? {
-        if let name = file.metadata[MetadataKey.architecture] { return name }
-        if file.entries["encoder.features.0.0.weight"] != nil || file.entries["features.0.0.weight"] != nil { return Architecture.mobileNetV2UNet.rawValue }
-        if file.entries["enc.0.0.weight"] != nil { return Architecture.unetBaseline.rawValue }
+    public static func architecture(of file: SafeTensorsFile) -> Architecture? {
+        if let recorded = file.modelMetadata.architecture { return recorded }
+        if file.entries["encoder.features.0.0.weight"] != nil || file.entries["features.0.0.weight"] != nil { return .mobileNetV2UNet }
+        if file.entries["enc.0.0.weight"] != nil { return .unetBaseline }
         return nil
     }
 

@@ -86,7 +86,6 @@ public struct Int8ConvWeights: Equatable, Sendable {
 /// A quantized model: the gray (1-channel) graph, every value's activation quantization and every
 /// convolution's int8 weights, plus provenance metadata. Saved as and loaded from one safetensors file.
 public struct Int8Model: Equatable, Sendable {
-    public static let format = "int8-model"
     public static let formatVersion = "1"
 
     public let graph: ModelGraph
@@ -94,44 +93,36 @@ public struct Int8Model: Equatable, Sendable {
     public var activations: [ActivationQuantization]
     /// By conv weight prefix.
     public var convs: [String: Int8ConvWeights]
-    /// Provenance and settings (observer, calibration images, source checkpoint, strategy, input size...),
-    /// stored as `sonoquant.*` metadata entries.
-    public var info: [String: String]
+    /// Provenance and settings (observer, calibration frames, source checkpoint, strategy, input size, HC
+    /// factor...). The entries that describe the file itself (format, architecture, activations...) are
+    /// written by `save` from the model and are not kept here.
+    public var metadata: ModelMetadata
 
-    /// The size its activation ranges were measured at: `info["size"]` (sonoquant.size), or for files written
-    /// before that key, the width and height in `info["input"]`.
+    /// The size its activation ranges were measured at: `metadata.size`, or for files written before that
+    /// entry, the width and height in `metadata.input`.
     public var calibrationSize: InputSize? {
-        if let text = info["size"] { return InputSize(text) }
-        guard let json = info["input"]?.data(using: .utf8),
+        if let size = metadata.size { return size }
+        guard let json = metadata.input?.data(using: .utf8),
               let input = try? JSONSerialization.jsonObject(with: json) as? [String: Any],
               let width = input["width"] as? Int, let height = input["height"] as? Int, width > 0, height > 0 else { return nil }
         return InputSize(width: width, height: height)
     }
 
-    /// `info["hc_scale"]` (sonoquant.hc_scale), 1 when absent; `checkInfo` has checked it at load and before save.
-    public var hcScale: Double { Double(info["hc_scale"] ?? "") ?? 1 }
+    /// The HC factor (`ModelMetadata.hcScale`), 1 when absent.
+    public var hcScale: Double { metadata.hcScale ?? 1 }
 
-    /// The `info` values the tools interpret: the size (WxH) and the HC factor (`recordedHCScale`'s range).
-    /// Run by the loader and, before anything is written, by `save`.
-    func checkInfo(source: String) throws {
-        if let text = info["size"], InputSize(text) == nil {
-            throw SonoQuantError(source, "\(MetadataKey.size) is \"\(text)\", expected WxH such as 192x128", kind: .corruptModel)
-        }
-        if let text = info["hc_scale"] { _ = try recordedHCScale([MetadataKey.hcScale: text], source: source) }
-    }
-
-    public init(graph: ModelGraph, activations: [ActivationQuantization], convs: [String: Int8ConvWeights], info: [String: String]) {
+    public init(graph: ModelGraph, activations: [ActivationQuantization], convs: [String: Int8ConvWeights], metadata: ModelMetadata) {
         self.graph = graph
         self.activations = activations
         self.convs = convs
-        self.info = info
+        self.metadata = metadata
     }
 
     /// Quantizes float weights given each graph value's calibrated real range.
     ///
     /// The input is fixed to the uint8 frame's quantization; the output of an upsample or a max-pool keeps
     /// its input's quantization (they only copy or select values). Everything else comes from `ranges`.
-    public init(quantizing weights: ModelWeights, ranges: [ClosedRange<Float>], info: [String: String]) {
+    public init(quantizing weights: ModelWeights, ranges: [ClosedRange<Float>], metadata: ModelMetadata) {
         let graph = weights.graph.inputChannels == 1 ? weights.graph : weights.graph.architecture.graph(inputChannels: 1)
         precondition(ranges.count == graph.values.count, "Int8Model: \(ranges.count) ranges for \(graph.values.count) values")
         var activations = ranges.map { ActivationQuantization(min: $0.lowerBound, max: $0.upperBound) }
@@ -144,7 +135,7 @@ public struct Int8Model: Equatable, Sendable {
             guard case .conv(let spec, let input, _) = op else { continue }
             convs[spec.weightPrefix] = Int8ConvWeights(grayWeights.folded(spec), inputScale: activations[input].scale)
         }
-        self.init(graph: graph, activations: activations, convs: convs, info: info)
+        self.init(graph: graph, activations: activations, convs: convs, metadata: metadata)
     }
 
     /// The kernel parameters of one graph conv (multipliers derived from the scales, deterministically).
@@ -198,16 +189,15 @@ extension Int8Model {
     public func save(to path: String) throws {
         // What the loader would refuse is never written (a calibration that produced it fails here, naming the file).
         try checkMultipliers(source: path)
-        try checkInfo(source: path)
-        var metadata: [String: String] = [:]
-        for (key, value) in info { metadata[MetadataKey.prefix + key] = value }
-        metadata[MetadataKey.format] = Self.format
-        metadata[MetadataKey.formatVersion] = Self.formatVersion
-        metadata[MetadataKey.architecture] = graph.architecture.rawValue
-        metadata[MetadataKey.inputChannels] = String(graph.inputChannels)
-        metadata[MetadataKey.activations] = Self.activationsJSON(activations)
-        metadata[MetadataKey.weights] = "int8 symmetric per output channel (zero point 0, [-127, 127]), BatchNorm folded; I32 bias in units of s_in * s_w[c]"
-        metadata[MetadataKey.requantization] = "gemmlowp fixed point: Q31 multiplier + shift from s_in * s_w[c] / s_out; see docs/QUANTIZATION.md"
+        try metadata.checkWritable(subject: path)
+        var metadata = self.metadata
+        metadata.format = .int8Model
+        metadata.formatVersion = Self.formatVersion
+        metadata.architecture = graph.architecture
+        metadata.inputChannels = graph.inputChannels
+        metadata.activations = Self.activationsJSON(activations)
+        metadata.weights = "int8 symmetric per output channel (zero point 0, [-127, 127]), BatchNorm folded; I32 bias in units of s_in * s_w[c]"
+        metadata.requantization = "gemmlowp fixed point: Q31 multiplier + shift from s_in * s_w[c] / s_out; see docs/QUANTIZATION.md"
         var writer = SafeTensorsWriter(metadata: metadata)
         writer.add(Self.activationScaleName, floats: activations.map(\.scale), shape: [activations.count])
         writer.add(Self.activationZeroPointName, int32: activations.map(\.zeroPoint), shape: [activations.count])
@@ -296,19 +286,20 @@ extension Int8Model {
     public init(file: SafeTensorsFile) throws {
         let source = file.source
         func fail(_ problem: String, kind: SonoQuantError.Kind = .corruptModel) -> SonoQuantError { SonoQuantError(source, problem, kind: kind) }
-        guard let format = file.metadata[MetadataKey.format] else {
+        var metadata = file.modelMetadata
+        guard let format = metadata.format else {
             throw fail("not a SonoQuant int8 model: no `sonoquant.format` metadata (a float checkpoint or a foreign safetensors file?)", kind: .notAModel)
         }
-        guard format == Self.format else { throw fail("not an int8 model: sonoquant.format is \"\(format)\", expected \"\(Self.format)\"", kind: .notAModel) }
-        guard file.metadata[MetadataKey.formatVersion] == Self.formatVersion else {
-            throw fail("int8 model format version \(file.metadata[MetadataKey.formatVersion] ?? "missing") is not supported (expected \(Self.formatVersion))", kind: .notAModel)
+        guard format == .int8Model else { throw fail("not an int8 model: sonoquant.format is \"\(format.rawValue)\", expected \"\(ModelMetadata.Format.int8Model.rawValue)\"", kind: .notAModel) }
+        guard metadata.formatVersion == Self.formatVersion else {
+            throw fail("int8 model format version \(metadata.formatVersion ?? "missing") is not supported (expected \(Self.formatVersion))", kind: .notAModel)
         }
-        let architecture = file.metadata[MetadataKey.architecture] ?? "missing"
-        guard let graph = ModelGraph.named(architecture, inputChannels: 1) else {
-            throw fail("unknown architecture \"\(architecture)\" (this build runs \(ModelGraph.architectureNames.joined(separator: ", ")))", kind: .unsupportedArchitecture)
+        guard let architecture = metadata.architecture else {
+            throw fail("missing metadata sonoquant.architecture (this build runs \(ModelGraph.architectureNames.joined(separator: ", ")))", kind: .unsupportedArchitecture)
         }
-        guard file.metadata[MetadataKey.inputChannels] == "1" else {
-            throw fail("sonoquant.input_channels is \(file.metadata[MetadataKey.inputChannels] ?? "missing"), expected 1 (int8 models take the gray frame)")
+        let graph = architecture.graph(inputChannels: 1)
+        guard metadata.inputChannels == 1 else {
+            throw fail("sonoquant.input_channels is \(metadata.inputChannels.map(String.init) ?? "missing"), expected 1 (int8 models take the gray frame)")
         }
 
         func entry(_ name: String, _ dtype: SafeTensorsDType, _ shape: [Int]) throws {
@@ -334,7 +325,7 @@ extension Int8Model {
         for (i, o) in graph.quantizationTies where activations[i] != activations[o] {
             throw fail("value \(o) is an upsample or max-pool of value \(i) and must keep its quantization")
         }
-        guard let json = file.metadata[MetadataKey.activations] else { throw fail("missing metadata sonoquant.activations") }
+        guard let json = metadata.activations else { throw fail("missing metadata sonoquant.activations") }
         guard json == Self.activationsJSON(activations) else {
             throw fail("inconsistent metadata: sonoquant.activations does not match the tensors \(Self.activationScaleName) / \(Self.activationZeroPointName) (tampered?)")
         }
@@ -356,13 +347,11 @@ extension Int8Model {
         for name in file.entries.keys where !expected.contains(name) {
             throw fail("unexpected tensor \(name): not part of an int8 \(architecture) model (tampered or foreign file)")
         }
-        var info: [String: String] = [:]
-        for (key, value) in file.metadata where key.hasPrefix(MetadataKey.prefix) {
-            info[String(key.dropFirst(MetadataKey.prefix.count))] = value
-        }
-        for key in ["format", "format_version", "architecture", "input_channels", "activations", "weights", "requantization"] { info[key] = nil }
-        self.init(graph: graph, activations: activations, convs: convs, info: info)
+        // What `save` writes from the model itself is not kept: a model built in memory and the same model
+        // loaded back compare equal.
+        metadata.format = nil; metadata.formatVersion = nil; metadata.architecture = nil; metadata.inputChannels = nil
+        metadata.activations = nil; metadata.weights = nil; metadata.requantization = nil
+        self.init(graph: graph, activations: activations, convs: convs, metadata: metadata)
         try checkMultipliers(source: source)
-        try checkInfo(source: source)
     }
 }

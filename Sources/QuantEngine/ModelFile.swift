@@ -3,48 +3,24 @@
 /// "int8-model", written by `sonoquant calibrate`) becomes an `Int8UNet`.
 public func loadSegmentationModel(path: String) throws -> SegmentationModel {
     var weights: ModelWeights
-    let inputSize: InputSize?
-    let hcScale: Double
+    let metadata: ModelMetadata
     do {
         let file = try SafeTensorsFile(path: path)
-        if file.metadata[MetadataKey.format] == "int8-model" { return Int8UNet(model: try Int8Model(file: file)) }
+        if file.modelMetadata.format == .int8Model { return Int8UNet(model: try Int8Model(file: file)) }
         weights = try ModelWeights(file: file, graph: try ModelGraph.of(file, inputChannels: 3))
-        inputSize = try recordedInputSize(file)
-        hcScale = try recordedHCScale(file.metadata, source: file.source)
+        metadata = file.modelMetadata
     }  // the file's bytes are released here, before the weights are packed (peak memory at load)
-    return FloatUNet(releasing: &weights, inputSize: inputSize, hcScale: hcScale)  // and each float tensor once its layer is packed
-}
-
-/// The HC scale a model file records (`sonoquant.hc_scale`, written by `sonoquant hc-scale`); 1 if none. A
-/// value outside [0.8, 1.25] (a 25% error in every measurement) is refused as corrupt: a fit never gives it.
-public func recordedHCScale(_ metadata: [String: String], source: String) throws -> Double {
-    guard let text = metadata[MetadataKey.hcScale] else { return 1 }
-    guard let scale = Double(text), scale.isFinite, (0.8...1.25).contains(scale) else {
-        throw SonoQuantError(source, "\(MetadataKey.hcScale) is \"\(text)\", expected a factor in [0.8, 1.25]", kind: .corruptModel)
-    }
-    return scale
-}
-
-/// The size a float checkpoint records (`sonoquant.size`, written by `train`); nil if it records none,
-/// an error naming the file if the value is not WxH.
-public func recordedInputSize(_ file: SafeTensorsFile) throws -> InputSize? {
-    guard let text = file.metadata[MetadataKey.size] else { return nil }
-    guard let size = InputSize(text) else { throw SonoQuantError(file.source, "\(MetadataKey.size) is \"\(text)\", expected WxH such as 192x128", kind: .corruptModel) }
-    return size
+    return FloatUNet(releasing: &weights, inputSize: metadata.size, hcScale: metadata.hcScale ?? 1)  // and each float tensor once its layer is packed
 }
 
 extension ModelGraph {
     /// The graph of the architecture a checkpoint holds (`architecture(of:)`: its `sonoquant.architecture`
     /// metadata, else recognised by its tensor names), or an error naming the file.
     public static func of(_ file: SafeTensorsFile, inputChannels: Int = 3) throws -> ModelGraph {
-        let known = architectureNames.joined(separator: ", ")
-        guard let name = architecture(of: file) else {
-            throw SonoQuantError(file.source, "no tensor of a known architecture (\(known)) and no sonoquant.architecture metadata: a checkpoint for another architecture?", kind: .unsupportedArchitecture)
+        guard let architecture = architecture(of: file) else {
+            throw SonoQuantError(file.source, "no tensor of a known architecture (\(architectureNames.joined(separator: ", "))) and no sonoquant.architecture metadata: a checkpoint for another architecture?", kind: .unsupportedArchitecture)
         }
-        guard let graph = named(name, inputChannels: inputChannels) else {
-            throw SonoQuantError(file.source, "unknown architecture \"\(name)\" in sonoquant.architecture (this build knows \(known))", kind: .unsupportedArchitecture)
-        }
-        return graph
+        return architecture.graph(inputChannels: inputChannels)
     }
 }
 

@@ -29,15 +29,15 @@ public struct ModelWeights: Sendable {
     public init(file: SafeTensorsFile, graph: ModelGraph, allowEncoderOnly: Bool = false,
                 initializer: ((String, [Int]) -> Tensor)? = nil) throws {
         self.graph = graph
-        if let stored = ModelGraph.architecture(of: file), stored != graph.architecture.rawValue {
+        if let stored = ModelGraph.architecture(of: file), stored != graph.architecture {
             throw SonoQuantError(file.source, "this is a \(stored) checkpoint, not \(graph.architecture)", kind: .unsupportedArchitecture)
         }
         let isEncoderOnly = file.entries["encoder.features.0.0.weight"] == nil && file.entries["features.0.0.weight"] != nil
         if isEncoderOnly && !allowEncoderOnly {
             throw SonoQuantError(file.source, "this is an encoder-only file (torchvision `features.*` names), not a full \(graph.architecture) checkpoint", kind: .notAModel)
         }
-        if let arch = file.metadata[MetadataKey.format], arch != "float-checkpoint" {
-            throw SonoQuantError(file.source, "this is a \(arch) file, not a float checkpoint", kind: .notAModel)
+        if let format = file.modelMetadata.format, format != .floatCheckpoint {
+            throw SonoQuantError(file.source, "this is a \(format.rawValue) file, not a float checkpoint", kind: .notAModel)
         }
         let expected = graph.expectedTensorShapes
         let present = expected.filter { file.entries[isEncoderOnly ? Self.torchvisionName($0.name) : $0.name] != nil }.count
@@ -80,9 +80,14 @@ public struct ModelWeights: Sendable {
         return t
     }
 
-    /// Writes a checkpoint with smp names (F32, or F16 to halve the size), atomically.
-    public func save(to path: String, halfPrecision: Bool = false, metadata: [String: String] = [:]) throws {
-        var writer = SafeTensorsWriter(metadata: metadata.merging([MetadataKey.format: "float-checkpoint", MetadataKey.architecture: graph.architecture.rawValue]) { a, _ in a })
+    /// Writes a checkpoint with smp names (F32, or F16 to halve the size), atomically; `metadata` gets the
+    /// float-checkpoint format and this graph's architecture.
+    public func save(to path: String, halfPrecision: Bool = false, metadata: ModelMetadata = ModelMetadata()) throws {
+        var metadata = metadata
+        metadata.format = .floatCheckpoint
+        metadata.architecture = graph.architecture
+        try metadata.checkWritable(subject: path)
+        var writer = SafeTensorsWriter(metadata: metadata)
         for (name, tensor) in tensors.sorted(by: { $0.key < $1.key }) {
             if halfPrecision { writer.add(name, halves: tensor.data, shape: tensor.shape) } else { writer.add(name, tensor) }
         }

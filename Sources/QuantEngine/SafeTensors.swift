@@ -30,7 +30,10 @@ public struct SafeTensorsFile: Sendable {
 
     /// Where the bytes came from (a path, or a label for in-memory data); used in error messages.
     public let source: String
+    /// The header's `__metadata__` as stored: SonoQuant's entries (read them typed, `modelMetadata`) and any other.
     public let metadata: [String: String]
+    /// The `sonoquant.*` entries, typed and checked when the file is opened.
+    public let modelMetadata: ModelMetadata
     public let entries: [String: Entry]
     private let bytes: [UInt8]
     private let dataStart: Int
@@ -141,8 +144,12 @@ public struct SafeTensorsFile: Sendable {
             throw SonoQuantError(source, "tensors \(sorted[i - 1].key) and \(sorted[i].key) overlap", kind: .corruptModel)
         }
         self.metadata = metadata
+        self.modelMetadata = try ModelMetadata(entries: metadata, source: source)
         self.entries = entries
     }
+
+    /// The metadata entries that are not SonoQuant's (a PyTorch export's), which a tool rewriting the file keeps.
+    public var otherMetadata: [String: String] { metadata.filter { !$0.key.hasPrefix(ModelMetadata.prefix) } }
 
     public var names: [String] { entries.keys.sorted() }
 
@@ -272,6 +279,11 @@ public struct SafeTensorsWriter: Sendable {
     public var metadata: [String: String] = [:]
 
     public init(metadata: [String: String] = [:]) { self.metadata = metadata }
+
+    /// A file carrying SonoQuant's typed metadata, and `other` entries (not `sonoquant.*`) kept from a source file.
+    public init(metadata: ModelMetadata, other: [String: String] = [:]) {
+        self.metadata = other.filter { !$0.key.hasPrefix(ModelMetadata.prefix) }.merging(metadata.entries) { _, ours in ours }
+    }
 
     public mutating func add(_ name: String, _ tensor: Tensor) {
         add(name, floats: tensor.data, shape: tensor.shape)

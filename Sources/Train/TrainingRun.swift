@@ -241,8 +241,11 @@ public final class TrainingRun {
                        metrics.hcErrorMM, metrics.epochSeconds))
 
             // Checkpoints first, the resume file last: it only ever names a fully written epoch.
-            let metadata = [MetadataKey.strategy: c.strategy.name, MetadataKey.epoch: String(epoch + 1),
-                            MetadataKey.size: InputSize(width: c.width, height: c.height).description, MetadataKey.trainable: Strategy.describe(c.strategy.trainable)]
+            var metadata = ModelMetadata()
+            metadata.strategy = c.strategy.name
+            metadata.epoch = epoch + 1
+            metadata.size = InputSize(width: c.width, height: c.height)
+            metadata.trainable = Strategy.describe(c.strategy.trainable)
             try checkpoint.save(to: c.runDirectory + String(format: "/epoch-%02d.safetensors", epoch + 1), halfPrecision: true, metadata: metadata)
             try checkpoint.save(to: c.runDirectory + "/model.safetensors", metadata: metadata)
             try report.write(to: c.runDirectory + "/evaluation.json")
@@ -287,13 +290,13 @@ public final class TrainingRun {
 /// streams are derived from (seed, epoch), so continuing at an epoch boundary replays them exactly.
 enum ResumeState {
     static func save(path: String, configuration: TrainingConfiguration, weights: ModelWeights, adam: Adam, history: [EpochMetrics]) throws {
-        var writer = SafeTensorsWriter(metadata: [
-            MetadataKey.format: "train-resume",
-            MetadataKey.run: configuration.identity,
-            MetadataKey.epochsDone: String(history.count),
-            MetadataKey.adamStep: String(adam.step),
-            MetadataKey.metrics: history.map(\.csvRow).joined(separator: "\n"),
-        ])
+        var metadata = ModelMetadata()
+        metadata.format = .trainResume
+        metadata.run = configuration.identity
+        metadata.epochsDone = history.count
+        metadata.adamStep = adam.step
+        metadata.metrics = history.map(\.csvRow).joined(separator: "\n")
+        var writer = SafeTensorsWriter(metadata: metadata)
         for (name, tensor) in weights.tensors.sorted(by: { $0.key < $1.key }) { writer.add(name, tensor) }
         for (name, m) in adam.firstMoment.sorted(by: { $0.key < $1.key }) {
             writer.add("adam.m." + name, floats: m, shape: [m.count])
@@ -305,10 +308,11 @@ enum ResumeState {
     static func load(path: String, configuration: TrainingConfiguration) throws
         -> (weights: ModelWeights, adam: Adam, history: [EpochMetrics]) {
         let file = try SafeTensorsFile(path: path)
-        guard file.metadata[MetadataKey.format] == "train-resume" else {
+        let metadata = file.modelMetadata
+        guard metadata.format == .trainResume else {
             throw SonoQuantError(path, "not a SonoQuant resume file")
         }
-        let saved = file.metadata[MetadataKey.run] ?? "?"
+        let saved = metadata.run ?? "?"
         guard saved == configuration.identity else {
             throw SonoQuantError(path, "this run was started with different settings:\n  saved: \(saved)\n  now:   \(configuration.identity)")
         }
@@ -316,19 +320,19 @@ enum ResumeState {
         var tensors: [String: Tensor] = [:]
         for (name, shape) in graph.expectedTensorShapes { tensors[name] = try file.tensor(name, shape: shape) }
         var adam = Adam(learningRate: configuration.learningRate)
-        guard let step = Int(file.metadata[MetadataKey.adamStep] ?? "") else { throw SonoQuantError(path, "missing Adam step") }
+        guard let step = metadata.adamStep else { throw SonoQuantError(path, "missing Adam step") }
         adam.step = step
         for name in file.entries.keys where name.hasPrefix("adam.m.") {
             let parameter = String(name.dropFirst("adam.m.".count))
             adam.firstMoment[parameter] = try file.tensor(name).data
             adam.secondMoment[parameter] = try file.tensor("adam.v." + parameter).data
         }
-        let rows = (file.metadata[MetadataKey.metrics] ?? "").split(separator: "\n").map(String.init)
+        let rows = (metadata.metrics ?? "").split(separator: "\n").map(String.init)
         let history = try rows.map { row -> EpochMetrics in
             guard let m = EpochMetrics(csvRow: row) else { throw SonoQuantError(path, "bad metrics row '\(row)'") }
             return m
         }
-        guard String(history.count) == file.metadata[MetadataKey.epochsDone] else { throw SonoQuantError(path, "epoch count and metrics disagree") }
+        guard history.count == metadata.epochsDone else { throw SonoQuantError(path, "epoch count and metrics disagree") }
         return (ModelWeights(graph: graph, tensors: tensors), adam, history)
     }
 }

@@ -78,7 +78,7 @@ struct CalibrateCommand: ParsableCommand {
             let checkpoint = try SafeTensorsFile(path: model)
             let graph = try ModelGraph.of(checkpoint, inputChannels: 3)
             let weights = try ModelWeights(file: checkpoint, graph: graph)
-            let float = FloatUNet(weights: weights, inputSize: try recordedInputSize(checkpoint))
+            let float = FloatUNet(weights: weights, inputSize: checkpoint.modelMetadata.size)
             let size = try float.inputSize(requested: size, subject: model)
             let (width, height) = (size.width, size.height)
             let dataset = try HC18Dataset(directory: data, splitCSV: split)
@@ -96,12 +96,12 @@ struct CalibrateCommand: ParsableCommand {
             }
             let settings = CalibrationSettings(observer: observer, percentile: percentile, width: width, height: height)
             let calibration = CalibrationRecord(images: count, split: split, data: data, histogramBins: settings.bins).json
-            let info: [String: String] = [
-                "source_checkpoint": model,
-                "strategy": strategy ?? checkpoint.metadata[MetadataKey.strategy] ?? "unknown",
-                "calibration": calibration,
-            ].merging(checkpoint.metadata[MetadataKey.hcScale].map { ["hc_scale": $0] } ?? [:]) { a, _ in a }
-            let int8 = quantize(weights: weights, statistics: statistics, settings: settings, info: info)
+            var provenance = ModelMetadata()
+            provenance.sourceCheckpoint = model
+            provenance.strategy = strategy ?? checkpoint.modelMetadata.strategy ?? "unknown"
+            provenance.calibration = calibration
+            provenance.hcScale = checkpoint.modelMetadata.hcScale
+            let int8 = quantize(weights: weights, statistics: statistics, settings: settings, provenance: provenance)
             try int8.save(to: out)
             if isatty(2) != 0 { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
             let bytes = (try? FileManager.default.attributesOfItem(atPath: out)[.size] as? Int) ?? 0

@@ -64,7 +64,10 @@ struct ForwardCommand: ParsableCommand {
                 throw SonoQuantError(input, "tensor `input`: \(error.problem)", kind: error.kind)
             }
             let milliseconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
-            var writer = SafeTensorsWriter(metadata: [MetadataKey.model: model, MetadataKey.precision: network.precision.rawValue])
+            var metadata = ModelMetadata()
+            metadata.model = model
+            metadata.precision = network.precision
+            var writer = SafeTensorsWriter(metadata: metadata)
             writer.add("logits", logits)
             try writer.write(to: output)
             print("wrote logits \(logits.shape) to \(output) (\(network.precision) model, \(threading.count) thread(s), \(String(format: "%.1f", milliseconds)) ms)")

@@ -72,17 +72,17 @@ struct HCScaleCommand: ParsableCommand {
             }
             let signedBefore = measured.map { $0.hc - $0.reference }.reduce(0, +) / Double(measured.count)
             let signedAfter = measured.map { $0.hc * scale / network.hcScale - $0.reference }.reduce(0, +) / Double(measured.count)
-            var metadata = file.metadata
-            metadata[MetadataKey.hcScale] = String(format: "%.6f", scale)
+            var metadata = file.modelMetadata
+            metadata.hcScale = Double(ModelMetadata.storedHCScale(scale))!
             let fit: [String: Any] = ["frames": measured.count, "split": split, "selection": "train frames with a head",
                                       "statistic": "median of reference / measured HC"]
-            metadata[MetadataKey.hcScaleFit] = String(decoding: try JSONSerialization.data(withJSONObject: fit, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self)
-            var writer = SafeTensorsWriter(metadata: metadata)
+            metadata.hcScaleFit = String(decoding: try JSONSerialization.data(withJSONObject: fit, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self)
+            var writer = SafeTensorsWriter(metadata: metadata, other: file.otherMetadata)
             writer.addTensors(of: file)
             try writer.write(to: out)
             // The written file is read back as a board would, before saying it is done.
             let written = try loadSegmentationModel(path: out)
-            guard abs(written.hcScale - Double(String(format: "%.6f", scale))!) < 1e-12 else {
+            guard written.hcScale == metadata.hcScale else {
                 throw SonoQuantError(out, "reads back HC scale \(written.hcScale), wrote \(scale)")
             }
             print(String(format: "HC scale %.6f from %d training frames; mean signed HC error %+.2f mm before, %+.2f mm after -> %@",

@@ -20,21 +20,21 @@ final class BenchReportTests: XCTestCase {
     }
 
     func testTrainableParametersFromMetadataOrName() {
-        XCTAssertEqual(trainableFacts(metadata: ["sonoquant.strategy": "D-all", "sonoquant.trainable": "D0,D1,D2,D3,D4,H"], name: "x").parameters, 4_405_073)
-        XCTAssertEqual(trainableFacts(metadata: ["sonoquant.trainable": "E,D3,H"], name: "custom").groups, "E,D3,H")
-        let fromName = trainableFacts(metadata: [:], name: "D-all int8")
+        XCTAssertEqual(trainableFacts(metadata: try ModelMetadata(entries: ["sonoquant.strategy": "D-all", "sonoquant.trainable": "D0,D1,D2,D3,D4,H"], source: "test"), name: "x").parameters, 4_405_073)
+        XCTAssertEqual(trainableFacts(metadata: try ModelMetadata(entries: ["sonoquant.trainable": "E,D3,H"], source: "test"), name: "custom").groups, "E,D3,H")
+        let fromName = trainableFacts(metadata: ModelMetadata(), name: "D-all int8")
         XCTAssertEqual(fromName.strategy, "D-all")
         XCTAssertEqual(fromName.parameters, 4_405_073)
-        XCTAssertEqual(trainableFacts(metadata: [:], name: "D-all-frozenbn float").strategy, "D-all-frozenbn")
-        XCTAssertEqual(trainableFacts(metadata: [:], name: "full-ft").parameters, 6_628_945)
-        XCTAssertEqual(trainableFacts(metadata: ["sonoquant.strategy": "D234"], name: "x").parameters, 164_032)
-        XCTAssertEqual(trainableFacts(metadata: ["sonoquant.strategy": "unknown"], name: "E int8").parameters, 2_223_872)
+        XCTAssertEqual(trainableFacts(metadata: ModelMetadata(), name: "D-all-frozenbn float").strategy, "D-all-frozenbn")
+        XCTAssertEqual(trainableFacts(metadata: ModelMetadata(), name: "full-ft").parameters, 6_628_945)
+        XCTAssertEqual(trainableFacts(metadata: try ModelMetadata(entries: ["sonoquant.strategy": "D234"], source: "test"), name: "x").parameters, 164_032)
+        XCTAssertEqual(trainableFacts(metadata: try ModelMetadata(entries: ["sonoquant.strategy": "unknown"], source: "test"), name: "E int8").parameters, 2_223_872)
         // A unet-baseline file is counted on its own architecture (31,037,633 parameters), from its metadata
         // or its preset.
-        XCTAssertEqual(trainableFacts(metadata: ["sonoquant.architecture": "unet-baseline", "sonoquant.strategy": "unet-baseline",
-                                                 "sonoquant.trainable": "E,D0,D1,D2,D3,H"], name: "x").parameters, 31_037_633)
-        XCTAssertEqual(trainableFacts(metadata: [:], name: "unet-baseline int8").parameters, 31_037_633)
-        let unknown = trainableFacts(metadata: [:], name: "my model")
+        XCTAssertEqual(trainableFacts(metadata: try ModelMetadata(entries: ["sonoquant.architecture": "unet-baseline", "sonoquant.strategy": "unet-baseline",
+                                                 "sonoquant.trainable": "E,D0,D1,D2,D3,H"], source: "test"), name: "x").parameters, 31_037_633)
+        XCTAssertEqual(trainableFacts(metadata: ModelMetadata(), name: "unet-baseline int8").parameters, 31_037_633)
+        let unknown = trainableFacts(metadata: ModelMetadata(), name: "my model")
         XCTAssertNil(unknown.strategy)
         XCTAssertNil(unknown.parameters)
     }

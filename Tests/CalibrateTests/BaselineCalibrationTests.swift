@@ -25,7 +25,7 @@ final class BaselineCalibrationTests: XCTestCase {
     static let model: Int8Model = {
         let statistics = try! collectStatistics(model: float, frames: frames, width: width, height: height, threads: 2)
         return quantize(weights: weights, statistics: statistics, settings: CalibrationSettings(observer: .minmax, width: width, height: height),
-                        info: ["source_checkpoint": "formula weights", "strategy": "none"])
+                        provenance: try! ModelMetadata(entries: ["sonoquant.source_checkpoint": "formula weights", "sonoquant.strategy": "none"], source: "test"))
     }()
     static let net = Int8UNet(model: model)
 

@@ -17,7 +17,8 @@ enum CalibrationFixtures {
 
     static func model(_ observer: Observer) -> Int8Model {
         quantize(weights: weights, statistics: statistics, settings: CalibrationSettings(observer: observer, width: 192, height: 128),
-                 info: ["source_checkpoint": "fixtures/pytorch_D-all_192x128.safetensors", "strategy": "D-all"])
+                 provenance: try! ModelMetadata(entries: ["sonoquant.source_checkpoint": "fixtures/pytorch_D-all_192x128.safetensors",
+                                                          "sonoquant.strategy": "D-all"], source: "test"))
     }
 }
 

@@ -11,7 +11,7 @@ final class ConcurrencyTests: XCTestCase {
         let weights = try ModelWeights(loading: Fixtures.path("pytorch_D-all_192x128.safetensors"), graph: .mobileNetV2UNet())
         // Fixed ranges: not a good int8 model, but a deterministic one, which is all this test needs.
         let ranges = [ClosedRange<Float>](repeating: -8...8, count: weights.graph.values.count)
-        let models: [SegmentationModel] = [FloatUNet(weights: weights), Int8UNet(model: Int8Model(quantizing: weights, ranges: ranges, info: [:]))]
+        let models: [SegmentationModel] = [FloatUNet(weights: weights), Int8UNet(model: Int8Model(quantizing: weights, ranges: ranges, metadata: ModelMetadata()))]
         let frames = (0..<8).map { Fixtures.path(String(format: "hc18/training_set/%03d_HC.png", $0)) }
 
         for model in models {

@@ -19,7 +19,7 @@ final class HCScaleTests: XCTestCase {
         let dir = try temporaryDirectory(self, "hc-scale")
         let source = Fixtures.path("pytorch_D-all_192x128.safetensors")
         let scaled = dir + "/scaled.safetensors"
-        try copy(of: source, metadata: [MetadataKey.hcScale: "0.9"], to: scaled)
+        try copy(of: source, metadata: ["sonoquant.hc_scale": "0.9"], to: scaled)
         let original = try SafeTensorsFile(path: source), written = try SafeTensorsFile(path: scaled)
         XCTAssertEqual(written.names, original.names)
         for name in original.names { XCTAssertEqual(try written.tensor(name), try original.tensor(name), name) }
@@ -48,22 +48,22 @@ final class HCScaleTests: XCTestCase {
         let dir = try temporaryDirectory(self, "hc-scale-bad")
         for text in ["nan", "0", "2", "-1", "0.5", "x"] {
             let path = dir + "/bad.safetensors"
-            try copy(of: Fixtures.path("pytorch_D-all_192x128.safetensors"), metadata: [MetadataKey.hcScale: text], to: path)
-            assertSonoQuantError(try loadSegmentationModel(path: path), subject: path, contains: "sonoquant.hc_scale is \"\(text)\", expected a factor in [0.8, 1.25]")
+            try copy(of: Fixtures.path("pytorch_D-all_192x128.safetensors"), metadata: ["sonoquant.hc_scale": text], to: path)
+            assertSonoQuantError(try loadSegmentationModel(path: path), subject: path, contains: "sonoquant.hc_scale is \"\(text)\": expected a factor in [0.8, 1.25]")
         }
-        XCTAssertEqual(try recordedHCScale([:], source: "x"), 1)
-        XCTAssertEqual(try recordedHCScale([MetadataKey.hcScale: "1.012"], source: "x"), 1.012)
+        XCTAssertNil(try ModelMetadata(entries: [:], source: "x").hcScale)
+        XCTAssertEqual(try ModelMetadata(entries: ["sonoquant.hc_scale": "1.012"], source: "x").hcScale, 1.012)
     }
 
     /// The writer runs the loader's check: an int8 model whose factor the loader would refuse is never written.
     func testAnInt8ModelWithAnAbsurdScaleIsNotWritten() throws {
         let dir = try temporaryDirectory(self, "hc-scale-int8")
         var model = try Int8Model(file: SafeTensorsFile(path: Fixtures.packageRoot + "/models/D-all.int8.safetensors"))
-        model.info["hc_scale"] = "3"
+        model.metadata.hcScale = 3
         assertSonoQuantError(try model.save(to: dir + "/m.safetensors"), subject: dir + "/m.safetensors",
-                             contains: "sonoquant.hc_scale is \"3\", expected a factor in [0.8, 1.25]")
+                             contains: "sonoquant.hc_scale would be 3.0: expected a factor in [0.8, 1.25]")
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/m.safetensors"))
-        model.info["hc_scale"] = "0.99"
+        model.metadata.hcScale = 0.99
         try model.save(to: dir + "/m.safetensors")
         XCTAssertEqual(try loadSegmentationModel(path: dir + "/m.safetensors").hcScale, 0.99)
     }

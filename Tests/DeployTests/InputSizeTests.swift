@@ -26,7 +26,9 @@ final class InputSizeTests: XCTestCase {
 
     func testFloatCheckpointWrittenWithASizeRunsAtIt() throws {
         let path = try temporaryDirectory(self, "sized") + "/model.safetensors"
-        try Self.weights.save(to: path, halfPrecision: true, metadata: [MetadataKey.size: "224x160"])
+        var sized = ModelMetadata()
+        sized.size = InputSize(width: 224, height: 160)
+        try Self.weights.save(to: path, halfPrecision: true, metadata: sized)
         let model = try loadSegmentationModel(path: path)
         XCTAssertEqual(model.inputSize, InputSize(width: 224, height: 160))
         let segmenter = try Segmenter(model: model, modelName: path, threads: 1)
@@ -34,13 +36,19 @@ final class InputSizeTests: XCTestCase {
         // A float model may run at another size (it has no calibrated ranges).
         XCTAssertEqual(try Segmenter(model: model, modelName: path, size: InputSize(width: 192, height: 128), threads: 1).width, 192)
 
-        try Self.weights.save(to: path, metadata: [MetadataKey.size: "224 by 160"])
+        // A size that does not parse (written raw, as a damaged file would carry it) is refused at load.
+        let file = try SafeTensorsFile(path: path)
+        var damaged = SafeTensorsWriter(metadata: file.metadata.merging(["sonoquant.size": "224 by 160"]) { _, new in new })
+        damaged.addTensors(of: file)
+        try damaged.write(to: path)
         assertSonoQuantError(try loadSegmentationModel(path: path), subject: path, contains: "expected WxH")
     }
 
     func testInt8ModelRefusesAnotherSizeUnlessAllowed() throws {
         let path = try temporaryDirectory(self, "int8") + "/model.int8.safetensors"
-        try Int8Model(quantizing: Self.weights, ranges: Self.ranges, info: ["size": "192x128"]).save(to: path)
+        var calibrated = ModelMetadata()
+        calibrated.size = InputSize(width: 192, height: 128)
+        try Int8Model(quantizing: Self.weights, ranges: Self.ranges, metadata: calibrated).save(to: path)
         let model = try loadSegmentationModel(path: path)
         XCTAssertEqual(model.inputSize, InputSize(width: 192, height: 128))
         XCTAssertEqual(try Segmenter(model: model, modelName: path, threads: 1).height, 128)
@@ -51,8 +59,10 @@ final class InputSizeTests: XCTestCase {
     }
 
     func testInt8ModelsWrittenBeforeTheSizeKeyGiveItFromTheirInputDescription() {
-        let old = Int8Model(quantizing: Self.weights, ranges: Self.ranges, info: ["input": #"{"width":256,"height":160,"channels":1}"#])
+        var before = ModelMetadata()
+        before.input = #"{"width":256,"height":160,"channels":1}"#
+        let old = Int8Model(quantizing: Self.weights, ranges: Self.ranges, metadata: before)
         XCTAssertEqual(old.calibrationSize, InputSize(width: 256, height: 160))
-        XCTAssertNil(Int8Model(quantizing: Self.weights, ranges: Self.ranges, info: [:]).calibrationSize)
+        XCTAssertNil(Int8Model(quantizing: Self.weights, ranges: Self.ranges, metadata: ModelMetadata()).calibrationSize)
     }
 }

@@ -54,6 +54,6 @@ final class BaselineForwardTests: XCTestCase {
             XCTAssertTrue(String(describing: error).contains("missing tensor enc.0.1.weight"), "\(error)")
             XCTAssertTrue(String(describing: error).contains("unet-baseline"), "\(error)")
         }
-        XCTAssertEqual(ModelGraph.architecture(of: try SafeTensorsFile(path: path)), "unet-baseline")
+        XCTAssertEqual(ModelGraph.architecture(of: try SafeTensorsFile(path: path)), .unetBaseline)
     }
 }

@@ -8,6 +8,13 @@ import TestSupport
 final class Int8ModelTests: XCTestCase {
     /// D-all quantized with min/max ranges of its own activations on the 64x64 fixture frame (no Calibrate
     /// dependency here; observers are tested in CalibrateTests).
+    static let provenance: ModelMetadata = {
+        var metadata = ModelMetadata()
+        metadata.strategy = "D-all"
+        metadata.observer = "minmax"
+        return metadata
+    }()
+
     static let model: Int8Model = {
         let weights = try! ModelWeights(loading: Fixtures.path("pytorch_D-all_192x128.safetensors"), graph: .mobileNetV2UNet())
         let input = try! SafeTensorsFile(path: Fixtures.path("forward_dall.safetensors")).tensor("input_64x64")
@@ -16,7 +23,7 @@ final class Int8ModelTests: XCTestCase {
         _ = try! FloatUNet(weights: weights).run(gray, threads: 2) { value, tensor in
             ranges[value] = (tensor.data.min() ?? 0)...(tensor.data.max() ?? 0)
         }
-        return Int8Model(quantizing: weights, ranges: ranges, info: ["strategy": "D-all", "observer": "minmax"])
+        return Int8Model(quantizing: weights, ranges: ranges, metadata: Int8ModelTests.provenance)
     }()
 
     static let frame64: [UInt8] = {
@@ -86,7 +93,8 @@ final class Int8ModelTests: XCTestCase {
         let loaded = try Int8Model(loading: path)
         XCTAssertEqual(loaded.activations, Self.model.activations)
         XCTAssertEqual(loaded.convs, Self.model.convs)
-        XCTAssertEqual(loaded.info["strategy"], "D-all")
+        XCTAssertEqual(loaded.metadata, Self.model.metadata)
+        XCTAssertEqual(loaded.metadata.strategy, "D-all")
         let any = try loadSegmentationModel(path: path)
         XCTAssertEqual(any.precision, .int8)
         XCTAssertEqual(try (any as! Int8UNet).quantizedLogits(frame: Self.frame64, width: 64, height: 64, threads: 2),
@@ -95,6 +103,18 @@ final class Int8ModelTests: XCTestCase {
         let bytes = try FileManager.default.attributesOfItem(atPath: path)[.size] as! Int
         let float32Bytes = ModelGraph.mobileNetV2UNet().expectedTensorShapes.reduce(0) { $0 + 4 * $1.shape.reduce(1, *) }
         XCTAssertLessThanOrEqual(Double(bytes) / Double(float32Bytes), 0.27)
+    }
+
+    /// Every metadata entry of the shipped int8 models survives the typed `ModelMetadata`: loaded and saved
+    /// again, each file is the same bytes.
+    func testShippedInt8ModelsSaveBackByteForByte() throws {
+        for name in ["D-all", "full-ft"] {
+            let path = Fixtures.packageRoot + "/models/\(name).int8.safetensors"
+            let copy = temporaryPath("resaved-\(name)")
+            defer { try? FileManager.default.removeItem(atPath: copy) }
+            try Int8Model(loading: path).save(to: copy)
+            XCTAssertEqual(FileManager.default.contents(atPath: copy), FileManager.default.contents(atPath: path), name)
+        }
     }
 
     /// Rewrites a saved model through a transformation of its header JSON and tensors.

@@ -77,7 +77,7 @@ final class ModelLoadingTests: XCTestCase {
         // Metadata naming an architecture this build does not know.
         var writer = SafeTensorsWriter(metadata: ["sonoquant.architecture": "unet-resnet34"])
         writer.add("encoder.conv1.weight", floats: [1, 2], shape: [2])
-        XCTAssertTrue(loadProblem(try writer.serialized(), "unknown-arch").contains("unknown architecture \"unet-resnet34\""))
+        XCTAssertTrue(loadProblem(try writer.serialized(), "unknown-arch").contains("sonoquant.architecture is \"unet-resnet34\": unknown architecture"))
         // A MobileNetV2 U-Net checkpoint is not a baseline one.
         let dAll = try SafeTensorsFile(path: Fixtures.path("pytorch_D-all_192x128.safetensors"))
         assertSonoQuantError(try ModelWeights(file: dAll, graph: .unetBaseline()), contains: "is a unet-mobilenet_v2 checkpoint, not unet-baseline")
@@ -129,7 +129,7 @@ final class ModelLoadingTests: XCTestCase {
     /// the fixed-point multiplier's precondition).
     func testInt8ScalesThatOverflowARescaleAreRejected() throws {
         let weights = try ModelWeights(loading: Fixtures.path("pytorch_D-all_192x128.safetensors"), graph: .mobileNetV2UNet())
-        let base = Int8Model(quantizing: weights, ranges: [ClosedRange<Float>](repeating: -4...4, count: weights.graph.values.count), info: [:])
+        let base = Int8Model(quantizing: weights, ranges: [ClosedRange<Float>](repeating: -4...4, count: weights.graph.values.count), metadata: ModelMetadata())
         let graph = base.graph
         let concatOutput = try XCTUnwrap(graph.ops.lazy.compactMap { op -> Int? in if case .concat(_, _, let o) = op { return o }; return nil }.first)
         let addOutput = try XCTUnwrap(graph.ops.lazy.compactMap { op -> Int? in if case .add(_, _, let o) = op { return o }; return nil }.first)
@@ -139,7 +139,7 @@ final class ModelLoadingTests: XCTestCase {
             let path = NSTemporaryDirectory() + "sonoquant-int8-rescale-\(label)-\(getpid()).safetensors"
             defer { try? FileManager.default.removeItem(atPath: path) }
             // The writer runs the loader's checks: nothing is written.
-            assertSonoQuantError(try Int8Model(graph: graph, activations: activations, convs: base.convs, info: [:]).save(to: path),
+            assertSonoQuantError(try Int8Model(graph: graph, activations: activations, convs: base.convs, metadata: ModelMetadata()).save(to: path),
                                  subject: path, contains: "multiplier")
             XCTAssertFalse(FileManager.default.fileExists(atPath: path))
         }
@@ -170,22 +170,22 @@ final class ModelLoadingTests: XCTestCase {
     /// (a plausible "no head found"): refused at load and by the writer.
     func testDegenerateInt8ScalesAreRejected() throws {
         let weights = try ModelWeights(loading: Fixtures.path("pytorch_D-all_192x128.safetensors"), graph: .mobileNetV2UNet())
-        let base = Int8Model(quantizing: weights, ranges: [ClosedRange<Float>](repeating: -4...4, count: weights.graph.values.count), info: [:])
+        let base = Int8Model(quantizing: weights, ranges: [ClosedRange<Float>](repeating: -4...4, count: weights.graph.values.count), metadata: ModelMetadata())
         var convs = base.convs
         let head = try XCTUnwrap(convs["segmentation_head.0"])
         convs["segmentation_head.0"] = Int8ConvWeights(weights: head.weights, bias: head.bias, weightScales: head.weightScales.map { _ in 1e-30 })
         let path = NSTemporaryDirectory() + "sonoquant-int8-degenerate-\(getpid()).safetensors"
         defer { try? FileManager.default.removeItem(atPath: path) }
-        assertSonoQuantError(try Int8Model(graph: base.graph, activations: base.activations, convs: convs, info: [:]).save(to: path),
+        assertSonoQuantError(try Int8Model(graph: base.graph, activations: base.activations, convs: convs, metadata: ModelMetadata()).save(to: path),
                              subject: path, contains: "below 2^-32")
         var output = base.activations
         output[base.graph.output] = ActivationQuantization(scale: 1e30, zeroPoint: 0)
-        assertSonoQuantError(try Int8Model(graph: base.graph, activations: output, convs: base.convs, info: [:]).save(to: path),
+        assertSonoQuantError(try Int8Model(graph: base.graph, activations: output, convs: base.convs, metadata: ModelMetadata()).save(to: path),
                              subject: path, contains: "below 2^-32")
         // A bias at the int32 limit would overflow the accumulator: refused.
         var biased = base.convs
         biased["segmentation_head.0"] = Int8ConvWeights(weights: head.weights, bias: [Int32.max - 10], weightScales: head.weightScales)
-        assertSonoQuantError(try Int8Model(graph: base.graph, activations: base.activations, convs: biased, info: [:]).save(to: path),
+        assertSonoQuantError(try Int8Model(graph: base.graph, activations: base.activations, convs: biased, metadata: ModelMetadata()).save(to: path),
                              subject: path, contains: "can overflow its int32 accumulator")
         // A constant activation gets a usable scale (1e-3 / 255), not one whose multipliers overflow.
         XCTAssertEqual(ActivationQuantization(min: 0, max: 0).scale, 1e-3 / 255)
