@@ -439,11 +439,7 @@ struct BenchCompareCommand: ParsableCommand {
             help: ArgumentHelp("A model to compare, as NAME=PATH (repeat for each model).", valueName: "name=model.safetensors"))
     var models: [String]
 
-    @Option(help: ArgumentHelp("HC18 frames, annotations and pixel-size CSV.", valueName: "dir"))
-    var data: String
-
-    @Option(help: ArgumentHelp("Split CSV (filename,split): its `test` frames are scored.", valueName: "split.csv"))
-    var split: String
+    @OptionGroup var splitData: SplitDataOptions
 
     @Option(help: ArgumentHelp("Network input size WxH (multiples of 32; 16 for unet-baseline).", valueName: "WxH"))
     var size: InputSize = InputSize(width: 192, height: 128)
@@ -467,7 +463,7 @@ struct BenchCompareCommand: ParsableCommand {
         let specs = try models.map { try BenchModelSpec(parsing: $0) }
         let names = specs.map(\.name)
         if Set(names).count != names.count { throw SonoQuantError("--model", "two models have the same name") }
-        let configuration = BenchConfiguration(models: specs, dataDirectory: data, splitCSV: split, width: width, height: height,
+        let configuration = BenchConfiguration(models: specs, dataDirectory: splitData.data, splitCSV: splitData.split, width: width, height: height,
                                                threads: try latency.threadCounts(), rounds: latency.roundCount,
                                                runsPerRound: latency.runsPerRoundCount, command: benchCommandLine)
         let report = try runBench(configuration, peakRSS: { spec in

@@ -40,11 +40,7 @@ struct CalibrateCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Float checkpoint, F32 or F16: unet-mobilenet_v2 (segmentation_models_pytorch names) or unet-baseline (scripts/peers/unet_baseline.py names); the architecture is detected.", valueName: "ckpt.safetensors"))
     var model: String
 
-    @Option(help: ArgumentHelp("HC18 directory: frames, *_Annotation.png and training_set_pixel_size_and_HC.csv.", valueName: "dir"))
-    var data: String
-
-    @Option(help: ArgumentHelp("Split CSV (filename,split); calibration frames come from its train side.", valueName: "split.csv"))
-    var split: String
+    @OptionGroup var splitData: SplitDataOptions
 
     @Option(help: ArgumentHelp("Network input size WxH to calibrate at, recorded in the int8 model (multiples of 32; 16 for unet-baseline). Default: the size the checkpoint records (train writes it); required for a PyTorch checkpoint.", valueName: "WxH"))
     var size: InputSize?
@@ -81,8 +77,8 @@ struct CalibrateCommand: ParsableCommand {
             let float = FloatUNet(weights: weights, inputSize: checkpoint.modelMetadata.size)
             let size = try float.inputSize(requested: size, subject: model)
             let (width, height) = (size.width, size.height)
-            let dataset = try HC18Dataset(directory: data, splitCSV: split)
-            guard !dataset.train.isEmpty else { throw SonoQuantError(split, "the split has no train frames to calibrate on") }
+            let dataset = try splitData.load()
+            guard !dataset.train.isEmpty else { throw SonoQuantError(splitData.split, "the split has no train frames to calibrate on") }
             let count = min(images, dataset.train.count)
             let chosen = (0..<count).map { dataset.train[$0 * dataset.train.count / count] }
             let start = Date()
@@ -95,7 +91,7 @@ struct CalibrateCommand: ParsableCommand {
                 progress("pass \(pass)/2 (\(pass == 1 ? "min/max" : "histograms")): frame \(frame)/\(count)")
             }
             let settings = CalibrationSettings(observer: observer, percentile: percentile, width: width, height: height)
-            let calibration = CalibrationRecord(images: count, split: split, data: data, histogramBins: settings.bins).json
+            let calibration = CalibrationRecord(images: count, split: splitData.split, data: splitData.data, histogramBins: settings.bins).json
             var provenance = ModelMetadata()
             provenance.sourceCheckpoint = model
             provenance.strategy = strategy ?? checkpoint.modelMetadata.strategy ?? "unknown"

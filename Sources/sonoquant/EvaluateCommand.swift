@@ -30,12 +30,7 @@ struct EvaluateCommand: ParsableCommand {
                                valueName: "model.safetensors"))
     var model: String
 
-    @Option(help: ArgumentHelp("HC18 directory: frames, *_Annotation.png and training_set_pixel_size_and_HC.csv.",
-                               valueName: "dir"))
-    var data: String
-
-    @Option(help: ArgumentHelp("Split file `filename,split`; its `test` frames are evaluated.", valueName: "split.csv"))
-    var split: String
+    @OptionGroup var splitData: SplitDataOptions
 
     @OptionGroup var sizeOptions: ModelSizeOptions
 
@@ -52,8 +47,8 @@ struct EvaluateCommand: ParsableCommand {
         try reportingErrors {
             let network = try loadSegmentationModel(path: model)
             let size = try sizeOptions.resolve(for: network, file: model)
-            let dataset = try HC18Dataset(directory: data, splitCSV: split)
-            guard !dataset.test.isEmpty else { throw SonoQuantError(split, "no frame is marked `test`") }
+            let dataset = try splitData.load()
+            guard !dataset.test.isEmpty else { throw SonoQuantError(splitData.split, "no frame is marked `test`") }
             let start = Date()
             var report = try evaluate(model: network, dataset: dataset, samples: dataset.test,
                                       width: size.width, height: size.height, threads: threading.count)

@@ -29,11 +29,7 @@ struct HCScaleCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Model file: float checkpoint or int8 model.", valueName: "model.safetensors"))
     var model: String
 
-    @Option(help: ArgumentHelp("HC18 frames, annotations and pixel-size CSV.", valueName: "dir"))
-    var data: String
-
-    @Option(help: ArgumentHelp("Split CSV (filename,split): the factor is fitted on its `train` frames.", valueName: "split.csv"))
-    var split: String
+    @OptionGroup var splitData: SplitDataOptions
 
     @OptionGroup var sizeOptions: ModelSizeOptions
 
@@ -52,9 +48,9 @@ struct HCScaleCommand: ParsableCommand {
             let file = try SafeTensorsFile(path: model)
             let network = try loadSegmentationModel(path: model)
             let size = try sizeOptions.resolve(for: network, file: model)
-            let dataset = try HC18Dataset(directory: data, splitCSV: split)
+            let dataset = try splitData.load()
             guard dataset.train.count >= 20 else {
-                throw SonoQuantError(split, "has \(dataset.train.count) training frames; fitting an HC factor needs at least 20")
+                throw SonoQuantError(splitData.split, "has \(dataset.train.count) training frames; fitting an HC factor needs at least 20")
             }
             let report = try evaluate(model: network, dataset: dataset, samples: dataset.train, width: size.width, height: size.height,
                                       threads: threading.count)
@@ -74,7 +70,7 @@ struct HCScaleCommand: ParsableCommand {
             let signedAfter = measured.map { $0.hc * scale / network.hcScale - $0.reference }.reduce(0, +) / Double(measured.count)
             var metadata = file.modelMetadata
             metadata.hcScale = Double(ModelMetadata.storedHCScale(scale))!
-            let fit: [String: Any] = ["frames": measured.count, "split": split, "selection": "train frames with a head",
+            let fit: [String: Any] = ["frames": measured.count, "split": splitData.split, "selection": "train frames with a head",
                                       "statistic": "median of reference / measured HC"]
             metadata.hcScaleFit = String(decoding: try JSONSerialization.data(withJSONObject: fit, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self)
             var writer = SafeTensorsWriter(metadata: metadata, other: file.otherMetadata)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Calibrate
 import Deploy
 import Foundation
+import HC18
 import QuantEngine
 
 // `--observer NAME`: ArgumentParser lists the values in the help and refuses others.
@@ -32,6 +33,19 @@ struct ModelSizeOptions: ParsableArguments {
     func resolve(for model: SegmentationModel, file: String) throws -> InputSize {
         try model.inputSize(requested: size, allowingOtherSize: anySize, subject: file)
     }
+}
+
+/// `--data DIR --split CSV`: the HC18 frames and which are `train` and which `test`, for the commands that
+/// read a split (calibrate, evaluate, hc-scale, bench compare). Each command's overview says which side it reads.
+struct SplitDataOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("HC18 directory: frames, *_Annotation.png and training_set_pixel_size_and_HC.csv.", valueName: "dir"))
+    var data: String
+
+    @Option(help: ArgumentHelp("Split CSV (filename,split; `sonoquant split` writes one): calibrate and hc-scale read its `train` frames, evaluate and bench score its `test` frames.", valueName: "split.csv"))
+    var split: String
+
+    /// The frames of the split (an error names the file that is wrong).
+    func load() throws -> HC18Dataset { try HC18Dataset(directory: data, splitCSV: split) }
 }
 
 /// `--threads N`, the threads a command runs on (default: every core), checked once for every command.
