@@ -64,12 +64,19 @@ public struct BenchRow: Codable, Equatable {
     public var pixelAccuracy: Double
     /// Mean |HC error| in mm (frames with no head found count with their whole reference HC).
     public var hcMAEmm: Double
+    /// Median, 90th and 95th percentile of |HC error| in mm (nil in reports written before they were kept).
+    public var hcMedianMM: Double?
+    public var hcP90MM: Double?
+    public var hcP95MM: Double?
     public var noHeadFound: Int
+    /// The network input size this model ran at (its own recorded size unless `--size` was given).
+    public var width: Int?
+    public var height: Int?
     public var latency: [BenchLatency]
     /// Peak resident memory (VmHWM) of a separate process that loads this model and runs one frame.
     public var peakRSSBytes: Int?
 
-    public init(name: String, path: String, precision: Precision, strategy: String?, trainableGroups: String?, trainableParameters: Int?, fileBytes: Int, images: Int, dice: Double, diceStd: Double, iou: Double, pixelAccuracy: Double, hcMAEmm: Double, noHeadFound: Int, latency: [BenchLatency], peakRSSBytes: Int?) {
+    public init(name: String, path: String, precision: Precision, strategy: String?, trainableGroups: String?, trainableParameters: Int?, fileBytes: Int, images: Int, dice: Double, diceStd: Double, iou: Double, pixelAccuracy: Double, hcMAEmm: Double, hcMedianMM: Double? = nil, hcP90MM: Double? = nil, hcP95MM: Double? = nil, noHeadFound: Int, width: Int? = nil, height: Int? = nil, latency: [BenchLatency], peakRSSBytes: Int?) {
         self.name = name
         self.path = path
         self.precision = precision
@@ -83,12 +90,20 @@ public struct BenchRow: Codable, Equatable {
         self.iou = iou
         self.pixelAccuracy = pixelAccuracy
         self.hcMAEmm = hcMAEmm
+        self.hcMedianMM = hcMedianMM
+        self.hcP90MM = hcP90MM
+        self.hcP95MM = hcP95MM
         self.noHeadFound = noHeadFound
+        self.width = width
+        self.height = height
         self.latency = latency
         self.peakRSSBytes = peakRSSBytes
     }
 
     public func medianMS(threads: Int) -> Double? { latency.first { $0.threads == threads }?.medianMS }
+
+    /// "192x128", or nil for a row of a report written before rows recorded their size.
+    public var size: String? { width.flatMap { w in height.map { "\(w)x\($0)" } } }
 }
 
 /// The whole report, as written to report.json.
@@ -98,13 +113,14 @@ public struct BenchReport: Codable, Equatable {
     public var command: String
     public var data: String
     public var split: String
-    public var width: Int
-    public var height: Int
+    /// The size every model ran at; nil when each ran at its own (then each row has its size).
+    public var width: Int?
+    public var height: Int?
     public var threads: [Int]
     public var latencyMethod: String
     public var rows: [BenchRow]
 
-    public init(created: String, host: String, command: String, data: String, split: String, width: Int, height: Int, threads: [Int], latencyMethod: String, rows: [BenchRow]) {
+    public init(created: String, host: String, command: String, data: String, split: String, width: Int?, height: Int?, threads: [Int], latencyMethod: String, rows: [BenchRow]) {
         self.created = created
         self.host = host
         self.command = command
@@ -123,21 +139,23 @@ public struct BenchConfiguration {
     public var models: [BenchModelSpec]
     public var dataDirectory: String
     public var splitCSV: String
-    public var width: Int
-    public var height: Int
+    /// The size to run every model at; nil: each at the size its file records (`SegmentationModel.inputSize`).
+    public var size: InputSize?
+    /// Run an int8 model at a `size` other than its calibration size.
+    public var allowingOtherSize: Bool
     public var threads: [Int]
     /// Latency: `rounds` passes over all models, each timing `runsPerRound` calls per model, after a warm-up.
     public var rounds: Int
     public var runsPerRound: Int
     public var command: String
 
-    public init(models: [BenchModelSpec], dataDirectory: String, splitCSV: String, width: Int, height: Int,
+    public init(models: [BenchModelSpec], dataDirectory: String, splitCSV: String, size: InputSize?, allowingOtherSize: Bool = false,
                 threads: [Int], rounds: Int = 10, runsPerRound: Int = 3, command: String = "") {
         self.models = models
         self.dataDirectory = dataDirectory
         self.splitCSV = splitCSV
-        self.width = width
-        self.height = height
+        self.size = size
+        self.allowingOtherSize = allowingOtherSize
         self.threads = threads
         self.rounds = rounds
         self.runsPerRound = runsPerRound
@@ -175,28 +193,37 @@ public func peakResidentBytes() -> Int? {
 
 /// Runs the benchmark. `peakRSS` measures one model's one-frame peak memory in a fresh process (the
 /// command re-runs itself); `progress` gets a line per step.
-public func runBench(_ c: BenchConfiguration, peakRSS: (BenchModelSpec) -> Int?, progress: (String) -> Void) throws -> BenchReport {
+public func runBench(_ c: BenchConfiguration, peakRSS: (BenchModelSpec, InputSize) -> Int?, progress: (String) -> Void) throws -> BenchReport {
     precondition(!c.models.isEmpty && !c.threads.isEmpty && c.rounds >= 1 && c.runsPerRound >= 1)
     let dataset = try HC18Dataset(directory: c.dataDirectory, splitCSV: c.splitCSV)
     guard !dataset.test.isEmpty else { throw SonoQuantError(c.splitCSV, "no test frames in this split") }
-    progress("loading \(dataset.test.count) test frames at \(c.width)x\(c.height)")
-    let prepared = try loadSamples(dataset.test, width: c.width, height: c.height, threads: c.threads.max()!)
+    // The test frames at each size a model runs at, loaded once per size.
+    var preparedBySize: [String: [PreparedSample]] = [:]
 
     var networks: [SegmentationModel] = []
+    var sizes: [InputSize] = []
     var rows: [BenchRow] = []
     for spec in c.models {
         let network = try loadSegmentationModel(path: spec.path)
+        let size = try network.inputSize(requested: c.size, allowingOtherSize: c.allowingOtherSize, subject: spec.path)
+        if preparedBySize[size.description] == nil {
+            progress("loading \(dataset.test.count) test frames at \(size)")
+            preparedBySize[size.description] = try loadSamples(dataset.test, width: size.width, height: size.height, threads: c.threads.max()!)
+        }
+        let prepared = preparedBySize[size.description]!
         let metadata = (try? SafeTensorsFile(path: spec.path))?.modelMetadata ?? ModelMetadata()
         let facts = trainableFacts(metadata: metadata, name: spec.name)
         let bytes = (try? FileManager.default.attributesOfItem(atPath: spec.path)[.size] as? NSNumber)??.intValue ?? 0
         progress("\(spec.name): evaluating \(network.precision) on \(prepared.count) frames")
         let report = try evaluate(model: network, prepared: prepared, threads: c.threads.max()!)
         networks.append(network)
+        sizes.append(size)
         rows.append(BenchRow(name: spec.name, path: spec.path, precision: network.precision, strategy: facts.strategy,
                              trainableGroups: facts.groups, trainableParameters: facts.parameters, fileBytes: bytes,
                              images: report.images, dice: report.meanDice, diceStd: report.diceStd, iou: report.meanIoU,
                              pixelAccuracy: report.meanPixelAccuracy, hcMAEmm: report.meanHCErrorMM,
-                             noHeadFound: report.noHeadFound, latency: [], peakRSSBytes: nil))
+                             hcMedianMM: report.medianHCErrorMM, hcP90MM: report.p90HCErrorMM, hcP95MM: report.p95HCErrorMM,
+                             noHeadFound: report.noHeadFound, width: size.width, height: size.height, latency: [], peakRSSBytes: nil))
     }
 
     // Latency, interleaved: every round times each model in turn, so load from other processes falls on
@@ -205,12 +232,12 @@ public func runBench(_ c: BenchConfiguration, peakRSS: (BenchModelSpec) -> Int?,
         progress("latency at \(threads) thread(s): \(c.rounds) rounds x \(c.runsPerRound) runs per model")
         var samples = [[Double]](repeating: [], count: networks.count)
         var cpuMS = [Double](repeating: 0, count: networks.count)
-        for network in networks {
-            _ = try measureLatency(model: network, width: c.width, height: c.height, threads: threads, warmup: 3, runs: 1)
+        for (network, size) in zip(networks, sizes) {
+            _ = try measureLatency(model: network, width: size.width, height: size.height, threads: threads, warmup: 3, runs: 1)
         }
         for _ in 0..<c.rounds {
             for (i, network) in networks.enumerated() {
-                let stats = try measureLatency(model: network, width: c.width, height: c.height, threads: threads,
+                let stats = try measureLatency(model: network, width: sizes[i].width, height: sizes[i].height, threads: threads,
                                                warmup: 0, runs: c.runsPerRound)
                 samples[i] += stats.samplesMS
                 cpuMS[i] += stats.cpuMSPerRun / Double(c.rounds)
@@ -224,13 +251,14 @@ public func runBench(_ c: BenchConfiguration, peakRSS: (BenchModelSpec) -> Int?,
     }
     for i in rows.indices {
         progress("\(rows[i].name): peak memory of a one-frame run")
-        rows[i].peakRSSBytes = peakRSS(c.models[i])
+        rows[i].peakRSSBytes = peakRSS(c.models[i], sizes[i])
     }
 
     let formatter = ISO8601DateFormatter()
+    let common = Set(sizes.map(\.description)).count == 1 ? sizes[0] : nil
     return BenchReport(created: formatter.string(from: Date()), host: hostDescription(), command: c.command,
-                       data: c.dataDirectory, split: c.splitCSV, width: c.width, height: c.height, threads: c.threads,
-                       latencyMethod: "synthetic \(c.width)x\(c.height) gray frame; 3 warm-up calls, then \(c.rounds) rounds x \(c.runsPerRound) timed calls per model, models interleaved; median",
+                       data: c.dataDirectory, split: c.splitCSV, width: common?.width, height: common?.height, threads: c.threads,
+                       latencyMethod: "synthetic gray frame at the model's size; 3 warm-up calls, then \(c.rounds) rounds x \(c.runsPerRound) timed calls per model, models interleaved; median",
                        rows: rows)
 }
 
@@ -259,24 +287,34 @@ public func writeBenchReport(_ report: BenchReport, to directory: String) throws
     try writeFileAtomically(path: directory + "/plot.svg", text: benchSVG(report))
 }
 
+extension BenchReport {
+    /// "192x128", or "each model's own size" when the models ran at different sizes.
+    public var sizeDescription: String {
+        if let width, let height { return "\(width)x\(height)" }
+        return "each model's own size"
+    }
+}
+
 /// The markdown report: one table row per model, then how it was measured.
 public func benchMarkdown(_ r: BenchReport) -> String {
     var lines = [
         "# SonoQuant bench: strategy x precision",
         "",
-        "Test split: \(r.rows.first?.images ?? 0) frames of `\(r.split)` at \(r.width)x\(r.height). Host: \(r.host). \(r.created).",
+        "Test split: \(r.rows.first?.images ?? 0) frames of `\(r.split)` at \(r.sizeDescription). Host: \(r.host). \(r.created).",
         "",
     ]
     let latencyHeads = r.threads.map { "latency \($0)T ms (CPU ms)" }
-    lines.append("| model | precision | strategy | trainable params | file size | Dice | IoU | pixel acc | HC MAE (mm) | "
+    lines.append("| model | size | precision | strategy | trainable params | file size | Dice | IoU | pixel acc | HC error mean / median / p90 / p95 (mm) | "
                  + latencyHeads.joined(separator: " | ") + " | peak RSS |")
-    lines.append("|" + String(repeating: "---|", count: 10 + latencyHeads.count))
+    lines.append("|" + String(repeating: "---|", count: 11 + latencyHeads.count))
     for row in r.rows {
-        var cells = [row.name, row.precision.rawValue, row.strategy ?? "?",
+        let spread = [row.hcMedianMM, row.hcP90MM, row.hcP95MM].map { $0.map { String(format: "%.2f", $0) } ?? "?" }
+        var cells = [row.name, row.size ?? r.sizeDescription, row.precision.rawValue, row.strategy ?? "?",
                      row.trainableParameters.map(grouped) ?? "?", megabytes(row.fileBytes),
                      String(format: "%.4f ± %.3f", row.dice, row.diceStd), String(format: "%.4f", row.iou),
                      String(format: "%.4f", row.pixelAccuracy),
-                     String(format: "%.2f", row.hcMAEmm) + (row.noHeadFound > 0 ? " (\(row.noHeadFound) no head)" : "")]
+                     ([String(format: "%.2f", row.hcMAEmm)] + spread).joined(separator: " / ")
+                        + (row.noHeadFound > 0 ? " (\(row.noHeadFound) no head)" : "")]
         cells += r.threads.map { t in
             row.latency.first { $0.threads == t }.map { String(format: "%.1f (%.1f)", $0.medianMS, $0.cpuMSPerRun) } ?? "?"
         }
@@ -285,8 +323,8 @@ public func benchMarkdown(_ r: BenchReport) -> String {
     }
     lines += [
         "",
-        "- Dice, IoU and pixel accuracy: per image at \(r.width)x\(r.height) (prediction = logit > 0), mean over images (± population std of Dice).",
-        "- HC MAE: ellipse fitted to the largest predicted region, mapped to the original frame, times the pixel size; frames with no head found count with their whole reference HC.",
+        "- Dice, IoU and pixel accuracy: per image at the model's input size (prediction = logit > 0), mean over images (± population std of Dice).",
+        "- HC error: |measured - reference| per frame: the ellipse fitted to the head's boundary, mapped to the original frame, times the pixel size (and the model's HC factor, if it carries one); frames with no head found count with their whole reference HC.",
         "- Trainable parameters: of the strategy (from the file's `sonoquant.trainable` / `sonoquant.strategy` metadata, or the model name); the int8 file stores all parameters.",
         "- Latency: \(r.latencyMethod). In brackets: process CPU time per call (all threads), which other load on the machine hardly changes.",
         "- Peak RSS: VmHWM of a separate `sonoquant` process that loads the model and runs one frame.",
@@ -343,7 +381,7 @@ public func benchSVG(_ r: BenchReport) -> String {
 
     var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(f(2 * panelWidth))\" height=\"\(f(panelHeight + 20))\" font-family=\"sans-serif\">\n"
     svg += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-    svg += panel(x0: 0, title: "Dice vs latency (\(threads) thread\(threads == 1 ? "" : "s"), \(r.width)x\(r.height))",
+    svg += panel(x0: 0, title: "Dice vs latency (\(threads) thread\(threads == 1 ? "" : "s"), \(r.sizeDescription))",
                  xLabel: "median latency (ms)", values: points.map(\.latency))
     svg += panel(x0: panelWidth, title: "Dice vs model file size", xLabel: "file size (MB)", values: points.map(\.size))
     svg += "<text x=\"\(f(panelWidth))\" y=\"\(f(panelHeight + 12))\" text-anchor=\"middle\" font-size=\"11\">circle = float32, square = int8</text>\n"

@@ -425,13 +425,19 @@ struct BenchCompareCommand: ParsableCommand {
         interleaved across the models, peak memory. Writes OUT/REPORT.md, \
         report.json and plot.svg.
 
+        Each model runs at the input size its file records (train and \
+        calibrate write it), so models trained at different sizes compare in \
+        one table and one plot: the choice of input size for a board. --size \
+        runs every model at one size instead (an int8 model only at the size \
+        it was calibrated at, unless --any-size).
+
         Example:
           sonoquant bench compare \\
             --model D-all-float=models/D-all.f16.safetensors \\
             --model D-all-int8=models/D-all.int8.safetensors \\
             --data ../shared/hc18/training_set \\
             --split ../shared/hc18/splits/paper_split.csv \\
-            --size 192x128 --threads 1,2 --out bench/
+            --threads 1,2 --out bench/
         """
     )
 
@@ -441,8 +447,7 @@ struct BenchCompareCommand: ParsableCommand {
 
     @OptionGroup var splitData: SplitDataOptions
 
-    @Option(help: ArgumentHelp("Network input size WxH (multiples of 32; 16 for unet-baseline).", valueName: "WxH"))
-    var size: InputSize = InputSize(width: 192, height: 128)
+    @OptionGroup var modelSize: ModelSizeOptions
 
     @OptionGroup var latency: BenchLatencyOptions
 
@@ -459,15 +464,15 @@ struct BenchCompareCommand: ParsableCommand {
     private func runBenchCompare() throws {
         let lock = try DirectoryLock(directory: out, purpose: "bench compare")
         defer { withExtendedLifetime(lock) {} }
-        let (width, height) = (size.width, size.height)
         let specs = try models.map { try BenchModelSpec(parsing: $0) }
         let names = specs.map(\.name)
         if Set(names).count != names.count { throw SonoQuantError("--model", "two models have the same name") }
-        let configuration = BenchConfiguration(models: specs, dataDirectory: splitData.data, splitCSV: splitData.split, width: width, height: height,
+        let configuration = BenchConfiguration(models: specs, dataDirectory: splitData.data, splitCSV: splitData.split,
+                                               size: modelSize.size, allowingOtherSize: modelSize.anySize,
                                                threads: try latency.threadCounts(), rounds: latency.roundCount,
                                                runsPerRound: latency.runsPerRoundCount, command: benchCommandLine)
-        let report = try runBench(configuration, peakRSS: { spec in
-            probePeakRSS(model: spec.path, width: width, height: height)
+        let report = try runBench(configuration, peakRSS: { spec, size in
+            probePeakRSS(model: spec.path, width: size.width, height: size.height)
         }, progress: { FileHandle.standardError.write(Data("bench: \($0)\n".utf8)) })
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         try writeBenchReport(report, to: out)

@@ -44,10 +44,10 @@ final class BenchReportTests: XCTestCase {
         let model = Fixtures.path("pytorch_D-all_192x128.safetensors")
         let configuration = BenchConfiguration(
             models: [BenchModelSpec(name: "D-all float", path: model)], dataDirectory: Fixtures.hc18Frames,
-            splitCSV: Fixtures.path("hc18/split.csv"), width: 192, height: 128, threads: [1, 2],
+            splitCSV: Fixtures.path("hc18/split.csv"), size: InputSize(width: 192, height: 128), threads: [1, 2],
             rounds: 1, runsPerRound: 1, command: "test")
         var lines: [String] = []
-        let report = try runBench(configuration, peakRSS: { _ in 123_000_000 }, progress: { lines.append($0) })
+        let report = try runBench(configuration, peakRSS: { _, _ in 123_000_000 }, progress: { lines.append($0) })
         XCTAssertEqual(report.rows.count, 1)
         let row = report.rows[0]
         XCTAssertEqual(row.images, 8)
@@ -60,6 +60,9 @@ final class BenchReportTests: XCTestCase {
         let expected = try evaluate(model: Self.dAll, dataset: dataset, samples: dataset.test, width: 192, height: 128, threads: 2)
         XCTAssertEqual(row.dice, expected.meanDice)
         XCTAssertEqual(row.hcMAEmm, expected.meanHCErrorMM)
+        XCTAssertEqual(row.hcMedianMM, expected.medianHCErrorMM)
+        XCTAssertEqual(row.hcP95MM, expected.p95HCErrorMM)
+        XCTAssertEqual(row.size, "192x128")
         XCTAssertEqual(row.iou, expected.meanIoU)
         XCTAssertEqual(row.dice, 0.873, accuracy: 0.01)
         XCTAssertEqual(row.latency.map(\.threads), [1, 2])
@@ -72,10 +75,39 @@ final class BenchReportTests: XCTestCase {
         let json = try XCTUnwrap(FileManager.default.contents(atPath: dir + "/report.json"))
         XCTAssertEqual(try JSONDecoder().decode(BenchReport.self, from: json), report)
         let markdown = try String(contentsOfFile: dir + "/REPORT.md", encoding: .utf8)
-        XCTAssertTrue(markdown.contains("| D-all float | float32 | D-all | 4,405,073 | 13.36 MB | "), markdown)
+        XCTAssertTrue(markdown.contains("| D-all float | 192x128 | float32 | D-all | 4,405,073 | 13.36 MB | "), markdown)
         XCTAssertTrue(markdown.contains(String(format: "%.4f ± %.3f", row.dice, row.diceStd)))
         XCTAssertTrue(markdown.contains("| 123.00 MB |"))
         try assertWellFormedSVG(String(contentsOfFile: dir + "/plot.svg", encoding: .utf8), points: 1)
+    }
+
+    /// Without --size each model runs at the size its file records: an int8 model calibrated at 192x128 and
+    /// a float checkpoint trained at 224x160 in one report, each scored exactly as `evaluate` scores it at its size.
+    func testModelsOfDifferentSizesRunAtTheirOwn() throws {
+        let dir = try temporaryDirectory(self, "bench-sizes")
+        let larger = dir + "/larger.safetensors"
+        var metadata = ModelMetadata()
+        metadata.size = InputSize(width: 224, height: 160)
+        try ModelWeights(loading: Fixtures.path("pytorch_D-all_192x128.safetensors"), graph: .mobileNetV2UNet()).save(to: larger, metadata: metadata)
+        let int8 = Fixtures.packageRoot + "/models/D-all.int8.safetensors"
+        let configuration = BenchConfiguration(
+            models: [BenchModelSpec(name: "int8", path: int8), BenchModelSpec(name: "float 224x160", path: larger)],
+            dataDirectory: Fixtures.hc18Frames, splitCSV: Fixtures.path("hc18/split.csv"), size: nil, threads: [1],
+            rounds: 1, runsPerRound: 1, command: "test")
+        let report = try runBench(configuration, peakRSS: { _, _ in nil }, progress: { _ in })
+        XCTAssertEqual(report.rows.map(\.size), ["192x128", "224x160"])
+        XCTAssertNil(report.width)
+        let dataset = try HC18Dataset(directory: Fixtures.hc18Frames, splitCSV: Fixtures.path("hc18/split.csv"))
+        let expected = try evaluate(model: loadSegmentationModel(path: larger), dataset: dataset, samples: dataset.test, width: 224, height: 160, threads: 1)
+        XCTAssertEqual(report.rows[1].dice, expected.meanDice)
+        XCTAssertEqual(report.rows[1].hcMAEmm, expected.meanHCErrorMM)
+        XCTAssertTrue(benchMarkdown(report).contains("at each model's own size"))
+        XCTAssertTrue(benchMarkdown(report).contains("| float 224x160 | 224x160 | float32 |"))
+        // --size runs every model at one size, and an int8 model only at its calibration size.
+        var oneSize = configuration
+        oneSize.size = InputSize(width: 224, height: 160)
+        assertSonoQuantError(try runBench(oneSize, peakRSS: { _, _ in nil }, progress: { _ in }), subject: int8,
+                             contains: "calibrated at 192x128, asked to run at 224x160")
     }
 
     func testSVGMarksFloatAndInt8Differently() throws {
@@ -93,7 +125,7 @@ final class BenchReportTests: XCTestCase {
         XCTAssertEqual(svg.components(separatedBy: "<circle").count - 1, 2)  // float in both panels
         XCTAssertEqual(svg.components(separatedBy: "<rect x=").count - 1, 2 + 2)  // two frames + int8 in both panels
         XCTAssertTrue(svg.contains("a &lt;float&gt;") && svg.contains("a &amp; int8"))
-        XCTAssertTrue(benchMarkdown(report).contains("| a & int8 | int8 | ? | ? | 6.80 MB | 0.9580 ± 0.000 |"))
+        XCTAssertTrue(benchMarkdown(report).contains("| a & int8 | 192x128 | int8 | ? | ? | 6.80 MB | 0.9580 ± 0.000 |"))
     }
 
     private func assertWellFormedSVG(_ svg: String, points: Int, file: StaticString = #filePath, line: UInt = #line) throws {
