@@ -209,16 +209,19 @@ private struct ArenaKey: Hashable {
     let images, channels, height, width: Int
 }
 
-/// Preplanned activation memory for one input shape: a feature map per graph value, several values
-/// sharing a buffer when their lifetimes do not overlap.
+/// Preplanned activation memory for one input shape: a feature map per graph value in one buffer, at the
+/// offsets of the graph's `ArenaPlan` (values whose lifetimes do not overlap share memory).
 private final class Arena {
-    private(set) var buffers: [UnsafeMutablePointer<Float>] = []
-    /// Feature map of each graph value (views into `buffers`).
+    private let buffer: UnsafeMutablePointer<Float>
+    /// Feature map of each graph value (views into `buffer`).
     private(set) var maps: [FeatureMap] = []
-    /// Whether op i's output buffer held a map of another shape before, so its border must be re-zeroed.
+    /// Whether op i's output shares memory with another value, so its border must be re-zeroed before op i
+    /// writes its interior (kernels never write a border; a fresh arena is zero).
     private(set) var zeroBorderBefore: [Bool] = []
-    /// The same for the input's buffer, before the input is loaded.
+    /// The same for the input, before it is loaded.
     private(set) var zeroInputBorder = false
+    /// The arena's size in bytes.
+    let bytes: Int
 
     /// Scratch memory of the Winograd convolutions (shared by all of them: they run one at a time).
     let scratchTransformed: UnsafeMutablePointer<Float>
@@ -228,60 +231,28 @@ private final class Arena {
         scratchTransformed = .allocate(capacity: max(1, scratch.transformed))
         scratchProducts = .allocate(capacity: max(1, scratch.products))
         let values = graph.values
-        let lastUse = graph.lastUse
-
         func shape(_ v: Int) -> (h: Int, w: Int, c: Int) {
             let info = values[v]
             return (key.height / info.downsample, key.width / info.downsample, v == 0 ? key.channels : info.channels)
         }
-        var capacities: [Int] = []
-        var lastShape: [(Int, Int, Int)?] = []
-        var firstUse: [(step: Int, shape: (Int, Int, Int))] = []
-        var free: [Int] = []
-        var bufferOf = [Int](repeating: -1, count: values.count)
-        // Step -1 loads the input; step i runs op i. needsZero[step + 1]: its output buffer's border is dirty.
-        var needsZero = [Bool](repeating: false, count: graph.ops.count + 1)
-
-        /// Best fit: the smallest free buffer that is large enough, else a new one.
-        func assign(_ v: Int, step: Int) {
+        // Ranges start on 64-byte boundaries (16 floats), as separately allocated maps would.
+        let plan = graph.arenaPlan(storage: { v in
             let s = shape(v)
-            let need = FeatureMap.storageCount(images: key.images, height: s.h, width: s.w, channels: s.c)
-            var chosen: Int? = nil
-            for b in free where capacities[b] >= need && (chosen == nil || capacities[b] < capacities[chosen!]) { chosen = b }
-            if let b = chosen {
-                free.removeAll { $0 == b }
-                bufferOf[v] = b
-                needsZero[step + 1] = lastShape[b]! != s
-            } else {
-                capacities.append(need)
-                lastShape.append(nil)
-                firstUse.append((step, s))
-                bufferOf[v] = capacities.count - 1
-            }
-            lastShape[bufferOf[v]] = s
-        }
-        assign(0, step: -1)
-        for (index, op) in graph.ops.enumerated() {
-            assign(op.output, step: index)
-            for v in Set(op.inputs) where lastUse[v] == index { free.append(bufferOf[v]) }
-        }
-        // From the second frame on, a buffer's first value follows the previous frame's last one.
-        for (b, first) in firstUse.enumerated() where lastShape[b]! != first.shape { needsZero[first.step + 1] = true }
-        zeroInputBorder = needsZero[0]
-        zeroBorderBefore = Array(needsZero.dropFirst())
-        for capacity in capacities {
-            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: capacity)
-            buffer.initialize(repeating: 0, count: capacity)
-            buffers.append(buffer)
-        }
+            return FeatureMap.storageCount(images: key.images, height: s.h, width: s.w, channels: s.c)
+        }, alignment: 16)
+        zeroInputBorder = plan.sharesMemory[0]
+        zeroBorderBefore = graph.ops.map { plan.sharesMemory[$0.output] }
+        bytes = plan.size * MemoryLayout<Float>.size
+        buffer = .allocate(capacity: max(plan.size, 16))
+        buffer.initialize(repeating: 0, count: max(plan.size, 16))
         for v in 0..<values.count {
             let s = shape(v)
-            maps.append(FeatureMap(pointer: buffers[bufferOf[v]], images: key.images, height: s.h, width: s.w, channels: s.c))
+            maps.append(FeatureMap(pointer: buffer + plan.offsets[v], images: key.images, height: s.h, width: s.w, channels: s.c))
         }
     }
 
     deinit {
-        for buffer in buffers { buffer.deallocate() }
+        buffer.deallocate()
         scratchTransformed.deallocate()
         scratchProducts.deallocate()
     }

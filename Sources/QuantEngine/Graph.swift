@@ -220,6 +220,12 @@ public struct ModelGraph: Equatable, Sendable {
         return lastUse
     }
 
+    /// The memory plan of one forward pass (`ArenaPlan`) with `storage(v)` units for value v, each range
+    /// starting at a multiple of `alignment` units.
+    public func arenaPlan(storage: (Int) -> Int, alignment: Int) -> ArenaPlan {
+        ArenaPlan(graph: self, storage: storage, alignment: alignment)
+    }
+
     /// Throws unless a width x height frame suits this network: both sides positive multiples of
     /// `sizeMultiple`, because the network halves the frame log2(sizeMultiple) times and its decoder
     /// doubles it back. `subject` says where the size came from (`--size 200x128`, `input`, a file).
@@ -493,5 +499,51 @@ func timeEachOp(of graph: ModelGraph, width: Int, height: Int, repeats: Int, con
             fastest = min(fastest, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
         }
         return (graph.describeOp(index, width: width, height: height, convKind: convKind(index)), fastest)
+    }
+}
+
+/// Where each graph value lives during one forward pass: the float and int8 engines' one memory plan. Each
+/// engine sizes the values in its own storage units (padded float maps, int8 bytes) and allocates one arena
+/// of `size` units.
+///
+/// Ops run in graph order. Before op i runs, its output gets the lowest range of the arena that holds it
+/// between the ranges of live values (first fit); after it runs, every input whose last reader it was
+/// (`lastUse`) frees its range. An output is placed before its inputs are freed, so an op never writes over
+/// what it reads.
+public struct ArenaPlan: Equatable, Sendable {
+    /// The start of each graph value's range.
+    public let offsets: [Int]
+    /// The arena's size: the end of the highest range.
+    public let size: Int
+    /// Per value: whether another value's range overlaps its own (at another time). Only then can the part
+    /// of its range an op does not write (a padded map's border) hold another value's data when it runs.
+    public let sharesMemory: [Bool]
+
+    /// `storage(v)`: the units value v takes, rounded up to a multiple of `alignment` so every range starts aligned.
+    init(graph: ModelGraph, storage: (Int) -> Int, alignment: Int) {
+        let sizes = graph.values.indices.map { (storage($0) + alignment - 1) / alignment * alignment }
+        let lastUse = graph.lastUse
+        var offsets = [Int](repeating: 0, count: sizes.count)
+        var live: [(value: Int, range: Range<Int>)] = []
+        var size = 0
+        func place(_ v: Int) {
+            var start = 0
+            for item in live.sorted(by: { $0.range.lowerBound < $1.range.lowerBound }) {
+                if item.range.lowerBound - start >= sizes[v] { break }
+                start = max(start, item.range.upperBound)
+            }
+            offsets[v] = start
+            live.append((v, start..<(start + sizes[v])))
+            size = max(size, start + sizes[v])
+        }
+        place(0)
+        for (index, op) in graph.ops.enumerated() {
+            place(op.output)
+            live.removeAll { lastUse[$0.value] == index }
+        }
+        let ranges = sizes.indices.map { offsets[$0]..<(offsets[$0] + sizes[$0]) }
+        self.offsets = offsets
+        self.size = size
+        sharesMemory = ranges.indices.map { v in ranges.indices.contains { $0 != v && ranges[$0].overlaps(ranges[v]) } }
     }
 }

@@ -3,8 +3,8 @@ import Foundation
 /// The int8 inference engine: walks the gray `ModelGraph` with the kernels of Int8Kernels/.
 ///
 /// Input: the uint8 gray frame (its bytes are the quantized input: real = byte / 255). Activations are
-/// NHWC int8 in one preplanned arena per input size: each value gets a byte range, and a range is reused
-/// once every reader of its value has run (greedy first fit in graph order), so a frame allocates
+/// NHWC int8 in one preplanned arena per input size: the graph's `ArenaPlan` (the float engine's plan too)
+/// gives each value a byte range, reused once every reader of its value has run, so a frame allocates
 /// nothing but its output. The int16 staging buffer the convolutions use is planned once too.
 /// Output: the int8 logits, dequantized to float.
 ///
@@ -205,30 +205,12 @@ public final class Int8UNet: SegmentationModel, @unchecked Sendable {
 
         init(graph: ModelGraph, width: Int, height: Int, scratchCount: Int) {
             self.width = width; self.height = height
-            let sizes = graph.values.map { v -> Int in
-                let bytes = (height / v.downsample) * (width / v.downsample) * v.channels
-                return (bytes + 63) & ~63  // cache-line aligned ranges
-            }
-            let lastUse = graph.lastUse
-            var offsets = [Int](repeating: 0, count: sizes.count)
-            var live: [(value: Int, range: Range<Int>)] = []
-            var total = 0
-            func allocate(_ v: Int) {
-                // First fit: the lowest gap between live ranges that holds the value.
-                var start = 0
-                for item in live.sorted(by: { $0.range.lowerBound < $1.range.lowerBound }) {
-                    if item.range.lowerBound - start >= sizes[v] { break }
-                    start = max(start, item.range.upperBound)
-                }
-                offsets[v] = start
-                live.append((v, start..<(start + sizes[v])))
-                total = max(total, start + sizes[v])
-            }
-            allocate(0)
-            for (index, op) in graph.ops.enumerated() {
-                allocate(op.output)  // before freeing the inputs: an op never writes over what it reads
-                live.removeAll { lastUse[$0.value] == index }
-            }
+            // The graph's arena plan in bytes, each range cache-line aligned.
+            let plan = graph.arenaPlan(storage: { v in
+                let info = graph.values[v]
+                return (height / info.downsample) * (width / info.downsample) * info.channels
+            }, alignment: 64)
+            let (offsets, total) = (plan.offsets, plan.size)
             self.offsets = offsets
             arenaBytes = total
             arena = .allocate(capacity: max(total, 64))
