@@ -114,6 +114,12 @@ public struct HarnessLatency: Codable, Equatable {
     public init(threads: Int, runs: Int, medianMS: Double, p95MS: Double, cpuMSPerRun: Double) {
         self.threads = threads; self.runs = runs; self.medianMS = medianMS; self.p95MS = p95MS; self.cpuMSPerRun = cpuMSPerRun
     }
+
+    /// The record of measured calls (`interleavedLatency`).
+    public init(_ stats: LatencyStats) {
+        self.init(threads: stats.threads, runs: stats.runs, medianMS: stats.medianMS,
+                  p95MS: quantile(stats.samplesMS.sorted(), 0.95), cpuMSPerRun: stats.cpuMSPerRun)
+    }
 }
 
 /// Quantiles of the per-frame HC error, mm (`quantile`'s rule).
@@ -435,8 +441,10 @@ func measureRun(_ c: HarnessConfiguration, strategy: Strategy, seed: UInt64, dir
     var int8Result = PrecisionResult(precision: int8.precision, path: int8Path, fileBytes: fileSize(int8Path), evaluation: int8Report)
     for t in c.threads {
         log("\(label): latency at \(t) thread(s), float and int8 interleaved")
-        let (f, q) = try interleavedLatency(float, int8, width: c.width, height: c.height, threads: t, warmup: c.latencyWarmup,
-                                            rounds: c.latencyRounds, runsPerRound: c.latencyRunsPerRound)
+        let size = InputSize(width: c.width, height: c.height)
+        let measured = try interleavedLatency([(float, size), (int8, size)], threads: t, warmup: c.latencyWarmup,
+                                              rounds: c.latencyRounds, runsPerRound: c.latencyRunsPerRound)
+        let (f, q) = (HarnessLatency(measured[0]), HarnessLatency(measured[1]))
         floatResult.latency.append(f)
         int8Result.latency.append(q)
     }
@@ -461,26 +469,3 @@ func measureRun(_ c: HarnessConfiguration, strategy: Strategy, seed: UInt64, dir
                       float: floatResult, int8: int8Result, overlays: overlays, measurementKey: key)
 }
 
-/// Times two models side by side: `warmup` untimed calls each, then `rounds` rounds that each time
-/// `runsPerRound` calls of the first and then of the second, so other load falls on both alike.
-public func interleavedLatency(_ a: SegmentationModel, _ b: SegmentationModel, width: Int, height: Int, threads: Int,
-                               warmup: Int, rounds: Int, runsPerRound: Int) throws -> (HarnessLatency, HarnessLatency) {
-    for model in [a, b] where warmup > 0 {
-        _ = try measureLatency(model: model, width: width, height: height, threads: threads, warmup: warmup - 1, runs: 1)
-    }
-    var samples: [[Double]] = [[], []]
-    var cpu = [0.0, 0.0]
-    for _ in 0..<rounds {
-        for (i, model) in [a, b].enumerated() {
-            let stats = try measureLatency(model: model, width: width, height: height, threads: threads, warmup: 0, runs: runsPerRound)
-            samples[i] += stats.samplesMS
-            cpu[i] += stats.cpuMSPerRun / Double(rounds)
-        }
-    }
-    let results = (0..<2).map { i -> HarnessLatency in
-        let sorted = samples[i].sorted()
-        return HarnessLatency(threads: threads, runs: sorted.count, medianMS: quantile(sorted, 0.5),
-                              p95MS: quantile(sorted, 0.95), cpuMSPerRun: cpu[i])
-    }
-    return (results[0], results[1])
-}

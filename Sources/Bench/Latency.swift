@@ -57,6 +57,29 @@ public func measureLatency(model: SegmentationModel, width: Int, height: Int, ch
     return LatencyStats(threads: threads, samplesMS: samples, cpuMSPerRun: cpuMS)
 }
 
+/// Times several models side by side: `warmup` untimed calls each, then `rounds` rounds that each time
+/// `runsPerRound` calls of every model in turn, so load from other processes falls on all models alike.
+/// Each model runs at its own size. Per model: every timed call's wall time, and its CPU time per call
+/// averaged over the rounds. The one timing loop of `bench compare` and the bench harness.
+public func interleavedLatency(_ models: [(model: SegmentationModel, size: InputSize)], threads: Int,
+                               warmup: Int, rounds: Int, runsPerRound: Int) throws -> [LatencyStats] {
+    precondition(rounds >= 1 && runsPerRound >= 1)
+    for (model, size) in models where warmup > 0 {
+        _ = try measureLatency(model: model, width: size.width, height: size.height, threads: threads, warmup: warmup - 1, runs: 1)
+    }
+    var samples = [[Double]](repeating: [], count: models.count)
+    var cpuMS = [Double](repeating: 0, count: models.count)
+    for _ in 0..<rounds {
+        for (i, (model, size)) in models.enumerated() {
+            let stats = try measureLatency(model: model, width: size.width, height: size.height, threads: threads,
+                                           warmup: 0, runs: runsPerRound)
+            samples[i] += stats.samplesMS
+            cpuMS[i] += stats.cpuMSPerRun / Double(rounds)
+        }
+    }
+    return models.indices.map { LatencyStats(threads: threads, samplesMS: samples[$0], cpuMSPerRun: cpuMS[$0]) }
+}
+
 /// User + system CPU time of this process so far, all threads, in seconds.
 public func processCPUSeconds() -> Double {
     var usage = rusage()

@@ -230,23 +230,12 @@ public func runBench(_ c: BenchConfiguration, peakRSS: (BenchModelSpec, InputSiz
     // all models alike; the median over all rounds is reported.
     for threads in c.threads {
         progress("latency at \(threads) thread(s): \(c.rounds) rounds x \(c.runsPerRound) runs per model")
-        var samples = [[Double]](repeating: [], count: networks.count)
-        var cpuMS = [Double](repeating: 0, count: networks.count)
-        for (network, size) in zip(networks, sizes) {
-            _ = try measureLatency(model: network, width: size.width, height: size.height, threads: threads, warmup: 3, runs: 1)
-        }
-        for _ in 0..<c.rounds {
-            for (i, network) in networks.enumerated() {
-                let stats = try measureLatency(model: network, width: sizes[i].width, height: sizes[i].height, threads: threads,
-                                               warmup: 0, runs: c.runsPerRound)
-                samples[i] += stats.samplesMS
-                cpuMS[i] += stats.cpuMSPerRun / Double(c.rounds)
-            }
-        }
-        for i in rows.indices {
-            let stats = LatencyStats(threads: threads, samplesMS: samples[i], cpuMSPerRun: cpuMS[i])
+        // 4 untimed calls per model (the first plans its arena).
+        let measured = try interleavedLatency(Array(zip(networks, sizes)).map { (model: $0.0, size: $0.1) }, threads: threads,
+                                              warmup: 4, rounds: c.rounds, runsPerRound: c.runsPerRound)
+        for (i, stats) in measured.enumerated() {
             rows[i].latency.append(BenchLatency(threads: threads, runs: stats.runs, medianMS: stats.medianMS,
-                                                p10MS: stats.p10MS, p90MS: stats.p90MS, cpuMSPerRun: cpuMS[i]))
+                                                p10MS: stats.p10MS, p90MS: stats.p90MS, cpuMSPerRun: stats.cpuMSPerRun))
         }
     }
     for i in rows.indices {
@@ -258,7 +247,7 @@ public func runBench(_ c: BenchConfiguration, peakRSS: (BenchModelSpec, InputSiz
     let common = Set(sizes.map(\.description)).count == 1 ? sizes[0] : nil
     return BenchReport(created: formatter.string(from: Date()), host: hostDescription(), command: c.command,
                        data: c.dataDirectory, split: c.splitCSV, width: common?.width, height: common?.height, threads: c.threads,
-                       latencyMethod: "synthetic gray frame at the model's size; 3 warm-up calls, then \(c.rounds) rounds x \(c.runsPerRound) timed calls per model, models interleaved; median",
+                       latencyMethod: "synthetic gray frame at the model's size; 4 warm-up calls, then \(c.rounds) rounds x \(c.runsPerRound) timed calls per model, models interleaved; median",
                        rows: rows)
 }
 
