@@ -53,6 +53,32 @@ final class GraphTests: XCTestCase {
     }
 
     /// `latency --profile`: one row per op for both engines, named as `describeOp` names it, with a time.
+    /// The engines' one memory plan: no two values that are alive at once share memory (an op's output never
+    /// overlaps its inputs, nor anything still to be read), ranges are aligned, and values that never share
+    /// memory need no border re-zeroing.
+    func testArenaPlanNeverOverlapsLiveValues() {
+        for graph in [ModelGraph.mobileNetV2UNet(inputChannels: 1), .unetBaseline(inputChannels: 1)] {
+            let sizes = graph.values.map { ($0.channels * 1000) / ($0.downsample * $0.downsample) + 3 }
+            let plan = graph.arenaPlan(storage: { sizes[$0] }, alignment: 16)
+            let lastUse = graph.lastUse
+            // Value v is alive from the step that writes it (0: the input) through its last reader.
+            var born = [Int](repeating: 0, count: graph.values.count)
+            for (index, op) in graph.ops.enumerated() { born[op.output] = index + 1 }
+            func range(_ v: Int) -> Range<Int> { plan.offsets[v]..<(plan.offsets[v] + sizes[v]) }
+            for a in graph.values.indices {
+                XCTAssertEqual(plan.offsets[a] % 16, 0)
+                XCTAssertLessThanOrEqual(range(a).upperBound, plan.size)
+                for b in graph.values.indices where a < b && range(a).overlaps(range(b)) {
+                    // b is written at step born[b] (op born[b] - 1); a must be dead by then: its last reader ran before.
+                    XCTAssertLessThan(lastUse[a], born[b] - 1, "\(graph.architecture): values \(a) and \(b) share memory while both alive")
+                    XCTAssertTrue(plan.sharesMemory[a] && plan.sharesMemory[b])
+                }
+            }
+            // Memory is reused: the arena is well below the sum of all values.
+            XCTAssertLessThan(plan.size, sizes.reduce(0, +) / 2)
+        }
+    }
+
     func testProfileTimesEveryOpOfBothEngines() throws {
         let input = Tensor(shape: [1, 1, 64, 64], data: (0..<(64 * 64)).map { Float($0 % 251) / 255 })
         for path in [Fixtures.packageRoot + "/models/D-all.int8.safetensors", Fixtures.path("pytorch_D-all_192x128.safetensors")] {
