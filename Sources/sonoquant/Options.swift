@@ -4,9 +4,20 @@ import Deploy
 import Foundation
 import HC18
 import QuantEngine
+import Train
 
 // `--observer NAME`: ArgumentParser lists the values in the help and refuses others.
 extension Observer: ExpressibleByArgument {}
+
+// `--strategy NAME`: a preset by name (any case); ArgumentParser lists the presets in the help and refuses others.
+extension Strategy: ExpressibleByArgument {
+    public init?(argument: String) {
+        guard let preset = try? Strategy.preset(argument) else { return nil }
+        self = preset
+    }
+    public var defaultValueDescription: String { name }
+    public static var allValueStrings: [String] { presetNames }
+}
 
 // `--size WxH` is the engine's `InputSize`.
 extension InputSize: ExpressibleByArgument {

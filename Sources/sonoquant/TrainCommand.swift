@@ -145,8 +145,8 @@ struct TrainingStepOptions: ParsableArguments {
 
 /// `--strategy`, `--trainable` and `--freeze-bn-stats`: which parameter groups train (train, train-speed).
 struct StrategyOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Preset: \(Strategy.presetNames.joined(separator: ", ")).", valueName: "name"))
-    var strategy: String = "D-all"
+    @Option(help: ArgumentHelp("The fine-tuning preset (docs/TRAINING.md lists what each trains).", valueName: "name"))
+    var strategy: Strategy = try! Strategy.preset("D-all")
 
     @Option(help: ArgumentHelp("Train exactly these groups instead of the preset's, e.g. E,D3,H or D0-D4,H.", valueName: "groups"))
     var trainable: String?
@@ -155,7 +155,7 @@ struct StrategyOptions: ParsableArguments {
     var freezeBnStats = false
 
     func resolved() throws -> Strategy {
-        let preset = try Strategy.preset(strategy)
+        let preset = strategy
         let groups = try trainable.map { try Strategy.groups($0) } ?? preset.trainable
         let customPrefix = preset.architecture == .mobileNetV2UNet ? (preset.randomEncoder ? "rand-" : "") : preset.architecture.rawValue + "-"
         let name = trainable == nil ? preset.name : "\(customPrefix)custom-\(Strategy.describe(groups))"
