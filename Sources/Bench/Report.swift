@@ -297,13 +297,15 @@ public func benchMarkdown(_ r: BenchReport) -> String {
                  + latencyHeads.joined(separator: " | ") + " | peak RSS |")
     lines.append("|" + String(repeating: "---|", count: 11 + latencyHeads.count))
     for row in r.rows {
-        let spread = [row.hcMedianMM, row.hcP90MM, row.hcP95MM].map { $0.map { String(format: "%.2f", $0) } ?? "?" }
-        var cells = [row.name, row.size ?? r.sizeDescription, row.precision.rawValue, row.strategy ?? "?",
-                     row.trainableParameters.map(grouped) ?? "?", megabytes(row.fileBytes),
-                     String(format: "%.4f ± %.3f", row.dice, row.diceStd), String(format: "%.4f", row.iou),
-                     String(format: "%.4f", row.pixelAccuracy),
-                     ([String(format: "%.2f", row.hcMAEmm)] + spread).joined(separator: " / ")
-                        + (row.noHeadFound > 0 ? " (\(row.noHeadFound) no head)" : "")]
+        // Built in parts: Swift 6.0's type checker gives up on this as one array literal.
+        let spread: [String] = [row.hcMedianMM, row.hcP90MM, row.hcP95MM].map { $0.map { String(format: "%.2f", $0) } ?? "?" }
+        let noHead: String = row.noHeadFound > 0 ? " (\(row.noHeadFound) no head)" : ""
+        let hcError: String = ([String(format: "%.2f", row.hcMAEmm)] + spread).joined(separator: " / ") + noHead
+        let model: [String] = [row.name, row.size ?? r.sizeDescription, row.precision.rawValue, row.strategy ?? "?",
+                               row.trainableParameters.map(grouped) ?? "?", megabytes(row.fileBytes)]
+        let accuracy: [String] = [String(format: "%.4f ± %.3f", row.dice, row.diceStd), String(format: "%.4f", row.iou),
+                                  String(format: "%.4f", row.pixelAccuracy), hcError]
+        var cells = model + accuracy
         cells += r.threads.map { t in
             row.latency.first { $0.threads == t }.map { String(format: "%.1f (%.1f)", $0.medianMS, $0.cpuMSPerRun) } ?? "?"
         }
@@ -340,21 +342,35 @@ public func benchSVG(_ r: BenchReport) -> String {
 
     func f(_ v: Double) -> String { String(format: "%.1f", v) }
 
-    func panel(x0: Double, title: String, xLabel: String, values: [Double]) -> String {
-        let xMax = max(values.max() ?? 1, 1e-9) * 1.3  // room for the labels
+    /// One scatter panel. Values spanning more than 10x (models of several sizes and architectures) get a
+    /// log-scale axis, so the small models do not collapse into one corner. `front`: indices of the Pareto front.
+    func panel(x0: Double, title: String, xLabel: String, values: [Double], front: [Int] = []) -> String {
+        let positive = values.filter { $0 > 0 }
+        let logX = (positive.max() ?? 1) / (positive.min() ?? 1) > 10 && positive.count == values.count
+        let xMin = logX ? positive.min()! / 1.5 : 0
+        let xMax = logX ? positive.max()! * 2 : max(values.max() ?? 1, 1e-9) * 1.3  // room for the labels
         let plotW = panelWidth - margin.left - margin.right, plotH = panelHeight - margin.top - margin.bottom
-        func px(_ v: Double) -> Double { x0 + margin.left + v / xMax * plotW }
+        func px(_ v: Double) -> Double {
+            let t = logX ? (log(v) - log(xMin)) / (log(xMax) - log(xMin)) : v / xMax
+            return x0 + margin.left + t * plotW
+        }
         func py(_ d: Double) -> Double { margin.top + (1 - (d - dice.0) / (dice.1 - dice.0)) * plotH }
         var s = "<g>\n"
         s += "<text x=\"\(f(x0 + panelWidth / 2))\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">\(escapeXML(title))</text>\n"
         s += "<rect x=\"\(f(x0 + margin.left))\" y=\"\(f(margin.top))\" width=\"\(f(plotW))\" height=\"\(f(plotH))\" fill=\"none\" stroke=\"#444\"/>\n"
         for k in 0...4 {
-            let xv = xMax * Double(k) / 4, dv = dice.0 + (dice.1 - dice.0) * Double(k) / 4
+            let xv = logX ? exp(log(xMin) + (log(xMax) - log(xMin)) * Double(k) / 4) : xMax * Double(k) / 4
+            let dv = dice.0 + (dice.1 - dice.0) * Double(k) / 4
             s += "<text x=\"\(f(px(xv)))\" y=\"\(f(margin.top + plotH + 16))\" text-anchor=\"middle\" font-size=\"10\">\(String(format: xv < 10 ? "%.1f" : "%.0f", xv))</text>\n"
             s += "<text x=\"\(f(x0 + margin.left - 6))\" y=\"\(f(py(dv) + 3))\" text-anchor=\"end\" font-size=\"10\">\(String(format: "%.3f", dv))</text>\n"
             s += "<line x1=\"\(f(x0 + margin.left))\" y1=\"\(f(py(dv)))\" x2=\"\(f(x0 + margin.left + plotW))\" y2=\"\(f(py(dv)))\" stroke=\"#ddd\"/>\n"
         }
-        s += "<text x=\"\(f(x0 + margin.left + plotW / 2))\" y=\"\(f(panelHeight - 12))\" text-anchor=\"middle\" font-size=\"12\">\(escapeXML(xLabel))</text>\n"
+        if front.count > 1 {
+            let path = front.sorted { values[$0] < values[$1] }.map { "\(f(px(values[$0]))),\(f(py(points[$0].row.dice)))" }
+            s += "<polyline points=\"\(path.joined(separator: " "))\" fill=\"none\" stroke=\"#2ca02c\" stroke-width=\"1.5\"/>\n"
+        }
+        for i in front { s += "<circle cx=\"\(f(px(values[i])))\" cy=\"\(f(py(points[i].row.dice)))\" r=\"8\" fill=\"none\" stroke=\"#2ca02c\" stroke-width=\"1.5\"/>\n" }
+        s += "<text x=\"\(f(x0 + margin.left + plotW / 2))\" y=\"\(f(panelHeight - 12))\" text-anchor=\"middle\" font-size=\"12\">\(escapeXML(xLabel + (logX ? ", log scale" : "")))</text>\n"
         s += "<text transform=\"translate(\(f(x0 + 16)),\(f(margin.top + plotH / 2))) rotate(-90)\" text-anchor=\"middle\" font-size=\"12\">Dice</text>\n"
         for (p, v) in zip(points, values) {
             let (cx, cy) = (px(v), py(p.row.dice))
@@ -370,9 +386,11 @@ public func benchSVG(_ r: BenchReport) -> String {
 
     var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(f(2 * panelWidth))\" height=\"\(f(panelHeight + 20))\" font-family=\"sans-serif\">\n"
     svg += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+    // The Pareto front: the models no other model beats on both latency and Dice (ringed and joined in green).
+    let front = paretoFront(cost: points.map(\.latency), accuracy: dices)
     svg += panel(x0: 0, title: "Dice vs latency (\(threads) thread\(threads == 1 ? "" : "s"), \(r.sizeDescription))",
-                 xLabel: "median latency (ms)", values: points.map(\.latency))
+                 xLabel: "median latency (ms)", values: points.map(\.latency), front: front)
     svg += panel(x0: panelWidth, title: "Dice vs model file size", xLabel: "file size (MB)", values: points.map(\.size))
-    svg += "<text x=\"\(f(panelWidth))\" y=\"\(f(panelHeight + 12))\" text-anchor=\"middle\" font-size=\"11\">circle = float32, square = int8</text>\n"
+    svg += "<text x=\"\(f(panelWidth))\" y=\"\(f(panelHeight + 12))\" text-anchor=\"middle\" font-size=\"11\">circle = float32, square = int8; green: Pareto front (no other model both faster and more accurate)</text>\n"
     return svg + "</svg>\n"
 }

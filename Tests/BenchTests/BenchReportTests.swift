@@ -122,7 +122,9 @@ final class BenchReportTests: XCTestCase {
                                         row("a & int8", .int8, dice: 0.958, ms: 15, bytes: 6_800_000)])
         let svg = benchSVG(report)
         try assertWellFormedSVG(svg, points: 2)
-        XCTAssertEqual(svg.components(separatedBy: "<circle").count - 1, 2)  // float in both panels
+        XCTAssertEqual(svg.components(separatedBy: "fill=\"#1f77b4\"").count - 1, 2)  // float in both panels
+        // Both are on the Pareto front of the latency panel (the int8 model is faster, the float one more accurate).
+        XCTAssertEqual(svg.components(separatedBy: "stroke=\"#2ca02c\" stroke-width=\"1.5\"/>").count - 1, 3)  // 2 rings + the line
         XCTAssertEqual(svg.components(separatedBy: "<rect x=").count - 1, 2 + 2)  // two frames + int8 in both panels
         XCTAssertTrue(svg.contains("a &lt;float&gt;") && svg.contains("a &amp; int8"))
         XCTAssertTrue(benchMarkdown(report).contains("| a & int8 | 192x128 | int8 | ? | ? | 6.80 MB | 0.9580 ± 0.000 |"))
