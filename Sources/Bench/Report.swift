@@ -103,7 +103,7 @@ public struct BenchRow: Codable, Equatable {
     public func medianMS(threads: Int) -> Double? { latency.first { $0.threads == threads }?.medianMS }
 
     /// "192x128", or nil for a row of a report written before rows recorded their size.
-    public var size: String? { width.flatMap { w in height.map { "\(w)x\($0)" } } }
+    public var size: String? { width.flatMap { w in height.map { InputSize(width: w, height: $0).description } } }
 }
 
 /// The whole report, as written to report.json.
@@ -198,7 +198,7 @@ public func runBench(_ c: BenchConfiguration, peakRSS: (BenchModelSpec, InputSiz
     let dataset = try HC18Dataset(directory: c.dataDirectory, splitCSV: c.splitCSV)
     guard !dataset.test.isEmpty else { throw SonoQuantError(c.splitCSV, "no test frames in this split") }
     // The test frames at each size a model runs at, loaded once per size.
-    var preparedBySize: [String: [PreparedSample]] = [:]
+    var preparedBySize: [InputSize: [PreparedSample]] = [:]
 
     var networks: [SegmentationModel] = []
     var sizes: [InputSize] = []
@@ -206,11 +206,11 @@ public func runBench(_ c: BenchConfiguration, peakRSS: (BenchModelSpec, InputSiz
     for spec in c.models {
         let network = try loadSegmentationModel(path: spec.path)
         let size = try network.inputSize(requested: c.size, allowingOtherSize: c.allowingOtherSize, subject: spec.path)
-        if preparedBySize[size.description] == nil {
+        if preparedBySize[size] == nil {
             progress("loading \(dataset.test.count) test frames at \(size)")
-            preparedBySize[size.description] = try loadSamples(dataset.test, width: size.width, height: size.height, threads: c.threads.max()!)
+            preparedBySize[size] = try loadSamples(dataset.test, width: size.width, height: size.height, threads: c.threads.max()!)
         }
-        let prepared = preparedBySize[size.description]!
+        let prepared = preparedBySize[size]!
         let metadata = (try? SafeTensorsFile(path: spec.path))?.modelMetadata ?? ModelMetadata()
         let facts = trainableFacts(metadata: metadata, name: spec.name)
         let bytes = (try? FileManager.default.attributesOfItem(atPath: spec.path)[.size] as? NSNumber)??.intValue ?? 0
@@ -244,7 +244,7 @@ public func runBench(_ c: BenchConfiguration, peakRSS: (BenchModelSpec, InputSiz
     }
 
     let formatter = ISO8601DateFormatter()
-    let common = Set(sizes.map(\.description)).count == 1 ? sizes[0] : nil
+    let common = Set(sizes).count == 1 ? sizes[0] : nil
     return BenchReport(created: formatter.string(from: Date()), host: hostDescription(), command: c.command,
                        data: c.dataDirectory, split: c.splitCSV, width: common?.width, height: common?.height, threads: c.threads,
                        latencyMethod: "synthetic gray frame at the model's size; 4 warm-up calls, then \(c.rounds) rounds x \(c.runsPerRound) timed calls per model, models interleaved; median",
@@ -279,7 +279,7 @@ public func writeBenchReport(_ report: BenchReport, to directory: String) throws
 extension BenchReport {
     /// "192x128", or "each model's own size" when the models ran at different sizes.
     public var sizeDescription: String {
-        if let width, let height { return "\(width)x\(height)" }
+        if let width, let height { return InputSize(width: width, height: height).description }
         return "each model's own size"
     }
 }

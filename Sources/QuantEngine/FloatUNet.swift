@@ -220,8 +220,6 @@ private final class Arena {
     private(set) var zeroBorderBefore: [Bool] = []
     /// The same for the input, before it is loaded.
     private(set) var zeroInputBorder = false
-    /// The arena's size in bytes.
-    let bytes: Int
 
     /// Scratch memory of the Winograd convolutions (shared by all of them: they run one at a time).
     let scratchTransformed: UnsafeMutablePointer<Float>
@@ -242,7 +240,6 @@ private final class Arena {
         }, alignment: 16)
         zeroInputBorder = plan.sharesMemory[0]
         zeroBorderBefore = graph.ops.map { plan.sharesMemory[$0.output] }
-        bytes = plan.size * MemoryLayout<Float>.size
         buffer = .allocate(capacity: max(plan.size, 16))
         buffer.initialize(repeating: 0, count: max(plan.size, 16))
         for v in 0..<values.count {

@@ -413,11 +413,6 @@ extension ModelGraph {
     /// Architecture names this build knows, as stored in `sonoquant.architecture` metadata.
     public static let architectureNames = Architecture.allCases.map(\.rawValue)
 
-    /// The graph of a named architecture (a `sonoquant.architecture` value), nil for an unknown name.
-    public static func named(_ architecture: String, inputChannels: Int = 3) -> ModelGraph? {
-        Architecture(rawValue: architecture)?.graph(inputChannels: inputChannels)
-    }
-
     /// The architecture of a checkpoint: its `sonoquant.architecture` metadata, else recognised by a tensor
     /// name only that architecture has (a state dict saved by PyTorch carries no metadata).
     public static func architecture(of file: SafeTensorsFile) -> Architecture? {

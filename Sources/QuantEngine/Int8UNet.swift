@@ -210,11 +210,10 @@ public final class Int8UNet: SegmentationModel, @unchecked Sendable {
                 let info = graph.values[v]
                 return (height / info.downsample) * (width / info.downsample) * info.channels
             }, alignment: 64)
-            let (offsets, total) = (plan.offsets, plan.size)
-            self.offsets = offsets
-            arenaBytes = total
-            arena = .allocate(capacity: max(total, 64))
-            arena.initialize(repeating: 0, count: max(total, 64))
+            offsets = plan.offsets
+            arenaBytes = plan.size
+            arena = .allocate(capacity: max(plan.size, 64))
+            arena.initialize(repeating: 0, count: max(plan.size, 64))
             self.scratchCount = max(scratchCount, 1)
             scratch = .allocate(capacity: self.scratchCount)
             scratch.initialize(repeating: 0, count: self.scratchCount)

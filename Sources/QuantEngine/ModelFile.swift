@@ -25,7 +25,7 @@ extension ModelGraph {
 }
 
 /// A network input size, written WxH (width first, as PIL's resize((w, h))), e.g. 192x128.
-public struct InputSize: Equatable, Sendable, CustomStringConvertible {
+public struct InputSize: Hashable, Sendable, CustomStringConvertible {
     public var width: Int
     public var height: Int
 
