@@ -78,6 +78,9 @@ public struct SegmentationResult: Codable, Equatable, Sendable {
     public var hcMM: Double?
     /// Head circumference in original-frame pixels.
     public var hcPixels: Double?
+    /// Gestational age from `hcMM` by Hadlock 1984, with a note when the HC is outside the range the
+    /// formula was fitted on (HC18's `Hadlock1984`; docs/DATA.md, "Gestational age"). Absent without hcMM.
+    public var gestationalAge: GestationalAge?
     public var ellipse: HeadEllipse?
     /// The sonographer's HC from the pixel-size CSV, when it has one, and |hcMM - reference|
     /// (the whole reference when no head was found).
@@ -186,7 +189,7 @@ public final class Segmenter: Sendable {
             frame: name, width: frame.width, height: frame.height, networkWidth: width, networkHeight: height,
             model: modelName, precision: model.precision, kernels: model.kernelPath.rawValue, headFound: measurement != nil,
             frameIndex: nil, pixelSizeMM: scale?.pixelSizeMM, pixelSizeSource: scale?.source, ultrasoundRegion: scale?.ultrasoundRegion, hcMM: hcMM, hcPixels: measurement?.circumferencePixels,
-            ellipse: ellipse,
+            gestationalAge: hcMM.flatMap { Hadlock1984.estimate(hcMM: $0) }, ellipse: ellipse,
             referenceHCmm: scale?.referenceHCmm, hcErrorMM: hcError,
             maskPixels: mask.reduce(0) { $0 + Int($1) },
             needsReview: measurement?.needsReview ?? true, reviewReasons: measurement?.reviewReasons ?? [],
@@ -300,6 +303,8 @@ public struct LoopSummary: Codable, Equatable, Sendable {
     public var medianHCmm: Double?
     public var minHCmm: Double?
     public var maxHCmm: Double?
+    /// Gestational age from the median HC (Hadlock 1984), as for a single frame.
+    public var gestationalAge: GestationalAge?
     /// The frame (1-based) whose HC is nearest the median: the one to show.
     public var representativeFrame: Int?
     /// True when the HC comes from frames that are all flagged for review (no unflagged frame has a head).
@@ -319,6 +324,7 @@ public struct LoopSummary: Codable, Equatable, Sendable {
         if !values.isEmpty {
             let median = quantile(values, 0.5)
             medianHCmm = median
+            gestationalAge = Hadlock1984.estimate(hcMM: median)
             minHCmm = values.first
             maxHCmm = values.last
             representativeFrame = measured.min { abs($0.hcMM! - median) < abs($1.hcMM! - median) }?.frameIndex
@@ -417,6 +423,9 @@ public func describe(_ r: SegmentationResult, file: String) -> String {
     if let hc = r.hcMM { text += String(format: "%.2f mm", hc) } else { text += String(format: "%.1f px", hcPixels) }
     if let reference = r.referenceHCmm, let error = r.hcErrorMM {
         text += String(format: " (reference %.2f, error %.2f)", reference, error)
+    }
+    if let ga = r.gestationalAge {
+        text += String(format: ", GA %.1f weeks (%@, Hadlock 1984%@)", ga.weeks, ga.weeksAndDays, ga.withinFormulaRange ? "" : ", extrapolated")
     }
     text += String(format: ", ellipse centre (%.1f, %.1f) semi-axes %.1f x %.1f px at %.1f deg, %.1f ms",
                    e.centerX, e.centerY, e.semiMajorAxis, e.semiMinorAxis, e.angleDegrees, r.timeMS.totalMS)

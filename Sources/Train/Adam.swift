@@ -1,3 +1,4 @@
+import Foundation
 import QuantEngine
 
 /// Adam exactly as PyTorch's `torch.optim.Adam` (no weight decay, no amsgrad):
@@ -60,5 +61,25 @@ extension Double {
         var result = 1.0
         for _ in 0..<n { result *= self }
         return result
+    }
+}
+
+/// How the learning rate moves over a run. `constant` is the paper's protocol (Adam at one rate for every
+/// step). `cosine` anneals from the rate to 0 over the run's last step, lr_t = lr (1 + cos(pi t / T)) / 2
+/// with t the steps taken and T the run's steps: the late, small steps settle the weights instead of
+/// leaving them where the last noisy batches pushed them.
+public enum LearningRateSchedule: String, CaseIterable, Sendable {
+    case constant
+    case cosine
+
+    /// The rate for the update after `stepsTaken` of `totalSteps` steps.
+    public func rate(base: Float, stepsTaken: Int, totalSteps: Int) -> Float {
+        switch self {
+        case .constant:
+            return base
+        case .cosine:
+            let progress = Double(min(stepsTaken, totalSteps)) / Double(max(totalSteps, 1))
+            return Float(Double(base) * 0.5 * (1 + cos(Double.pi * progress)))
+        }
     }
 }

@@ -13,6 +13,8 @@ public struct TrainingConfiguration {
     public var epochs: Int
     public var batchSize: Int
     public var learningRate: Float
+    /// How the rate moves over the run's epochs x steps (constant: the paper's protocol).
+    public var schedule: LearningRateSchedule
     public var seed: UInt64
     /// Encoder-only ImageNet file or a full checkpoint; nil = everything random (only for random-encoder strategies).
     public var initPath: String?
@@ -26,7 +28,7 @@ public struct TrainingConfiguration {
 
     public init(dataDirectory: String, splitCSV: String, strategy: Strategy, width: Int, height: Int, epochs: Int,
                 batchSize: Int, learningRate: Float, seed: UInt64, initPath: String?, runDirectory: String,
-                resume: Bool, threads: Int, limitTrain: Int? = nil, limitTest: Int? = nil) {
+                resume: Bool, threads: Int, limitTrain: Int? = nil, limitTest: Int? = nil, schedule: LearningRateSchedule = .constant) {
         self.dataDirectory = dataDirectory
         self.splitCSV = splitCSV
         self.strategy = strategy
@@ -35,6 +37,7 @@ public struct TrainingConfiguration {
         self.epochs = epochs
         self.batchSize = batchSize
         self.learningRate = learningRate
+        self.schedule = schedule
         self.seed = seed
         self.initPath = initPath
         self.runDirectory = runDirectory
@@ -45,11 +48,13 @@ public struct TrainingConfiguration {
     }
 
     /// What must agree for `--resume` to continue a run. Paths may change; so may the thread count, but then
-    /// the continued run is no longer bit-identical to an uninterrupted one.
+    /// the continued run is no longer bit-identical to an uninterrupted one. A cosine schedule depends on the
+    /// run's length, so then --epochs must agree too (a constant rate lets a run be extended).
     var identity: String {
-        "strategy=\(strategy.name) trainable=\(Strategy.describe(strategy.trainable)) randomEncoder=\(strategy.randomEncoder) "
+        let schedulePart = schedule == .constant ? "" : " schedule=\(schedule.rawValue) epochs=\(epochs)"
+        return "strategy=\(strategy.name) trainable=\(Strategy.describe(strategy.trainable)) randomEncoder=\(strategy.randomEncoder) "
             + "frozenStatistics=\(strategy.freezeFrozenBatchNormStatistics) size=\(width)x\(height) batch=\(batchSize) "
-            + "lr=\(learningRate) seed=\(seed) limitTrain=\(limitTrain.map(String.init) ?? "all")"
+            + "lr=\(learningRate) seed=\(seed) limitTrain=\(limitTrain.map(String.init) ?? "all")" + schedulePart
     }
 }
 
@@ -214,6 +219,7 @@ public final class TrainingRun {
                         : "no epoch had finished, so nothing was saved; try a smaller --lr"
                     throw SonoQuantError(c.runDirectory, "loss became \(loss) at epoch \(epoch + 1), step \(step + 1) of \(stepsPerEpoch); stopped (\(saved))")
                 }
+                adam.learningRate = c.schedule.rate(base: c.learningRate, stepsTaken: adam.step, totalSteps: c.epochs * stepsPerEpoch)
                 adam.update(model.trainableParameters, threads: c.threads)
                 lossSum += loss * Double(batch.count)
                 imagesThisRun += batch.count

@@ -8,6 +8,7 @@ import Train
 
 // `--observer NAME`: ArgumentParser lists the values in the help and refuses others.
 extension Observer: ExpressibleByArgument {}
+extension LearningRateSchedule: ExpressibleByArgument {}
 
 // `--strategy NAME`: a preset by name (any case); ArgumentParser lists the presets in the help and refuses others.
 extension Strategy: ExpressibleByArgument {

@@ -15,8 +15,10 @@ struct SegmentCommand: ParsableCommand {
         are skipped) this writes to --out:
           NAME_mask.png     head (255) / background (0) at the frame's own size
           NAME_overlay.png  the frame, head tinted, fitted ellipse in green
-          NAME.json         HC in mm, the ellipse (centre, semi-axes, angle; in
-                            original-frame pixels), needsReview and
+          NAME.json         HC in mm, gestational age from it (Hadlock 1984,
+                            with a note outside the 14-42 weeks it was
+                            fitted on), the ellipse (centre, semi-axes,
+                            angle; in original-frame pixels), needsReview and
                             reviewReasons (no head found, a boundary that is
                             not an ellipse, or the head split over regions),
                             the time taken per step, and notes

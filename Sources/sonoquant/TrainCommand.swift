@@ -64,6 +64,9 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Epochs.")
     var epochs: Int = 20
 
+    @Option(help: ArgumentHelp("How the learning rate moves over the run: constant (the paper's protocol) or cosine (from --lr down to 0 at the last step; --resume then needs the same --epochs).", valueName: "schedule"))
+    var lrSchedule: LearningRateSchedule = .constant
+
     @Option(name: .customLong("init"), help: ArgumentHelp("Starting weights: an encoder-only file (torchvision names, e.g. ../shared/weights/mobilenet_v2_imagenet.safetensors; decoder and head start as PyTorch initialises them) or a full checkpoint.", valueName: "weights.safetensors"))
     var initWeights: String?
 
@@ -108,7 +111,8 @@ struct TrainCommand: ParsableCommand {
             let configuration = TrainingConfiguration(
                 dataDirectory: data, splitCSV: split, strategy: strategy, width: step.size.width, height: step.size.height,
                 epochs: epochs, batchSize: step.batch, learningRate: step.lr, seed: step.seed, initPath: initWeights,
-                runDirectory: out, resume: resume, threads: threading.count, limitTrain: limitTrain, limitTest: limitTest)
+                runDirectory: out, resume: resume, threads: threading.count, limitTrain: limitTrain, limitTest: limitTest,
+                schedule: lrSchedule)
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
             let commandLine = CommandLine.arguments.map { $0.contains(" ") ? "'\($0)'" : $0 }.joined(separator: " ")
             let previous = (try? String(contentsOfFile: out + "/command.txt", encoding: .utf8)) ?? ""

@@ -26,6 +26,7 @@ final class SegmentTests: XCTestCase {
             XCTAssertEqual(r.referenceHCmm, sample.referenceHCmm)
             XCTAssertEqual(r.hcErrorMM, measured.map { abs($0.hcMM - sample.referenceHCmm) }, file)
             XCTAssertEqual(r.ellipse?.centerX, measured?.ellipse.centerX)
+            XCTAssertEqual(r.gestationalAge?.weeks, measured.map { Hadlock1984.weeks(hcMM: $0.hcMM) }, file)
             // Outputs at the frame's own size.
             XCTAssertEqual([segmented.mask.width, segmented.mask.height], [prepared.originalWidth, prepared.originalHeight])
             XCTAssertEqual([segmented.overlay.width, segmented.overlay.height], [prepared.originalWidth, prepared.originalHeight])
@@ -89,6 +90,7 @@ final class SegmentTests: XCTestCase {
         let r = try segmenter.segment(frame: frame, name: "noscale", scale: nil).result
         XCTAssertTrue(r.headFound)
         XCTAssertNil(r.hcMM)
+        XCTAssertNil(r.gestationalAge, "no age without a pixel size")
         XCTAssertNil(r.pixelSizeMM)
         XCTAssertNil(r.hcErrorMM)
         // A circle of radius 0.3 * 64 = 19.2 px: circumference ~ 120.6 px.

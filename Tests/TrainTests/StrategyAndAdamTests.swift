@@ -81,4 +81,15 @@ final class AdamTests: XCTestCase {
         let frozen = model.parameters.first { $0.name == "decoder.blocks.4.conv2.0.weight" }!
         XCTAssertEqual(frozen.value, weights.tensor("decoder.blocks.4.conv2.0.weight").data)
     }
+
+    /// The cosine schedule starts at the base rate, is at half of it midway and reaches 0 at the last step;
+    /// constant is the base rate throughout.
+    func testLearningRateSchedules() {
+        XCTAssertEqual(LearningRateSchedule.constant.rate(base: 1e-4, stepsTaken: 777, totalSteps: 800), 1e-4)
+        XCTAssertEqual(LearningRateSchedule.cosine.rate(base: 1e-4, stepsTaken: 0, totalSteps: 800), 1e-4)
+        XCTAssertEqual(LearningRateSchedule.cosine.rate(base: 1e-4, stepsTaken: 400, totalSteps: 800), 5e-5, accuracy: 1e-12)
+        XCTAssertEqual(LearningRateSchedule.cosine.rate(base: 1e-4, stepsTaken: 200, totalSteps: 800),
+                       Float(1e-4 * 0.5 * (1 + 0.5.squareRoot())), accuracy: 1e-12)
+        XCTAssertEqual(LearningRateSchedule.cosine.rate(base: 1e-4, stepsTaken: 800, totalSteps: 800), 0)
+    }
 }

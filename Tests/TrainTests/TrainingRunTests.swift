@@ -111,4 +111,24 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertEqual(csv.split(separator: "\n").count, 3)
         XCTAssertTrue(FileManager.default.fileExists(atPath: straight + "/epoch-02.safetensors"))
     }
+
+    /// A cosine schedule is defined by the run's length: resuming it with another --epochs is refused (a
+    /// constant-rate run may be extended), and its first epoch already differs from the constant rate's.
+    func testCosineScheduleIsPartOfTheRunIdentity() throws {
+        let root = NSTemporaryDirectory() + "sonoquant-cosine-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        var cosine = configuration(root + "/cosine", epochs: 1, resume: false)
+        cosine.schedule = .cosine
+        try TrainingRun(configuration: cosine) { _ in }.run()
+        try TrainingRun(configuration: configuration(root + "/constant", epochs: 1, resume: false)) { _ in }.run()
+        // The first step is at the same rate, the second at half of it (2 steps in this run).
+        let name = "segmentation_head.0.weight"
+        XCTAssertNotEqual(try SafeTensorsFile(path: root + "/cosine/model.safetensors").tensor(name),
+                          try SafeTensorsFile(path: root + "/constant/model.safetensors").tensor(name))
+        var longer = cosine
+        longer.epochs = 2
+        longer.resume = true
+        assertSonoQuantError(try TrainingRun(configuration: longer) { _ in }.run(),
+                             subject: root + "/cosine/resume.safetensors", contains: "started with different settings")
+    }
 }
