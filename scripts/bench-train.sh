@@ -5,7 +5,11 @@
 # its process CPU time per step (all threads): on a machine shared with other work, wall-clock images/s
 # depends on how much CPU the scheduler gave each side; CPU seconds per step measure the work itself.
 #
-#   scripts/bench-train.sh                         # ROUNDS=3 STEPS=5 SIZE=192x128 BATCH=10 THREADS=2 STRATEGY=full-ft
+# STEPS is 20: PyTorch's first steps after its one warm-up step are still slow (oneDNN sets up its kernels
+# for each new shape; with 5 steps its per-round median was up to 2x its steady step), so short runs
+# flattered us.
+#
+#   scripts/bench-train.sh                         # ROUNDS=3 STEPS=20 SIZE=192x128 BATCH=10 THREADS=2 STRATEGY=full-ft
 #   STRATEGY=D-all ROUNDS=2 scripts/bench-train.sh
 #   STRATEGY=unet-baseline ROUNDS=3 STEPS=3 scripts/bench-train.sh   # the paper's plain U-Net (31M, ~15x the compute)
 #
@@ -15,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PEER_PYTHON:-/work/peer/venv/bin/python}
 ROUNDS=${ROUNDS:-3}
-STEPS=${STEPS:-5}
+STEPS=${STEPS:-20}
 SIZE=${SIZE:-192x128}
 BATCH=${BATCH:-10}
 THREADS=${THREADS:-2}
