@@ -5,9 +5,8 @@
 # its process CPU time per step (all threads): on a machine shared with other work, wall-clock images/s
 # depends on how much CPU the scheduler gave each side; CPU seconds per step measure the work itself.
 #
-# STEPS is 20: PyTorch's first steps after its one warm-up step are still slow (oneDNN sets up its kernels
-# for each new shape; with 5 steps its per-round median was up to 2x its steady step), so short runs
-# flattered us.
+# STEPS is 20: PyTorch's first steps after its one warm-up step are still slow (with 5 steps its per-round
+# median was up to 2x its 20-step median), so short runs flattered us (docs/PERFORMANCE.md).
 #
 #   scripts/bench-train.sh                         # ROUNDS=3 STEPS=20 SIZE=192x128 BATCH=10 THREADS=2 STRATEGY=full-ft
 #   STRATEGY=D-all ROUNDS=2 scripts/bench-train.sh
