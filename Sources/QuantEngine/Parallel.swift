@@ -6,9 +6,14 @@ import Synchronization
 ///
 /// Chunks are contiguous and their boundaries depend only on `count` and `threads`, so a kernel whose
 /// chunks write disjoint outputs gives the same bits for a given thread count on every run, whichever
-/// thread runs which chunk. There are `chunksPerThread` chunks per thread, handed out as threads come
-/// free: with one chunk per thread, a helper that started late kept the caller waiting (11% of a 2-thread
-/// float frame was the caller spinning at the end of ops, perf).
+/// thread runs which chunk. There is `chunksPerThread` chunk per thread, claimed as threads come free (a
+/// helper that has not started by the time the caller is done with its own chunk leaves the next one to
+/// the caller). One large chunk per thread beat four smaller ones in each kernel's cache reuse: at 2
+/// threads an int8 frame took 4.86 instead of 5.33 ms (D-all and full-ft alike), a full-ft training step
+/// 0.365 instead of 0.378 s, a D-all step 0.263 instead of 0.282 s, and a float frame the same (11.46 and
+/// 11.42 ms); medians of 4-5 alternated runs (docs/PERFORMANCE.md). Four chunks per thread (06b4b47) had
+/// been chosen for the float frame, whose caller then spun waiting for late helpers; measured again, one
+/// is as fast there and faster everywhere else.
 ///
 /// The chunks go to `WorkerPool.shared` (threads that spin briefly between jobs, as ONNX Runtime's do) when
 /// it is free, else to Dispatch (a nested call, or two models run from two threads at once).
@@ -34,19 +39,8 @@ public func parallelChunks(_ count: Int, threads: Int, _ body: (Range<Int>) -> V
     }
 }
 
-/// See `parallelChunks`. Four for inference; a training process sets one (`preferOneChunkPerThread`).
-nonisolated(unsafe) private(set) var chunksPerThread = 4
-
-/// Makes `parallelChunks` cut its work into one chunk per thread, for the rest of the process. A training
-/// step's ops are long and their kernels reuse cached weights and inputs across a chunk, so fewer, larger
-/// chunks win there: a full-ft step at 192x128, batch 10, 2 threads took 0.362 s with one chunk per thread
-/// against 0.378 with two and 0.385 with four (medians of 5 alternated `train-speed --steps 10` runs each);
-/// the chunks are still claimed as threads come free, so a late helper's chunk goes to the caller. Call it
-/// before any parallel work (the trainer does, beside `keepFreedMemoryForReuse`); results do not change,
-/// only which thread computes which contiguous part.
-public func preferOneChunkPerThread() {
-    chunksPerThread = 1
-}
+/// See `parallelChunks`.
+let chunksPerThread = 1
 
 /// A value handed to other threads where the compiler cannot prove that is safe and the caller can: one
 /// place to look for every such hand-over.

@@ -142,7 +142,6 @@ public final class TrainingRun {
         try c.strategy.graph.checkFrameSize(width: c.width, height: c.height, subject: "--size \(c.width)x\(c.height)", images: 2 * c.batchSize)
         try FileManager.default.createDirectory(atPath: c.runDirectory, withIntermediateDirectories: true)
         keepFreedMemoryForReuse()
-        preferOneChunkPerThread()
         let lock = try DirectoryLock(directory: c.runDirectory, purpose: "train \(c.strategy.name) seed \(c.seed)")
         defer { withExtendedLifetime(lock) {} }
 

@@ -213,7 +213,6 @@ func measureTrainingSpeed(strategy: Strategy, step: TrainingStepOptions, threads
     let (size, batch, lr, seed) = (step.size, step.batch, step.lr, step.seed)
     try strategy.graph.checkFrameSize(width: size.width, height: size.height, subject: "--size \(size)", images: 2 * batch)
     keepFreedMemoryForReuse()
-    preferOneChunkPerThread()
     let weights = try Initialization.initialWeights(architecture: strategy.architecture, initPath: nil, randomEncoder: true, seed: seed)
     let model = TrainableUNet(weights: weights, trainable: strategy.trainable,
                               freezeFrozenBatchNormStatistics: strategy.freezeFrozenBatchNormStatistics)
