@@ -15,6 +15,9 @@ import PackageDescription
 let microkernelTargets: [Target] = [
     .target(name: "FloatMicrokernelsAVX2", path: "Sources/FloatMicrokernelsAVX2",
             swiftSettings: [.define("SONOQUANT_FMA"), .unsafeFlags(["-target-cpu", "haswell"])]),
+    // The same float files for AVX-512: the dense tile on 16-lane registers (`SONOQUANT_AVX512`), the same bits as the AVX2 build.
+    .target(name: "FloatMicrokernelsAVX512", path: "Sources/FloatMicrokernelsAVX512",
+            swiftSettings: [.define("SONOQUANT_FMA"), .define("SONOQUANT_AVX512"), .unsafeFlags(["-target-cpu", "cascadelake"])]),
     .target(name: "Int8MicrokernelsAVX2", path: "Sources/Int8MicrokernelsAVX2",
             swiftSettings: [.unsafeFlags(["-target-cpu", "haswell"])]),
     // -parse-stdlib reaches `vpdpbusd` through Builtin (Sources/X86DotProductIntrinsics/VNNI.swift).
@@ -24,8 +27,9 @@ let microkernelTargets: [Target] = [
             swiftSettings: [.define("SONOQUANT_VNNI"), .unsafeFlags(["-target-cpu", "cascadelake"])]),
 ]
 let microkernelModules: [Target.Dependency] = ["FloatMicrokernels", "Int8Microkernels",
-                                               "FloatMicrokernelsAVX2", "Int8MicrokernelsAVX2", "Int8MicrokernelsAVX512VNNI"]
-let floatMicrokernelModules: [Target.Dependency] = ["FloatMicrokernels", "FloatMicrokernelsAVX2"]
+                                               "FloatMicrokernelsAVX2", "FloatMicrokernelsAVX512", "Int8MicrokernelsAVX2",
+                                               "Int8MicrokernelsAVX512VNNI"]
+let floatMicrokernelModules: [Target.Dependency] = ["FloatMicrokernels", "FloatMicrokernelsAVX2", "FloatMicrokernelsAVX512"]
 #else
 let microkernelTargets: [Target] = []
 let microkernelModules: [Target.Dependency] = ["FloatMicrokernels", "Int8Microkernels"]

@@ -17,7 +17,7 @@ DIS=$(mktemp)
 objdump -d --no-show-raw-insn "$BIN" > "$DIS"
 python3 - "$DIS" <<'PY'
 import re, sys
-isa = ["FloatMicrokernelsAVX2", "Int8MicrokernelsAVX2", "Int8MicrokernelsAVX512VNNI", "X86DotProductIntrinsics"]
+isa = ["FloatMicrokernelsAVX2", "FloatMicrokernelsAVX512", "Int8MicrokernelsAVX2", "Int8MicrokernelsAVX512VNNI", "X86DotProductIntrinsics"]
 kernels = isa + ["FloatMicrokernels", "Int8Microkernels"]
 def module(symbol, names):  # Swift mangles a module name as <length><name>
     return next((n for n in names if f"{len(n)}{n}" in symbol), None)

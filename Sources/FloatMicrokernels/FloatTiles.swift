@@ -19,7 +19,11 @@ public func floatDenseTile(inputs: UnsafePointer<UnsafePointer<Float>>, outputs:
                            taps: UnsafePointer<Int>, tapCount: Int, inChannels: Int, channelStart: Int, channelEnd: Int,
                            outputLanes: Int, accumulate: Bool, finish: Bool, lower: Float, upper: Float) {
     if blocks == 2 {
+        #if SONOQUANT_AVX512
+        tile6x16Wide(inputs, outputs, valid, weights, bias, taps, tapCount, inChannels, channelStart, channelEnd, outputLanes, accumulate, finish, lower, upper)
+        #else
         tile6x16(inputs, outputs, valid, weights, bias, taps, tapCount, inChannels, channelStart, channelEnd, outputLanes, accumulate, finish, lower, upper)
+        #endif
     } else {
         tile6x8(inputs, outputs, valid, weights, bias, taps, tapCount, inChannels, channelStart, channelEnd, outputLanes, accumulate, finish, lower, upper)
     }
@@ -73,6 +77,59 @@ func tile6x16(_ inputs: UnsafePointer<UnsafePointer<Float>>, _ outputs: UnsafePo
     if valid > 4 { storeVector(a40, o4); storeLanes(a41, o4 + 8, count: rest) }
     if valid > 5 { storeVector(a50, o5); storeLanes(a51, o5 + 8, count: rest) }
 }
+
+#if SONOQUANT_AVX512
+/// `tile6x16` with one 16-lane accumulator per pixel (the AVX-512 build): the panel's two weight vectors sit
+/// side by side, so each step of K is one 16-lane load, 6 broadcasts and 6 multiply-adds on 512-bit
+/// registers instead of 12 on 256-bit ones. Every lane does the same multiply-adds in the same order as in
+/// `tile6x16`, so the two give the same bits; CPUs with full-width AVX-512 units (Zen 5, Intel server cores)
+/// do the work in fewer cycles.
+@inline(__always)
+func tile6x16Wide(_ inputs: UnsafePointer<UnsafePointer<Float>>, _ outputs: UnsafePointer<UnsafeMutablePointer<Float>>, _ valid: Int,
+                  _ weights: UnsafePointer<SIMD8<Float>>, _ bias: UnsafePointer<SIMD8<Float>>, _ taps: UnsafePointer<Int>, _ tapCount: Int,
+                  _ inChannels: Int, _ channelStart: Int, _ channelEnd: Int, _ outputLanes: Int, _ accumulate: Bool, _ finish: Bool,
+                  _ lower: Float, _ upper: Float) {
+    let rest = outputLanes - 8  // lanes of the second block that exist
+    let o0 = outputs[0], o1 = outputs[1], o2 = outputs[2], o3 = outputs[3], o4 = outputs[4], o5 = outputs[5]
+    @inline(__always) func load(_ o: UnsafeMutablePointer<Float>) -> SIMD16<Float> {
+        SIMD16(lowHalf: loadVector(o), highHalf: loadLanes(o + 8, count: rest))
+    }
+    var a0, a1, a2, a3, a4, a5: SIMD16<Float>
+    if accumulate {
+        a0 = load(o0); a1 = load(o1); a2 = load(o2); a3 = load(o3); a4 = load(o4); a5 = load(o5)
+    } else {
+        let b = SIMD16(lowHalf: bias[0], highHalf: bias[1])
+        a0 = b; a1 = b; a2 = b; a3 = b; a4 = b; a5 = b
+    }
+    let p0 = inputs[0], p1 = inputs[1], p2 = inputs[2], p3 = inputs[3], p4 = inputs[4], p5 = inputs[5]
+    for t in 0..<tapCount {
+        let offset = taps[t]
+        let q0 = p0 + offset, q1 = p1 + offset, q2 = p2 + offset, q3 = p3 + offset, q4 = p4 + offset, q5 = p5 + offset
+        var w = UnsafeRawPointer(weights + (t * inChannels + channelStart) * 2)
+        for c in channelStart..<channelEnd {
+            let wc = w.loadUnaligned(as: SIMD16<Float>.self)
+            w += MemoryLayout<SIMD16<Float>>.size
+            a0 = a0.addingProduct(SIMD16(repeating: q0[c]), wc)
+            a1 = a1.addingProduct(SIMD16(repeating: q1[c]), wc)
+            a2 = a2.addingProduct(SIMD16(repeating: q2[c]), wc)
+            a3 = a3.addingProduct(SIMD16(repeating: q3[c]), wc)
+            a4 = a4.addingProduct(SIMD16(repeating: q4[c]), wc)
+            a5 = a5.addingProduct(SIMD16(repeating: q5[c]), wc)
+        }
+    }
+    @inline(__always) func store(_ a: SIMD16<Float>, _ o: UnsafeMutablePointer<Float>) {
+        var low = a.lowHalf, high = a.highHalf
+        if finish { low = clamp(low, lower, upper); high = clamp(high, lower, upper) }
+        storeVector(low, o); storeLanes(high, o + 8, count: rest)
+    }
+    store(a0, o0)
+    if valid > 1 { store(a1, o1) }
+    if valid > 2 { store(a2, o2) }
+    if valid > 3 { store(a3, o3) }
+    if valid > 4 { store(a4, o4) }
+    if valid > 5 { store(a5, o5) }
+}
+#endif
 
 /// 6 pixels x 8 output channels: the last panel when it has a single block (e.g. 24 channels).
 @inline(__always)

@@ -3,6 +3,7 @@ import FloatMicrokernels
 import Int8Microkernels
 #if arch(x86_64) && compiler(>=6.3)  // as Package.swift builds them
 import FloatMicrokernelsAVX2
+import FloatMicrokernelsAVX512
 import Int8MicrokernelsAVX2
 import Int8MicrokernelsAVX512VNNI
 #endif
@@ -152,8 +153,10 @@ struct FloatKernelTable {
         case .portable, .neon:
             return FloatKernelTable(denseTile: FloatMicrokernels.floatDenseTile, depthwise3x3Row: FloatMicrokernels.floatDepthwise3x3Row)
         #if arch(x86_64) && compiler(>=6.3)
-        case .avx2, .avx512VNNI:
+        case .avx2:
             return FloatKernelTable(denseTile: FloatMicrokernelsAVX2.floatDenseTile, depthwise3x3Row: FloatMicrokernelsAVX2.floatDepthwise3x3Row)
+        case .avx512VNNI:
+            return FloatKernelTable(denseTile: FloatMicrokernelsAVX512.floatDenseTile, depthwise3x3Row: FloatMicrokernelsAVX512.floatDepthwise3x3Row)
         #else
         case .avx2, .avx512VNNI:
             preconditionFailure("\(path.rawValue) is not built into this binary")

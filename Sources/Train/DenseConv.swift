@@ -1,6 +1,7 @@
 import FloatMicrokernels
 #if arch(x86_64) && compiler(>=6.3)
 import FloatMicrokernelsAVX2
+import FloatMicrokernelsAVX512
 #endif
 import QuantEngine
 
@@ -377,8 +378,10 @@ struct TrainKernels: Sendable {
     static func of(_ path: KernelPath) -> TrainKernels {
         switch path {
         #if arch(x86_64) && compiler(>=6.3)
-        case .avx2, .avx512VNNI:
+        case .avx2:
             return TrainKernels(weightGradientTile: FloatMicrokernelsAVX2.floatWeightGradientTile)
+        case .avx512VNNI:
+            return TrainKernels(weightGradientTile: FloatMicrokernelsAVX512.floatWeightGradientTile)
         #endif
         default:
             return TrainKernels(weightGradientTile: FloatMicrokernels.floatWeightGradientTile)

@@ -57,6 +57,27 @@ final class FloatKernelTests: XCTestCase {
         checkDense(kernel: 3, stride: 1, in: 16, out: 1, height: 3, width: 10, images: 2, .none)
     }
 
+    /// The AVX-512 build of the dense tile (16-lane accumulators) does each lane's multiply-adds in the order
+    /// of the AVX2 build (two 8-lane halves), so the two paths give the same bits (on a CPU that has both).
+    func testDenseTileGivesTheSameBitsOnAVX2AndAVX512() throws {
+        guard KernelPath.supported.contains(.avx2) && KernelPath.supported.contains(.avx512VNNI) else {
+            throw XCTSkip("needs a CPU with AVX2 and AVX-512 VNNI")
+        }
+        for (kernel, stride, cin, cout, activation) in [(3, 1, 5, 19, Activation.relu6), (3, 2, 40, 32, .none), (1, 1, 17, 64, .relu),
+                                                        (3, 1, 300, 24, .none)] {
+            let conv = randomConv(.standard, kernel: kernel, stride: stride, in: cin, out: cout, activation)
+            let input = randomMap(images: 2, height: 9, width: 7, channels: cin)
+            var outputs: [Tensor] = []
+            for path in [KernelPath.avx2, .avx512VNNI] {
+                let packed = PackedDenseConv(conv, path: path)
+                let output = FeatureMapBuffer(images: 2, height: packed.outputSize(9), width: packed.outputSize(7), channels: cout)
+                denseConv(packed, input: input.map, output: output.map, threads: 2)
+                outputs.append(output.map.tensor())
+            }
+            XCTAssertEqual(outputs[0], outputs[1], "\(kernel)x\(kernel)/\(stride) \(cin)->\(cout)")
+        }
+    }
+
     /// Wide inputs split into chunks of input channels (K blocking): partial sums go through the output.
     func testDense3x3WithInputChannelChunks() {
         checkDense(kernel: 3, stride: 1, in: 700, out: 20, height: 5, width: 4, images: 2, .relu)

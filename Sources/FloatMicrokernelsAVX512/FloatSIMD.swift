@@ -1,0 +1,1 @@
+../FloatMicrokernels/FloatSIMD.swift
