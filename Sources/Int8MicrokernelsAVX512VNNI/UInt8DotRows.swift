@@ -8,10 +8,9 @@ import X86DotProductIntrinsics
 /// (see `Int8DotProductConv` for the exact correction in the bias), channels padded to a multiple of 4, so
 /// the reduction of one output pixel is `segments` contiguous runs of `steps` x 4 bytes (one run per kernel
 /// row). Weights are packed per block of 16 output channels as [segment][step][16 outputs][4 bytes]: one
-/// step is two 32-byte weight vectors (8 outputs x 4 bytes each), and each pixel's 4 bytes of that step are
-/// broadcast to all 8 lanes. An accumulator then holds 8 finished output channels of one pixel: no
-/// horizontal sums. Tiles: 8 pixels x 16 outputs = 16 accumulators, which AVX-512VL's 32 ymm registers hold
-/// with the weights and broadcasts, and 4 x 16 for the ends of rows.
+/// step is one 64-byte weight vector (16 outputs x 4 bytes), and each pixel's 4 bytes of that step are
+/// broadcast to all 16 lanes. An accumulator then holds 16 finished output channels of one pixel: no
+/// horizontal sums. Tiles: 8 pixels x 16 outputs = 8 zmm accumulators, and 4 x 16 for the ends of rows.
 ///
 /// Exact: products and sums wrap in int32 (as the scalar reference's sums would, were they to overflow), so
 /// the sums equal the reference's bit for bit.
@@ -37,45 +36,36 @@ public func uint8DotGemmRow(pixels: UnsafePointer<UInt8>, pixelStride: Int, coun
     }
 }
 
-/// 8 pixels x 16 outputs: 16 accumulators, two weight vectors and a broadcast (AVX-512VL has 32 ymm registers).
+/// 8 pixels x 16 outputs: one 16-lane (512-bit) accumulator per pixel, the block's 64 weight bytes as one vector
+/// and each pixel's 4 bytes broadcast to 16 lanes: 8 `vpdpbusd zmm` per step (it was two 8-lane halves per
+/// pixel, 16 `vpdpbusd ymm`: the same integer sums in half the instructions, which CPUs with full-width
+/// AVX-512 units run in half the cycles).
 @inline(__always)
 func tile8x16(_ first: UnsafePointer<UInt8>, pixelStride: Int, weights: UnsafePointer<Int8>, segmentOffsets: UnsafePointer<Int>,
               segments: Int, steps: Int, sums: UnsafeMutablePointer<Int32>, sumsStride: Int, valid: Int) {
     let p0 = first, p1 = first + pixelStride, p2 = first + 2 * pixelStride, p3 = first + 3 * pixelStride
     let p4 = first + 4 * pixelStride, p5 = first + 5 * pixelStride, p6 = first + 6 * pixelStride, p7 = first + 7 * pixelStride
-    var a00 = SIMD8<Int32>(), a01 = SIMD8<Int32>(), a10 = SIMD8<Int32>(), a11 = SIMD8<Int32>()
-    var a20 = SIMD8<Int32>(), a21 = SIMD8<Int32>(), a30 = SIMD8<Int32>(), a31 = SIMD8<Int32>()
-    var a40 = SIMD8<Int32>(), a41 = SIMD8<Int32>(), a50 = SIMD8<Int32>(), a51 = SIMD8<Int32>()
-    var a60 = SIMD8<Int32>(), a61 = SIMD8<Int32>(), a70 = SIMD8<Int32>(), a71 = SIMD8<Int32>()
+    var a0 = SIMD16<Int32>(), a1 = SIMD16<Int32>(), a2 = SIMD16<Int32>(), a3 = SIMD16<Int32>()
+    var a4 = SIMD16<Int32>(), a5 = SIMD16<Int32>(), a6 = SIMD16<Int32>(), a7 = SIMD16<Int32>()
     var w = UnsafeRawPointer(weights)
     for segment in 0..<segments {
         var i = segmentOffsets[segment]
         for _ in 0..<steps {
-            let w0 = w.loadUnaligned(as: SIMD8<Int32>.self), w1 = w.loadUnaligned(fromByteOffset: 32, as: SIMD8<Int32>.self)
+            let wv = w.loadUnaligned(as: SIMD16<Int32>.self)
             w += 64
-            var b = broadcast4(p0 + i)
-            a00 = dotProductAccumulate(a00, unsignedBytes: b, signedBytes: w0); a01 = dotProductAccumulate(a01, unsignedBytes: b, signedBytes: w1)
-            b = broadcast4(p1 + i)
-            a10 = dotProductAccumulate(a10, unsignedBytes: b, signedBytes: w0); a11 = dotProductAccumulate(a11, unsignedBytes: b, signedBytes: w1)
-            b = broadcast4(p2 + i)
-            a20 = dotProductAccumulate(a20, unsignedBytes: b, signedBytes: w0); a21 = dotProductAccumulate(a21, unsignedBytes: b, signedBytes: w1)
-            b = broadcast4(p3 + i)
-            a30 = dotProductAccumulate(a30, unsignedBytes: b, signedBytes: w0); a31 = dotProductAccumulate(a31, unsignedBytes: b, signedBytes: w1)
-            b = broadcast4(p4 + i)
-            a40 = dotProductAccumulate(a40, unsignedBytes: b, signedBytes: w0); a41 = dotProductAccumulate(a41, unsignedBytes: b, signedBytes: w1)
-            b = broadcast4(p5 + i)
-            a50 = dotProductAccumulate(a50, unsignedBytes: b, signedBytes: w0); a51 = dotProductAccumulate(a51, unsignedBytes: b, signedBytes: w1)
-            b = broadcast4(p6 + i)
-            a60 = dotProductAccumulate(a60, unsignedBytes: b, signedBytes: w0); a61 = dotProductAccumulate(a61, unsignedBytes: b, signedBytes: w1)
-            b = broadcast4(p7 + i)
-            a70 = dotProductAccumulate(a70, unsignedBytes: b, signedBytes: w0); a71 = dotProductAccumulate(a71, unsignedBytes: b, signedBytes: w1)
+            a0 = dotProductAccumulate(a0, unsignedBytes: broadcast4x16(p0 + i), signedBytes: wv)
+            a1 = dotProductAccumulate(a1, unsignedBytes: broadcast4x16(p1 + i), signedBytes: wv)
+            a2 = dotProductAccumulate(a2, unsignedBytes: broadcast4x16(p2 + i), signedBytes: wv)
+            a3 = dotProductAccumulate(a3, unsignedBytes: broadcast4x16(p3 + i), signedBytes: wv)
+            a4 = dotProductAccumulate(a4, unsignedBytes: broadcast4x16(p4 + i), signedBytes: wv)
+            a5 = dotProductAccumulate(a5, unsignedBytes: broadcast4x16(p5 + i), signedBytes: wv)
+            a6 = dotProductAccumulate(a6, unsignedBytes: broadcast4x16(p6 + i), signedBytes: wv)
+            a7 = dotProductAccumulate(a7, unsignedBytes: broadcast4x16(p7 + i), signedBytes: wv)
             i += 4
         }
     }
-    store16(a00, a01, sums); store16(a10, a11, sums + sumsStride)
-    store16(a20, a21, sums + 2 * sumsStride); store16(a30, a31, sums + 3 * sumsStride)
-    store16(a40, a41, sums + 4 * sumsStride); store16(a50, a51, sums + 5 * sumsStride)
-    store16(a60, a61, sums + 6 * sumsStride); store16(a70, a71, sums + 7 * sumsStride)
+    store16(a0, sums); store16(a1, sums + sumsStride); store16(a2, sums + 2 * sumsStride); store16(a3, sums + 3 * sumsStride)
+    store16(a4, sums + 4 * sumsStride); store16(a5, sums + 5 * sumsStride); store16(a6, sums + 6 * sumsStride); store16(a7, sums + 7 * sumsStride)
 }
 
 /// 4 pixels x 16 outputs, for row ends; pixels at index >= valid repeat the last valid one and are not stored.
@@ -84,42 +74,36 @@ func tile4x16(_ first: UnsafePointer<UInt8>, pixelStride: Int, weights: UnsafePo
               segments: Int, steps: Int, sums: UnsafeMutablePointer<Int32>, sumsStride: Int, valid: Int) {
     let p0 = first, p1 = first + min(1, valid - 1) * pixelStride
     let p2 = first + min(2, valid - 1) * pixelStride, p3 = first + min(3, valid - 1) * pixelStride
-    var a00 = SIMD8<Int32>(), a01 = SIMD8<Int32>(), a10 = SIMD8<Int32>(), a11 = SIMD8<Int32>()
-    var a20 = SIMD8<Int32>(), a21 = SIMD8<Int32>(), a30 = SIMD8<Int32>(), a31 = SIMD8<Int32>()
+    var a0 = SIMD16<Int32>(), a1 = SIMD16<Int32>(), a2 = SIMD16<Int32>(), a3 = SIMD16<Int32>()
     var w = UnsafeRawPointer(weights)
     for segment in 0..<segments {
         var i = segmentOffsets[segment]
         for _ in 0..<steps {
-            let w0 = w.loadUnaligned(as: SIMD8<Int32>.self), w1 = w.loadUnaligned(fromByteOffset: 32, as: SIMD8<Int32>.self)
+            let wv = w.loadUnaligned(as: SIMD16<Int32>.self)
             w += 64
-            var b = broadcast4(p0 + i)
-            a00 = dotProductAccumulate(a00, unsignedBytes: b, signedBytes: w0); a01 = dotProductAccumulate(a01, unsignedBytes: b, signedBytes: w1)
-            b = broadcast4(p1 + i)
-            a10 = dotProductAccumulate(a10, unsignedBytes: b, signedBytes: w0); a11 = dotProductAccumulate(a11, unsignedBytes: b, signedBytes: w1)
-            b = broadcast4(p2 + i)
-            a20 = dotProductAccumulate(a20, unsignedBytes: b, signedBytes: w0); a21 = dotProductAccumulate(a21, unsignedBytes: b, signedBytes: w1)
-            b = broadcast4(p3 + i)
-            a30 = dotProductAccumulate(a30, unsignedBytes: b, signedBytes: w0); a31 = dotProductAccumulate(a31, unsignedBytes: b, signedBytes: w1)
+            a0 = dotProductAccumulate(a0, unsignedBytes: broadcast4x16(p0 + i), signedBytes: wv)
+            a1 = dotProductAccumulate(a1, unsignedBytes: broadcast4x16(p1 + i), signedBytes: wv)
+            a2 = dotProductAccumulate(a2, unsignedBytes: broadcast4x16(p2 + i), signedBytes: wv)
+            a3 = dotProductAccumulate(a3, unsignedBytes: broadcast4x16(p3 + i), signedBytes: wv)
             i += 4
         }
     }
-    store16(a00, a01, sums)
-    if valid > 1 { store16(a10, a11, sums + sumsStride) }
-    if valid > 2 { store16(a20, a21, sums + 2 * sumsStride) }
-    if valid > 3 { store16(a30, a31, sums + 3 * sumsStride) }
+    store16(a0, sums)
+    if valid > 1 { store16(a1, sums + sumsStride) }
+    if valid > 2 { store16(a2, sums + 2 * sumsStride) }
+    if valid > 3 { store16(a3, sums + 3 * sumsStride) }
 }
 
-/// Stores one pixel's 16 sums (outputs 0-7, then 8-15).
+/// Stores one pixel's 16 sums (outputs 0-15).
 @inline(__always)
-func store16(_ low: SIMD8<Int32>, _ high: SIMD8<Int32>, _ p: UnsafeMutablePointer<Int32>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: low, as: SIMD8<Int32>.self)
-    UnsafeMutableRawPointer(p).storeBytes(of: high, toByteOffset: 32, as: SIMD8<Int32>.self)
+func store16(_ v: SIMD16<Int32>, _ p: UnsafeMutablePointer<Int32>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Int32>.self)
 }
 
-/// The 4 bytes at p in every int32 lane (`vpbroadcastd` from memory).
+/// The 4 bytes at p in every one of 16 int32 lanes (`vpbroadcastd` from memory).
 @inline(__always)
-func broadcast4(_ p: UnsafePointer<UInt8>) -> SIMD8<Int32> {
-    SIMD8<Int32>(repeating: UnsafeRawPointer(p).loadUnaligned(as: Int32.self))
+func broadcast4x16(_ p: UnsafePointer<UInt8>) -> SIMD16<Int32> {
+    SIMD16<Int32>(repeating: UnsafeRawPointer(p).loadUnaligned(as: Int32.self))
 }
 
 /// A convolution with one output channel (the segmentation head, 16 -> 1), one output row: there the 16-output

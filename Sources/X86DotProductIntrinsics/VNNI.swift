@@ -14,3 +14,12 @@ public func dotProductAccumulate(_ acc: SIMD8<Int32>, unsignedBytes u8x4: SIMD8<
     result._storage._value = Builtin.int_x86_avx512_vpdpbusd_256(acc._storage._value, u8x4._storage._value, s8x4._storage._value)
     return result
 }
+
+/// The same on 16 int32 lanes (`vpdpbusd zmm`): the 512-bit form, which CPUs with full-width AVX-512 units
+/// (Zen 5, Intel server cores) run at the rate of the 256-bit one, so twice the products per cycle.
+@_transparent
+public func dotProductAccumulate(_ acc: SIMD16<Int32>, unsignedBytes u8x4: SIMD16<Int32>, signedBytes s8x4: SIMD16<Int32>) -> SIMD16<Int32> {
+    var result = acc
+    result._storage._value = Builtin.int_x86_avx512_vpdpbusd_512(acc._storage._value, u8x4._storage._value, s8x4._storage._value)
+    return result
+}
