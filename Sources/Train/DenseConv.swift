@@ -54,7 +54,9 @@ public enum DenseConv {
                                 wantWeightGradient: Bool, wantInputGradient: Bool, threads: Int) -> (dWeight: [Float]?, dInput: FeatureBatch?) {
         check(spec)
         if !wantWeightGradient && !wantInputGradient { return (nil, nil) }
-        if spec.kernel == 1 && spec.inChannels >= gradientTileLanes && spec.outChannels >= gradientTileRows {
+        // The tile reads up to 32 input channels per pixel: with at least 16 per pixel, every pixel but the
+        // last reads inside the next pixels' rows (pointwiseBackward adds the last one on its own).
+        if spec.kernel == 1 && spec.inChannels >= 16 && spec.outChannels >= gradientTileRows {
             return pointwiseBackward(x: x, dOut: dOut, weight: weight, spec: spec, wantWeightGradient: wantWeightGradient,
                                      wantInputGradient: wantInputGradient, threads: threads)
         }
@@ -102,7 +104,7 @@ public enum DenseConv {
 
     /// A 1x1 convolution's backward on the trainer's rows: dX = dZ W (the GEMM with W transposed), and
     /// dW[o][c] = sum over pixels of dZ[p][o] X[p][c] on the weight-gradient tile. The tile reads 6 gradients
-    /// and 16 inputs per pixel, which for every pixel but the last stays inside the next pixel's row (at
+    /// and up to 32 inputs per pixel, which for every pixel but the last stays inside the next pixels' rows (at
     /// least 16 input and 6 output channels), so the last pixel is added on its own.
     static func pointwiseBackward(x: FeatureBatch, dOut: FeatureBatch, weight: [Float], spec: ConvSpec,
                                   wantWeightGradient: Bool, wantInputGradient: Bool, threads: Int) -> (dWeight: [Float]?, dInput: FeatureBatch?) {
@@ -133,8 +135,10 @@ public enum DenseConv {
         return (dWeight, dInput)
     }
 
-    /// Output channels and input channels per weight-gradient tile (`floatWeightGradientTile`).
-    static let gradientTileRows = 6, gradientTileLanes = 16
+    /// Output channels per weight-gradient tile (`floatWeightGradientTile`); its input channels are the kernel
+    /// path's (`TrainKernels.weightGradientLanes`: 16, or 32 on AVX-512), and buffers the tile reads keep
+    /// `gradientTileSlack` readable floats past their end.
+    static let gradientTileRows = 6, gradientTileSlack = 32
 
     /// dW[o][c][ky][kx] = sum over output pixels p of dZ[p][o] X[stride * p + (ky - k/2, kx - k/2)][c]:
     /// one gradient GEMM per tap, the tap's input read in place.
@@ -194,10 +198,10 @@ public enum DenseConv {
     /// For each position q (a tap, or a Winograd point): sums[q][o][c] = sum over i < count of
     /// gradients[gradientBases[q] + gradientOffsets[i] + o] x inputs[inputBases[q] + inputOffsets[i] + c],
     /// o < rows, c < lanes: GEMMs whose K is the pixel (or tile) count, on `floatWeightGradientTile`.
-    /// The tile reads 6 gradients and 16 inputs per step, so both operands need that much readable memory
+    /// The tile reads 6 gradients and up to 32 inputs per step, so both operands need that much readable memory
     /// past their last value.
     ///
-    /// Work items are (position, 6 rows, 16 lanes), one contiguous run per thread; every thread walks the
+    /// Work items are (position, 6 rows, the tile's lanes), one contiguous run per thread; every thread walks the
     /// pixels in blocks that fit its L2 cache and runs all its items on a block before the next, so the
     /// operands stream from memory once per thread, and an item's sums are added block by block in the same
     /// order whatever the thread count.
@@ -206,7 +210,7 @@ public enum DenseConv {
                               rows cout: Int, lanes cin: Int, kernels: TrainKernels, threads: Int) -> [Float] {
         precondition(gradientBases.count == inputBases.count && gradientOffsets.count == inputOffsets.count)
         let (positions, pixels) = (gradientBases.count, gradientOffsets.count)
-        let items = gradientItemCount(positions: positions, rows: cout, lanes: cin)
+        let items = gradientItemCount(positions: positions, rows: cout, lanes: cin, kernels: kernels)
         // About 128 KB of the two operands per block.
         let block = max(64, min(4096, 32768 / (cin + cout)))
         var sums = [Float](repeating: 0, count: positions * cout * cin)  // [position][out][in]
@@ -222,7 +226,7 @@ public enum DenseConv {
                     for first in Swift.stride(from: 0, to: pixels, by: block) {
                         addGradientItems(run, gradients: gradients, gradientBases: gradientBases, gradientOffsets: gp + first,
                                          inputs: inputs, inputBases: inputBases, inputOffsets: ip + first, count: min(block, pixels - first),
-                                         sums: sp, rows: cout, lanes: cin, tile: kernels.weightGradientTile)
+                                         sums: sp, rows: cout, lanes: cin, kernels: kernels)
                     }
                 }
             }
@@ -231,22 +235,23 @@ public enum DenseConv {
     }
 
     /// Work items of the gradient GEMMs: (position, 6 rows, 16 lanes), position-major.
-    static func gradientItemCount(positions: Int, rows: Int, lanes: Int) -> Int {
-        positions * ((rows + gradientTileRows - 1) / gradientTileRows) * ((lanes + gradientTileLanes - 1) / gradientTileLanes)
+    static func gradientItemCount(positions: Int, rows: Int, lanes: Int, kernels: TrainKernels) -> Int {
+        positions * ((rows + gradientTileRows - 1) / gradientTileRows) * ((lanes + kernels.weightGradientLanes - 1) / kernels.weightGradientLanes)
     }
 
     /// Adds `count` pixels of each work item in `items` to its sums (layout [position][row][lane]), the
     /// pixels at the given offsets from each position's base: the one place an item becomes a tile call.
     static func addGradientItems(_ items: Range<Int>, gradients: UnsafePointer<Float>, gradientBases: [Int], gradientOffsets: UnsafePointer<Int>,
                                  inputs: UnsafePointer<Float>, inputBases: [Int], inputOffsets: UnsafePointer<Int>, count: Int,
-                                 sums: UnsafeMutablePointer<Float>, rows cout: Int, lanes cin: Int, tile: TrainKernels.WeightGradientTile) {
+                                 sums: UnsafeMutablePointer<Float>, rows cout: Int, lanes cin: Int, kernels: TrainKernels) {
+        let (tile, tileLanes) = (kernels.weightGradientTile, kernels.weightGradientLanes)
         let rowTiles = (cout + gradientTileRows - 1) / gradientTileRows
-        let panels = (cin + gradientTileLanes - 1) / gradientTileLanes
+        let panels = (cin + tileLanes - 1) / tileLanes
         for item in items {
             let q = item / (rowTiles * panels), row = (item / panels) % rowTiles, panel = item % panels
-            let o = row * gradientTileRows, c = panel * gradientTileLanes
+            let o = row * gradientTileRows, c = panel * tileLanes
             tile(gradients + gradientBases[q] + o, gradientOffsets, inputs + inputBases[q] + c, inputOffsets, count,
-                 sums + (q * cout + o) * cin + c, cin, min(gradientTileRows, cout - o), min(gradientTileLanes, cin - c))
+                 sums + (q * cout + o) * cin + c, cin, min(gradientTileRows, cout - o), min(tileLanes, cin - c))
         }
     }
 
@@ -306,7 +311,7 @@ public enum DenseConv {
 /// the end that the weight-gradient tile may read. `map` is a view: keep the buffer alive while it is used
 /// (`withExtendedLifetime`), or Swift may free it after its last mention.
 final class NHWCBuffer {
-    static let slack = 16
+    static let slack = DenseConv.gradientTileSlack
     let map: FeatureMap
 
     init(images: Int, height: Int, width: Int, channels: Int) {
@@ -372,6 +377,8 @@ struct TrainKernels: Sendable {
                                     _ inputs: UnsafePointer<Float>, _ inputOffsets: UnsafePointer<Int>, _ count: Int,
                                     _ sums: UnsafeMutablePointer<Float>, _ sumStride: Int, _ rows: Int, _ lanes: Int) -> Void
     let weightGradientTile: WeightGradientTile
+    /// Input channels per call of the tile (its `floatWeightGradientTileLanes`).
+    let weightGradientLanes: Int
 
     static let current = of(.current)
 
@@ -379,12 +386,15 @@ struct TrainKernels: Sendable {
         switch path {
         #if arch(x86_64) && compiler(>=6.3)
         case .avx2:
-            return TrainKernels(weightGradientTile: FloatMicrokernelsAVX2.floatWeightGradientTile)
+            return TrainKernels(weightGradientTile: FloatMicrokernelsAVX2.floatWeightGradientTile,
+                                weightGradientLanes: FloatMicrokernelsAVX2.floatWeightGradientTileLanes)
         case .avx512VNNI:
-            return TrainKernels(weightGradientTile: FloatMicrokernelsAVX512.floatWeightGradientTile)
+            return TrainKernels(weightGradientTile: FloatMicrokernelsAVX512.floatWeightGradientTile,
+                                weightGradientLanes: FloatMicrokernelsAVX512.floatWeightGradientTileLanes)
         #endif
         default:
-            return TrainKernels(weightGradientTile: FloatMicrokernels.floatWeightGradientTile)
+            return TrainKernels(weightGradientTile: FloatMicrokernels.floatWeightGradientTile,
+                                weightGradientLanes: FloatMicrokernels.floatWeightGradientTileLanes)
         }
     }
 }

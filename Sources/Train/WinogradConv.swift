@@ -63,7 +63,7 @@ public enum WinogradConv {
         }
         let tiles = WinogradTiles(input).count
         // V = Bᵀ d B and dM = A dY Aᵀ, each [ξ][tile][channel], plus what the GEMM tile may read past the end.
-        let slack = DenseConv.gradientTileLanes
+        let slack = DenseConv.gradientTileSlack
         let v = UnsafeMutablePointer<Float>.allocate(capacity: 16 * tiles * cin + slack)
         let dM = UnsafeMutablePointer<Float>.allocate(capacity: 16 * tiles * cout + slack)
         defer { v.deallocate(); dM.deallocate() }
@@ -88,13 +88,13 @@ public enum WinogradConv {
         let block = winogradBlockTiles(inChannels: cin, outChannels: cout)
         let blocks = (tiles + block - 1) / block
         let parts = min(blocks, 4)
-        let (vPlane, mPlane, slack) = (block * cin, block * cout, DenseConv.gradientTileLanes)
+        let (vPlane, mPlane, slack) = (block * cin, block * cout, DenseConv.gradientTileSlack)
         let partFloats = 16 * (vPlane + mPlane) + slack
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: parts * partFloats)
         defer { scratch.deallocate() }
         scratch.initialize(repeating: 0, count: parts * partFloats)  // incl. the slack the GEMM tile may read
         var partSums = [Float](repeating: 0, count: parts * 16 * cout * cin)
-        let items = DenseConv.gradientItemCount(positions: 16, rows: cout, lanes: cin)
+        let items = DenseConv.gradientItemCount(positions: 16, rows: cout, lanes: cin, kernels: kernels)
         let (gradientBases, inputBases) = ((0..<16).map { $0 * mPlane }, (0..<16).map { $0 * vPlane })
         let gradientOffsets = (0..<block).map { $0 * cout }, inputOffsets = (0..<block).map { $0 * cin }
         partSums.withUnsafeMutableBufferPointer { partSums in
@@ -111,7 +111,7 @@ public enum WinogradConv {
                         outputGradientTiles(gradient, tiles: range, into: dM, plane: mPlane)
                         DenseConv.addGradientItems(0..<items, gradients: UnsafePointer(dM), gradientBases: gradientBases, gradientOffsets: gp,
                                                    inputs: UnsafePointer(v), inputBases: inputBases, inputOffsets: ip, count: range.count,
-                                                   sums: sums, rows: cout, lanes: cin, tile: kernels.weightGradientTile)
+                                                   sums: sums, rows: cout, lanes: cin, kernels: kernels)
                     }
                 }
             }

@@ -73,6 +73,21 @@ final class LayerGradientTests: XCTestCase {
         }
     }
 
+    /// The AVX-512 tile (6 x 32, 16-lane registers) sums each weight's products over the pixels in the order of
+    /// the AVX2 tile (6 x 16, 8-lane halves), so the two paths give the same bits; input channel counts that
+    /// leave partial 32- and 16-lane tiles (19, 40, 70).
+    func testWeightGradientSameBitsOnAVX2AndAVX512() throws {
+        guard KernelPath.supported.contains(.avx2) && KernelPath.supported.contains(.avx512VNNI) else {
+            throw XCTSkip("needs a CPU with AVX2 and AVX-512 VNNI")
+        }
+        for cin in [19, 40, 70] {
+            let x = randomMap(cin, 2, 11, 14), dOut = randomMap(13, 2, 11, 14)
+            let avx2 = DenseConv.weightGradient(x: x, dOut: dOut, kernel: 3, stride: 1, path: .avx2, threads: 2)
+            let avx512 = DenseConv.weightGradient(x: x, dOut: dOut, kernel: 3, stride: 1, path: .avx512VNNI, threads: 2)
+            XCTAssertEqual(avx2, avx512, "\(cin) input channels")
+        }
+    }
+
     /// A 3x3 stride-1 convolution by its definition, in Double, on NHWC maps: the output, and the
     /// input gradient for an output gradient dZ (each output pixel's taps read zero outside the map).
     func directConv3x3(_ x: FeatureBatch, weight: [Float], outChannels cout: Int) -> [Float] {
