@@ -145,18 +145,32 @@ struct FloatKernelTable {
                                  _ count: Int, _ taps: UnsafePointer<Int>, _ weights: UnsafePointer<SIMD8<Float>>, _ bias: SIMD8<Float>,
                                  _ lower: Float, _ upper: Float) -> Void
 
+    typealias WinogradInputRow = (_ patch: UnsafePointer<Float>, _ rowStride: Int, _ channels: Int, _ count: Int,
+                                  _ transformed: UnsafeMutablePointer<Float>, _ plane: Int) -> Void
+    typealias WinogradOutputRow = (_ products: UnsafePointer<Float>, _ plane: Int, _ channels: Int, _ count: Int,
+                                   _ bias: UnsafePointer<SIMD8<Float>>, _ top: UnsafeMutablePointer<Float>, _ rowStride: Int,
+                                   _ lower: Float, _ upper: Float) -> Void
+
     let denseTile: DenseTile
     let depthwise3x3Row: Depthwise3x3Row
+    let winogradInputRow: WinogradInputRow
+    let winogradOutputRow: WinogradOutputRow
 
     static func of(_ path: KernelPath) -> FloatKernelTable {
         switch path {
         case .portable, .neon:
-            return FloatKernelTable(denseTile: FloatMicrokernels.floatDenseTile, depthwise3x3Row: FloatMicrokernels.floatDepthwise3x3Row)
+            return FloatKernelTable(denseTile: FloatMicrokernels.floatDenseTile, depthwise3x3Row: FloatMicrokernels.floatDepthwise3x3Row,
+                                    winogradInputRow: FloatMicrokernels.floatWinogradInputRow,
+                                    winogradOutputRow: FloatMicrokernels.floatWinogradOutputRow)
         #if arch(x86_64) && compiler(>=6.3)
         case .avx2:
-            return FloatKernelTable(denseTile: FloatMicrokernelsAVX2.floatDenseTile, depthwise3x3Row: FloatMicrokernelsAVX2.floatDepthwise3x3Row)
+            return FloatKernelTable(denseTile: FloatMicrokernelsAVX2.floatDenseTile, depthwise3x3Row: FloatMicrokernelsAVX2.floatDepthwise3x3Row,
+                                    winogradInputRow: FloatMicrokernelsAVX2.floatWinogradInputRow,
+                                    winogradOutputRow: FloatMicrokernelsAVX2.floatWinogradOutputRow)
         case .avx512VNNI:
-            return FloatKernelTable(denseTile: FloatMicrokernelsAVX512.floatDenseTile, depthwise3x3Row: FloatMicrokernelsAVX512.floatDepthwise3x3Row)
+            return FloatKernelTable(denseTile: FloatMicrokernelsAVX512.floatDenseTile, depthwise3x3Row: FloatMicrokernelsAVX512.floatDepthwise3x3Row,
+                                    winogradInputRow: FloatMicrokernelsAVX512.floatWinogradInputRow,
+                                    winogradOutputRow: FloatMicrokernelsAVX512.floatWinogradOutputRow)
         #else
         case .avx2, .avx512VNNI:
             preconditionFailure("\(path.rawValue) is not built into this binary")

@@ -127,33 +127,17 @@ public struct WinogradTiles {
 }
 
 /// The input transform of F(2x2, 3x3) for tiles `range`: V[ξ][t][c] = (Bᵀ d B)[ξ] for the 4x4 patch d of
-/// tile range.lowerBound + t, stored at transformed + ξ * plane + t * channels + c.
+/// tile range.lowerBound + t, stored at transformed + ξ * plane + t * channels + c. Each run of tiles in one
+/// tile row is one call of the path's `floatWinogradInputRow`.
 public func winogradInputTiles(_ input: FeatureMap, tiles range: Range<Int>, into transformed: UnsafeMutablePointer<Float>, plane: Int) {
-    let tiles = WinogradTiles(input), cin = input.channels, rowStride = input.rowStride
-    for tile in range {
+    let tiles = WinogradTiles(input), cin = input.channels, kernels = FloatKernelTable.of(.current)
+    var tile = range.lowerBound
+    while tile < range.upperBound {
         let (n, ty, tx) = tiles.position(tile)
-        let patch = UnsafePointer(input.pointer + input.offset(n, 2 * ty - 1, 2 * tx - 1))
-        let base = transformed + (tile - range.lowerBound) * cin
-        for c in stride(from: 0, to: cin, by: 8) {
-            // Bᵀ d: combine the patch's 4 rows, for each of its 4 columns.
-            @inline(__always) func column(_ col: Int) -> (FloatVector, FloatVector, FloatVector, FloatVector) {
-                let p = patch + col * cin + c
-                let d0 = loadVector(p), d1 = loadVector(p + rowStride), d2 = loadVector(p + 2 * rowStride), d3 = loadVector(p + 3 * rowStride)
-                return (d0 - d2, d1 + d2, d2 - d1, d1 - d3)
-            }
-            let k0 = column(0), k1 = column(1), k2 = column(2), k3 = column(3)
-            // (Bᵀ d) B: combine the 4 columns the same way, for each row i; V[i * 4 + j].
-            @inline(__always) func store(_ i: Int, _ e0: FloatVector, _ e1: FloatVector, _ e2: FloatVector, _ e3: FloatVector) {
-                storeVector(e0 - e2, base + (i * 4 + 0) * plane + c)
-                storeVector(e1 + e2, base + (i * 4 + 1) * plane + c)
-                storeVector(e2 - e1, base + (i * 4 + 2) * plane + c)
-                storeVector(e1 - e3, base + (i * 4 + 3) * plane + c)
-            }
-            store(0, k0.0, k1.0, k2.0, k3.0)
-            store(1, k0.1, k1.1, k2.1, k3.1)
-            store(2, k0.2, k1.2, k2.2, k3.2)
-            store(3, k0.3, k1.3, k2.3, k3.3)
-        }
+        let run = min(range.upperBound - tile, tiles.tilesX - tx)
+        kernels.winogradInputRow(UnsafePointer(input.pointer + input.offset(n, 2 * ty - 1, 2 * tx - 1)), input.rowStride, cin, run,
+                                 transformed + (tile - range.lowerBound) * cin, plane)
+        tile += run
     }
 }
 
@@ -206,24 +190,18 @@ func winogradProducts(_ conv: PackedWinogradConv, transformed: UnsafePointer<Flo
 }
 
 /// The output transform for tiles `range`: Y = Aᵀ M A per 2x2 block, plus bias and activation, into the
-/// output's interior; M[ξ][t] of tile range.lowerBound + t at products + ξ * plane + t * outChannels.
+/// output's interior; M[ξ][t] of tile range.lowerBound + t at products + ξ * plane + t * outChannels. Each run
+/// of tiles in one tile row is one call of the path's `floatWinogradOutputRow`.
 func winogradOutputTiles(_ conv: PackedWinogradConv, products: UnsafePointer<Float>, plane: Int, tiles range: Range<Int>, output: FeatureMap) {
-    let tiles = WinogradTiles(output), cout = conv.outChannels, clamp = conv.clamp
-    for tile in range {
-        let (n, ty, tx) = tiles.position(tile)
-        let top = output.pointer + output.offset(n, 2 * ty, 2 * tx)
-        let bottom = top + output.rowStride
-        for b in 0..<(cout / 8) {
-            let base = products + (tile - range.lowerBound) * cout + b * 8
-            @inline(__always) func m(_ i: Int, _ j: Int) -> FloatVector { loadVector(base + (i * 4 + j) * plane) }
-            // Aᵀ M: two rows, each over the 4 columns.
-            let s0 = (m(0, 0) + m(1, 0) + m(2, 0), m(0, 1) + m(1, 1) + m(2, 1), m(0, 2) + m(1, 2) + m(2, 2), m(0, 3) + m(1, 3) + m(2, 3))
-            let s1 = (m(1, 0) - m(2, 0) - m(3, 0), m(1, 1) - m(2, 1) - m(3, 1), m(1, 2) - m(2, 2) - m(3, 2), m(1, 3) - m(2, 3) - m(3, 3))
-            let bias = conv.bias[b]
-            storeVector(clamp.apply(bias + (s0.0 + s0.1 + s0.2)), top + b * 8)
-            storeVector(clamp.apply(bias + (s0.1 - s0.2 - s0.3)), top + cout + b * 8)
-            storeVector(clamp.apply(bias + (s1.0 + s1.1 + s1.2)), bottom + b * 8)
-            storeVector(clamp.apply(bias + (s1.1 - s1.2 - s1.3)), bottom + cout + b * 8)
+    let tiles = WinogradTiles(output), cout = conv.outChannels, clamp = conv.clamp, kernels = conv.transformedWeights[0].kernels
+    conv.bias.withUnsafeBufferPointer { bias in
+        var tile = range.lowerBound
+        while tile < range.upperBound {
+            let (n, ty, tx) = tiles.position(tile)
+            let run = min(range.upperBound - tile, tiles.tilesX - tx)
+            kernels.winogradOutputRow(products + (tile - range.lowerBound) * cout, plane, cout, run, bias.baseAddress!,
+                                      output.pointer + output.offset(n, 2 * ty, 2 * tx), output.rowStride, clamp.lower, clamp.upper)
+            tile += run
         }
     }
 }

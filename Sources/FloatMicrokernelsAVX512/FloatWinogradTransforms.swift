@@ -1,0 +1,1 @@
+../FloatMicrokernels/FloatWinogradTransforms.swift
