@@ -5,7 +5,7 @@
 #
 #   sudo scripts/aarch64-check.sh [MODEL.safetensors ...]
 #
-# Models default to every fixtures/*.int8.safetensors (int8: must be bit-identical) plus the float
+# Models default to the shipped models/*.int8.safetensors (int8: must be bit-identical) plus the float
 # D-all checkpoint (float: reported, expected to differ in the last bits, as FMA contraction and the
 # SIMD reduction order differ between the two instruction sets).
 # Emulated: the timings it prints say nothing about a real board.
@@ -28,7 +28,7 @@ command -v rsync >/dev/null || apt-get install -y -q rsync
 models=("$@")
 if [ ${#models[@]} -eq 0 ]; then
     shopt -s nullglob
-    models=(fixtures/*.int8.safetensors fixtures/pytorch_D-all_192x128.safetensors)
+    models=(models/*.int8.safetensors fixtures/pytorch_D-all_192x128.safetensors)
 fi
 
 # assemble_package ROOT: copies the sources into ROOT/work/qe and writes its Package.swift.
