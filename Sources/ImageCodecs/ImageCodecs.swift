@@ -154,22 +154,15 @@ public func decodePNG(bytes: [UInt8], source: String) throws -> GrayImage {
     let hasAlpha = image.format & png_uint_32(PNG_FORMAT_FLAG_ALPHA) != 0
     // (PNG_FORMAT_RGBA / PNG_FORMAT_GA are compound macros Swift does not import.)
     let alpha = png_uint_32(PNG_FORMAT_FLAG_ALPHA), color = png_uint_32(PNG_FORMAT_FLAG_COLOR)
-    if !isColor && !hasAlpha {
-        image.format = 0  // PNG_FORMAT_GRAY
-        var gray = [UInt8](repeating: 0, count: width * height)
-        let finished = gray.withUnsafeMutableBytes { raw in
-            png_image_finish_read(&image, nil, raw.baseAddress, 0, nil)
-        }
-        guard finished != 0 else { throw SonoQuantError(source, "corrupt or truncated PNG: \(pngMessage(&image))", kind: .badImage) }
-        return GrayImage(width: width, height: height, pixels: gray)
-    }
-    image.format = isColor ? (color | alpha) : alpha
-    let channels = isColor ? 4 : 2
+    // Gray without alpha: PNG_FORMAT_GRAY (0), one byte per pixel, which is already the result.
+    let (format, channels): (png_uint_32, Int) = isColor ? (color | alpha, 4) : (hasAlpha ? (alpha, 2) : (0, 1))
+    image.format = format
     var buffer = [UInt8](repeating: 0, count: width * height * channels)
     let finished = buffer.withUnsafeMutableBytes { raw in
         png_image_finish_read(&image, nil, raw.baseAddress, 0, nil)
     }
     guard finished != 0 else { throw SonoQuantError(source, "corrupt or truncated PNG: \(pngMessage(&image))", kind: .badImage) }
+    if channels == 1 { return GrayImage(width: width, height: height, pixels: buffer) }
 
     var gray = [UInt8](repeating: 0, count: width * height)
     if isColor {

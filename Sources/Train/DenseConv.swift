@@ -234,7 +234,7 @@ public enum DenseConv {
         return sums
     }
 
-    /// Work items of the gradient GEMMs: (position, 6 rows, 16 lanes), position-major.
+    /// Work items of the gradient GEMMs: (position, 6 rows, the kernel path's tile lanes), position-major.
     static func gradientItemCount(positions: Int, rows: Int, lanes: Int, kernels: TrainKernels) -> Int {
         positions * ((rows + gradientTileRows - 1) / gradientTileRows) * ((lanes + kernels.weightGradientLanes - 1) / kernels.weightGradientLanes)
     }
