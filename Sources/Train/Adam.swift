@@ -18,28 +18,56 @@ public struct Adam {
 
     public init(learningRate: Float) { self.learningRate = learningRate }
 
-    /// Parameters with at least this many values are updated by all threads (each value on its own, so the
-    /// result does not depend on the thread count).
+    /// Parameters with at least this many values are updated by all threads, one after the other; the smaller
+    /// ones (most of MobileNetV2's, e.g. every BatchNorm vector) together in one pass, one parameter per work
+    /// item. Each value is updated on its own, so the result does not depend on the thread count.
     static let parallelCount = 1 << 16
 
     public mutating func update(_ parameters: [Parameter], threads: Int = 1) {
         step += 1
         let correction1 = 1 - Double(beta1).power(step)
         let correction2 = 1 - Double(beta2).power(step)
-        let stepSize = Float(Double(learningRate) / correction1)
-        let correction2Root = Float(correction2.squareRoot())
-        for p in parameters where p.trainable {
-            // Taken out of the dictionaries while updated: mutating a copy that the dictionary still holds
-            // would copy the whole array every step.
-            var m = firstMoment.removeValue(forKey: p.name) ?? [Float](repeating: 0, count: p.value.count)
-            var v = secondMoment.removeValue(forKey: p.name) ?? [Float](repeating: 0, count: p.value.count)
-            let (b1, b2, eps) = (beta1, beta2, epsilon)
-            m.withUnsafeMutableBufferPointer { mb in
-            v.withUnsafeMutableBufferPointer { vb in
+        let rule = Rule(beta1: beta1, beta2: beta2, epsilon: epsilon, stepSize: Float(Double(learningRate) / correction1),
+                        correction2Root: Float(correction2.squareRoot()))
+        let trainable = parameters.filter(\.trainable)
+        // Taken out of the dictionaries while updated: mutating a copy that the dictionary still holds would copy
+        // the whole array every step.
+        let moments = trainable.map { p in
+            Moments(first: firstMoment.removeValue(forKey: p.name) ?? [Float](repeating: 0, count: p.value.count),
+                    second: secondMoment.removeValue(forKey: p.name) ?? [Float](repeating: 0, count: p.value.count))
+        }
+        let small = trainable.indices.filter { trainable[$0].value.count < Self.parallelCount }
+        parallelChunks(small.count, threads: threads) { items in
+            for i in items { moments[small[i]].update(trainable[small[i]], rule: rule, threads: 1) }
+        }
+        for i in trainable.indices where trainable[i].value.count >= Self.parallelCount {
+            moments[i].update(trainable[i], rule: rule, threads: threads)
+        }
+        for (p, moment) in zip(trainable, moments) {
+            firstMoment[p.name] = moment.first
+            secondMoment[p.name] = moment.second
+        }
+    }
+
+    /// One step's constants: p -= stepSize * m / (sqrt(v) / correction2Root + eps).
+    struct Rule {
+        let beta1, beta2, epsilon, stepSize, correction2Root: Float
+    }
+
+    /// One parameter's moments while an update runs (a class, so that work items on other threads update it in place).
+    final class Moments: @unchecked Sendable {
+        var first: [Float]
+        var second: [Float]
+        init(first: [Float], second: [Float]) { self.first = first; self.second = second }
+
+        func update(_ p: Parameter, rule: Rule, threads: Int) {
+            let (b1, b2, eps, stepSize, correction2Root) = (rule.beta1, rule.beta2, rule.epsilon, rule.stepSize, rule.correction2Root)
+            first.withUnsafeMutableBufferPointer { mb in
+            second.withUnsafeMutableBufferPointer { vb in
             p.value.withUnsafeMutableBufferPointer { pb in
             p.gradient.withUnsafeBufferPointer { gb in
                 let count = pb.count, chunk = 1 << 14
-                parallelChunks((count + chunk - 1) / chunk, threads: count >= Self.parallelCount ? threads : 1) { chunks in
+                parallelChunks((count + chunk - 1) / chunk, threads: threads) { chunks in
                     for i in (chunks.lowerBound * chunk)..<min(count, chunks.upperBound * chunk) {
                         let g = gb[i]
                         mb[i] = b1 * mb[i] + (1 - b1) * g
@@ -49,8 +77,6 @@ public struct Adam {
                     }
                 }
             }}}}
-            firstMoment[p.name] = m
-            secondMoment[p.name] = v
         }
     }
 }

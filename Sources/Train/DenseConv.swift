@@ -73,7 +73,7 @@ public enum DenseConv {
                 if spec.stride == 1 {
                     dInput = run(conv, on: gradient.map, threads: threads)
                 } else {
-                    let spread = NHWCBuffer(spreading: gradient.map, onto: x.height, x.width, stride: spec.stride)
+                    let spread = NHWCBuffer(spreading: gradient.map, onto: x.height, x.width, stride: spec.stride, threads: threads)
                     dInput = withExtendedLifetime(spread) { run(conv, on: spread.map, threads: threads) }
                 }
             }
@@ -120,15 +120,24 @@ public enum DenseConv {
         if wantWeightGradient {
             var sums = x.data.withUnsafeBufferPointer { input in
                 dOut.data.withUnsafeBufferPointer { gradient in
-                    gradientGEMMs(gradients: gradient.baseAddress!, gradientBases: [0], gradientOffsets: (0..<(pixels - 1)).map { $0 * cout },
-                                  inputs: input.baseAddress!, inputBases: [0], inputOffsets: (0..<(pixels - 1)).map { $0 * cin },
+                    gradientGEMMs(gradients: gradient.baseAddress!, gradientBases: [0], gradientOffsets: pixelOffsets(pixels - 1, threads: threads) { $0 * cout },
+                                  inputs: input.baseAddress!, inputBases: [0], inputOffsets: pixelOffsets(pixels - 1, threads: threads) { $0 * cin },
                                   rows: cout, lanes: cin, kernels: .current, threads: threads)
                 }
             }
             let last = pixels - 1
-            for o in 0..<cout {
-                let g = dOut.data[last * cout + o]
-                for c in 0..<cin { sums[o * cin + c] += g * x.data[last * cin + c] }
+            sums.withUnsafeMutableBufferPointer { sums in
+                x.data.withUnsafeBufferPointer { input in
+                    dOut.data.withUnsafeBufferPointer { gradient in
+                        let (sp, lastInput, lastGradient) = (sums.baseAddress!, input.baseAddress! + last * cin, gradient.baseAddress! + last * cout)
+                        parallelChunks(cout, threads: threads) { outputs in
+                            for o in outputs {
+                                let g = lastGradient[o], row = sp + o * cin
+                                for c in 0..<cin { row[c] += g * lastInput[c] }
+                            }
+                        }
+                    }
+                }
             }
             dWeight = sums  // [out][in] is PyTorch's [out][in][1][1]
         }
@@ -146,23 +155,25 @@ public enum DenseConv {
                                threads: Int) -> [Float] {
         let (cin, cout, taps) = (input.channels, gradient.channels, k * k)
         let pixels = gradient.images * gradient.height * gradient.width
-        var inputOffsets = [Int](repeating: 0, count: pixels), gradientOffsets = [Int](repeating: 0, count: pixels)
-        var p = 0
-        for n in 0..<gradient.images {
-            for oy in 0..<gradient.height {
-                for ox in 0..<gradient.width {
-                    inputOffsets[p] = input.offset(n, oy * s, ox * s)
-                    gradientOffsets[p] = gradient.offset(n, oy, ox)
-                    p += 1
-                }
-            }
-        }
+        // Pixel p = (n * height + oy) * width + ox of the gradient, and where it and its input sit in the maps.
+        let (height, width) = (gradient.height, gradient.width)
+        let inputOffsets = pixelOffsets(pixels, threads: threads) { p in input.offset(p / width / height, (p / width) % height * s, p % width * s) }
+        let gradientOffsets = pixelOffsets(pixels, threads: threads) { p in gradient.offset(p / width / height, (p / width) % height, p % width) }
         var tapOffsets = [Int]()
         for ky in 0..<k { for kx in 0..<k { tapOffsets.append((ky - k / 2) * input.rowStride + (kx - k / 2) * cin) } }
         let sums = gradientGEMMs(gradients: UnsafePointer(gradient.pointer), gradientBases: [Int](repeating: 0, count: taps),
                                  gradientOffsets: gradientOffsets, inputs: UnsafePointer(input.pointer), inputBases: tapOffsets,
                                  inputOffsets: inputOffsets, rows: cout, lanes: cin, kernels: kernels, threads: threads)
         return pairMajor(sums, pairs: cout * cin, taps: taps, threads: threads)
+    }
+
+    /// [offset(p) for p in 0..<count], on all threads.
+    static func pixelOffsets(_ count: Int, threads: Int, _ offset: (Int) -> Int) -> [Int] {
+        [Int](unsafeUninitializedCapacity: count) { out, initialized in
+            let target = out.baseAddress!
+            parallelChunks(count, threads: threads) { range in for p in range { target[p] = offset(p) } }
+            initialized = count
+        }
     }
 
     /// [tap][pair] -> [pair][tap] (PyTorch's weight layout [out][in][k][k], a pair being (out, in)).
@@ -213,11 +224,12 @@ public enum DenseConv {
         let items = gradientItemCount(positions: positions, rows: cout, lanes: cin, kernels: kernels)
         // About 128 KB of the two operands per block.
         let block = max(64, min(4096, 32768 / (cin + cout)))
-        var sums = [Float](repeating: 0, count: positions * cout * cin)  // [position][out][in]
-        sums.withUnsafeMutableBufferPointer { sums in
+        let sumCount = positions * cout * cin
+        return [Float](unsafeUninitializedCapacity: sumCount) { sums, initialized in  // [position][out][in]
         inputOffsets.withUnsafeBufferPointer { inputOffsets in
         gradientOffsets.withUnsafeBufferPointer { gradientOffsets in
             let (sp, ip, gp) = (sums.baseAddress!, inputOffsets.baseAddress!, gradientOffsets.baseAddress!)
+            parallelChunks(sumCount, threads: threads) { range in (sp + range.lowerBound).initialize(repeating: 0, count: range.count) }
             // One contiguous run of items per thread: each run streams both operands through its cache once.
             let parts = min(threads, items)
             parallelChunks(parts, threads: threads) { partRange in
@@ -230,8 +242,9 @@ public enum DenseConv {
                     }
                 }
             }
-        }}}
-        return sums
+        }}
+        initialized = sumCount
+        }
     }
 
     /// Work items of the gradient GEMMs: (position, 6 rows, the kernel path's tile lanes), position-major.
@@ -326,11 +339,12 @@ final class NHWCBuffer {
 
     /// A strided map's values placed on a grid `stride` times finer, of height x width: value (y, x) at
     /// (stride y, stride x), zeros elsewhere (how a stride-2 input gradient becomes a stride-1 convolution).
-    convenience init(spreading source: FeatureMap, onto height: Int, _ width: Int, stride: Int) {
+    convenience init(spreading source: FeatureMap, onto height: Int, _ width: Int, stride: Int, threads: Int) {
         self.init(images: source.images, height: height, width: width, channels: source.channels)
         let map = map
-        for n in 0..<map.images {
-            for y in 0..<height {
+        parallelChunks(map.images * height, threads: threads) { rows in
+            for imageRow in rows {
+                let (n, y) = (imageRow / height, imageRow % height)
                 let row = map.pointer + map.offset(n, y, 0)
                 row.initialize(repeating: 0, count: width * map.channels)
                 guard y % stride == 0, y / stride < source.height else { continue }

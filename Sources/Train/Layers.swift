@@ -26,16 +26,35 @@ enum ChannelSums {
     static func compute(pixels: Int, channels: Int, quantities: Int = 1, threads: Int,
                         _ add: (Range<Int>, UnsafeMutablePointer<Float>) -> Void) -> [[Double]] {
         let blocks = (pixels + block - 1) / block, width = quantities * channels
-        var partial = [Float](repeating: 0, count: blocks * width)
-        partial.withUnsafeMutableBufferPointer { partial in
+        let partial = [Float](unsafeUninitializedCapacity: blocks * width) { partial, initialized in
             let base = partial.baseAddress!
             parallelChunks(blocks, threads: threads) { range in
-                for b in range { add((b * block)..<min(pixels, (b + 1) * block), base + b * width) }
+                for b in range {
+                    (base + b * width).initialize(repeating: 0, count: width)
+                    add((b * block)..<min(pixels, (b + 1) * block), base + b * width)
+                }
             }
+            initialized = blocks * width
         }
-        var totals = [Double](repeating: 0, count: width)
-        for b in 0..<blocks { for i in 0..<width { totals[i] += Double(partial[b * width + i]) } }
+        let totals = sumRows(partial, rows: blocks, width: width, threads: threads)
         return (0..<quantities).map { q in Array(totals[(q * channels)..<((q + 1) * channels)]) }
+    }
+
+    /// totals[i] = sum over r of Double(rows[r * width + i]), added in row order; columns split over the threads.
+    static func sumRows(_ rows: [Float], rows count: Int, width: Int, threads: Int) -> [Double] {
+        [Double](unsafeUninitializedCapacity: width) { totals, initialized in
+            rows.withUnsafeBufferPointer { rows in
+                let (source, target) = (rows.baseAddress!, totals.baseAddress!)
+                parallelChunks(width, threads: width >= 4096 ? threads : 1) { columns in
+                    for i in columns { target[i] = 0 }
+                    for r in 0..<count {
+                        let row = source + r * width
+                        for i in columns { target[i] += Double(row[i]) }
+                    }
+                }
+            }
+            initialized = width
+        }
     }
 
     /// The per-channel sum of a batch's values.
@@ -102,15 +121,15 @@ public enum DepthwiseConv {
         var dWeight: [Float]?
         if wantWeightGradient {
             // One row of sums per output row: [row][tap][channel].
-            var rowSums = [Float](repeating: 0, count: n * outHeight * taps * channels)
+            let rowSums = [Float](unsafeUninitializedCapacity: n * outHeight * taps * channels) { rb, initialized in
             x.data.withUnsafeBufferPointer { xb in
             dOut.data.withUnsafeBufferPointer { db in
-            rowSums.withUnsafeMutableBufferPointer { rb in
                 let (xp, dp, rp) = (xb.baseAddress!, db.baseAddress!, rb.baseAddress!)
                 parallelChunks(n * outHeight, threads: threads) { rows in
                     for row in rows {
                         let image = row / outHeight, oy = row % outHeight
                         let sums = rp + row * taps * channels
+                        sums.initialize(repeating: 0, count: taps * channels)
                         for ox in 0..<outWidth {
                             let gradient = dp + (row * outWidth + ox) * channels
                             for ky in 0..<k {
@@ -126,11 +145,10 @@ public enum DepthwiseConv {
                         }
                     }
                 }
-            }}}
-            var totals = [Double](repeating: 0, count: taps * channels)
-            for row in 0..<(n * outHeight) {
-                for i in 0..<(taps * channels) { totals[i] += Double(rowSums[row * taps * channels + i]) }
+            }}
+            initialized = n * outHeight * taps * channels
             }
+            let totals = ChannelSums.sumRows(rowSums, rows: n * outHeight, width: taps * channels, threads: threads)
             var dw = [Float](repeating: 0, count: channels * taps)
             for c in 0..<channels { for t in 0..<taps { dw[c * taps + t] = Float(totals[t * channels + c]) } }
             dWeight = dw

@@ -92,19 +92,22 @@ public enum WinogradConv {
         let partFloats = 16 * (vPlane + mPlane) + slack
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: parts * partFloats)
         defer { scratch.deallocate() }
-        scratch.initialize(repeating: 0, count: parts * partFloats)  // incl. the slack the GEMM tile may read
-        var partSums = [Float](repeating: 0, count: parts * 16 * cout * cin)
+        let sumCount = 16 * cout * cin
+        // Each part zeroes its own scratch (incl. the slack the GEMM tile may read) and sums on its thread.
+        let partSums = UnsafeMutablePointer<Float>.allocate(capacity: parts * sumCount)
+        defer { partSums.deallocate() }
         let items = DenseConv.gradientItemCount(positions: 16, rows: cout, lanes: cin, kernels: kernels)
         let (gradientBases, inputBases) = ((0..<16).map { $0 * mPlane }, (0..<16).map { $0 * vPlane })
         let gradientOffsets = (0..<block).map { $0 * cout }, inputOffsets = (0..<block).map { $0 * cin }
-        partSums.withUnsafeMutableBufferPointer { partSums in
         gradientOffsets.withUnsafeBufferPointer { gradientOffsets in
         inputOffsets.withUnsafeBufferPointer { inputOffsets in
-            let (sumsBase, gp, ip) = (partSums.baseAddress!, gradientOffsets.baseAddress!, inputOffsets.baseAddress!)
+            let (gp, ip) = (gradientOffsets.baseAddress!, inputOffsets.baseAddress!)
             parallelChunks(parts, threads: threads) { partRange in
                 for part in partRange {
                     let v = scratch + part * partFloats, dM = v + 16 * vPlane
-                    let sums = sumsBase + part * 16 * cout * cin
+                    let sums = partSums + part * sumCount
+                    v.initialize(repeating: 0, count: partFloats)
+                    sums.initialize(repeating: 0, count: sumCount)
                     for b in (blocks * part / parts)..<(blocks * (part + 1) / parts) {
                         let range = (b * block)..<min(tiles, (b + 1) * block)
                         winogradInputTiles(input, tiles: range, into: v, plane: vPlane)
@@ -115,9 +118,19 @@ public enum WinogradConv {
                     }
                 }
             }
-        }}}
-        var dU = [Float](repeating: 0, count: 16 * cout * cin)
-        for part in 0..<parts { for i in 0..<dU.count { dU[i] += partSums[part * dU.count + i] } }
+        }}
+        // dU = the parts' sums added in part order (from 0, as every sum here starts), on all threads.
+        let dU = [Float](unsafeUninitializedCapacity: sumCount) { dU, initialized in
+            let target = dU.baseAddress!
+            parallelChunks(sumCount, threads: threads) { range in
+                for i in range {
+                    var total: Float = 0
+                    for part in 0..<parts { total += partSums[part * sumCount + i] }
+                    target[i] = total
+                }
+            }
+            initialized = sumCount
+        }
         return weightTransformAdjoint(dU, pairs: cout * cin, threads: threads)
     }
 
@@ -163,13 +176,14 @@ public enum WinogradConv {
     /// dg = Gᵀ dU G for every channel pair: dU is [ξ][pair], the result [pair][3][3] (PyTorch's weight layout).
     static func weightTransformAdjoint(_ dU: [Float], pairs: Int, threads: Int) -> [Float] {
         let G = winogradG
-        var byTap = [Float](repeating: 0, count: 9 * pairs)  // [k * 3 + l][pair], one tap per work item
-        dU.withUnsafeBufferPointer { dU in
-            byTap.withUnsafeMutableBufferPointer { out in
+        // [k * 3 + l][pair], one tap per work item, which zeroes its own row first.
+        let byTap = [Float](unsafeUninitializedCapacity: 9 * pairs) { out, initialized in
+            dU.withUnsafeBufferPointer { dU in
                 let (source, target) = (dU.baseAddress!, out.baseAddress!)
                 parallelChunks(9, threads: threads) { taps in
                     for tap in taps {
                         let (k, l) = (tap / 3, tap % 3), row = target + tap * pairs
+                        row.initialize(repeating: 0, count: pairs)
                         for i in 0..<4 where G[i][k] != 0 {
                             for j in 0..<4 where G[j][l] != 0 {
                                 let coefficient = G[i][k] * G[j][l]
@@ -180,6 +194,7 @@ public enum WinogradConv {
                     }
                 }
             }
+            initialized = 9 * pairs
         }
         return DenseConv.pairMajor(byTap, pairs: pairs, taps: 9, threads: threads)
     }

@@ -81,33 +81,42 @@ public let winogradG: [[Float]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5],
 public func winogradWeightTransform(_ weight: [Float], outChannels: Int, inChannels: Int, threads: Int = 1) -> [[Float]] {
     let pairs = outChannels * inChannels
     precondition(weight.count == pairs * 9, "winogradWeightTransform: \(weight.count) weights for \(outChannels) x \(inChannels) x 3 x 3")
-    // byTap[t][pair] = weight[pair][t].
-    var byTap = [Float](repeating: 0, count: 9 * pairs)
-    weight.withUnsafeBufferPointer { w in
-        byTap.withUnsafeMutableBufferPointer { b in
-            for pair in 0..<pairs { for t in 0..<9 { b[t * pairs + pair] = w[pair * 9 + t] } }
+    // byTap[t][pair] = weight[pair][t]. Every step of the trainer transforms its weights, so the copy and the
+    // sums run on all threads (each value is computed the same way whichever thread computes it).
+    let byTap = [Float](unsafeUninitializedCapacity: 9 * pairs) { b, initialized in
+        weight.withUnsafeBufferPointer { w in
+            let (source, target) = (w.baseAddress!, b.baseAddress!)
+            parallelChunks(pairs, threads: threads) { range in
+                for pair in range { for t in 0..<9 { target[t * pairs + pair] = source[pair * 9 + t] } }
+            }
         }
+        initialized = 9 * pairs
     }
     let G = winogradG
-    var u = [Float](repeating: 0, count: 16 * pairs)  // [ξ][pair], one ξ per work item
+    var u = [[Float]](repeating: [], count: 16)  // U[ξ] = [out][in], one ξ per work item, each writing its own slot
     byTap.withUnsafeBufferPointer { b in
-        u.withUnsafeMutableBufferPointer { u in
-            let (tapBase, uBase) = (b.baseAddress!, u.baseAddress!)
+        u.withUnsafeMutableBufferPointer { slots in
+            let tapBase = b.baseAddress!
             parallelChunks(16, threads: threads) { points in
                 for xi in points {
-                    let (i, j) = (xi / 4, xi % 4), target = uBase + xi * pairs
-                    for k in 0..<3 where G[i][k] != 0 {
-                        for l in 0..<3 where G[j][l] != 0 {
-                            let (left, right) = (G[i][k], G[j][l])
-                            let tap = tapBase + (k * 3 + l) * pairs
-                            for pair in 0..<pairs { target[pair] += left * tap[pair] * right }
+                    let (i, j) = (xi / 4, xi % 4)
+                    slots[xi] = [Float](unsafeUninitializedCapacity: pairs) { target, initialized in
+                        let target = target.baseAddress!
+                        target.initialize(repeating: 0, count: pairs)
+                        for k in 0..<3 where G[i][k] != 0 {
+                            for l in 0..<3 where G[j][l] != 0 {
+                                let (left, right) = (G[i][k], G[j][l])
+                                let tap = tapBase + (k * 3 + l) * pairs
+                                for pair in 0..<pairs { target[pair] += left * tap[pair] * right }
+                            }
                         }
+                        initialized = pairs
                     }
                 }
             }
         }
     }
-    return (0..<16).map { Array(u[($0 * pairs)..<(($0 + 1) * pairs)]) }
+    return u
 }
 
 /// Tiles of an F(2x2, 3x3) convolution: one per 2x2 output block, numbered image by image, row by row:
