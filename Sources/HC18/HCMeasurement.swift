@@ -146,8 +146,11 @@ public func measureHC(mask: [Float], width: Int, height: Int,
 /// The centres of an outline's pixels (value >= 128).
 public func outlinePoints(_ outline: GrayImage) -> [(x: Double, y: Double)] {
     var points: [(x: Double, y: Double)] = []
-    for y in 0..<outline.height {
-        for x in 0..<outline.width where outline[x, y] >= 128 { points.append((Double(x), Double(y))) }
+    outline.pixels.withUnsafeBufferPointer { pixels in
+        for y in 0..<outline.height {
+            let row = pixels.baseAddress! + y * outline.width
+            for x in 0..<outline.width where row[x] >= 128 { points.append((Double(x), Double(y))) }
+        }
     }
     return points
 }

@@ -70,37 +70,43 @@ public func resizeBilinear(_ image: GrayImage, width: Int, height: Int) -> GrayI
     let half = Int32(1) << Int32(precisionBits - 1)
 
     // Horizontal pass: image.height rows of `width` pixels, rounded to 8 bits as PIL does.
-    var rows = [UInt8](repeating: 0, count: width * image.height)
-    image.pixels.withUnsafeBufferPointer { src in
-        rows.withUnsafeMutableBufferPointer { dst in
+    let rows = [UInt8](unsafeUninitializedCapacity: width * image.height) { rows, initialized in
+        image.pixels.withUnsafeBufferPointer { source in
+        horizontal.start.withUnsafeBufferPointer { starts in
+        horizontal.count.withUnsafeBufferPointer { counts in
+        horizontal.weights.withUnsafeBufferPointer { weights in
             for y in 0..<image.height {
-                let row = y * image.width
+                let (row, target) = (source.baseAddress! + y * image.width, rows.baseAddress! + y * width)
                 for x in 0..<width {
+                    let (input, tapWeights) = (row + starts[x], weights.baseAddress! + x * horizontal.taps)
                     var sum = half
-                    let first = horizontal.start[x], base = x * horizontal.taps
-                    for k in 0..<horizontal.count[x] {
-                        sum &+= Int32(src[row + first + k]) &* horizontal.weights[base + k]
-                    }
-                    dst[y * width + x] = clampToByte(sum)
+                    for k in 0..<counts[x] { sum &+= Int32(input[k]) &* tapWeights[k] }
+                    target[x] = clampToByte(sum)
                 }
             }
-        }
+        }}}}
+        initialized = width * image.height
     }
-    // Vertical pass.
-    var out = [UInt8](repeating: 0, count: width * height)
-    rows.withUnsafeBufferPointer { src in
-        out.withUnsafeMutableBufferPointer { dst in
+    // Vertical pass, a whole output row at a time: each tap's input row is added to the row's sums (integer
+    // sums, so the order of the adds does not change them).
+    var sums = [Int32](repeating: 0, count: width)
+    let out = [UInt8](unsafeUninitializedCapacity: width * height) { out, initialized in
+        rows.withUnsafeBufferPointer { source in
+        sums.withUnsafeMutableBufferPointer { sums in
+        vertical.start.withUnsafeBufferPointer { starts in
+        vertical.count.withUnsafeBufferPointer { counts in
+        vertical.weights.withUnsafeBufferPointer { weights in
             for y in 0..<height {
-                let first = vertical.start[y], base = y * vertical.taps
-                for x in 0..<width {
-                    var sum = half
-                    for k in 0..<vertical.count[y] {
-                        sum &+= Int32(src[(first + k) * width + x]) &* vertical.weights[base + k]
-                    }
-                    dst[y * width + x] = clampToByte(sum)
+                for x in 0..<width { sums[x] = half }
+                for k in 0..<counts[y] {
+                    let (row, weight) = (source.baseAddress! + (starts[y] + k) * width, weights[y * vertical.taps + k])
+                    for x in 0..<width { sums[x] &+= Int32(row[x]) &* weight }
                 }
+                let target = out.baseAddress! + y * width
+                for x in 0..<width { target[x] = clampToByte(sums[x]) }
             }
-        }
+        }}}}}
+        initialized = width * height
     }
     return GrayImage(width: width, height: height, pixels: out)
 }

@@ -102,6 +102,27 @@ final class HCMeasurementTests: XCTestCase {
         XCTAssertEqual(mask[Int(ellipse.centerY.rounded()) * outline.width + Int(ellipse.centerX.rounded())], 1)
     }
 
+    /// The row-run rasterizer marks exactly the pixels the per-pixel test marks: rotated, thin, tiny, cut by
+    /// the frame, outside it, and the 999 annotations' own ellipses are covered by the CSV tests above.
+    func testRasterizeEllipseByRowsEqualsThePerPixelTest() {
+        var random = SplitMix64(seed: 7)
+        func uniform(_ range: ClosedRange<Double>) -> Double {
+            range.lowerBound + (range.upperBound - range.lowerBound) * Double(random.next() >> 11) / Double(1 << 53)
+        }
+        var ellipses = [Ellipse(centerX: 95.5, centerY: 63.5, semiMajor: 0.5, semiMinor: 0.5, angle: 0),
+                        Ellipse(centerX: 10, centerY: 10, semiMajor: 300, semiMinor: 0.3, angle: 0.01),
+                        Ellipse(centerX: -500, centerY: 60, semiMajor: 100, semiMinor: 80, angle: 1),
+                        Ellipse(centerX: 96, centerY: 64, semiMajor: 40, semiMinor: 40, angle: 0)]  // centres on pixel centres
+        for _ in 0..<300 {
+            ellipses.append(Ellipse(centerX: uniform(-50...250), centerY: uniform(-50...180), semiMajor: uniform(0.2...220),
+                                    semiMinor: uniform(0.2...150), angle: uniform(-4...4)))
+        }
+        for ellipse in ellipses {
+            XCTAssertEqual(rasterizeEllipse(ellipse, width: 192, height: 128), rasterizeEllipseByPixel(ellipse, width: 192, height: 128),
+                           "\(ellipse)")
+        }
+    }
+
     /// The review flag: a clean head passes; a head cut in half, or a prediction split into two large
     /// regions, is flagged with its reason.
     func testDoubtfulMeasurementsAreFlaggedForReview() throws {
