@@ -290,9 +290,7 @@ public struct SafeTensorsWriter: Sendable {
     }
 
     public mutating func add(_ name: String, floats: [Float], shape: [Int]) {
-        var bytes = [UInt8](); bytes.reserveCapacity(floats.count * 4)
-        for v in floats { withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
-        tensors.append((name, .f32, shape, bytes))
+        tensors.append((name, .f32, shape, littleEndianBytes(floats) { $0.bitPattern }))
     }
 
     public mutating func add(_ name: String, halves floats: [Float], shape: [Int]) {
@@ -310,9 +308,19 @@ public struct SafeTensorsWriter: Sendable {
     }
 
     public mutating func add(_ name: String, int32 values: [Int32], shape: [Int]) {
-        var bytes = [UInt8](); bytes.reserveCapacity(values.count * 4)
-        for v in values { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
-        tensors.append((name, .i32, shape, bytes))
+        tensors.append((name, .i32, shape, littleEndianBytes(values) { $0 }))
+    }
+
+    /// The values' bytes in little-endian order (safetensors' byte order): on a little-endian CPU (x86-64,
+    /// arm64) their memory as it is, in one copy (a checkpoint with Adam moments is tens of millions of values).
+    private func littleEndianBytes<Value, Bits: FixedWidthInteger>(_ values: [Value], _ bits: (Value) -> Bits) -> [UInt8] {
+        #if _endian(little)
+        return values.withUnsafeBytes { Array($0) }
+        #else
+        var bytes = [UInt8](); bytes.reserveCapacity(values.count * MemoryLayout<Bits>.size)
+        for v in values { withUnsafeBytes(of: bits(v).littleEndian) { bytes.append(contentsOf: $0) } }
+        return bytes
+        #endif
     }
 
     /// Adds every tensor of `file` as it is stored (same dtype, shape and bytes): a copy of a model file
@@ -360,7 +368,7 @@ public func writeFileAtomically(path: String, bytes: [UInt8]) throws {
     try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     let temporary = directory.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
     do {
-        try Data(bytes).write(to: temporary)
+        try writeFile(path: temporary.path, bytes: bytes)
         // POSIX rename within one directory is atomic: the old file or the new one, never a mix.
         guard rename(temporary.path, path) == 0 else {
             throw SonoQuantError(path, "cannot rename \(temporary.path) into place: \(String(cString: strerror(errno)))", kind: .cannotWrite)
@@ -372,6 +380,27 @@ public func writeFileAtomically(path: String, bytes: [UInt8]) throws {
         try? FileManager.default.removeItem(at: temporary)
         throw SonoQuantError(path, "cannot write file: \(error.localizedDescription)", kind: .cannotWrite)
     }
+}
+
+/// Creates (or truncates) `path` and writes `bytes` from the array's own memory (no intermediate copy).
+private func writeFile(path: String, bytes: [UInt8]) throws {
+    let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
+    guard descriptor >= 0 else { throw SonoQuantError(path, "cannot create file: \(String(cString: strerror(errno)))", kind: .cannotWrite) }
+    var failure: Int32 = 0
+    bytes.withUnsafeBytes { buffer in
+        var written = 0
+        while written < buffer.count {
+            let result = write(descriptor, buffer.baseAddress! + written, buffer.count - written)
+            if result < 0 {
+                if errno == EINTR { continue }
+                failure = errno
+                return
+            }
+            written += result
+        }
+    }
+    if close(descriptor) != 0 && failure == 0 { failure = errno }
+    if failure != 0 { throw SonoQuantError(path, "cannot write file: \(String(cString: strerror(failure)))", kind: .cannotWrite) }
 }
 
 public func writeFileAtomically(path: String, text: String) throws {
