@@ -3,29 +3,51 @@
 /// `PackedDenseConv`, `PackedWinogradConv` and `PackedDepthwiseConv` (Sources/QuantEngine/FloatKernels)
 /// pack the weights and walk the pixels; these compute.
 
-/// One tile of the dense convolution's indirect GEMM (XNNPACK's igemm): 6 output pixels x 16 output channels
-/// (`blocks` = 2) or x 8 (`blocks` = 1), held in 12 (or 6) vector accumulators. Each step of K loads the
-/// block weights and broadcasts one input value per pixel: 8 loads per 12 multiply-adds on AVX2.
+/// The widest panel `floatDenseTile` takes, in 8-lane blocks: 2 (16 output channels, 12 accumulators of 8
+/// lanes), or 4 on AVX-512 (32 output channels, 12 accumulators of 16 lanes). `PackedDenseConv` packs its
+/// output channels in panels of this width.
+#if SONOQUANT_AVX512
+public let floatDenseTileBlocks = 4
+#else
+public let floatDenseTileBlocks = 2
+#endif
+
+/// One tile of the dense convolution's indirect GEMM (XNNPACK's igemm): 6 output pixels x one panel of
+/// `blocks` 8-lane blocks of output channels (1 or 2; also 3 or 4 on AVX-512), in up to 12 vector
+/// accumulators. Each step of K loads the panel's weights and broadcasts one input value per pixel: on
+/// AVX2 8 loads per 12 multiply-adds, on AVX-512 with 4 blocks 8 loads per 12 multiply-adds of 16 lanes.
 ///
 /// - inputs[i]: pixel i's input position; tap t of it is at inputs[i] + taps[t], channel c at + c.
 /// - outputs[i]: pixel i's output, already at the tile's first output channel; `outputLanes` of them exist
-///   (16, or fewer in the last panel). Pixels at index >= valid are computed but not stored.
+///   (8 x blocks, or fewer in the last panel). Pixels at index >= valid are computed but not stored.
 /// - weights: the panel, [tap][input channel][block] vectors; bias: its `blocks` bias vectors.
 /// - Sums input channels channelStart..<channelEnd of every tap, starting from the bias or (`accumulate`) from
 ///   the partial sums already in the outputs; clamps to [lower, upper] only when `finish`.
+///
+/// Every tile adds each lane's products in the same order (tap, then input channel), so panels of any width
+/// give the same bits.
 @inline(never)
 public func floatDenseTile(inputs: UnsafePointer<UnsafePointer<Float>>, outputs: UnsafePointer<UnsafeMutablePointer<Float>>, valid: Int,
                            weights: UnsafePointer<SIMD8<Float>>, blocks: Int, bias: UnsafePointer<SIMD8<Float>>,
                            taps: UnsafePointer<Int>, tapCount: Int, inChannels: Int, channelStart: Int, channelEnd: Int,
                            outputLanes: Int, accumulate: Bool, finish: Bool, lower: Float, upper: Float) {
-    if blocks == 2 {
+    switch blocks {
+    case 1:
+        tile6x8(inputs, outputs, valid, weights, bias, taps, tapCount, inChannels, channelStart, channelEnd, outputLanes, accumulate, finish, lower, upper)
+    case 2:
         #if SONOQUANT_AVX512
         tile6x16Wide(inputs, outputs, valid, weights, bias, taps, tapCount, inChannels, channelStart, channelEnd, outputLanes, accumulate, finish, lower, upper)
         #else
         tile6x16(inputs, outputs, valid, weights, bias, taps, tapCount, inChannels, channelStart, channelEnd, outputLanes, accumulate, finish, lower, upper)
         #endif
-    } else {
-        tile6x8(inputs, outputs, valid, weights, bias, taps, tapCount, inChannels, channelStart, channelEnd, outputLanes, accumulate, finish, lower, upper)
+    #if SONOQUANT_AVX512
+    case 3:
+        tile6x24Wide(inputs, outputs, valid, weights, bias, taps, tapCount, inChannels, channelStart, channelEnd, outputLanes, accumulate, finish, lower, upper)
+    case 4:
+        tile6x32Wide(inputs, outputs, valid, weights, bias, taps, tapCount, inChannels, channelStart, channelEnd, outputLanes, accumulate, finish, lower, upper)
+    #endif
+    default:
+        preconditionFailure("floatDenseTile: a panel of \(blocks) blocks; this build's panels have 1 to \(floatDenseTileBlocks)")
     }
 }
 
@@ -128,6 +150,108 @@ func tile6x16Wide(_ inputs: UnsafePointer<UnsafePointer<Float>>, _ outputs: Unsa
     if valid > 3 { store(a3, o3) }
     if valid > 4 { store(a4, o4) }
     if valid > 5 { store(a5, o5) }
+}
+
+/// 6 pixels x 32 output channels (a panel of 4 blocks, AVX-512): two 16-lane accumulators per pixel, so each
+/// step of K is two 16-lane weight loads, 6 broadcasts and 12 multiply-adds, enough independent sums to keep
+/// both of Zen 5's 512-bit FMA pipes busy (`tile6x16Wide` has 6, fewer than the pipes' latency hides).
+@inline(__always)
+func tile6x32Wide(_ inputs: UnsafePointer<UnsafePointer<Float>>, _ outputs: UnsafePointer<UnsafeMutablePointer<Float>>, _ valid: Int,
+                  _ weights: UnsafePointer<SIMD8<Float>>, _ bias: UnsafePointer<SIMD8<Float>>, _ taps: UnsafePointer<Int>, _ tapCount: Int,
+                  _ inChannels: Int, _ channelStart: Int, _ channelEnd: Int, _ outputLanes: Int, _ accumulate: Bool, _ finish: Bool,
+                  _ lower: Float, _ upper: Float) {
+    let rest = outputLanes - 24  // lanes of the fourth block that exist
+    let o0 = outputs[0], o1 = outputs[1], o2 = outputs[2], o3 = outputs[3], o4 = outputs[4], o5 = outputs[5]
+    @inline(__always) func loadLow(_ o: UnsafeMutablePointer<Float>) -> SIMD16<Float> { SIMD16(lowHalf: loadVector(o), highHalf: loadVector(o + 8)) }
+    @inline(__always) func loadHigh(_ o: UnsafeMutablePointer<Float>) -> SIMD16<Float> {
+        SIMD16(lowHalf: loadVector(o + 16), highHalf: loadLanes(o + 24, count: rest))
+    }
+    var a0, a1, a2, a3, a4, a5, b0, b1, b2, b3, b4, b5: SIMD16<Float>
+    if accumulate {
+        a0 = loadLow(o0); a1 = loadLow(o1); a2 = loadLow(o2); a3 = loadLow(o3); a4 = loadLow(o4); a5 = loadLow(o5)
+        b0 = loadHigh(o0); b1 = loadHigh(o1); b2 = loadHigh(o2); b3 = loadHigh(o3); b4 = loadHigh(o4); b5 = loadHigh(o5)
+    } else {
+        let low = SIMD16(lowHalf: bias[0], highHalf: bias[1]), high = SIMD16(lowHalf: bias[2], highHalf: bias[3])
+        a0 = low; a1 = low; a2 = low; a3 = low; a4 = low; a5 = low
+        b0 = high; b1 = high; b2 = high; b3 = high; b4 = high; b5 = high
+    }
+    let p0 = inputs[0], p1 = inputs[1], p2 = inputs[2], p3 = inputs[3], p4 = inputs[4], p5 = inputs[5]
+    for t in 0..<tapCount {
+        let offset = taps[t]
+        let q0 = p0 + offset, q1 = p1 + offset, q2 = p2 + offset, q3 = p3 + offset, q4 = p4 + offset, q5 = p5 + offset
+        var w = UnsafeRawPointer(weights + (t * inChannels + channelStart) * 4)
+        for c in channelStart..<channelEnd {
+            let wl = w.loadUnaligned(as: SIMD16<Float>.self), wh = w.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self)
+            w += 2 * MemoryLayout<SIMD16<Float>>.size
+            let x0 = SIMD16<Float>(repeating: q0[c]); a0 = a0.addingProduct(x0, wl); b0 = b0.addingProduct(x0, wh)
+            let x1 = SIMD16<Float>(repeating: q1[c]); a1 = a1.addingProduct(x1, wl); b1 = b1.addingProduct(x1, wh)
+            let x2 = SIMD16<Float>(repeating: q2[c]); a2 = a2.addingProduct(x2, wl); b2 = b2.addingProduct(x2, wh)
+            let x3 = SIMD16<Float>(repeating: q3[c]); a3 = a3.addingProduct(x3, wl); b3 = b3.addingProduct(x3, wh)
+            let x4 = SIMD16<Float>(repeating: q4[c]); a4 = a4.addingProduct(x4, wl); b4 = b4.addingProduct(x4, wh)
+            let x5 = SIMD16<Float>(repeating: q5[c]); a5 = a5.addingProduct(x5, wl); b5 = b5.addingProduct(x5, wh)
+        }
+    }
+    @inline(__always) func store(_ a: SIMD16<Float>, _ b: SIMD16<Float>, _ o: UnsafeMutablePointer<Float>) {
+        var (l0, l1, l2, l3) = (a.lowHalf, a.highHalf, b.lowHalf, b.highHalf)
+        if finish { l0 = clamp(l0, lower, upper); l1 = clamp(l1, lower, upper); l2 = clamp(l2, lower, upper); l3 = clamp(l3, lower, upper) }
+        storeVector(l0, o); storeVector(l1, o + 8); storeVector(l2, o + 16); storeLanes(l3, o + 24, count: rest)
+    }
+    store(a0, b0, o0)
+    if valid > 1 { store(a1, b1, o1) }
+    if valid > 2 { store(a2, b2, o2) }
+    if valid > 3 { store(a3, b3, o3) }
+    if valid > 4 { store(a4, b4, o4) }
+    if valid > 5 { store(a5, b5, o5) }
+}
+
+/// 6 pixels x 24 output channels (a last panel of 3 blocks, AVX-512): a 16-lane and an 8-lane accumulator
+/// per pixel.
+@inline(__always)
+func tile6x24Wide(_ inputs: UnsafePointer<UnsafePointer<Float>>, _ outputs: UnsafePointer<UnsafeMutablePointer<Float>>, _ valid: Int,
+                  _ weights: UnsafePointer<SIMD8<Float>>, _ bias: UnsafePointer<SIMD8<Float>>, _ taps: UnsafePointer<Int>, _ tapCount: Int,
+                  _ inChannels: Int, _ channelStart: Int, _ channelEnd: Int, _ outputLanes: Int, _ accumulate: Bool, _ finish: Bool,
+                  _ lower: Float, _ upper: Float) {
+    let rest = outputLanes - 16  // lanes of the third block that exist
+    let o0 = outputs[0], o1 = outputs[1], o2 = outputs[2], o3 = outputs[3], o4 = outputs[4], o5 = outputs[5]
+    @inline(__always) func loadLow(_ o: UnsafeMutablePointer<Float>) -> SIMD16<Float> { SIMD16(lowHalf: loadVector(o), highHalf: loadVector(o + 8)) }
+    var a0, a1, a2, a3, a4, a5: SIMD16<Float>
+    var b0, b1, b2, b3, b4, b5: SIMD8<Float>
+    if accumulate {
+        a0 = loadLow(o0); a1 = loadLow(o1); a2 = loadLow(o2); a3 = loadLow(o3); a4 = loadLow(o4); a5 = loadLow(o5)
+        b0 = loadLanes(o0 + 16, count: rest); b1 = loadLanes(o1 + 16, count: rest); b2 = loadLanes(o2 + 16, count: rest)
+        b3 = loadLanes(o3 + 16, count: rest); b4 = loadLanes(o4 + 16, count: rest); b5 = loadLanes(o5 + 16, count: rest)
+    } else {
+        let low = SIMD16(lowHalf: bias[0], highHalf: bias[1]), high = bias[2]
+        a0 = low; a1 = low; a2 = low; a3 = low; a4 = low; a5 = low
+        b0 = high; b1 = high; b2 = high; b3 = high; b4 = high; b5 = high
+    }
+    let p0 = inputs[0], p1 = inputs[1], p2 = inputs[2], p3 = inputs[3], p4 = inputs[4], p5 = inputs[5]
+    for t in 0..<tapCount {
+        let offset = taps[t]
+        let q0 = p0 + offset, q1 = p1 + offset, q2 = p2 + offset, q3 = p3 + offset, q4 = p4 + offset, q5 = p5 + offset
+        var w = UnsafeRawPointer(weights + (t * inChannels + channelStart) * 3)
+        for c in channelStart..<channelEnd {
+            let wl = w.loadUnaligned(as: SIMD16<Float>.self), wh = w.loadUnaligned(fromByteOffset: 64, as: SIMD8<Float>.self)
+            w += 3 * MemoryLayout<SIMD8<Float>>.size
+            let x0 = q0[c]; a0 = a0.addingProduct(SIMD16(repeating: x0), wl); b0 = b0.addingProduct(SIMD8(repeating: x0), wh)
+            let x1 = q1[c]; a1 = a1.addingProduct(SIMD16(repeating: x1), wl); b1 = b1.addingProduct(SIMD8(repeating: x1), wh)
+            let x2 = q2[c]; a2 = a2.addingProduct(SIMD16(repeating: x2), wl); b2 = b2.addingProduct(SIMD8(repeating: x2), wh)
+            let x3 = q3[c]; a3 = a3.addingProduct(SIMD16(repeating: x3), wl); b3 = b3.addingProduct(SIMD8(repeating: x3), wh)
+            let x4 = q4[c]; a4 = a4.addingProduct(SIMD16(repeating: x4), wl); b4 = b4.addingProduct(SIMD8(repeating: x4), wh)
+            let x5 = q5[c]; a5 = a5.addingProduct(SIMD16(repeating: x5), wl); b5 = b5.addingProduct(SIMD8(repeating: x5), wh)
+        }
+    }
+    @inline(__always) func store(_ a: SIMD16<Float>, _ b: SIMD8<Float>, _ o: UnsafeMutablePointer<Float>) {
+        var (l0, l1, l2) = (a.lowHalf, a.highHalf, b)
+        if finish { l0 = clamp(l0, lower, upper); l1 = clamp(l1, lower, upper); l2 = clamp(l2, lower, upper) }
+        storeVector(l0, o); storeVector(l1, o + 8); storeLanes(l2, o + 16, count: rest)
+    }
+    store(a0, b0, o0)
+    if valid > 1 { store(a1, b1, o1) }
+    if valid > 2 { store(a2, b2, o2) }
+    if valid > 3 { store(a3, b3, o3) }
+    if valid > 4 { store(a4, b4, o4) }
+    if valid > 5 { store(a5, b5, o5) }
 }
 #endif
 

@@ -152,6 +152,8 @@ struct FloatKernelTable {
                                    _ lower: Float, _ upper: Float) -> Void
 
     let denseTile: DenseTile
+    /// The widest panel `denseTile` takes, in 8-lane blocks (`floatDenseTileBlocks`).
+    let denseTileBlocks: Int
     let depthwise3x3Row: Depthwise3x3Row
     let winogradInputRow: WinogradInputRow
     let winogradOutputRow: WinogradOutputRow
@@ -159,16 +161,19 @@ struct FloatKernelTable {
     static func of(_ path: KernelPath) -> FloatKernelTable {
         switch path {
         case .portable, .neon:
-            return FloatKernelTable(denseTile: FloatMicrokernels.floatDenseTile, depthwise3x3Row: FloatMicrokernels.floatDepthwise3x3Row,
+            return FloatKernelTable(denseTile: FloatMicrokernels.floatDenseTile, denseTileBlocks: FloatMicrokernels.floatDenseTileBlocks,
+                                    depthwise3x3Row: FloatMicrokernels.floatDepthwise3x3Row,
                                     winogradInputRow: FloatMicrokernels.floatWinogradInputRow,
                                     winogradOutputRow: FloatMicrokernels.floatWinogradOutputRow)
         #if arch(x86_64) && compiler(>=6.3)
         case .avx2:
-            return FloatKernelTable(denseTile: FloatMicrokernelsAVX2.floatDenseTile, depthwise3x3Row: FloatMicrokernelsAVX2.floatDepthwise3x3Row,
+            return FloatKernelTable(denseTile: FloatMicrokernelsAVX2.floatDenseTile, denseTileBlocks: FloatMicrokernelsAVX2.floatDenseTileBlocks,
+                                    depthwise3x3Row: FloatMicrokernelsAVX2.floatDepthwise3x3Row,
                                     winogradInputRow: FloatMicrokernelsAVX2.floatWinogradInputRow,
                                     winogradOutputRow: FloatMicrokernelsAVX2.floatWinogradOutputRow)
         case .avx512VNNI:
-            return FloatKernelTable(denseTile: FloatMicrokernelsAVX512.floatDenseTile, depthwise3x3Row: FloatMicrokernelsAVX512.floatDepthwise3x3Row,
+            return FloatKernelTable(denseTile: FloatMicrokernelsAVX512.floatDenseTile, denseTileBlocks: FloatMicrokernelsAVX512.floatDenseTileBlocks,
+                                    depthwise3x3Row: FloatMicrokernelsAVX512.floatDepthwise3x3Row,
                                     winogradInputRow: FloatMicrokernelsAVX512.floatWinogradInputRow,
                                     winogradOutputRow: FloatMicrokernelsAVX512.floatWinogradOutputRow)
         #else

@@ -7,16 +7,17 @@ import FloatMicrokernels
 /// pixel's input position (NHWC with a zero border, see `FeatureMap`), so one microkernel serves
 /// 1x1 (one tap) and 3x3 (nine taps) at either stride; no im2col buffer is built.
 ///
-/// Microkernel (`floatDenseTile`, compiled per instruction set): a tile of 6 output pixels x 16 output channels held in 12 vector accumulators
-/// (12 of the 16 ymm registers on AVX2). Each step of K loads two weight vectors and broadcasts one
-/// input value per pixel, then does 12 multiply-adds: 8 loads per 12 FMAs keeps the FMA units busy.
+/// Microkernel (`floatDenseTile`, compiled per instruction set): a tile of 6 output pixels x one panel of
+/// output channels held in 12 vector accumulators: 16 channels in 12 of the 16 ymm registers on AVX2, 32
+/// channels in 12 zmm registers on AVX-512. Each step of K loads the panel's weight vectors and broadcasts
+/// one input value per pixel, then does 12 multiply-adds: 8 loads per 12 FMAs keeps the FMA units busy.
 /// Weights are packed once at load time so the microkernel reads them as one linear stream.
 
 /// Weights and bias of one dense convolution, packed for the microkernel.
 ///
-/// Layout: output channels in panels of 16 (two 8-lane blocks; the last panel may have one block).
-/// Panel p holds, for each tap t (ky * k + kx) and input channel c, its blocks' weights for output
-/// channels 16p ..< 16p + 16 (zero past `outChannels`).
+/// Layout: output channels in panels of `panelBlocks` 8-lane blocks (the path's `floatDenseTileBlocks`: 2,
+/// or 4 on AVX-512; the last panel may have fewer). Panel p holds, for each tap t (ky * k + kx) and input
+/// channel c, its blocks' weights for its output channels (zero past `outChannels`).
 public final class PackedDenseConv {
     public let kernel: Int
     public let stride: Int
@@ -25,6 +26,8 @@ public final class PackedDenseConv {
     let clamp: ActivationClamp
     /// ceil(outChannels / 8)
     let blocks: Int
+    /// Blocks in a full panel, and the panel count.
+    let panelWidth: Int
     let panels: Int
     let weights: UnsafeMutablePointer<FloatVector>
     /// Bias per 8-channel block (zero past `outChannels`).
@@ -36,7 +39,7 @@ public final class PackedDenseConv {
     public var padding: Int { kernel / 2 }
 
     /// Packs a folded convolution (weight [out][in][k][k]).
-    /// `threads` split the packing by panel of 16 output channels (the trainer packs its weights every step).
+    /// `threads` split the packing by panel (the trainer packs its weights every step).
     public init(_ conv: FoldedConv, path: KernelPath = .current, threads: Int = 1) {
         kernels = .of(path)
         let spec = conv.spec
@@ -48,24 +51,25 @@ public final class PackedDenseConv {
         outChannels = spec.outChannels
         clamp = ActivationClamp(spec.activation)
         blocks = (outChannels + 7) / 8
-        panels = (blocks + 1) / 2
+        panelWidth = kernels.denseTileBlocks
+        panels = (blocks + panelWidth - 1) / panelWidth
         let taps = kernel * kernel
         weights = .allocate(capacity: blocks * taps * inChannels)
         bias = .allocate(capacity: blocks)
-        // Panel p holds, for each tap and input channel, the weights of its (up to) 16 output channels as
-        // 1 or 2 vectors; lanes past the last output channel are zero. Written in the packed order, one
+        // Panel p holds, for each tap and input channel, the weights of its output channels as up to
+        // `panelWidth` vectors; lanes past the last output channel are zero. Written in the packed order, one
         // vector run after another, reading the panel's 16 weight rows as 16 forward streams: writing in the
         // weight's order instead touched a new cache line per value, which cost the trainer (it packs every
         // step) 4% of a step.
         let count = blocks * taps * inChannels
         weights.withMemoryRebound(to: Float.self, capacity: count * 8) { packed in
             conv.weight.withUnsafeBufferPointer { w in
-                let (inChannels, outChannels, blocks, panels) = (inChannels, outChannels, blocks, panels)
+                let (inChannels, outChannels, blocks, panels, panelWidth) = (inChannels, outChannels, blocks, panels, panelWidth)
                 parallelChunks(panels, threads: threads) { panelRange in
                     for panel in panelRange {
-                        let width = min(2, blocks - 2 * panel) * 8, firstChannel = panel * 16
+                        let width = min(panelWidth, blocks - panelWidth * panel) * 8, firstChannel = panel * panelWidth * 8
                         let lanes = min(width, outChannels - firstChannel)
-                        var target = packed + panel * 2 * taps * inChannels * 8
+                        var target = packed + panel * panelWidth * taps * inChannels * 8
                         for t in 0..<taps {
                             for c in 0..<inChannels {
                                 var source = (firstChannel * inChannels + c) * taps + t
@@ -90,15 +94,19 @@ public final class PackedDenseConv {
         bias.deallocate()
     }
 
-    /// 8-lane blocks in panel p: 2, or 1 for a last panel of at most 8 channels.
+    /// 8-lane blocks in panel p: `panelWidth`, or fewer in the last panel.
     @inline(__always)
-    func panelBlocks(_ panel: Int) -> Int { min(2, blocks - 2 * panel) }
+    func panelBlocks(_ panel: Int) -> Int { min(panelWidth, blocks - panelWidth * panel) }
 
-    /// Start of panel p in `weights`: every earlier panel has two blocks.
+    /// Start of panel p in `weights`: every earlier panel is full.
     @inline(__always)
     func panelStart(_ panel: Int) -> UnsafeMutablePointer<FloatVector> {
-        weights + panel * 2 * taps * inChannels
+        weights + panel * panelWidth * taps * inChannels
     }
+
+    /// The first output channel of panel p.
+    @inline(__always)
+    func panelChannel(_ panel: Int) -> Int { panel * panelWidth * 8 }
 
     /// Output size for an input side of n (PyTorch: floor((n + 2p - k) / s) + 1).
     public func outputSize(_ n: Int) -> Int { (n + 2 * padding - kernel) / stride + 1 }
@@ -199,6 +207,9 @@ typealias TileOffsets = (inputs: (Int, Int, Int, Int, Int, Int), outputs: (Int, 
 func runDenseTiles(_ conv: PackedDenseConv, pixelCount: Int, taps: UnsafePointer<Int>, input ip: UnsafePointer<Float>,
                    output op: UnsafeMutablePointer<Float>, threads: Int, offsets: (Int, Int) -> TileOffsets) {
     let tiles = (pixelCount + denseTilePixels - 1) / denseTilePixels
+    // The input-channel chunks set the order each output's products are added in (chunk by chunk, all taps of
+    // a chunk), so they are sized for a 16-channel panel on every path: 32-channel panels then stream twice
+    // the bytes per chunk, and every path gives the same bits.
     let panelBytes = conv.taps * conv.inChannels * 2 * MemoryLayout<FloatVector>.stride
     let chunkCount = min(conv.inChannels, (panelBytes + densePanelCacheBytes - 1) / densePanelCacheBytes)
     let chunkChannels = (conv.inChannels + chunkCount - 1) / chunkCount
@@ -236,7 +247,7 @@ func denseTile(_ conv: PackedDenseConv, panel: Int, taps: UnsafePointer<Int>,
               p0, p1, p2, p3, p4, p5, o0, o1, o2, o3, o4, o5, valid: valid)
 }
 
-/// 6 pixels x the panel's 16 (or 8) output channels, over the input channels `channels` of every tap, on
+/// 6 pixels x the panel's output channels, over the input channels `channels` of every tap, on
 /// the path's microkernel (`floatDenseTile`, Sources/FloatMicrokernels/FloatTiles.swift). Starts from the
 /// bias, or (`accumulate`) from the partial sums already in the output; applies the activation only when
 /// `finish` (the last chunk of input channels). Pixels at index >= valid are computed but not stored.
@@ -247,14 +258,14 @@ func denseTile(_ conv: PackedDenseConv, panel: Int, taps: UnsafePointer<Int>, ch
                _ o0: UnsafeMutablePointer<Float>, _ o1: UnsafeMutablePointer<Float>, _ o2: UnsafeMutablePointer<Float>,
                _ o3: UnsafeMutablePointer<Float>, _ o4: UnsafeMutablePointer<Float>, _ o5: UnsafeMutablePointer<Float>,
                valid: Int) {
-    let channel = panel * 16
+    let channel = conv.panelChannel(panel)
     var inputs = (p0, p1, p2, p3, p4, p5)
     var outputs = (o0 + channel, o1 + channel, o2 + channel, o3 + channel, o4 + channel, o5 + channel)
     withUnsafePointer(to: &inputs) { inputs in
         withUnsafePointer(to: &outputs) { outputs in
             conv.kernels.denseTile(UnsafeRawPointer(inputs).assumingMemoryBound(to: UnsafePointer<Float>.self),
                                    UnsafeRawPointer(outputs).assumingMemoryBound(to: UnsafeMutablePointer<Float>.self), valid,
-                                   conv.panelStart(panel), conv.panelBlocks(panel), conv.bias + 2 * panel, taps, conv.taps,
+                                   conv.panelStart(panel), conv.panelBlocks(panel), conv.bias + conv.panelWidth * panel, taps, conv.taps,
                                    conv.inChannels, channels.lowerBound, channels.upperBound, conv.outChannels - channel,
                                    accumulate, finish, conv.clamp.lower, conv.clamp.upper)
         }
