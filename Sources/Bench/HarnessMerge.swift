@@ -1,5 +1,5 @@
 // One report from several harness outputs (`sonoquant bench merge A B --out C`). A full run that does not
-// fit one machine or one session is trained as several harness runs, each into its own OUT; merging unites
+// fit one machine or one stretch of time is trained as several harness runs, each into its own OUT; merging unites
 // their rows as they were measured (nothing is trained or measured again) and records where each row came
 // from. The inputs must describe the same experiment (split, frame size, epochs, batch, learning rate,
 // observer, calibration frames), else the merge refuses: a table mixing them would compare unlike things.

@@ -3,7 +3,7 @@
 # checkpoint committed under docs/results/train/unet-baseline-seed1 (float16; `git show
 # 57f1b0e:docs/results/train/unet-baseline-seed1/model_epoch01_f16.safetensors`), so Adam's moments start
 # fresh and the shuffling/augmentation stream restarts at seed 1 (an uninterrupted run would continue both).
-# Whole machine (2 threads, nothing else running), the AVX2+FMA build of 9605cad; 12:03-13:04 UTC
+# Whole machine (2 threads, nothing else running), the AVX2+FMA build of 9605cad
 # 2026-11-27 (3 x ~19 min training + evaluation, then ~3 min of measurement). Log: bench.log.
 # The epoch-4 checkpoint was docs/results/train/unet-baseline-seed1/model_epoch04_f16.safetensors (in git history at
 # 3e442b2; epochs 5-7 continued from it: command-epochs5-7.sh there): continue

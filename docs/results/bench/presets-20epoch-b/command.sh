@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Six presets, 20 epochs, paper split, 192x128, seed 0 (fourth session of 2026-11-27, from 16:33 UTC), then measured.
+# Six presets, 20 epochs, paper split, 192x128, seed 0 (2026-11-27), then measured.
 # Machine: 2-core AMD EPYC VM. Binary: /work/runs/bin/sonoquant-avx2-0c2d139 (AVX2+FMA build of commit 0c2d139,
-# scripts/lib/simd-build.sh) for training; the measurement at the end used the build of this session's last
+# scripts/lib/simd-build.sh) for training; the measurement at the end used the day's last build
 # commit (same trainer; int8 Winograd in the engine: accuracy bit-identical, latency lower).
 # Two harness processes side by side, one training thread each, disjoint strategy lists, one --out.
-# All eight finished (16:33-~19:50 UTC by the epoch logs; train.log), then all were measured at 20:55 UTC on the idle machine:
+# All eight finished (about 3 h 20 min by the epoch logs; train.log), then all were measured on the idle machine:
 export OPENBLAS_NUM_THREADS=1
 common="--data /work/shared/hc18/training_set --split /work/shared/hc18/splits/paper_split.csv --size 192x128 --epochs 20 --seeds 0
   --init /work/shared/weights/mobilenet_v2_imagenet.safetensors --threads 1 --rounds 1 --runs-per-round 1 --out /work/full-run/presets"

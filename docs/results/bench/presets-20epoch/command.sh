@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# D4 and D4+H, 20 epochs, paper split, 192x128, seed 0 (session 2026-11-27, 10:58-12:03 UTC), then measured.
+# D4 and D4+H, 20 epochs, paper split, 192x128, seed 0 (2026-11-27), then measured.
 # Trained as two harness processes side by side, one training thread each (the machine has 2 cores);
 # both wrote into the same --out with disjoint strategy lists. What ran, in order (RUNLOG.md has the why):
 #   epoch 1:      /work/runs/bin/sonoquant-57f1b0e (portable release build of 57f1b0e), glibc malloc defaults

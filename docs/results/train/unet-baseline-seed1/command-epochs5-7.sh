@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# unet-baseline, seed 1: epochs 5-7 (third session of 2026-11-27, 13:53-15:31 UTC; the trainer counts them 1-3).
+# unet-baseline, seed 1: epochs 5-7 (2026-11-27; the trainer counts them 1-3).
 # One `sonoquant train` run started from the epoch-4 checkpoint (float16, commit 3e442b2 of this directory)
 # with --init: Adam's moments start fresh at epoch 5 and then carry across epochs 5-7 (one process); the
 # shuffling/augmentation stream restarts at seed 1. Machine: 2-vCPU Intel Xeon (AVX-512) VM, 2 threads,
 # the AVX2+FMA build of 3e442b2 (scripts/lib/simd-build.sh); 0.36-0.47 images/s (29-38 min per epoch;
 # epoch 5 shared the cores with a profiler and a debootstrap). Stopped by hand (SIGTERM) at the start of
-# epoch 8 to leave the session's last hour for the int8 model, the aarch64 check and the docs;
+# epoch 8 to leave time for the int8 model, the aarch64 check and the docs;
 # --resume on the same --out would have continued. Progress log: train-epochs5-7.log.
 OPENBLAS_NUM_THREADS=2 nice -n 5 /work/runs/bin/sonoquant-avx2-3e442b2 train \
   --data /work/shared/hc18/training_set --split /work/shared/hc18/splits/paper_split.csv \
