@@ -368,7 +368,7 @@ public func writeFileAtomically(path: String, bytes: [UInt8]) throws {
     try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     let temporary = directory.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
     do {
-        try writeFile(path: temporary.path, bytes: bytes)
+        try writeFile(path: temporary.path, bytes: bytes, reportedAs: path)
         // POSIX rename within one directory is atomic: the old file or the new one, never a mix.
         guard rename(temporary.path, path) == 0 else {
             throw SonoQuantError(path, "cannot rename \(temporary.path) into place: \(String(cString: strerror(errno)))", kind: .cannotWrite)
@@ -382,25 +382,26 @@ public func writeFileAtomically(path: String, bytes: [UInt8]) throws {
     }
 }
 
-/// Creates (or truncates) `path` and writes `bytes` from the array's own memory (no intermediate copy).
-private func writeFile(path: String, bytes: [UInt8]) throws {
+/// Creates (or truncates) `path` and writes `bytes` from the array's own memory (no intermediate copy); errors
+/// name `reportedAs`, the file the user asked for (`path` is its temporary).
+private func writeFile(path: String, bytes: [UInt8], reportedAs target: String) throws {
     let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
-    guard descriptor >= 0 else { throw SonoQuantError(path, "cannot create file: \(String(cString: strerror(errno)))", kind: .cannotWrite) }
+    guard descriptor >= 0 else { throw SonoQuantError(target, "cannot create file: \(String(cString: strerror(errno)))", kind: .cannotWrite) }
     var failure: Int32 = 0
     bytes.withUnsafeBytes { buffer in
         var written = 0
         while written < buffer.count {
             let result = write(descriptor, buffer.baseAddress! + written, buffer.count - written)
-            if result < 0 {
-                if errno == EINTR { continue }
-                failure = errno
+            if result < 0 && errno == EINTR { continue }
+            if result <= 0 {  // 0: nothing written and no error, which a regular file should never give
+                failure = result < 0 ? errno : EIO
                 return
             }
             written += result
         }
     }
     if close(descriptor) != 0 && failure == 0 { failure = errno }
-    if failure != 0 { throw SonoQuantError(path, "cannot write file: \(String(cString: strerror(failure)))", kind: .cannotWrite) }
+    if failure != 0 { throw SonoQuantError(target, "cannot write file: \(String(cString: strerror(failure)))", kind: .cannotWrite) }
 }
 
 public func writeFileAtomically(path: String, text: String) throws {
