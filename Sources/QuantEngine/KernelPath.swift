@@ -154,6 +154,8 @@ struct FloatKernelTable {
     let denseTile: DenseTile
     /// The widest panel `denseTile` takes, in 8-lane blocks (`floatDenseTileBlocks`).
     let denseTileBlocks: Int
+    /// Where the path has it, a tile of 12 pixels for panels of 2 blocks (`floatDenseTile12x16`, AVX-512).
+    var denseTile12x16: DenseTile? = nil
     let depthwise3x3Row: Depthwise3x3Row
     let winogradInputRow: WinogradInputRow
     let winogradOutputRow: WinogradOutputRow
@@ -173,6 +175,7 @@ struct FloatKernelTable {
                                     winogradOutputRow: FloatMicrokernelsAVX2.floatWinogradOutputRow)
         case .avx512VNNI:
             return FloatKernelTable(denseTile: FloatMicrokernelsAVX512.floatDenseTile, denseTileBlocks: FloatMicrokernelsAVX512.floatDenseTileBlocks,
+                                    denseTile12x16: FloatMicrokernelsAVX512.floatDenseTile12x16,
                                     depthwise3x3Row: FloatMicrokernelsAVX512.floatDepthwise3x3Row,
                                     winogradInputRow: FloatMicrokernelsAVX512.floatWinogradInputRow,
                                     winogradOutputRow: FloatMicrokernelsAVX512.floatWinogradOutputRow)

@@ -60,13 +60,15 @@ final class FloatKernelTests: XCTestCase {
     /// The AVX-512 build of the dense tile (16-lane accumulators, panels of 32 output channels) does each
     /// lane's multiply-adds in the order of the AVX2 build (8-lane accumulators, panels of 16), so the two
     /// paths give the same bits (on a CPU that has both): panels of 3 blocks (19, 24 outputs), 4 (32, 64), 4 + 1
-    /// (40), and input channels in chunks (300, 700 inputs: the chunks do not depend on the panel width).
+    /// (40), 2 (16, and 4 + 2 = 48: the 12-pixel tile, tiles in pairs and an odd one), and input channels in
+    /// chunks (300, 400, 700 inputs: the chunks do not depend on the panel width).
     func testDenseTileGivesTheSameBitsOnAVX2AndAVX512() throws {
         guard KernelPath.supported.contains(.avx2) && KernelPath.supported.contains(.avx512VNNI) else {
             throw XCTSkip("needs a CPU with AVX2 and AVX-512 VNNI")
         }
         for (kernel, stride, cin, cout, activation) in [(3, 1, 5, 19, Activation.relu6), (3, 2, 40, 32, .none), (1, 1, 17, 64, .relu),
-                                                        (3, 1, 300, 24, .none), (3, 1, 700, 40, .relu)] {
+                                                        (3, 1, 300, 24, .none), (3, 1, 700, 40, .relu),
+                                                        (3, 1, 32, 16, .relu), (1, 1, 24, 48, .none), (3, 1, 400, 16, .none)] {
             let conv = randomConv(.standard, kernel: kernel, stride: stride, in: cin, out: cout, activation)
             let input = randomMap(images: 2, height: 9, width: 7, channels: cin)
             var outputs: [Tensor] = []

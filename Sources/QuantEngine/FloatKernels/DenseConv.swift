@@ -221,13 +221,38 @@ func runDenseTiles(_ conv: PackedDenseConv, pixelCount: Int, taps: UnsafePointer
             for chunkStart in Swift.stride(from: 0, to: conv.inChannels, by: chunkChannels) {
                 let channels = chunkStart..<min(conv.inChannels, chunkStart + chunkChannels)
                 let isFirst = chunkStart == 0, isLast = channels.upperBound == conv.inChannels
-                for tile in tileRange {
+                // A panel of 2 blocks takes its tiles two at a time where the path has a 12-pixel tile (AVX-512).
+                let pairs = conv.panelBlocks(panel) == 2 ? conv.kernels.denseTile12x16 : nil
+                var tile = tileRange.lowerBound
+                while tile < tileRange.upperBound {
                     let first = tile * denseTilePixels
                     let valid = min(denseTilePixels, pixelCount - first)
                     let (i, o) = offsets(first, valid)
-                    denseTile(conv, panel: panel, taps: taps, channels: channels, accumulate: !isFirst, finish: isLast,
-                              ip + i.0, ip + i.1, ip + i.2, ip + i.3, ip + i.4, ip + i.5,
-                              op + o.0, op + o.1, op + o.2, op + o.3, op + o.4, op + o.5, valid: valid)
+                    if let pairs, tile + 1 < tileRange.upperBound {
+                        let second = first + denseTilePixels, secondValid = min(denseTilePixels, pixelCount - second)
+                        let (j, q) = offsets(second, secondValid)
+                        var inputs = (ip + i.0, ip + i.1, ip + i.2, ip + i.3, ip + i.4, ip + i.5,
+                                      ip + j.0, ip + j.1, ip + j.2, ip + j.3, ip + j.4, ip + j.5)
+                        let channel = conv.panelChannel(panel)
+                        var outputs = (op + o.0 + channel, op + o.1 + channel, op + o.2 + channel, op + o.3 + channel,
+                                       op + o.4 + channel, op + o.5 + channel, op + q.0 + channel, op + q.1 + channel,
+                                       op + q.2 + channel, op + q.3 + channel, op + q.4 + channel, op + q.5 + channel)
+                        withUnsafePointer(to: &inputs) { inputs in
+                            withUnsafePointer(to: &outputs) { outputs in
+                                pairs(UnsafeRawPointer(inputs).assumingMemoryBound(to: UnsafePointer<Float>.self),
+                                      UnsafeRawPointer(outputs).assumingMemoryBound(to: UnsafeMutablePointer<Float>.self),
+                                      denseTilePixels + secondValid, conv.panelStart(panel), 2, conv.bias + conv.panelWidth * panel,
+                                      taps, conv.taps, conv.inChannels, channels.lowerBound, channels.upperBound,
+                                      conv.outChannels - channel, !isFirst, isLast, conv.clamp.lower, conv.clamp.upper)
+                            }
+                        }
+                        tile += 2
+                    } else {
+                        denseTile(conv, panel: panel, taps: taps, channels: channels, accumulate: !isFirst, finish: isLast,
+                                  ip + i.0, ip + i.1, ip + i.2, ip + i.3, ip + i.4, ip + i.5,
+                                  op + o.0, op + o.1, op + o.2, op + o.3, op + o.4, op + o.5, valid: valid)
+                        tile += 1
+                    }
                 }
             }
             item = panel * tiles + tileRange.upperBound
