@@ -21,6 +21,26 @@ public func filledMask(outline: GrayImage) -> [UInt8]? {
     return rasterizeEllipse(ellipse, width: outline.width, height: outline.height)
 }
 
+/// Whether a pixel centre (x, y integers) lies strictly inside an ellipse: u²/a² + v²/b² < 1, with (u, v) the
+/// centre's offset rotated into the ellipse's axes. The one test both rasterizers apply.
+private struct EllipseInterior {
+    let ellipse: Ellipse
+    let c: Double, s: Double, inverseA2: Double, inverseB2: Double
+
+    init(_ ellipse: Ellipse) {
+        self.ellipse = ellipse
+        c = cos(ellipse.angle); s = sin(ellipse.angle)
+        inverseA2 = 1 / (ellipse.semiMajor * ellipse.semiMajor); inverseB2 = 1 / (ellipse.semiMinor * ellipse.semiMinor)
+    }
+
+    @inline(__always)
+    func contains(_ x: Int, _ y: Int) -> Bool {
+        let dx = Double(x) - ellipse.centerX, dy = Double(y) - ellipse.centerY
+        let u = dx * c + dy * s, v = dy * c - dx * s
+        return u * u * inverseA2 + v * v * inverseB2 < 1
+    }
+}
+
 /// 1 for each pixel whose centre (x, y integers) lies strictly inside `ellipse`, 0 elsewhere: the pixels
 /// where u²/a² + v²/b² < 1, with (u, v) the centre's offset rotated into the ellipse's axes.
 ///
@@ -29,8 +49,8 @@ public func filledMask(outline: GrayImage) -> [UInt8]? {
 /// tested until the test flips), so the mask is the per-pixel test's (`rasterizeEllipseByPixel`, which the
 /// tests compare with) at a few tests per row instead of one per pixel.
 public func rasterizeEllipse(_ ellipse: Ellipse, width: Int, height: Int) -> [UInt8] {
-    let c = cos(ellipse.angle), s = sin(ellipse.angle)
-    let inverseA2 = 1 / (ellipse.semiMajor * ellipse.semiMajor), inverseB2 = 1 / (ellipse.semiMinor * ellipse.semiMinor)
+    let interior = EllipseInterior(ellipse)
+    let (c, s, inverseA2, inverseB2) = (interior.c, interior.s, interior.inverseA2, interior.inverseB2)
     // f(dx) = qa dx² + qb(dy) dx + qc(dy) along the row dy = y - centreY.
     let qa = c * c * inverseA2 + s * s * inverseB2
     guard qa.isFinite, qa > 0, inverseA2.isFinite, inverseB2.isFinite, ellipse.centerX.isFinite, ellipse.centerY.isFinite, width > 0 else {
@@ -40,11 +60,7 @@ public func rasterizeEllipse(_ ellipse: Ellipse, width: Int, height: Int) -> [UI
     mask.withUnsafeMutableBufferPointer { mask in
         for y in 0..<height {
             let dy = Double(y) - ellipse.centerY
-            @inline(__always) func inside(_ x: Int) -> Bool {
-                let dx = Double(x) - ellipse.centerX
-                let u = dx * c + dy * s, v = dy * c - dx * s
-                return u * u * inverseA2 + v * v * inverseB2 < 1
-            }
+            @inline(__always) func inside(_ x: Int) -> Bool { interior.contains(x, y) }
             let qb = 2 * dy * s * c * (inverseA2 - inverseB2), qc = dy * dy * (s * s * inverseA2 + c * c * inverseB2)
             let discriminant = qb * qb - 4 * qa * (qc - 1)
             // The run's estimated ends (the vertex when the row misses the ellipse), kept inside the row.
@@ -65,16 +81,10 @@ public func rasterizeEllipse(_ ellipse: Ellipse, width: Int, height: Int) -> [UI
 
 /// `rasterizeEllipse` one pixel at a time: its reference, and its answer for shapes it cannot solve per row.
 public func rasterizeEllipseByPixel(_ ellipse: Ellipse, width: Int, height: Int) -> [UInt8] {
+    let interior = EllipseInterior(ellipse)
     var mask = [UInt8](repeating: 0, count: width * height)
-    let c = cos(ellipse.angle), s = sin(ellipse.angle)
-    let inverseA2 = 1 / (ellipse.semiMajor * ellipse.semiMajor), inverseB2 = 1 / (ellipse.semiMinor * ellipse.semiMinor)
     for y in 0..<height {
-        let dy = Double(y) - ellipse.centerY
-        for x in 0..<width {
-            let dx = Double(x) - ellipse.centerX
-            let u = dx * c + dy * s, v = dy * c - dx * s
-            if u * u * inverseA2 + v * v * inverseB2 < 1 { mask[y * width + x] = 1 }
-        }
+        for x in 0..<width where interior.contains(x, y) { mask[y * width + x] = 1 }
     }
     return mask
 }

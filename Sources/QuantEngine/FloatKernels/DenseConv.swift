@@ -237,15 +237,8 @@ func runDenseTiles(_ conv: PackedDenseConv, pixelCount: Int, taps: UnsafePointer
                         var outputs = (op + o.0 + channel, op + o.1 + channel, op + o.2 + channel, op + o.3 + channel,
                                        op + o.4 + channel, op + o.5 + channel, op + q.0 + channel, op + q.1 + channel,
                                        op + q.2 + channel, op + q.3 + channel, op + q.4 + channel, op + q.5 + channel)
-                        withUnsafePointer(to: &inputs) { inputs in
-                            withUnsafePointer(to: &outputs) { outputs in
-                                pairs(UnsafeRawPointer(inputs).assumingMemoryBound(to: UnsafePointer<Float>.self),
-                                      UnsafeRawPointer(outputs).assumingMemoryBound(to: UnsafeMutablePointer<Float>.self),
-                                      denseTilePixels + secondValid, conv.panelStart(panel), 2, conv.bias + conv.panelWidth * panel,
-                                      taps, conv.taps, conv.inChannels, channels.lowerBound, channels.upperBound,
-                                      conv.outChannels - channel, !isFirst, isLast, conv.clamp.lower, conv.clamp.upper)
-                            }
-                        }
+                        callTile(pairs, conv, panel: panel, taps: taps, channels: channels, accumulate: !isFirst, finish: isLast,
+                                 inputs: &inputs, outputs: &outputs, valid: denseTilePixels + secondValid)
                         tile += 2
                     } else {
                         denseTile(conv, panel: panel, taps: taps, channels: channels, accumulate: !isFirst, finish: isLast,
@@ -286,13 +279,24 @@ func denseTile(_ conv: PackedDenseConv, panel: Int, taps: UnsafePointer<Int>, ch
     let channel = conv.panelChannel(panel)
     var inputs = (p0, p1, p2, p3, p4, p5)
     var outputs = (o0 + channel, o1 + channel, o2 + channel, o3 + channel, o4 + channel, o5 + channel)
+    callTile(conv.kernels.denseTile, conv, panel: panel, taps: taps, channels: channels, accumulate: accumulate, finish: finish,
+             inputs: &inputs, outputs: &outputs, valid: valid)
+}
+
+/// Calls a dense tile microkernel of `conv`'s path on panel `panel`: `inputs` and `outputs` are tuples of the
+/// tile's pixel pointers (6, or 12 for `floatDenseTile12x16`), the outputs already at the panel's first channel.
+@inline(__always)
+func callTile<Inputs, Outputs>(_ tile: FloatKernelTable.DenseTile, _ conv: PackedDenseConv, panel: Int, taps: UnsafePointer<Int>,
+                               channels: Range<Int>, accumulate: Bool, finish: Bool, inputs: inout Inputs, outputs: inout Outputs,
+                               valid: Int) {
+    let channel = conv.panelChannel(panel)
     withUnsafePointer(to: &inputs) { inputs in
         withUnsafePointer(to: &outputs) { outputs in
-            conv.kernels.denseTile(UnsafeRawPointer(inputs).assumingMemoryBound(to: UnsafePointer<Float>.self),
-                                   UnsafeRawPointer(outputs).assumingMemoryBound(to: UnsafeMutablePointer<Float>.self), valid,
-                                   conv.panelStart(panel), conv.panelBlocks(panel), conv.bias + conv.panelWidth * panel, taps, conv.taps,
-                                   conv.inChannels, channels.lowerBound, channels.upperBound, conv.outChannels - channel,
-                                   accumulate, finish, conv.clamp.lower, conv.clamp.upper)
+            tile(UnsafeRawPointer(inputs).assumingMemoryBound(to: UnsafePointer<Float>.self),
+                 UnsafeRawPointer(outputs).assumingMemoryBound(to: UnsafeMutablePointer<Float>.self), valid,
+                 conv.panelStart(panel), conv.panelBlocks(panel), conv.bias + conv.panelWidth * panel, taps, conv.taps,
+                 conv.inChannels, channels.lowerBound, channels.upperBound, conv.outChannels - channel,
+                 accumulate, finish, conv.clamp.lower, conv.clamp.upper)
         }
     }
 }
